@@ -1,0 +1,184 @@
+"""Typed, frozen settings read once from the environment and validated at start.
+
+Every knob of the pipeline lives here, so that Terraform, the local stack and the
+tests agree on one list of variable names. Each field declares the environment
+variable it comes from and the functions that read it; `env_vars_for(function)`
+is what the Terraform structural test checks against each function resource.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import os
+import string
+from dataclasses import dataclass, field
+from functools import lru_cache
+from typing import Any, Callable, Mapping
+
+from shared.errors import ConfigError
+
+INGEST = "ingest"
+BACKFILL = "backfill"
+LOAD_BIGQUERY = "load_bigquery"
+LOAD_POSTGRES = "load_postgres"
+STATUS = "status"
+ALL_FUNCTIONS = (INGEST, BACKFILL, LOAD_BIGQUERY, LOAD_POSTGRES, STATUS)
+
+DEFAULT_SOURCE_URL_TEMPLATE = (
+    "https://github.com/DataTalksClub/nyc-tlc-data/releases/download/"
+    "{service}/{service}_tripdata_{year}-{month:02d}.csv.gz"
+)
+BQ_STRATEGIES = ("partition_decorator", "staging_transaction")
+
+
+def _str(value: str) -> str:
+    if not value.strip():
+        raise ValueError("must not be empty")
+    return value.strip()
+
+
+def _int_range(lo: int, hi: int) -> Callable[[str], int]:
+    def parse(value: str) -> int:
+        number = int(value)
+        if not lo <= number <= hi:
+            raise ValueError(f"must be between {lo} and {hi}")
+        return number
+
+    return parse
+
+
+def _bool(value: str) -> bool:
+    lowered = value.strip().lower()
+    if lowered in ("1", "true", "yes", "on"):
+        return True
+    if lowered in ("0", "false", "no", "off", ""):
+        return False
+    raise ValueError("must be true or false")
+
+
+def _choice(*choices: str) -> Callable[[str], str]:
+    def parse(value: str) -> str:
+        if value not in choices:
+            raise ValueError(f"must be one of {', '.join(choices)}")
+        return value
+
+    return parse
+
+
+def _url_template(value: str) -> str:
+    """The template is an operator setting, never message input (no SSRF)."""
+    fields = {name for _, name, _, _ in string.Formatter().parse(value) if name}
+    unknown = fields - {"service", "year", "month"}
+    if unknown:
+        raise ValueError(f"unknown fields {sorted(unknown)}; allowed: service, year, month")
+    if not value.startswith(("http://", "https://")):
+        raise ValueError("must be an http(s) URL")
+    try:
+        value.format(service="yellow", year=2021, month=1)
+    except (ValueError, IndexError, KeyError) as exc:
+        raise ValueError(f"does not format: {exc}") from exc
+    return value
+
+
+def _setting(env: str, parse: Callable[[str], Any], default: Any, *functions: str) -> Any:
+    return field(
+        default=default,
+        metadata={"env": env, "parse": parse, "functions": functions or ALL_FUNCTIONS},
+    )
+
+
+@dataclass(frozen=True)
+class Settings:
+    """All settings; `None` default means the variable is required where used."""
+
+    project: str = _setting("GCP_PROJECT", _str, None)
+    lake_bucket: str = _setting("LAKE_BUCKET", _str, None, INGEST, LOAD_BIGQUERY, LOAD_POSTGRES, STATUS)
+    dead_letter_topic: str = _setting("DEAD_LETTER_TOPIC", _str, None)
+    log_level: str = _setting("LOG_LEVEL", _choice("DEBUG", "INFO", "WARNING", "ERROR"), "INFO")
+    max_event_age_seconds: int = _setting(
+        "MAX_EVENT_AGE_SECONDS", _int_range(60, 7 * 86400), 6 * 3600
+    )
+
+    # ingest
+    source_url_template: str = _setting(
+        "SOURCE_URL_TEMPLATE", _url_template, DEFAULT_SOURCE_URL_TEMPLATE, INGEST, STATUS
+    )
+    ingest_lag_days: int = _setting("INGEST_LAG_DAYS", _int_range(0, 3660), 1, INGEST)
+    keep_empty_passenger_count: bool = _setting(
+        "KEEP_EMPTY_PASSENGER_COUNT", _bool, False, INGEST
+    )
+    download_timeout_seconds: int = _setting(
+        "DOWNLOAD_TIMEOUT_SECONDS", _int_range(1, 3600), 60, INGEST
+    )
+    download_max_attempts: int = _setting("DOWNLOAD_MAX_ATTEMPTS", _int_range(1, 10), 4, INGEST)
+
+    # BigQuery
+    bq_dataset: str = _setting("BQ_DATASET", _str, "nyc_taxi", LOAD_BIGQUERY, STATUS)
+    bq_location: str = _setting("BQ_LOCATION", _str, "US", LOAD_BIGQUERY, STATUS)
+    bq_replace_strategy: str = _setting(
+        "BQ_REPLACE_STRATEGY", _choice(*BQ_STRATEGIES), "partition_decorator", LOAD_BIGQUERY
+    )
+    bq_partition_expiration_days: int = _setting(
+        "BQ_PARTITION_EXPIRATION_DAYS", _int_range(0, 100000), 0, LOAD_BIGQUERY
+    )
+
+    # PostgreSQL / Cloud SQL
+    pg_schema: str = _setting("PG_SCHEMA", _str, "ny_taxi", LOAD_POSTGRES, STATUS)
+    pg_database: str = _setting("PG_DATABASE", _str, "ny_taxi", LOAD_POSTGRES, STATUS)
+    pg_user: str = _setting("PG_USER", _str, "postgres", LOAD_POSTGRES, STATUS)
+    pg_password: str = _setting("PG_PASSWORD", str, "", LOAD_POSTGRES, STATUS)
+    pg_host: str = _setting("PG_HOST", _str, "127.0.0.1", LOAD_POSTGRES, STATUS)
+    pg_port: int = _setting("PG_PORT", _int_range(1, 65535), 5432, LOAD_POSTGRES, STATUS)
+    cloud_sql_instance: str = _setting("CLOUD_SQL_INSTANCE", str, "", LOAD_POSTGRES, STATUS)
+    pg_iam_auth: bool = _setting("PG_IAM_AUTH", _bool, False, LOAD_POSTGRES, STATUS)
+
+    # backfill
+    ingest_topic: str = _setting("INGEST_TOPIC", _str, None, BACKFILL)
+    backfill_max_dates: int = _setting(
+        "BACKFILL_MAX_DATES", _int_range(1, 100000), 3660, BACKFILL
+    )
+
+    def __repr__(self) -> str:  # never print the password into a log
+        shown = {
+            f.name: ("***" if f.name == "pg_password" and getattr(self, f.name) else getattr(self, f.name))
+            for f in dataclasses.fields(self)
+        }
+        return f"Settings({shown})"
+
+    @classmethod
+    def from_env(cls, env: Mapping[str, str] | None = None, function: str | None = None) -> "Settings":
+        """Parse and validate; required variables are only required for `function`."""
+        env = os.environ if env is None else env
+        values: dict[str, Any] = {}
+        for f in dataclasses.fields(cls):
+            name, parse = f.metadata["env"], f.metadata["parse"]
+            used = function is None or function in f.metadata["functions"]
+            raw = env.get(name)
+            if name == "GCP_PROJECT" and raw is None:
+                raw = env.get("GOOGLE_CLOUD_PROJECT")
+            if raw is None:
+                if f.default is None and used:
+                    raise ConfigError(f"missing setting {name}", field=name, value=None)
+                values[f.name] = f.default
+                continue
+            try:
+                values[f.name] = parse(raw)
+            except ValueError as exc:
+                shown = "***" if name == "PG_PASSWORD" else raw
+                raise ConfigError(f"invalid setting {name}: {exc}", field=name, value=shown) from exc
+        return cls(**values)
+
+
+def env_vars_for(function: str) -> list[str]:
+    """Environment variables `function` reads (for Terraform and docs)."""
+    return [
+        f.metadata["env"]
+        for f in dataclasses.fields(Settings)
+        if function in f.metadata["functions"]
+    ]
+
+
+@lru_cache(maxsize=None)
+def get_settings(function: str | None = None) -> Settings:
+    """Settings of the running process, parsed once per function and reused."""
+    return Settings.from_env(function=function)
