@@ -1,0 +1,69 @@
+"""Google Cloud clients, created lazily on first use and reused across invocations.
+
+Creating clients at import time slows cold starts and breaks in environments
+without credentials (unit tests); creating them per call wastes connections.
+Emulators are honoured: STORAGE_EMULATOR_HOST and PUBSUB_EMULATOR_HOST are read
+by the client libraries themselves, BIGQUERY_EMULATOR_HOST here.
+"""
+
+from __future__ import annotations
+
+import os
+from functools import lru_cache
+from typing import Any
+
+from shared.settings import get_settings
+
+
+def _project() -> str:
+    return get_settings().project
+
+
+@lru_cache(maxsize=1)
+def storage() -> Any:
+    from google.cloud import storage as gcs
+
+    if os.environ.get("STORAGE_EMULATOR_HOST"):
+        from google.auth.credentials import AnonymousCredentials
+
+        return gcs.Client(project=_project(), credentials=AnonymousCredentials())
+    return gcs.Client(project=_project())
+
+
+@lru_cache(maxsize=1)
+def publisher() -> Any:
+    from google.cloud import pubsub_v1
+
+    # Batching: a backfill fans out thousands of small messages; send them in bulk.
+    batch = pubsub_v1.types.BatchSettings(max_messages=500, max_bytes=1_000_000, max_latency=0.05)
+    return pubsub_v1.PublisherClient(batch_settings=batch)
+
+
+def topic_path(topic: str) -> str:
+    """Accept a bare topic id or a full `projects/p/topics/t` name."""
+    return topic if topic.startswith("projects/") else f"projects/{_project()}/topics/{topic}"
+
+
+@lru_cache(maxsize=1)
+def bigquery() -> Any:
+    from google.cloud import bigquery as bq
+
+    settings = get_settings()
+    endpoint = os.environ.get("BIGQUERY_EMULATOR_HOST")
+    if endpoint:
+        from google.api_core.client_options import ClientOptions
+        from google.auth.credentials import AnonymousCredentials
+
+        if not endpoint.startswith("http"):
+            endpoint = f"http://{endpoint}"
+        return bq.Client(project=settings.project, location=settings.bq_location,
+                         credentials=AnonymousCredentials(),
+                         client_options=ClientOptions(api_endpoint=endpoint))
+    return bq.Client(project=settings.project, location=settings.bq_location)
+
+
+def reset() -> None:
+    """Forget cached clients (tests that change the environment)."""
+    for factory in (storage, publisher, bigquery):
+        factory.cache_clear()
+    get_settings.cache_clear()

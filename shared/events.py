@@ -1,0 +1,156 @@
+"""CloudEvents in, typed events out: the only place that knows the platform's envelopes.
+
+Two envelopes reach the functions:
+- `google.cloud.pubsub.topic.v1.messagePublished`: Eventarc's Pub/Sub trigger, or
+  functions-framework's conversion of a raw Pub/Sub push body (local stack). The
+  message is in `data["message"]` with base64 `data`, `attributes`, and the
+  publish time as `publishTime` (or `publish_time`).
+- `google.cloud.storage.object.v1.finalized`: Eventarc's direct GCS trigger, data
+  is the object resource.
+A GCS Pub/Sub notification is the first envelope carrying the second's payload;
+`object_event` accepts both and returns one `ObjectEvent`.
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import datetime as dt
+import json
+from dataclasses import dataclass, field
+from typing import Any, Mapping
+
+from shared.errors import ValidationError
+
+PUBSUB_TYPE = "google.cloud.pubsub.topic.v1.messagePublished"
+GCS_FINALIZED_TYPE = "google.cloud.storage.object.v1.finalized"
+
+
+@dataclass(frozen=True)
+class PubsubMessage:
+    data: bytes
+    attributes: Mapping[str, str]
+    message_id: str
+    publish_time: dt.datetime | None
+
+    def as_dead_letter(self) -> dict[str, Any]:
+        """The original message, kept verbatim for a person to replay."""
+        return {
+            "data": self.data.decode("utf-8", errors="replace"),
+            "attributes": dict(self.attributes),
+            "message_id": self.message_id,
+            "publish_time": self.publish_time.isoformat() if self.publish_time else None,
+        }
+
+
+@dataclass(frozen=True)
+class ObjectEvent:
+    bucket: str
+    name: str
+    generation: int
+    metadata: Mapping[str, str] = field(default_factory=dict)
+    size: int | None = None
+
+
+def _event_type(cloud_event: Any) -> str:
+    return cloud_event["type"] if "type" in _attrs(cloud_event) else ""
+
+
+def _attrs(cloud_event: Any) -> Mapping[str, Any]:
+    get = getattr(cloud_event, "get_attributes", None)
+    return get() if get else {}
+
+
+def _event_time(cloud_event: Any) -> dt.datetime | None:
+    value = _attrs(cloud_event).get("time")
+    return parse_timestamp(value) if isinstance(value, str) else None
+
+
+def parse_timestamp(value: str | None) -> dt.datetime | None:
+    """RFC 3339 with any precision and `Z` -> aware datetime (None when absent/bad)."""
+    if not value:
+        return None
+    text = value.strip().replace("Z", "+00:00")
+    if "." in text:  # Python < 3.11 parsers and nanosecond precision: trim to microseconds
+        head, _, tail = text.partition(".")
+        digits = "".join(ch for ch in tail if ch.isdigit())
+        zone = tail[len(digits):]
+        text = f"{head}.{digits[:6].ljust(6, '0')}{zone}"
+    try:
+        parsed = dt.datetime.fromisoformat(text)
+    except ValueError:
+        return None
+    return parsed if parsed.tzinfo else parsed.replace(tzinfo=dt.timezone.utc)
+
+
+def pubsub_message(cloud_event: Any) -> PubsubMessage:
+    """Extract the Pub/Sub message of a messagePublished CloudEvent."""
+    data = cloud_event.data if isinstance(cloud_event.data, Mapping) else None
+    message = data.get("message") if data else None
+    if not isinstance(message, Mapping):
+        raise ValidationError("event carries no Pub/Sub message", field="data.message",
+                              value=type(cloud_event.data).__name__)
+    raw = message.get("data") or ""
+    try:
+        payload = base64.b64decode(raw, validate=True) if raw else b""
+    except (binascii.Error, ValueError, TypeError) as exc:
+        raise ValidationError("message data is not base64", field="message.data", value=str(raw)[:80]) from exc
+    attributes = message.get("attributes") or {}
+    if not isinstance(attributes, Mapping):
+        raise ValidationError("message attributes are not a map", field="message.attributes", value=str(attributes)[:80])
+    publish_time = parse_timestamp(message.get("publishTime") or message.get("publish_time")) or _event_time(cloud_event)
+    message_id = str(message.get("messageId") or message.get("message_id") or _attrs(cloud_event).get("id", ""))
+    return PubsubMessage(payload, {str(k): str(v) for k, v in attributes.items()}, message_id, publish_time)
+
+
+def event_time(cloud_event: Any) -> dt.datetime | None:
+    """When the event was first produced: publish time for Pub/Sub, `time` otherwise."""
+    if _event_type(cloud_event) == PUBSUB_TYPE:
+        try:
+            return pubsub_message(cloud_event).publish_time
+        except ValidationError:
+            return _event_time(cloud_event)
+    return _event_time(cloud_event)
+
+
+def _object_from_resource(resource: Mapping[str, Any]) -> ObjectEvent:
+    bucket, name, generation = resource.get("bucket"), resource.get("name"), resource.get("generation")
+    if not bucket or not name:
+        raise ValidationError("object event without bucket or name", field="data.name", value=name)
+    try:
+        gen = int(generation)
+    except (TypeError, ValueError) as exc:
+        raise ValidationError("object event without a numeric generation", field="data.generation",
+                              value=generation) from exc
+    size = resource.get("size")
+    metadata = resource.get("metadata") or {}
+    return ObjectEvent(str(bucket), str(name), gen, {str(k): str(v) for k, v in metadata.items()},
+                       int(size) if str(size or "").isdigit() else None)
+
+
+def object_event(cloud_event: Any) -> ObjectEvent | None:
+    """Both GCS event envelopes -> ObjectEvent; None for events that are not a finalize.
+
+    Raises ValidationError when the envelope claims to be a finalize but is malformed.
+    """
+    kind = _event_type(cloud_event)
+    if kind == GCS_FINALIZED_TYPE:
+        if not isinstance(cloud_event.data, Mapping):
+            raise ValidationError("finalize event data is not an object", field="data", value=str(cloud_event.data)[:80])
+        return _object_from_resource(cloud_event.data)
+    if kind == PUBSUB_TYPE:
+        message = pubsub_message(cloud_event)
+        if message.attributes.get("eventType") != "OBJECT_FINALIZE":
+            return None
+        resource: dict[str, Any] = {}
+        if message.data:
+            try:
+                resource = json.loads(message.data)
+            except json.JSONDecodeError as exc:
+                raise ValidationError("notification payload is not JSON", field="message.data",
+                                      value=message.data[:80].decode("utf-8", "replace")) from exc
+        resource.setdefault("bucket", message.attributes.get("bucketId"))
+        resource.setdefault("name", message.attributes.get("objectId"))
+        resource.setdefault("generation", message.attributes.get("objectGeneration"))
+        return _object_from_resource(resource)
+    return None

@@ -1,0 +1,171 @@
+"""The public message contracts (ingest and backfill), parsed strictly.
+
+A message is outside input: anything not exactly as documented in the README is a
+`ValidationError` naming the field and the value, which the entry point
+dead-letters. No key of a message can influence which URL is downloaded.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+from dataclasses import dataclass
+from typing import Any, Mapping
+from zoneinfo import ZoneInfo
+
+from shared.errors import ValidationError
+from shared.events import PubsubMessage
+from shared.schemas import SERVICES
+
+NEW_YORK = ZoneInfo("America/New_York")
+# First month TLC published for each service; earlier dates can only be a mistake.
+FIRST_DAY = {"yellow": dt.date(2009, 1, 1), "green": dt.date(2013, 8, 1), "fhv": dt.date(2015, 1, 1)}
+
+INGEST_KEYS = frozenset({"date", "service", "force"})
+BACKFILL_KEYS = frozenset({"start", "end", "service", "services", "force", "only_missing", "dry_run"})
+
+
+@dataclass(frozen=True)
+class IngestRequest:
+    service: str
+    date: dt.date
+    force: bool = False
+    date_from: str = "message"  # or "publish_time" when the scheduler sent no date
+
+    def as_message(self) -> dict[str, Any]:
+        body: dict[str, Any] = {"date": self.date.isoformat(), "service": self.service}
+        if self.force:
+            body["force"] = True
+        return body
+
+
+@dataclass(frozen=True)
+class BackfillRequest:
+    start: dt.date
+    end: dt.date
+    services: tuple[str, ...]
+    force: bool = False
+    only_missing: bool = False
+    dry_run: bool = False
+
+
+def today_in_new_york(now: dt.datetime | None = None) -> dt.date:
+    now = now or dt.datetime.now(dt.timezone.utc)
+    return now.astimezone(NEW_YORK).date()
+
+
+def message_fields(message: PubsubMessage) -> dict[str, Any]:
+    """JSON body when there is one, else the attributes (scheduler and gcloud both work)."""
+    if message.data.strip():
+        try:
+            body = json.loads(message.data)
+        except (json.JSONDecodeError, UnicodeDecodeError) as exc:
+            raise ValidationError(f"message body is not JSON: {exc}", field="data",
+                                  value=message.data[:200].decode("utf-8", "replace")) from exc
+        if not isinstance(body, dict):
+            raise ValidationError("message body must be a JSON object", field="data",
+                                  value=message.data[:200].decode("utf-8", "replace"))
+        return body
+    return dict(message.attributes)
+
+
+def _check_keys(fields: Mapping[str, Any], allowed: frozenset[str]) -> None:
+    unknown = sorted(set(fields) - allowed)
+    if unknown:
+        raise ValidationError(f"unknown key {unknown[0]!r}; allowed: {', '.join(sorted(allowed))}",
+                              field=unknown[0], value=fields[unknown[0]])
+
+
+def parse_service(value: Any, field: str = "service") -> str:
+    if not isinstance(value, str) or value not in SERVICES:
+        raise ValidationError(f"unknown service; expected one of {', '.join(SERVICES)}", field=field, value=value)
+    return value
+
+
+def parse_bool(value: Any, field: str) -> bool:
+    if isinstance(value, bool):
+        return value
+    if isinstance(value, str) and value.lower() in ("true", "false"):
+        return value.lower() == "true"
+    raise ValidationError("must be true or false", field=field, value=value)
+
+
+def parse_date(value: Any, field: str, service: str, today: dt.date) -> dt.date:
+    """ISO date within the range TLC publishes for `service`, not in the future."""
+    if not isinstance(value, str):
+        raise ValidationError("must be an ISO date string YYYY-MM-DD", field=field, value=value)
+    try:
+        day = dt.date.fromisoformat(value)
+    except ValueError as exc:
+        raise ValidationError(f"not a valid date: {exc}", field=field, value=value) from exc
+    if len(value) != 10:
+        raise ValidationError("must be written YYYY-MM-DD", field=field, value=value)
+    first = FIRST_DAY[service]
+    if day < first:
+        raise ValidationError(f"before the first {service} data ({first.isoformat()})", field=field, value=value)
+    if day > today:
+        raise ValidationError(f"in the future (today in New York is {today.isoformat()})", field=field, value=value)
+    return day
+
+
+def parse_ingest(message: PubsubMessage, lag_days: int, now: dt.datetime | None = None) -> IngestRequest:
+    """Ingest message -> IngestRequest. A missing date is the publish date minus the lag."""
+    fields = message_fields(message)
+    _check_keys(fields, INGEST_KEYS)
+    today = today_in_new_york(now)
+    service = parse_service(fields.get("service", "yellow"))
+    force = parse_bool(fields.get("force", False), "force")
+    if "date" in fields:
+        return IngestRequest(service, parse_date(fields["date"], "date", service, today), force)
+    if message.publish_time is None:
+        raise ValidationError("no date and no publish time to derive it from", field="date", value=None)
+    derived = today_in_new_york(message.publish_time) - dt.timedelta(days=lag_days)
+    return IngestRequest(service, parse_date(derived.isoformat(), "date", service, today), force, "publish_time")
+
+
+def parse_backfill(fields: Mapping[str, Any], max_dates: int, now: dt.datetime | None = None) -> BackfillRequest:
+    """Backfill request (message body or HTTP JSON) -> BackfillRequest, bounded in size."""
+    if not isinstance(fields, Mapping):
+        raise ValidationError("request must be a JSON object", field="body", value=str(fields)[:200])
+    _check_keys(fields, BACKFILL_KEYS)
+    if "service" in fields and "services" in fields:
+        raise ValidationError("give service or services, not both", field="services", value=fields["services"])
+    raw_services = fields.get("services", [fields.get("service", "yellow")])
+    if isinstance(raw_services, str):
+        raw_services = [s.strip() for s in raw_services.split(",")]
+    if not isinstance(raw_services, list) or not raw_services:
+        raise ValidationError("must be a non-empty list of services", field="services", value=raw_services)
+    services = tuple(dict.fromkeys(parse_service(s, "services") for s in raw_services))
+    for key in ("start", "end"):
+        if key not in fields:
+            raise ValidationError(f"missing {key} date", field=key, value=None)
+    today = today_in_new_york(now)
+    oldest_service = min(services, key=FIRST_DAY.__getitem__)
+    start = parse_date(fields["start"], "start", oldest_service, today)
+    end = parse_date(fields["end"], "end", oldest_service, today)
+    if start > end:
+        raise ValidationError(f"start is after end ({fields['end']})", field="start", value=fields["start"])
+    for service in services:
+        if start < FIRST_DAY[service]:
+            raise ValidationError(f"before the first {service} data ({FIRST_DAY[service]})", field="start",
+                                  value=fields["start"])
+    count = ((end - start).days + 1) * len(services)
+    if count > max_dates:
+        raise ValidationError(f"{count} (service, date) pairs exceed the maximum of {max_dates}",
+                              field="end", value=fields["end"])
+    return BackfillRequest(
+        start, end, services,
+        force=parse_bool(fields.get("force", False), "force"),
+        only_missing=parse_bool(fields.get("only_missing", False), "only_missing"),
+        dry_run=parse_bool(fields.get("dry_run", False), "dry_run"),
+    )
+
+
+def expand(request: BackfillRequest) -> list[IngestRequest]:
+    """Every (service, date) of the inclusive range, in date order then service order."""
+    days = (request.end - request.start).days + 1
+    return [
+        IngestRequest(service, request.start + dt.timedelta(days=i), request.force)
+        for i in range(days)
+        for service in request.services
+    ]

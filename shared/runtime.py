@@ -1,0 +1,130 @@
+"""The function boundary: one place that turns outcomes and errors into ack, retry or dead letter.
+
+Cloud Functions' event retry model: returning acknowledges the event, raising
+makes the platform deliver it again. So:
+- success -> one INFO outcome log, return;
+- PermanentError (bad input, bad data, failed checks) -> one ERROR log, the
+  original event published to the dead-letter topic, return (never retried);
+- anything else is classified; transient errors are raised for a retry, unless
+  the event is older than MAX_EVENT_AGE_SECONDS, in which case it is
+  dead-lettered instead, so no event is retried forever.
+If the dead letter itself cannot be published, the error is raised: the event is
+retried rather than lost.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import functools
+import json
+import time
+import traceback
+from typing import Any, Callable, Mapping
+
+from shared import clients, logs
+from shared.errors import ConfigError, PermanentError, PipelineError, TransientError, classify
+from shared.events import event_time
+from shared.settings import Settings, get_settings
+
+Handler = Callable[[Any, Settings], Mapping[str, Any]]
+
+
+def _event_record(cloud_event: Any) -> dict[str, Any]:
+    attributes = dict(cloud_event.get_attributes()) if hasattr(cloud_event, "get_attributes") else {}
+    return {"attributes": {k: str(v) for k, v in attributes.items()}, "data": cloud_event.data}
+
+
+def dead_letter(function: str, settings: Settings, error: PipelineError, cloud_event: Any,
+                context: Mapping[str, Any]) -> str:
+    """Publish the original event and the reason; returns the dead letter's message id."""
+    body = {
+        "function": function,
+        "reason": error.reason,
+        "error": error.as_dict(),
+        "context": dict(context),
+        "event": _event_record(cloud_event),
+        "dead_lettered_at": dt.datetime.now(dt.timezone.utc).isoformat(),
+    }
+    future = clients.publisher().publish(
+        clients.topic_path(settings.dead_letter_topic),
+        json.dumps(body, default=str).encode(),
+        function=function,
+        reason=error.reason,
+    )
+    return future.result(timeout=60)
+
+
+def _age_seconds(cloud_event: Any) -> float | None:
+    produced = event_time(cloud_event)
+    if produced is None:
+        return None
+    return (dt.datetime.now(dt.timezone.utc) - produced).total_seconds()
+
+
+def event_function(function: str) -> Callable[[Handler], Callable[[Any], None]]:
+    """Wrap a CloudEvent handler `(cloud_event, settings) -> outcome fields` with the error policy.
+
+    Handlers attach `context={"service": ..., "date": ...}` to the errors they
+    raise, so that failure logs and dead letters name what was being processed.
+    """
+
+    def decorate(handler: Handler) -> Callable[[Any], None]:
+        @functools.wraps(handler)
+        def entry_point(cloud_event: Any) -> None:
+            started = time.perf_counter()
+            try:
+                settings = get_settings(function)
+            except ConfigError as exc:
+                logs.error("invalid configuration", function=function, **exc.as_dict())
+                raise  # nothing can be processed, not even dead-lettered: retry until fixed
+            logs.set_level(settings.log_level)
+            try:
+                outcome = dict(handler(cloud_event, settings) or {})
+            except Exception as exc:  # the one boundary where foreign errors are translated
+                _handle_failure(function, settings, cloud_event, exc, started)
+                return
+            severity = outcome.pop("severity", "INFO")
+            message = outcome.pop("message", f"{function} done")
+            logs.log(severity, message, function=function, seconds=round(time.perf_counter() - started, 3),
+                     event_id=_event_id(cloud_event), **outcome)
+
+        return entry_point
+
+    return decorate
+
+
+def _event_id(cloud_event: Any) -> str | None:
+    attributes = cloud_event.get_attributes() if hasattr(cloud_event, "get_attributes") else {}
+    return attributes.get("id")
+
+
+def _handle_failure(function: str, settings: Settings, cloud_event: Any, exc: Exception,
+                    started: float) -> None:
+    error = classify(exc)
+    context = dict(error.details.get("context") or {})
+    fields = {**context, **{k: v for k, v in error.as_dict().items() if k != "context"}}
+    fields.update(function=function, event_id=_event_id(cloud_event),
+                  seconds=round(time.perf_counter() - started, 3))
+    if isinstance(error, TransientError):
+        age = _age_seconds(cloud_event)
+        if age is None or age <= settings.max_event_age_seconds:
+            logs.warning(f"{function} failed, will be retried: {error.message}", event_age_seconds=age, **fields)
+            raise error from exc
+        error = PermanentError(f"gave up after {int(age)} s of retries: {error.message}",
+                               reason="max_event_age_exceeded", last_reason=error.reason)
+        fields.update(reason=error.reason, message=error.message)
+    if not isinstance(error, PermanentError):  # pragma: no cover - classify returns one of the two
+        raise exc
+    if error.reason == "unexpected" or not isinstance(exc, PipelineError):
+        fields["traceback"] = traceback.format_exception_only(type(exc), exc)[-1].strip()
+    dead_letter_id = dead_letter(function, settings, error, cloud_event, context)
+    logs.error(f"{function} rejected the event: {error.message}", dead_letter_id=dead_letter_id, **fields)
+
+
+def http_error_response(function: str, exc: Exception) -> tuple[dict[str, Any], int]:
+    """HTTP entry points: permanent -> 400 with the structured error, transient -> 503."""
+    error = classify(exc)
+    status = 400 if isinstance(error, PermanentError) else 503
+    logs.log("WARNING" if status == 400 else "ERROR", f"{function} request failed: {error.message}",
+             function=function, **error.as_dict())
+    return error.as_dict(), status
