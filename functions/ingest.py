@@ -1,0 +1,24 @@
+"""`ingest`: a date message on the ingest topic becomes that day's parquet partition in the lake."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from shared import clients
+from shared.errors import PipelineError
+from shared.events import pubsub_message
+from shared.ingest import ingest
+from shared.messages import parse_ingest
+from shared.runtime import event_function
+from shared.settings import INGEST, Settings
+
+
+@event_function(INGEST)
+def handle(cloud_event: Any, settings: Settings) -> dict[str, Any]:
+    message = pubsub_message(cloud_event)
+    request = parse_ingest(message, settings.ingest_lag_days)
+    try:
+        return ingest(clients.storage().bucket(settings.lake_bucket), request, settings)
+    except PipelineError as exc:
+        exc.details.setdefault("context", {"service": request.service, "date": request.date.isoformat()})
+        raise

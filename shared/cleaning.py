@@ -1,0 +1,185 @@
+"""Cleaning rules and data-quality checks, on Arrow batches (no Python loop over rows).
+
+A source batch becomes a clean batch: snake_case names, declared types,
+timestamps kept naive (New York local time, never shifted), a `pickup_date`
+column, and a `reject_reason` column that is null for rows that belong in
+`trips/`. Every rejected row keeps its reason, so nothing read is silently lost.
+
+Reasons, in the order they are tested (a row gets the first that applies):
+- `missing_pickup_datetime`  no pickup time: the row cannot be placed in any day
+- `outside_source_month`     picked up outside the month of the file it came in
+- `zero_passengers`          passenger_count == 0 (the tutorial's rule)
+- `missing_passenger_count`  passenger_count empty (kept if KEEP_EMPTY_PASSENGER_COUNT)
+The first two are month-level (recorded once per source month); the others are
+recorded with the day of the pickup.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import hashlib
+from dataclasses import dataclass
+from functools import lru_cache
+from pathlib import Path
+
+import pyarrow as pa
+import pyarrow.compute as pc
+
+from shared.errors import QualityCheckError, SourceError
+from shared.schemas import Column, arrow_schema, columns, has_column, source_columns
+
+MONTH_LEVEL_REASONS = ("missing_pickup_datetime", "outside_source_month")
+DAY_LEVEL_REASONS = ("zero_passengers", "missing_passenger_count")
+REASONS = MONTH_LEVEL_REASONS + DAY_LEVEL_REASONS
+
+
+@lru_cache(maxsize=1)
+def code_version() -> str:
+    """Hash of the code that decides what the output contains: a change re-derives outputs."""
+    digest = hashlib.sha256()
+    here = Path(__file__).parent
+    for name in ("cleaning.py", "schemas.py", "lake.py", "ingest.py"):
+        path = here / name
+        if path.exists():
+            digest.update(path.read_bytes())
+    return digest.hexdigest()[:16]
+
+
+@dataclass(frozen=True)
+class Rules:
+    keep_empty_passenger_count: bool = False
+
+
+def map_columns(service: str, names: list[str]) -> dict[str, str]:
+    """Source header -> {clean name: source name}; unknown or missing columns are a SourceError."""
+    known = source_columns(service)
+    mapping: dict[str, str] = {}
+    unknown = []
+    for name in names:
+        column = known.get(name.strip().lower())
+        if column is None:
+            unknown.append(name)
+        elif column.name in mapping:
+            raise SourceError(f"column {column.name} appears twice in the source", reason="wrong_schema",
+                              field="columns", value=[mapping[column.name], name])
+        else:
+            mapping[column.name] = name
+    missing = [c.name for c in columns(service) if c.sources and not c.optional and c.name not in mapping]
+    if missing or unknown:
+        raise SourceError(
+            f"source is not a {service} trip file: missing {missing or 'none'}, unexpected {unknown[:10] or 'none'}",
+            reason="wrong_schema", field="columns", value=names[:30])
+    return mapping
+
+
+def csv_column_types(service: str) -> dict[str, pa.DataType]:
+    """Types for pyarrow's CSV reader, by every known spelling.
+
+    Integers are read as float64 and cast exactly later: some TLC CSVs write
+    `1.0` for passenger counts; a non-integral value then fails loudly.
+    """
+    types: dict[str, pa.DataType] = {}
+    for column in columns(service):
+        read_as = {"int": pa.float64(), "timestamp": pa.timestamp("s")}.get(column.kind, column.arrow_type)
+        for spelling in column.sources:
+            types[spelling] = read_as
+    return types
+
+
+def _convert(array: pa.ChunkedArray | pa.Array, column: Column) -> pa.Array:
+    target = column.arrow_type
+    if column.kind == "string":
+        array = pc.cast(array, pa.string())
+        return pc.if_else(pc.equal(pc.utf8_length(array), 0), pa.scalar(None, pa.string()), array)
+    if pa.types.is_timestamp(array.type) and array.type.tz is not None:
+        raise SourceError(f"{column.name} has a time zone ({array.type.tz}); TLC times are naive local times",
+                          reason="wrong_schema", field=column.name, value=str(array.type))
+    if pa.types.is_string(array.type) or pa.types.is_large_string(array.type):
+        array = pc.if_else(pc.equal(pc.utf8_length(array), 0), pa.scalar(None, array.type), array)
+        if column.kind == "timestamp":
+            return pc.cast(pc.strptime(array, format="%Y-%m-%d %H:%M:%S", unit="us"), target)
+    try:
+        return pc.cast(array, target)  # safe cast: 1.5 passengers or an overflow raises
+    except pa.ArrowInvalid as exc:
+        raise SourceError(f"column {column.name} has values that are not {column.kind}: {exc}",
+                          reason="bad_value", field=column.name, value=str(exc)[:200]) from exc
+
+
+def clean_batch(batch: pa.RecordBatch, service: str, mapping: dict[str, str], year: int, month: int,
+                rules: Rules) -> pa.Table:
+    """One source batch -> clean columns + pickup_date + reject_reason."""
+    arrays, names = [], []
+    for column in columns(service):
+        if column.name == "pickup_date":
+            continue
+        if column.name in mapping:
+            arrays.append(_convert(batch.column(mapping[column.name]), column))
+        else:
+            arrays.append(pa.nulls(batch.num_rows, column.arrow_type))
+        names.append(column.name)
+    table = pa.Table.from_arrays(arrays, names=names)
+    pickup_date = pc.cast(table["pickup_datetime"], pa.date32())
+    table = table.append_column("pickup_date", pickup_date)
+    return table.append_column("reject_reason", reject_reasons(table, service, year, month, rules))
+
+
+def reject_reasons(table: pa.Table, service: str, year: int, month: int, rules: Rules) -> pa.ChunkedArray:
+    """The first failing rule per row, or null: vectorised with case_when."""
+    first = dt.date(year, month, 1)
+    after = dt.date(year + month // 12, month % 12 + 1, 1)
+    day = table["pickup_date"]
+    conditions = [
+        pc.is_null(day),
+        pc.or_(pc.less(day, pa.scalar(first, pa.date32())), pc.greater_equal(day, pa.scalar(after, pa.date32()))),
+    ]
+    reasons = list(MONTH_LEVEL_REASONS)
+    if has_column(service, "passenger_count"):
+        passengers = table["passenger_count"]
+        conditions.append(pc.fill_null(pc.equal(passengers, 0), False))
+        reasons.append("zero_passengers")
+        if not rules.keep_empty_passenger_count:
+            conditions.append(pc.is_null(passengers))
+            reasons.append("missing_passenger_count")
+    if table.num_rows == 0:
+        return pa.chunked_array([pa.array([], pa.string())])
+    cond = pa.StructArray.from_arrays(
+        [pc.fill_null(c, False).combine_chunks() if isinstance(c, pa.ChunkedArray) else pc.fill_null(c, False)
+         for c in conditions],
+        names=[f"c{i}" for i in range(len(conditions))])
+    return pa.chunked_array([pc.case_when(cond, *[pa.scalar(r) for r in reasons])])
+
+
+def reason_counts(reject_reason: pa.ChunkedArray | pa.Array) -> dict[str, int]:
+    counts = pc.value_counts(pc.drop_null(reject_reason))
+    if isinstance(counts, pa.ChunkedArray):
+        counts = counts.combine_chunks()
+    return {item["values"].as_py(): item["counts"].as_py() for item in counts}
+
+
+def check_partition(trips: pa.Table, service: str, day: dt.date, rules: Rules, source_rows_for_day: int) -> None:
+    """The tutorial's @test blocks, made strict: a failure keeps the output out of trips/."""
+    expected = arrow_schema(service)
+    if not trips.schema.equals(expected, check_metadata=False):
+        raise QualityCheckError("partition schema differs from the declared schema", field="schema",
+                                value=str(trips.schema)[:300])
+    if trips.num_rows == 0 and source_rows_for_day > 0:
+        raise QualityCheckError("no rows kept although the source has rows for the date", field="rows",
+                                value=0, source_rows=source_rows_for_day)
+    if trips.num_rows == 0:
+        return
+    dates = pc.unique(trips["pickup_date"]).to_pylist()
+    if dates != [day]:
+        raise QualityCheckError("rows with another pickup_date in the partition", field="pickup_date",
+                                value=[str(d) for d in dates[:5]])
+    if "passenger_count" in trips.column_names:
+        passengers = trips["passenger_count"]
+        zero = pc.sum(pc.fill_null(pc.equal(passengers, 0), False)).as_py() or 0
+        if zero:
+            raise QualityCheckError("rows with zero passengers in the partition", field="passenger_count",
+                                    value=0, rows=zero)
+        if not rules.keep_empty_passenger_count and passengers.null_count:
+            raise QualityCheckError("rows with empty passenger_count in the partition", field="passenger_count",
+                                    value=None, rows=passengers.null_count)
+    if trips["pickup_datetime"].null_count:
+        raise QualityCheckError("rows without pickup_datetime in the partition", field="pickup_datetime",
+                                value=None)
