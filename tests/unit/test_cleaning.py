@@ -1,0 +1,136 @@
+"""Schema mapping for the three services, the cleaning rules and their reasons, the checks."""
+
+import datetime as dt
+import gzip
+import io
+from pathlib import Path
+
+import pyarrow as pa
+import pyarrow.parquet as pq
+import pytest
+
+from shared.cleaning import Rules, check_partition, map_columns, reason_counts
+from shared.errors import QualityCheckError, SourceError
+from shared.lake import extract_day, split_month
+from shared.schemas import arrow_schema, columns
+
+REAL = Path(__file__).resolve().parents[3] / "shared" / "data" / "real" / "yellow_tripdata_2021-01_head100.csv"
+
+GREEN_CSV = b"""VendorID,lpep_pickup_datetime,lpep_dropoff_datetime,store_and_fwd_flag,RatecodeID,PULocationID,DOLocationID,passenger_count,trip_distance,fare_amount,extra,mta_tax,tip_amount,tolls_amount,ehail_fee,improvement_surcharge,total_amount,payment_type,trip_type,congestion_surcharge
+2,2020-10-01 00:09:08,2020-10-01 00:15:42,N,1,74,41,1,1.14,6.5,0.5,0.5,0,0,,0.3,7.8,2,1,0
+2,2020-10-01 23:59:59,2020-10-02 00:10:00,N,1,75,42,0,2.0,8,0.5,0.5,0,0,,0.3,9.3,1,1,0
+,2020-10-02 08:00:00,2020-10-02 08:30:00,,,61,100,,5.5,20,0,0.5,0,0,,0.3,20.8,,,
+2,2020-09-30 23:50:00,2020-10-01 00:05:00,N,1,74,41,1.0,1.5,7,0.5,0.5,0,0,,0.3,8.3,2,1,0
+"""
+
+FHV_CSV = b"""dispatching_base_num,pickup_datetime,dropOff_datetime,PUlocationID,DOlocationID,SR_Flag,Affiliated_base_number
+B00009,2019-01-01 00:30:00,2019-01-01 00:44:00,264,264,,B00009
+B00013,2019-01-01 00:01:00,2019-01-01 00:25:00,,,1,
+B00014,2009-01-01 00:00:00,2009-01-01 00:10:00,10,20,,B00014
+"""
+
+
+def split(data: bytes, fmt: str, service: str, year: int, month: int, rules: Rules = Rules()):
+    sink = pa.BufferOutputStream()
+    result = split_month(io.BytesIO(data), fmt, service, year, month, rules, sink)
+    return result, pq.ParquetFile(pa.BufferReader(sink.getvalue()))
+
+
+def test_real_yellow_sample_three_zero_passenger_rows():
+    result, staging = split(gzip.compress(REAL.read_bytes()), "csv.gz", "yellow", 2021, 1)
+    trips, rejects = extract_day(staging, dt.date(2021, 1, 1))
+    assert result.source_rows == 99
+    assert (trips.num_rows, rejects.num_rows) == (96, 3)
+    assert reason_counts(rejects["reject_reason"]) == {"zero_passengers": 3}
+    assert trips.schema.equals(arrow_schema("yellow"))
+    first = trips.slice(0, 1).to_pylist()[0]
+    # First line of the file: 1,2021-01-01 00:30:10,2021-01-01 00:36:12,1,2.10,1,N,142,43,2,8,3,0.5,0,0,0.3,11.8,2.5
+    assert first["pickup_datetime"] == dt.datetime(2021, 1, 1, 0, 30, 10)
+    assert first["dropoff_datetime"] == dt.datetime(2021, 1, 1, 0, 36, 12)
+    assert (first["trip_distance"], first["total_amount"], first["congestion_surcharge"]) == (2.1, 11.8, 2.5)
+    assert (first["pu_location_id"], first["do_location_id"], first["store_and_fwd_flag"]) == (142, 43, "N")
+    check_partition(trips, "yellow", dt.date(2021, 1, 1), Rules(), 99)
+
+
+def test_green_mapping_reasons_and_month_level_rejects():
+    result, staging = split(GREEN_CSV, "csv", "green", 2020, 10)
+    assert result.source_rows == 4
+    month = result.month_rejects_table
+    assert reason_counts(month["reject_reason"]) == {"outside_source_month": 1}
+    assert month["pickup_date"].to_pylist() == [dt.date(2020, 9, 30)]
+    day1, rejects1 = extract_day(staging, dt.date(2020, 10, 1))
+    assert day1.num_rows == 1 and reason_counts(rejects1["reject_reason"]) == {"zero_passengers": 1}
+    assert day1["pu_location_id"].to_pylist() == [74]
+    day2, rejects2 = extract_day(staging, dt.date(2020, 10, 2))
+    assert day2.num_rows == 0 and reason_counts(rejects2["reject_reason"]) == {"missing_passenger_count": 1}
+    # Conservation: every source row is in exactly one place.
+    assert day1.num_rows + rejects1.num_rows + day2.num_rows + rejects2.num_rows + month.num_rows == 4
+
+
+def test_keep_empty_passenger_count_setting_keeps_them():
+    _, staging = split(GREEN_CSV, "csv", "green", 2020, 10, Rules(keep_empty_passenger_count=True))
+    trips, rejects = extract_day(staging, dt.date(2020, 10, 2))
+    assert trips.num_rows == 1 and rejects.num_rows == 0
+    assert trips["passenger_count"].to_pylist() == [None] and trips["vendor_id"].to_pylist() == [None]
+
+
+def test_fhv_has_no_passenger_rule_and_old_dates_are_rejected_once():
+    result, staging = split(FHV_CSV, "csv", "fhv", 2019, 1)
+    trips, rejects = extract_day(staging, dt.date(2019, 1, 1))
+    assert trips.num_rows == 2 and rejects.num_rows == 0
+    assert trips["sr_flag"].to_pylist() == [None, 1]
+    assert trips["affiliated_base_number"].to_pylist() == ["B00009", None]
+    assert reason_counts(result.month_rejects_table["reject_reason"]) == {"outside_source_month": 1}
+
+
+def test_fhv_parquet_with_2021_spellings():
+    table = pa.table({
+        "dispatching_base_num": ["B1"], "pickup_datetime": pa.array([dt.datetime(2021, 2, 3, 4, 5)], pa.timestamp("us")),
+        "dropoff_datetime": pa.array([dt.datetime(2021, 2, 3, 4, 50)], pa.timestamp("us")),
+        "PULocationID": pa.array([1.0]), "DOLocationID": pa.array([2.0]), "SR_Flag": pa.array([None], pa.int64()),
+        "Affiliated_base_number": ["B2"]})
+    buffer = io.BytesIO()
+    pq.write_table(table, buffer)
+    _, staging = split(buffer.getvalue(), "parquet", "fhv", 2021, 2)
+    trips, _ = extract_day(staging, dt.date(2021, 2, 3))
+    assert trips.to_pylist()[0]["do_location_id"] == 2
+    assert trips.to_pylist()[0]["dropoff_datetime"] == dt.datetime(2021, 2, 3, 4, 50)
+
+
+@pytest.mark.parametrize("service", ["yellow", "green", "fhv"])
+def test_every_source_spelling_maps_to_a_snake_case_column(service):
+    names = [c.sources[0] for c in columns(service) if c.sources]
+    mapping = map_columns(service, names)
+    assert set(mapping) == {c.name for c in columns(service) if c.sources}
+    assert all(name == name.lower() for name in mapping)
+
+
+def test_wrong_header_names_missing_and_unexpected():
+    with pytest.raises(SourceError) as err:
+        map_columns("yellow", ["<html>"])
+    assert err.value.reason == "wrong_schema" and "vendor_id" in err.value.message and "<html>" in err.value.message
+
+
+def test_fractional_passengers_fail_loudly():
+    bad = REAL.read_bytes().replace(b"\n1,2021-01-01 00:30:10,2021-01-01 00:36:12,1,", b"\n1,2021-01-01 00:30:10,2021-01-01 00:36:12,1.5,", 1)
+    with pytest.raises(SourceError) as err:
+        split(bad, "csv", "yellow", 2021, 1)
+    assert err.value.field == "passenger_count"
+
+
+def test_quality_checks_catch_what_the_rules_should_have_removed():
+    _, staging = split(REAL.read_bytes(), "csv", "yellow", 2021, 1)
+    trips, _ = extract_day(staging, dt.date(2021, 1, 1))
+    with pytest.raises(QualityCheckError) as err:
+        check_partition(trips, "yellow", dt.date(2021, 1, 2), Rules(), 96)
+    assert err.value.field == "pickup_date"
+    zeroed = trips.set_column(3, "passenger_count", pa.array([0] * trips.num_rows, pa.int64()))
+    with pytest.raises(QualityCheckError) as err:
+        check_partition(zeroed, "yellow", dt.date(2021, 1, 1), Rules(), 96)
+    assert err.value.field == "passenger_count"
+    with pytest.raises(QualityCheckError) as err:
+        check_partition(trips.drop_columns(["airport_fee"]), "yellow", dt.date(2021, 1, 1), Rules(), 96)
+    assert err.value.field == "schema"
+    with pytest.raises(QualityCheckError):
+        check_partition(trips.slice(0, 0), "yellow", dt.date(2021, 1, 1), Rules(), 96)
+    check_partition(trips.slice(0, 0), "yellow", dt.date(2021, 1, 1), Rules(), 0)  # truly empty day is fine

@@ -1,0 +1,111 @@
+"""The ingest and backfill message contracts: every kind of valid and invalid input."""
+
+import base64
+import datetime as dt
+import json
+
+import pytest
+from cloudevents.http import CloudEvent
+
+from shared.errors import ValidationError
+from shared.events import PubsubMessage, pubsub_message
+from shared.messages import expand, parse_backfill, parse_ingest
+
+NOW = dt.datetime(2026, 11, 25, 12, 0, tzinfo=dt.timezone.utc)
+
+
+def message(body=None, attributes=None, publish_time=NOW):
+    data = json.dumps(body).encode() if isinstance(body, dict) else (body or b"")
+    return PubsubMessage(data, attributes or {}, "1", publish_time)
+
+
+def test_valid_body():
+    request = parse_ingest(message({"date": "2021-01-15", "service": "green", "force": True}), 1, NOW)
+    assert (request.service, request.date, request.force, request.date_from) == ("green", dt.date(2021, 1, 15), True, "message")
+
+
+def test_service_defaults_to_yellow_and_attributes_work():
+    request = parse_ingest(message(attributes={"date": "2021-01-15", "force": "false"}), 1, NOW)
+    assert (request.service, request.date, request.force) == ("yellow", dt.date(2021, 1, 15), False)
+
+
+def test_missing_date_is_publish_date_in_new_york_minus_lag():
+    # 03:00 UTC on the 10th is still the 9th in New York.
+    published = dt.datetime(2021, 3, 10, 3, 0, tzinfo=dt.timezone.utc)
+    request = parse_ingest(message({"service": "yellow"}, publish_time=published), 2, NOW)
+    assert request.date == dt.date(2021, 3, 7)
+    assert request.date_from == "publish_time"
+
+
+@pytest.mark.parametrize(
+    "body, field",
+    [
+        ({"date": "2021-02-30"}, "date"),
+        ({"date": "2021-1-5"}, "date"),
+        ({"date": 20210115}, "date"),
+        ({"date": "2008-12-31"}, "date"),
+        ({"date": "2013-07-31", "service": "green"}, "date"),
+        ({"date": "2026-11-26"}, "date"),
+        ({"date": "2021-01-15", "service": "blue"}, "service"),
+        ({"date": "2021-01-15", "force": "yes"}, "force"),
+        ({"date": "2021-01-15", "url": "http://169.254.169.254/"}, "url"),
+    ],
+)
+def test_invalid_fields_are_named(body, field):
+    with pytest.raises(ValidationError) as err:
+        parse_ingest(message(body), 1, NOW)
+    assert err.value.field == field
+    assert err.value.as_dict()["value"] == body.get(field)
+
+
+def test_malformed_json_and_non_object():
+    with pytest.raises(ValidationError) as err:
+        parse_ingest(message(b"{not json"), 1, NOW)
+    assert err.value.field == "data" and "{not json" in err.value.value
+    with pytest.raises(ValidationError):
+        parse_ingest(message(b"[1, 2]"), 1, NOW)
+
+
+def test_pubsub_message_from_cloud_event_like_functions_framework_builds_it():
+    body = base64.b64encode(b'{"date": "2021-01-15"}').decode()
+    event = CloudEvent(
+        {"type": "google.cloud.pubsub.topic.v1.messagePublished", "source": "//pubsub.googleapis.com/", "id": "7"},
+        {"message": {"data": body, "attributes": {}, "messageId": "7",
+                     "publishTime": "2021-01-16T05:00:00.123456789Z"}},
+    )
+    parsed = pubsub_message(event)
+    assert parsed.data == b'{"date": "2021-01-15"}'
+    assert parsed.publish_time == dt.datetime(2021, 1, 16, 5, 0, 0, 123456, tzinfo=dt.timezone.utc)
+
+
+def test_backfill_range_is_inclusive_across_year_and_leap_day():
+    request = parse_backfill({"start": "2019-12-30", "end": "2020-03-01", "services": ["yellow", "green"]}, 3660, NOW)
+    plan = expand(request)
+    days = sorted({r.date for r in plan})
+    assert days[0] == dt.date(2019, 12, 30) and days[-1] == dt.date(2020, 3, 1)
+    assert dt.date(2020, 2, 29) in days
+    assert len(days) == 2 + 31 + 29 + 1
+    assert len(plan) == 2 * len(days)
+
+
+def test_backfill_eight_days_like_the_tutorial():
+    assert len(expand(parse_backfill({"start": "2021-01-01", "end": "2021-01-08"}, 3660, NOW))) == 8
+
+
+@pytest.mark.parametrize(
+    "body, field",
+    [
+        ({"start": "2021-01-09", "end": "2021-01-08"}, "start"),
+        ({"start": "2021-01-01"}, "end"),
+        ({"start": "2021-01-01", "end": "2031-01-01"}, "end"),
+        ({"start": "2010-01-01", "end": "2021-01-01"}, "end"),  # more than the maximum
+        ({"start": "2021-01-01", "end": "2021-01-02", "service": "yellow", "services": ["green"]}, "services"),
+        ({"start": "2021-01-01", "end": "2021-01-02", "services": []}, "services"),
+        ({"start": "2021-01-01", "end": "2021-01-02", "dry": True}, "dry"),
+        ({"start": "2014-12-31", "end": "2015-01-02", "services": ["fhv"]}, "start"),
+    ],
+)
+def test_backfill_invalid(body, field):
+    with pytest.raises(ValidationError) as err:
+        parse_backfill(body, 3660, NOW)
+    assert err.value.field == field
