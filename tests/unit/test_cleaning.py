@@ -3,8 +3,6 @@
 import datetime as dt
 import gzip
 import io
-from pathlib import Path
-
 import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
@@ -14,7 +12,7 @@ from shared.errors import QualityCheckError, SourceError
 from shared.lake import extract_day, split_month
 from shared.schemas import arrow_schema, columns
 
-REAL = Path(__file__).resolve().parents[3] / "shared" / "data" / "real" / "yellow_tripdata_2021-01_head100.csv"
+from tests.conftest import REAL_YELLOW_SAMPLE as REAL
 
 GREEN_CSV = b"""VendorID,lpep_pickup_datetime,lpep_dropoff_datetime,store_and_fwd_flag,RatecodeID,PULocationID,DOLocationID,passenger_count,trip_distance,fare_amount,extra,mta_tax,tip_amount,tolls_amount,ehail_fee,improvement_surcharge,total_amount,payment_type,trip_type,congestion_surcharge
 2,2020-10-01 00:09:08,2020-10-01 00:15:42,N,1,74,41,1,1.14,6.5,0.5,0.5,0,0,,0.3,7.8,2,1,0

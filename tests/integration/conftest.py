@@ -1,0 +1,103 @@
+"""Fixtures that talk to the real local stack started by `./local_emulator.sh`.
+
+`./local_emulator.sh test` exports the stack's environment and TAXI_STACK=1.
+With TAXI_STACK=1 an unreachable server fails the run (a test that silently
+skips in CI proves nothing); without it, integration tests are skipped with a
+pointer to the command that runs them.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import socket
+import time
+import uuid
+from typing import Callable, Iterator
+from urllib.parse import urlparse
+
+import pytest
+
+from shared import clients
+
+REQUIRED = ("GCP_PROJECT", "LAKE_BUCKET", "DEAD_LETTER_TOPIC", "STORAGE_EMULATOR_HOST", "PUBSUB_EMULATOR_HOST",
+            "BIGQUERY_EMULATOR_HOST", "PG_HOST", "PG_PORT")
+
+
+def _reachable(address: str) -> bool:
+    parsed = urlparse(address if "://" in address else f"tcp://{address}")
+    try:
+        with socket.create_connection((parsed.hostname, parsed.port), timeout=2):
+            return True
+    except OSError:
+        return False
+
+
+@pytest.fixture(scope="session")
+def stack() -> dict[str, str]:
+    """The stack's environment; fails (TAXI_STACK=1) or skips when it is not up."""
+    strict = os.environ.get("TAXI_STACK") == "1"
+    missing = [name for name in REQUIRED if not os.environ.get(name)]
+    down = [name for name in ("STORAGE_EMULATOR_HOST", "PUBSUB_EMULATOR_HOST", "BIGQUERY_EMULATOR_HOST")
+            if os.environ.get(name) and not _reachable(os.environ[name])]
+    if os.environ.get("PG_HOST") and not _reachable(f"{os.environ['PG_HOST']}:{os.environ.get('PG_PORT', '5432')}"):
+        down.append("PG_HOST:PG_PORT")
+    if missing or down:
+        problem = f"local stack not available (unset: {missing}, unreachable: {down})"
+        if strict:
+            pytest.fail(problem)
+        pytest.skip(problem + "; run ./local_emulator.sh test")
+    return {name: os.environ[name] for name in REQUIRED}
+
+
+@pytest.fixture
+def settings_env(stack, monkeypatch) -> Callable[..., None]:
+    """Override settings for one test; cached settings and clients are rebuilt around it."""
+
+    def apply(**overrides: str) -> None:
+        for name, value in overrides.items():
+            monkeypatch.setenv(name, value)
+        clients.reset()
+
+    yield apply
+    clients.reset()
+
+
+@pytest.fixture
+def fresh_bucket(stack, settings_env):
+    """A bucket of its own in fake-gcs-server, so tests never see each other's objects."""
+    name = f"it-{uuid.uuid4().hex[:12]}"
+    settings_env(LAKE_BUCKET=name)
+    bucket = clients.storage().create_bucket(name)
+    yield bucket
+    for blob in clients.storage().list_blobs(name):
+        blob.delete()
+    bucket.delete()
+
+
+@pytest.fixture
+def dead_letters(stack) -> Iterator[Callable[..., list[dict]]]:
+    """A pull subscription on the dead-letter topic made for this test; `pull()` returns bodies."""
+    from google.cloud import pubsub_v1
+
+    subscriber = pubsub_v1.SubscriberClient()
+    project = os.environ["GCP_PROJECT"]
+    topic = f"projects/{project}/topics/{os.environ['DEAD_LETTER_TOPIC']}"
+    subscription = f"projects/{project}/subscriptions/it-dl-{uuid.uuid4().hex[:12]}"
+    subscriber.create_subscription(name=subscription, topic=topic)
+
+    def pull(expected: int = 1, timeout: float = 20.0) -> list[dict]:
+        bodies: list[dict] = []
+        deadline = time.monotonic() + timeout
+        while len(bodies) < expected and time.monotonic() < deadline:
+            response = subscriber.pull(subscription=subscription, max_messages=10, timeout=5)
+            if response.received_messages:
+                subscriber.acknowledge(subscription=subscription,
+                                       ack_ids=[m.ack_id for m in response.received_messages])
+            bodies += [json.loads(m.message.data) | {"attributes": dict(m.message.attributes)}
+                       for m in response.received_messages]
+        return bodies
+
+    yield pull
+    subscriber.delete_subscription(subscription=subscription)
+    subscriber.close()

@@ -1,0 +1,139 @@
+"""Ingest against fake-gcs-server, the Pub/Sub emulator and a local HTTP server of TLC files.
+
+The entry point is called with a CloudEvent built as functions-framework builds
+it from a push; the end-to-end test drives the same function over HTTP.
+"""
+
+from __future__ import annotations
+
+import base64
+import datetime as dt
+import gzip
+import json
+from pathlib import Path
+
+import pyarrow.parquet as pq
+import pytest
+from cloudevents.http import CloudEvent
+
+from functions import ingest as ingest_function
+from local.tlc_data import generate_month, write_month
+from local.tlc_server import serve_in_thread
+from shared import clients, paths
+
+TEMPLATE = "{base}/{prefix}{{service}}/{{service}}_tripdata_{{year}}-{{month:02d}}.csv.gz"
+
+
+def push_event(body: dict, publish_time: str = "2021-01-20T05:00:00Z") -> CloudEvent:
+    message = {"data": base64.b64encode(json.dumps(body).encode()).decode(), "attributes": {},
+               "messageId": "1", "publishTime": publish_time}
+    return CloudEvent({"type": "google.cloud.pubsub.topic.v1.messagePublished",
+                       "source": "//pubsub.googleapis.com/", "id": "1"}, {"message": message})
+
+
+@pytest.fixture
+def tlc(tmp_path: Path, settings_env):
+    """A TLC-like HTTP server over a directory this test fills; returns a function to point ingest at it."""
+    server, base_url = serve_in_thread(tmp_path)
+
+    def use(prefix: str = "") -> None:
+        settings_env(SOURCE_URL_TEMPLATE=TEMPLATE.format(base=base_url, prefix=prefix),
+                     DOWNLOAD_MAX_ATTEMPTS="2", DOWNLOAD_TIMEOUT_SECONDS="5")
+
+    use()
+    yield tmp_path, use
+    server.shutdown()
+
+
+def read_object(bucket, name):
+    blob = bucket.get_blob(name)
+    assert blob is not None, f"missing gs://{bucket.name}/{name}"
+    with blob.open("rb") as handle:
+        return pq.read_table(handle), blob
+
+
+def test_real_sample_partition_rejects_and_rerun(fresh_bucket, tlc, real_yellow_sample):
+    data_dir, _ = tlc
+    (data_dir / "yellow").mkdir()
+    (data_dir / "yellow" / "yellow_tripdata_2021-01.csv.gz").write_bytes(gzip.compress(real_yellow_sample.read_bytes()))
+
+    ingest_function.handle(push_event({"date": "2021-01-01", "service": "yellow"}))
+
+    day = dt.date(2021, 1, 1)
+    trips, trips_blob = read_object(fresh_bucket, paths.trips_object("yellow", day))
+    rejects, _ = read_object(fresh_bucket, paths.rejects_object("yellow", day))
+    assert trips.num_rows == 96 and rejects.num_rows == 3
+    assert set(rejects["reject_reason"].to_pylist()) == {"zero_passengers"}
+    assert trips.num_rows + rejects.num_rows == 99  # every source row of that date is accounted for
+    meta = trips_blob.metadata
+    assert (meta["rows_written"], meta["rows_rejected"], meta["rows_read"]) == ("96", "3", "99")
+    assert json.loads(meta["rejected_by_reason"]) == {"zero_passengers": 3}
+    raw = fresh_bucket.get_blob("raw/yellow/yellow_tripdata_2021-01.csv.gz")
+    assert raw.download_as_bytes() == gzip.compress(real_yellow_sample.read_bytes())  # exact raw copy
+    assert meta["raw_generation"] == str(raw.generation)
+
+    ingest_function.handle(push_event({"date": "2021-01-01", "service": "yellow"}))  # same message again
+    again = fresh_bucket.get_blob(paths.trips_object("yellow", day))
+    assert again.generation == trips_blob.generation, "an identical rerun must not rewrite the partition"
+    assert fresh_bucket.get_blob(raw.name).generation == raw.generation, "the raw copy is not downloaded again"
+
+    ingest_function.handle(push_event({"date": "2021-01-01", "service": "yellow", "force": True}))
+    forced = fresh_bucket.get_blob(paths.trips_object("yellow", day))
+    assert forced.generation != trips_blob.generation and forced.metadata["rows_written"] == "96"
+
+
+def test_whole_month_conserves_every_source_row(fresh_bucket, tlc):
+    data_dir, _ = tlc
+    month = generate_month("yellow", 2021, 2, rows=8_000, seed=7)
+    (data_dir / "yellow").mkdir()
+    write_month(data_dir / "yellow" / "yellow_tripdata_2021-02.csv.gz", month, "csv.gz")
+
+    written = rejected = 0
+    for day in range(1, 29):
+        ingest_function.handle(push_event({"date": f"2021-02-{day:02d}", "service": "yellow"}))
+        blob = fresh_bucket.get_blob(paths.trips_object("yellow", dt.date(2021, 2, day)))
+        written += int(blob.metadata["rows_written"])
+        rejected += int(blob.metadata["rows_rejected"])
+    month_rejects, _ = read_object(fresh_bucket, paths.month_rejects_object("yellow", 2021, 2))
+    assert set(month_rejects["reject_reason"].to_pylist()) <= {"outside_source_month", "missing_pickup_datetime"}
+    assert month_rejects.num_rows > 0, "the generator plants pickups outside the month"
+    assert written + rejected + month_rejects.num_rows == month.num_rows
+    staged = list(clients.storage().list_blobs(fresh_bucket.name, prefix="staging/"))
+    assert len(staged) == 1, "the month is parsed once into one staging object"
+
+
+@pytest.mark.parametrize("fault, reason", [
+    ("truncated-gzip", "corrupt_source"),
+    ("wrong-header", "wrong_schema"),
+    ("html", "not_a_csv_gz"),
+    ("404", "source_not_found"),
+])
+def test_bad_sources_are_dead_lettered_and_write_no_partition(fresh_bucket, tlc, dead_letters, fault, reason):
+    _, use = tlc
+    use(prefix=f"faults/{fault}/")
+    body = {"date": "2021-01-05", "service": "yellow"}
+
+    ingest_function.handle(push_event(body))  # returns: acknowledged, not retried
+
+    letters = [b for b in dead_letters(expected=1) if b["function"] == "ingest"]
+    assert len(letters) == 1
+    assert letters[0]["reason"] == reason and letters[0]["attributes"]["reason"] == reason
+    original = base64.b64decode(letters[0]["event"]["data"]["message"]["data"])
+    assert json.loads(original) == body
+    assert letters[0]["context"]["date"] == "2021-01-05"
+    assert not list(clients.storage().list_blobs(fresh_bucket.name, prefix="trips/"))
+    assert not list(clients.storage().list_blobs(fresh_bucket.name, prefix="raw/")), "a bad raw copy is not kept as raw"
+
+
+def test_invalid_message_is_dead_lettered_with_field_and_value(fresh_bucket, tlc, dead_letters):
+    ingest_function.handle(push_event({"date": "2021-02-30", "service": "yellow"}))
+    letters = dead_letters(expected=1)
+    assert letters[0]["error"]["field"] == "date" and letters[0]["error"]["value"] == "2021-02-30"
+    assert letters[0]["reason"] == "invalid_input"
+
+
+def test_transient_server_error_is_retried_within_the_call(fresh_bucket, tlc):
+    data_dir, use = tlc
+    use(prefix="faults/500-once/")
+    ingest_function.handle(push_event({"date": "2021-01-03", "service": "yellow"}))
+    assert fresh_bucket.get_blob(paths.trips_object("yellow", dt.date(2021, 1, 3))) is not None
