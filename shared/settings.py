@@ -92,7 +92,7 @@ class Settings:
     """All settings; `None` default means the variable is required where used."""
 
     project: str = _setting("GCP_PROJECT", _str, None)
-    lake_bucket: str = _setting("LAKE_BUCKET", _str, None, INGEST, LOAD_BIGQUERY, LOAD_POSTGRES, STATUS)
+    lake_bucket: str = _setting("LAKE_BUCKET", _str, None, INGEST, LOAD_BIGQUERY, LOAD_POSTGRES, STATUS, BACKFILL)
     dead_letter_topic: str = _setting("DEAD_LETTER_TOPIC", _str, None)
     log_level: str = _setting("LOG_LEVEL", _choice("DEBUG", "INFO", "WARNING", "ERROR"), "INFO")
     max_event_age_seconds: int = _setting(
@@ -113,8 +113,8 @@ class Settings:
     download_max_attempts: int = _setting("DOWNLOAD_MAX_ATTEMPTS", _int_range(1, 10), 4, INGEST)
 
     # BigQuery
-    bq_dataset: str = _setting("BQ_DATASET", _str, "nyc_taxi", LOAD_BIGQUERY, STATUS)
-    bq_location: str = _setting("BQ_LOCATION", _str, "US", LOAD_BIGQUERY, STATUS)
+    bq_dataset: str = _setting("BQ_DATASET", _str, "nyc_taxi", LOAD_BIGQUERY, STATUS, BACKFILL)
+    bq_location: str = _setting("BQ_LOCATION", _str, "US", LOAD_BIGQUERY, STATUS, BACKFILL)
     bq_replace_strategy: str = _setting(
         "BQ_REPLACE_STRATEGY", _choice(*BQ_STRATEGIES), "partition_decorator", LOAD_BIGQUERY
     )
@@ -123,19 +123,20 @@ class Settings:
     )
 
     # PostgreSQL / Cloud SQL
-    pg_schema: str = _setting("PG_SCHEMA", _str, "ny_taxi", LOAD_POSTGRES, STATUS)
-    pg_database: str = _setting("PG_DATABASE", _str, "ny_taxi", LOAD_POSTGRES, STATUS)
-    pg_user: str = _setting("PG_USER", _str, "postgres", LOAD_POSTGRES, STATUS)
-    pg_password: str = _setting("PG_PASSWORD", str, "", LOAD_POSTGRES, STATUS)
-    pg_host: str = _setting("PG_HOST", _str, "127.0.0.1", LOAD_POSTGRES, STATUS)
-    pg_port: int = _setting("PG_PORT", _int_range(1, 65535), 5432, LOAD_POSTGRES, STATUS)
-    cloud_sql_instance: str = _setting("CLOUD_SQL_INSTANCE", str, "", LOAD_POSTGRES, STATUS)
-    pg_iam_auth: bool = _setting("PG_IAM_AUTH", _bool, False, LOAD_POSTGRES, STATUS)
+    pg_schema: str = _setting("PG_SCHEMA", _str, "ny_taxi", LOAD_POSTGRES, STATUS, BACKFILL)
+    pg_database: str = _setting("PG_DATABASE", _str, "ny_taxi", LOAD_POSTGRES, STATUS, BACKFILL)
+    pg_user: str = _setting("PG_USER", _str, "postgres", LOAD_POSTGRES, STATUS, BACKFILL)
+    pg_password: str = _setting("PG_PASSWORD", str, "", LOAD_POSTGRES, STATUS, BACKFILL)
+    pg_host: str = _setting("PG_HOST", _str, "127.0.0.1", LOAD_POSTGRES, STATUS, BACKFILL)
+    pg_port: int = _setting("PG_PORT", _int_range(1, 65535), 5432, LOAD_POSTGRES, STATUS, BACKFILL)
+    cloud_sql_instance: str = _setting("CLOUD_SQL_INSTANCE", str, "", LOAD_POSTGRES, STATUS, BACKFILL)
+    pg_iam_auth: bool = _setting("PG_IAM_AUTH", _bool, False, LOAD_POSTGRES, STATUS, BACKFILL)
 
-    # backfill
+    # backfill (with only_missing it reads the status, hence the lake, BigQuery and Postgres
+    # settings above; status bounds its date range with BACKFILL_MAX_DATES)
     ingest_topic: str = _setting("INGEST_TOPIC", _str, None, BACKFILL)
     backfill_max_dates: int = _setting(
-        "BACKFILL_MAX_DATES", _int_range(1, 100000), 3660, BACKFILL
+        "BACKFILL_MAX_DATES", _int_range(1, 100000), 3660, BACKFILL, STATUS
     )
 
     def __repr__(self) -> str:  # never print the password into a log
