@@ -130,12 +130,13 @@ def parse_backfill(fields: Mapping[str, Any], max_dates: int, now: dt.datetime |
     _check_keys(fields, BACKFILL_KEYS)
     if "service" in fields and "services" in fields:
         raise ValidationError("give service or services, not both", field="services", value=fields["services"])
+    services_key = "services" if "services" in fields else "service"  # errors name the key the caller used
     raw_services = fields.get("services", [fields.get("service", "yellow")])
     if isinstance(raw_services, str):
         raw_services = [s.strip() for s in raw_services.split(",")]
     if not isinstance(raw_services, list) or not raw_services:
-        raise ValidationError("must be a non-empty list of services", field="services", value=raw_services)
-    services = tuple(dict.fromkeys(parse_service(s, "services") for s in raw_services))
+        raise ValidationError("must be a non-empty list of services", field=services_key, value=raw_services)
+    services = tuple(dict.fromkeys(parse_service(s, services_key) for s in raw_services))
     for key in ("start", "end"):
         if key not in fields:
             raise ValidationError(f"missing {key} date", field=key, value=None)
