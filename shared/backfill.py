@@ -1,0 +1,143 @@
+"""Backfill: one request for a date range becomes one ingest message per (service, date).
+
+The plan is computed first and is the same whether it is published (Pub/Sub
+trigger, HTTP) or only returned (`dry_run`). Publishing goes through the
+Pub/Sub client's batching (see `clients.publisher`) and every future is awaited
+before the function returns, so "published N" in the outcome log is a fact, and
+a failure of any publish fails the whole backfill for a retry. A retry may
+republish dates already sent: that is harmless because ingest is idempotent.
+
+`only_missing` asks `shared.status` which dates are not `complete` everywhere
+and publishes only those. Such a date whose trips object already exists (a
+partial, mismatched or quarantined date) is published with `force`, because
+ingest skips a partition that is up to date with its raw copy, and only a
+rewritten trips object wakes the loaders.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+from dataclasses import dataclass, field
+from typing import Any, Callable, Mapping
+
+from shared.errors import TransientError
+from shared.messages import BackfillRequest, IngestRequest, expand, parse_backfill
+from shared.settings import Settings
+from shared.status import COMPLETE, StatusReport
+
+PUBLISH_TIMEOUT_SECONDS = 120
+StatusReader = Callable[[str, dt.date, dt.date, Settings], StatusReport]
+
+
+@dataclass
+class Plan:
+    """The ingest messages a backfill request stands for, and why others were left out."""
+
+    request: BackfillRequest
+    messages: list[IngestRequest]
+    skipped_complete: int = 0
+    states: dict[str, dict[str, str]] = field(default_factory=dict)  # only_missing: service -> date -> state
+
+    @property
+    def dates(self) -> int:
+        return (self.request.end - self.request.start).days + 1
+
+    def as_dict(self, published: int) -> dict[str, Any]:
+        request = self.request
+        body: dict[str, Any] = {
+            "start": request.start.isoformat(), "end": request.end.isoformat(),
+            "services": list(request.services), "force": request.force,
+            "only_missing": request.only_missing, "dry_run": request.dry_run,
+            "dates": self.dates, "planned": len(self.messages), "published": published,
+            "skipped_complete": self.skipped_complete,
+            "messages": [m.as_message() for m in self.messages],
+        }
+        if request.only_missing:
+            body["states"] = self.states
+        return body
+
+
+def _read_status(service: str, start: dt.date, end: dt.date, settings: Settings) -> StatusReport:
+    from shared import status
+
+    return status.report(service, start, end, settings)
+
+
+def make_plan(request: BackfillRequest, settings: Settings, status_reader: StatusReader | None = None) -> Plan:
+    """Every (service, date) of the range, or with only_missing those not complete everywhere."""
+    if not request.only_missing:
+        return Plan(request, expand(request))
+    reader = status_reader or _read_status
+    messages: list[IngestRequest] = []
+    states: dict[str, dict[str, str]] = {}
+    skipped = 0
+    reports = {service: reader(service, request.start, request.end, settings) for service in request.services}
+    by_key = {(day.service, day.date): day for r in reports.values() for day in r.days}
+    for wanted in expand(request):  # date order then service order, like a plain backfill
+        day = by_key.get((wanted.service, wanted.date))
+        if day is not None and day.state == COMPLETE:
+            skipped += 1
+            continue
+        state = day.state if day is not None else "unknown"
+        states.setdefault(wanted.service, {})[wanted.date.isoformat()] = state
+        lake_has_it = day is not None and day.lake_rows is not None
+        messages.append(IngestRequest(wanted.service, wanted.date, request.force or lake_has_it))
+    return Plan(request, messages, skipped, states)
+
+
+def publish(messages: list[IngestRequest], topic: str, publisher: Any) -> int:
+    """Publish every message (batched by the client), await all futures; returns how many were sent.
+
+    Raises TransientError if any publish failed: the backfill is retried whole.
+    """
+    futures = [publisher.publish(topic, json.dumps(m.as_message(), separators=(",", ":")).encode())
+               for m in messages]
+    published, failures = 0, []
+    for message, future in zip(messages, futures):
+        try:
+            future.result(timeout=PUBLISH_TIMEOUT_SECONDS)
+            published += 1
+        except Exception as exc:  # noqa: BLE001 - every failure is reported, then the whole run retried
+            failures.append((message, exc))
+    if failures:
+        first, exc = failures[0]
+        raise TransientError(
+            f"{len(failures)} of {len(messages)} ingest messages were not published: {type(exc).__name__}: {exc}",
+            reason="publish_failed", published=published, failed=len(failures),
+            first_failed=json.dumps(first.as_message()))
+    return published
+
+
+def topic_path(settings: Settings) -> str:
+    """The ingest topic of these settings (a bare id or a full `projects/p/topics/t` name)."""
+    topic = settings.ingest_topic
+    return topic if topic.startswith("projects/") else f"projects/{settings.project}/topics/{topic}"
+
+
+def run(fields: Mapping[str, Any], settings: Settings, *, publisher: Any = None,
+        status_reader: StatusReader | None = None, now: dt.datetime | None = None) -> tuple[Plan, int]:
+    """Parse, plan and (unless dry_run) publish; returns the plan and the count published."""
+    request = parse_backfill(fields, settings.backfill_max_dates, now)
+    plan = make_plan(request, settings, status_reader)
+    if request.dry_run or not plan.messages:
+        return plan, 0
+    from shared import clients
+
+    publisher = publisher if publisher is not None else clients.publisher()
+    published = publish(plan.messages, topic_path(settings), publisher)
+    return plan, published
+
+
+def outcome(plan: Plan, published: int) -> dict[str, Any]:
+    """The fields of the one outcome log line (no message list: it can be thousands long)."""
+    request = plan.request
+    return {
+        "message": "backfill planned (dry run), nothing published" if request.dry_run
+        else f"backfill published {published} ingest messages",
+        "services": ",".join(request.services), "start": request.start, "end": request.end,
+        "dates": plan.dates, "planned": len(plan.messages), "published": published,
+        "skipped_complete": plan.skipped_complete, "forced": sum(m.force for m in plan.messages),
+        "only_missing": request.only_missing, "dry_run": request.dry_run,
+    }
+
