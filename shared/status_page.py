@@ -78,6 +78,8 @@ def _months(start: dt.date, end: dt.date) -> list[tuple[int, int]]:
 def _month_table(year: int, month: int, by_date: dict[dt.date, DayStatus]) -> str:
     rows = []
     for week in calendar.Calendar(firstweekday=0).monthdatescalendar(year, month):
+        if not any(day.month == month and day in by_date for day in week):
+            continue  # a range starting late in a month shows only the weeks it covers
         cells = []
         for day in week:
             status = by_date.get(day) if day.month == month else None
