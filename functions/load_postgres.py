@@ -1,0 +1,15 @@
+"""`load_postgres`: a finalized trips/ partition replaces that day in Cloud SQL PostgreSQL."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from shared.loading import run_load
+from shared.postgres_load import load_partition
+from shared.runtime import event_function
+from shared.settings import LOAD_POSTGRES, Settings
+
+
+@event_function(LOAD_POSTGRES)
+def handle(cloud_event: Any, settings: Settings) -> dict[str, Any]:
+    return run_load(cloud_event, settings, load_partition)
