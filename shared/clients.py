@@ -12,11 +12,18 @@ import os
 from functools import lru_cache
 from typing import Any
 
-from shared.settings import get_settings
+from shared.settings import Settings, get_settings
 
 
 def _project() -> str:
-    return get_settings().project
+    # Read directly: get_settings() without a function requires every function's required
+    # settings (e.g. INGEST_TOPIC, set only on backfill), which a deployed loader does not have.
+    project = (os.environ.get("GCP_PROJECT") or os.environ.get("GOOGLE_CLOUD_PROJECT") or "").strip()
+    return project or get_settings().project
+
+
+def _bq_location() -> str:
+    return (os.environ.get("BQ_LOCATION") or "").strip() or Settings.bq_location
 
 
 @lru_cache(maxsize=1)
@@ -48,7 +55,6 @@ def topic_path(topic: str) -> str:
 def bigquery() -> Any:
     from google.cloud import bigquery as bq
 
-    settings = get_settings()
     endpoint = os.environ.get("BIGQUERY_EMULATOR_HOST")
     if endpoint:
         from google.api_core.client_options import ClientOptions
@@ -56,10 +62,10 @@ def bigquery() -> Any:
 
         if not endpoint.startswith("http"):
             endpoint = f"http://{endpoint}"
-        return bq.Client(project=settings.project, location=settings.bq_location,
+        return bq.Client(project=_project(), location=_bq_location(),
                          credentials=AnonymousCredentials(),
                          client_options=ClientOptions(api_endpoint=endpoint))
-    return bq.Client(project=settings.project, location=settings.bq_location)
+    return bq.Client(project=_project(), location=_bq_location())
 
 
 def reset() -> None:
