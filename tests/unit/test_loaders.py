@@ -1,0 +1,475 @@
+"""Loaders without servers: event routing, staleness, checks, BigQuery job configs, Postgres DDL and CSV.
+
+The event builders here produce CloudEvents the way the platform does (the
+integration tests import them): Eventarc's direct GCS trigger, and
+functions-framework's conversion of a Pub/Sub push of a GCS notification.
+"""
+
+from __future__ import annotations
+
+import base64
+import datetime as dt
+import io
+import json
+import uuid
+
+import pyarrow as pa
+import pyarrow.parquet as pq
+import pytest
+from cloudevents.http import CloudEvent
+from google.api_core import exceptions as gexc
+
+from shared import bigquery_load as bql
+from shared import loading
+from shared import postgres_load as pgl
+from shared.errors import ConfigError, PermanentError, SourceError, TransientError
+from shared.schemas import arrow_schema, columns
+from shared.settings import LOAD_BIGQUERY, Settings, get_settings
+
+BUCKET = "lake-bucket"
+NAME = "trips/yellow/pickup_date=2021-01-15/data.parquet"
+DAY = dt.date(2021, 1, 15)
+GEN = 1716912345678901
+ENV = {"GCP_PROJECT": "proj", "LAKE_BUCKET": BUCKET, "DEAD_LETTER_TOPIC": "dl"}
+
+
+def _resource(bucket: str, name: str, generation: int, size: int = 1234) -> dict:
+    """The JSON API object resource, as both envelopes carry it (numbers as strings)."""
+    now = dt.datetime.now(dt.timezone.utc).isoformat().replace("+00:00", "Z")
+    return {
+        "kind": "storage#object", "id": f"{bucket}/{name}/{generation}", "name": name, "bucket": bucket,
+        "generation": str(generation), "metageneration": "1", "contentType": "application/vnd.apache.parquet",
+        "timeCreated": now, "updated": now, "storageClass": "STANDARD", "size": str(size),
+        "md5Hash": "bWQ1", "crc32c": "AAAAAA==", "etag": "CJ2x", "metadata": {"service": "yellow"},
+        "selfLink": f"https://www.googleapis.com/storage/v1/b/{bucket}/o/{name.replace('/', '%2F')}",
+        "mediaLink": f"https://storage.googleapis.com/download/storage/v1/b/{bucket}/o/x?generation={generation}",
+    }
+
+
+def gcs_finalized_event(bucket: str, name: str, generation: int, size: int = 1234) -> CloudEvent:
+    """Eventarc direct trigger: type google.cloud.storage.object.v1.finalized, data = object resource."""
+    return CloudEvent({
+        "specversion": "1.0", "id": str(uuid.uuid4().int)[:16],
+        "source": f"//storage.googleapis.com/projects/_/buckets/{bucket}",
+        "type": "google.cloud.storage.object.v1.finalized", "subject": f"objects/{name}",
+        "time": dt.datetime.now(dt.timezone.utc).isoformat().replace("+00:00", "Z"),
+        "datacontenttype": "application/json",
+    }, _resource(bucket, name, generation, size))
+
+
+def pubsub_notification_event(bucket: str, name: str, generation: int, event_type: str = "OBJECT_FINALIZE",
+                              project: str = "local-taxi", topic: str = "taxi-lake-events",
+                              subscription: str = "taxi-lake-postgres-push", size: int = 1234) -> CloudEvent:
+    """A GCS Pub/Sub notification (JSON_API_V1) pushed and converted to a messagePublished CloudEvent."""
+    now = dt.datetime.now(dt.timezone.utc).isoformat().replace("+00:00", "Z")
+    message_id = str(uuid.uuid4().int)[:16]
+    message = {
+        "attributes": {"notificationConfig": f"projects/_/buckets/{bucket}/notificationConfigs/1",
+                       "eventType": event_type, "payloadFormat": "JSON_API_V1", "bucketId": bucket,
+                       "objectId": name, "objectGeneration": str(generation), "eventTime": now},
+        "data": base64.b64encode(json.dumps(_resource(bucket, name, generation, size)).encode()).decode(),
+        "messageId": message_id, "message_id": message_id, "publishTime": now, "publish_time": now,
+    }
+    return CloudEvent({
+        "specversion": "1.0", "id": message_id, "source": f"//pubsub.googleapis.com/projects/{project}/topics/{topic}",
+        "type": "google.cloud.pubsub.topic.v1.messagePublished", "time": now, "datacontenttype": "application/json",
+    }, {"message": message, "subscription": f"projects/{project}/subscriptions/{subscription}"})
+
+
+def settings(**overrides: str) -> Settings:
+    return Settings.from_env({**ENV, **overrides}, function=LOAD_BIGQUERY)
+
+
+def trips_table(rows: int = 3, day: dt.date = DAY) -> pa.Table:
+    base = dt.datetime.combine(day, dt.time(0, 30, 10))
+    data = {}
+    for column in columns("yellow"):
+        if column.kind == "int":
+            data[column.name] = pa.array(range(1, rows + 1), pa.int64())
+        elif column.kind == "float":
+            data[column.name] = pa.array([0.3 * (i + 1) for i in range(rows)], pa.float64())
+        elif column.kind == "string":
+            data[column.name] = pa.array(["N", "", None][:rows] + ["Y"] * max(0, rows - 3), pa.string())
+        elif column.kind == "timestamp":
+            data[column.name] = pa.array([base + dt.timedelta(seconds=i, microseconds=123456 * i)
+                                          for i in range(rows)], pa.timestamp("us"))
+        else:
+            data[column.name] = pa.array([day] * rows, pa.date32())
+    return pa.table(data, schema=arrow_schema("yellow"))
+
+
+def parquet(table: pa.Table) -> bytes:
+    sink = io.BytesIO()
+    pq.write_table(table, sink)
+    return sink.getvalue()
+
+
+LOAD = loading.PartitionLoad(loading.ObjectEvent(BUCKET, NAME, GEN), loading.paths.Partition("trips", "yellow", DAY))
+
+
+# ---- event routing -------------------------------------------------------------------------------
+
+@pytest.mark.parametrize("build", [gcs_finalized_event, pubsub_notification_event])
+def test_both_envelopes_resolve_to_the_same_partition(build):
+    load, ignored = loading.resolve(build(BUCKET, NAME, GEN), settings())
+    assert ignored == {}
+    assert (load.service, load.date, load.generation, load.uri) == ("yellow", DAY, GEN, f"gs://{BUCKET}/{NAME}")
+    assert load.fields() == {"service": "yellow", "date": "2021-01-15", "object": f"gs://{BUCKET}/{NAME}",
+                             "generation": GEN}
+
+
+@pytest.mark.parametrize("event, reason", [
+    (pubsub_notification_event(BUCKET, NAME, GEN, event_type="OBJECT_DELETE"), "not_finalize"),
+    (pubsub_notification_event(BUCKET, NAME, GEN, event_type="OBJECT_METADATA_UPDATE"), "not_finalize"),
+    (gcs_finalized_event(BUCKET, "rejects/yellow/pickup_date=2021-01-15/data.parquet", GEN), "not_trips"),
+    (gcs_finalized_event(BUCKET, "staging/yellow/month=2021-01/clean.parquet", GEN), "not_trips"),
+    (pubsub_notification_event(BUCKET, "trips/yellow/pickup_date=2021-02-30/data.parquet", GEN), "not_trips"),
+    (pubsub_notification_event(BUCKET, "trips/blue/pickup_date=2021-01-15/data.parquet", GEN), "not_trips"),
+    (gcs_finalized_event(BUCKET, "trips/yellow/pickup_date=2021-01-15/other.csv", GEN), "not_trips"),
+    (gcs_finalized_event("another-bucket", NAME, GEN), "other_bucket"),
+])
+def test_other_events_are_ignored_with_a_reason(event, reason):
+    load, ignored = loading.resolve(event, settings())
+    assert load is None and ignored["ignored"] == reason and ignored["message"].startswith("event ignored")
+
+
+def test_a_finalize_without_generation_is_invalid():
+    event = gcs_finalized_event(BUCKET, NAME, GEN)
+    event.data["generation"] = "abc"
+    with pytest.raises(PermanentError):
+        loading.resolve(event, settings())
+
+
+def test_entry_points_log_ignored_events_at_info_without_touching_any_client(monkeypatch, capsys):
+    from functions import load_bigquery, load_postgres
+    from shared import clients
+
+    for key, value in ENV.items():
+        monkeypatch.setenv(key, value)
+    clients.reset()
+    monkeypatch.setattr(clients, "storage", lambda: pytest.fail("storage must not be used"))
+    monkeypatch.setattr(clients, "bigquery", lambda: pytest.fail("bigquery must not be used"))
+    try:
+        load_bigquery.handle(gcs_finalized_event(BUCKET, "rejects/yellow/pickup_date=2021-01-15/data.parquet", GEN))
+        load_postgres.handle(pubsub_notification_event(BUCKET, NAME, GEN, event_type="OBJECT_DELETE"))
+    finally:
+        get_settings.cache_clear()  # the env is monkeypatched: forget settings parsed from it
+    lines = [json.loads(line) for line in capsys.readouterr().out.splitlines()]
+    assert [(e["severity"], e["function"], e["ignored"]) for e in lines] == [
+        ("INFO", "load_bigquery", "not_trips"), ("INFO", "load_postgres", "not_finalize")]
+
+
+# ---- staleness and reading -----------------------------------------------------------------------
+
+def test_staleness_compares_the_live_generation():
+    assert loading.stale_reason(LOAD, GEN) is None
+    assert "deleted" in loading.stale_reason(LOAD, None)
+    assert "replaced" in loading.stale_reason(LOAD, GEN + 1)
+    assert "replaced" in loading.stale_reason(LOAD, GEN - 1)
+
+
+class FakeBlob:
+    def __init__(self, store: dict, name: str, generation: int | None = None):
+        self.store, self.name, self.generation = store, name, generation
+
+    def download_as_bytes(self):
+        live = self.store.get(self.name)
+        if live is None or live[0] != self.generation:
+            raise gexc.NotFound("gone")
+        return live[1]
+
+
+class FakeBucket:
+    def __init__(self, store: dict):
+        self.store = store
+
+    def get_blob(self, name):
+        return FakeBlob(self.store, name, self.store[name][0]) if name in self.store else None
+
+    def blob(self, name, generation=None):
+        return FakeBlob(self.store, name, generation)
+
+
+class FakeStorage:
+    def __init__(self, store):
+        self.store = store
+
+    def bucket(self, name):
+        assert name == BUCKET
+        return FakeBucket(self.store)
+
+
+@pytest.mark.parametrize("live, reason", [(None, "deleted"), (GEN + 5, "replaced")])
+def test_run_load_skips_stale_events_without_calling_the_loader(monkeypatch, live, reason):
+    store = {} if live is None else {NAME: (live, parquet(trips_table()))}
+    monkeypatch.setattr(loading.clients, "storage", lambda: FakeStorage(store))
+    outcome = loading.run_load(gcs_finalized_event(BUCKET, NAME, GEN), settings(),
+                               lambda *a: pytest.fail("a stale event must not be loaded"))
+    assert outcome["skipped"] == "stale" and reason in outcome["message"] and outcome["rows"] == 0
+
+
+def test_run_load_passes_the_checked_table_and_bytes(monkeypatch):
+    data = parquet(trips_table())
+    monkeypatch.setattr(loading.clients, "storage", lambda: FakeStorage({NAME: (GEN, data)}))
+    seen = {}
+
+    def loader(load, partition, settings_, timings):
+        seen.update(load=load, partition=partition)
+        return {"message": "done"}
+
+    outcome = loading.run_load(pubsub_notification_event(BUCKET, NAME, GEN), settings(), loader)
+    assert seen["partition"].parquet == data and seen["partition"].table.num_rows == 3
+    assert outcome["rows"] == 3 and outcome["generation"] == GEN and outcome["message"] == "done"
+
+
+def test_corrupt_parquet_is_permanent_and_names_the_partition(monkeypatch):
+    monkeypatch.setattr(loading.clients, "storage", lambda: FakeStorage({NAME: (GEN, b"PAR1 not parquet")}))
+    with pytest.raises(SourceError) as err:
+        loading.run_load(gcs_finalized_event(BUCKET, NAME, GEN), settings(), lambda *a: pytest.fail())
+    assert err.value.reason == "corrupt_parquet"
+    assert err.value.details["context"]["date"] == "2021-01-15"
+
+
+def test_loader_errors_leave_classified_with_context(monkeypatch):
+    monkeypatch.setattr(loading.clients, "storage", lambda: FakeStorage({NAME: (GEN, parquet(trips_table()))}))
+
+    def loader(*args):
+        raise ConnectionRefusedError("refused")
+
+    with pytest.raises(TransientError) as err:
+        loading.run_load(gcs_finalized_event(BUCKET, NAME, GEN), settings(), loader)
+    assert err.value.details["context"]["generation"] == GEN
+
+
+@pytest.mark.parametrize("mutate, reason", [
+    (lambda t: t.drop_columns(["airport_fee"]), "schema_mismatch"),
+    (lambda t: t.set_column(0, "vendor_id", t["vendor_id"].cast(pa.string())), "schema_mismatch"),
+    (lambda t: t.append_column("extra_col", pa.array([1, 2, 3])), "schema_mismatch"),
+    (lambda t: t.select(list(reversed(t.column_names))), "schema_mismatch"),
+    (lambda t: trips_table(day=DAY + dt.timedelta(days=1)), "date_mismatch"),
+])
+def test_decode_rejects_what_the_destinations_would_not_hold(mutate, reason):
+    with pytest.raises(SourceError) as err:
+        loading.decode(LOAD, parquet(mutate(trips_table())))
+    assert err.value.reason == reason
+
+
+def test_decode_accepts_an_empty_day():
+    assert loading.decode(LOAD, parquet(trips_table(0))).num_rows == 0
+
+
+# ---- BigQuery ------------------------------------------------------------------------------------
+
+def test_table_definition_partitioning_clustering_descriptions_and_expiration():
+    table = bql.table_definition(settings(BQ_PARTITION_EXPIRATION_DAYS="30"), "yellow")
+    assert table.reference.path.endswith("/datasets/nyc_taxi/tables/yellow_trips")
+    assert table.time_partitioning.type_ == "DAY" and table.time_partitioning.field == "pickup_date"
+    assert table.time_partitioning.expiration_ms == 30 * 86_400_000
+    assert table.clustering_fields == ["pu_location_id", "do_location_id"]
+    by_name = {f.name: f for f in table.schema}
+    assert by_name["pickup_datetime"].field_type == "DATETIME"
+    assert "2 = Cash" in by_name["payment_type"].description
+    assert all(f.description for f in table.schema)
+    assert bql.table_definition(settings(), "yellow").time_partitioning.expiration_ms is None
+
+
+def test_job_ids_are_deterministic_valid_and_distinct_per_generation():
+    first = bql.job_id("load", "proj.nyc_taxi.yellow_trips", DAY, GEN)
+    assert first == bql.job_id("load", "proj.nyc_taxi.yellow_trips", DAY, GEN)
+    assert first == f"load_proj_nyc_taxi_yellow_trips_20210115_g{GEN}"
+    assert first != bql.job_id("load", "proj.nyc_taxi.yellow_trips", DAY, GEN + 1)
+    assert first != bql.job_id("load", "proj.nyc_taxi.yellow_trips", DAY + dt.timedelta(days=1), GEN)
+    long = bql.job_id("load", "p." + "x" * 900, DAY, GEN)
+    assert len(long) < 1024 and set(long) <= set("abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789_-")
+
+
+class FakeJob:
+    def __init__(self, job_id, error=None, output_rows=3):
+        self.job_id, self.error, self.output_rows = job_id, error, output_rows
+
+    def result(self, timeout=None):
+        if self.error:
+            raise self.error
+        return self
+
+
+class FakeBigQuery:
+    def __init__(self, fail_query=None, existing=None):
+        self.calls, self.fail_query, self.existing = [], fail_query, existing or {}
+
+    def _job(self, job_id, error=None):
+        if job_id in self.existing:
+            raise gexc.Conflict(f"Already Exists: Job {job_id}")
+        return FakeJob(job_id, error)
+
+    def load_table_from_uri(self, uri, destination, job_id, job_config):
+        self.calls.append(("load_uri", uri, destination, job_id, job_config))
+        return self._job(job_id)
+
+    def load_table_from_file(self, fileobj, destination, job_id, job_config, size):
+        self.calls.append(("load_file", fileobj.read(), destination, job_id, job_config, size))
+        return self._job(job_id)
+
+    def query(self, sql, job_id, job_retry, job_config):
+        self.calls.append(("query", sql, job_id, job_retry))
+        return self._job(job_id, self.fail_query)
+
+    def get_job(self, job_id):
+        self.calls.append(("get_job", job_id))
+        return self.existing[job_id]
+
+    def create_table(self, table):
+        self.calls.append(("create_table", table))
+
+    def delete_table(self, table, not_found_ok):
+        self.calls.append(("delete_table", table))
+
+
+def test_partition_decorator_truncates_the_days_partition_from_the_gs_uri():
+    client = FakeBigQuery()
+    result = bql.replace_by_decorator(client, settings(), LOAD, loading.PartitionData(trips_table(), b""))
+    (kind, uri, destination, job_id, config), = client.calls
+    assert (kind, uri, destination) == ("load_uri", f"gs://{BUCKET}/{NAME}", "proj.nyc_taxi.yellow_trips$20210115")
+    assert job_id == f"load_proj_nyc_taxi_yellow_trips_20210115_g{GEN}" == result["job_id"]
+    api = config.to_api_repr()["load"]
+    assert api["sourceFormat"] == "PARQUET" and api["writeDisposition"] == "WRITE_TRUNCATE"
+    assert api["createDisposition"] == "CREATE_NEVER"
+    assert [f["name"] for f in api["schema"]["fields"]] == [c.name for c in columns("yellow")]
+    assert all(f.get("description") for f in api["schema"]["fields"])
+    assert config.labels["generation"] == str(GEN)
+
+
+def test_a_409_for_the_job_id_waits_for_that_job_and_counts_as_done():
+    job_id = f"load_proj_nyc_taxi_yellow_trips_20210115_g{GEN}"
+    client = FakeBigQuery(existing={job_id: FakeJob(job_id)})
+    result = bql.replace_by_decorator(client, settings(), LOAD, loading.PartitionData(trips_table(), b""))
+    assert result["job_id"] == job_id and [c[0] for c in client.calls] == ["load_uri", "get_job"]
+
+
+def test_a_409_for_a_job_that_failed_runs_again_under_a_fresh_id():
+    job_id = f"load_proj_nyc_taxi_yellow_trips_20210115_g{GEN}"
+    client = FakeBigQuery(existing={job_id: FakeJob(job_id, gexc.InternalServerError("backendError"))})
+    result = bql.replace_by_decorator(client, settings(), LOAD, loading.PartitionData(trips_table(), b""))
+    assert result["job_id"].startswith(job_id + "_r") and [c[0] for c in client.calls] == ["load_uri", "get_job",
+                                                                                         "load_uri"]
+
+
+def test_staging_transaction_loads_the_bytes_then_one_transaction_then_drops_staging():
+    client = FakeBigQuery()
+    bql.replace_by_staging(client, settings(), LOAD, loading.PartitionData(trips_table(), b"PARQUETBYTES"))
+    kinds = [c[0] for c in client.calls]
+    assert kinds == ["create_table", "load_file", "query", "delete_table"]
+    staging = client.calls[0][1]
+    assert staging.table_id.startswith(f"_staging_yellow_trips_20210115_g{GEN}_") and staging.expires is not None
+    _, payload, destination, load_id, config, size = client.calls[1]
+    assert payload == b"PARQUETBYTES" and size is None  # resumable upload: the emulator rejects multipart
+    assert destination == f"proj.nyc_taxi.{staging.table_id}" and load_id.endswith(staging.table_id[-8:])
+    api = config.to_api_repr()["load"]
+    assert api["sourceFormat"] == "PARQUET" and api["writeDisposition"] == "WRITE_EMPTY"
+    _, sql, query_id, job_retry = client.calls[2]
+    assert query_id == f"replace_proj_nyc_taxi_yellow_trips_20210115_g{GEN}" and job_retry is None
+    statements = [s.strip() for s in sql.split(";") if s.strip()]
+    assert statements[0] == "BEGIN TRANSACTION" and statements[-1] == "COMMIT TRANSACTION"
+    assert statements[1] == "DELETE FROM `proj.nyc_taxi.yellow_trips` WHERE pickup_date = DATE '2021-01-15'"
+    assert statements[2].startswith("INSERT INTO `proj.nyc_taxi.yellow_trips` (`vendor_id`, ")
+    assert statements[2].endswith(f"FROM `proj.nyc_taxi.{staging.table_id}`")
+    assert client.calls[3][1] == f"proj.nyc_taxi.{staging.table_id}"
+
+
+def test_staging_table_is_dropped_even_when_the_transaction_fails():
+    client = FakeBigQuery(fail_query=gexc.BadRequest("Invalid date"))
+    with pytest.raises(gexc.BadRequest):
+        bql.replace_by_staging(client, settings(), LOAD, loading.PartitionData(trips_table(), b"x"))
+    assert client.calls[-1][0] == "delete_table"
+
+
+@pytest.mark.parametrize("exc, transient", [
+    (gexc.InternalServerError("x", errors=[{"reason": "backendError"}]), True),
+    (gexc.Forbidden("x", errors=[{"reason": "rateLimitExceeded"}]), True),
+    (gexc.TooManyRequests("x", errors=[{"reason": "rateLimitExceeded"}]), True),
+    (gexc.ServiceUnavailable("x"), True),
+    (gexc.BadRequest("Transaction is aborted due to concurrent update against table t"), True),
+    (gexc.BadRequest("x", errors=[{"reason": "invalid"}]), False),
+    (gexc.BadRequest("Provided Schema does not match Table", errors=[{"reason": "invalid"}]), False),
+    (gexc.Forbidden("x", errors=[{"reason": "accessDenied"}]), False),
+    (ConnectionResetError("reset"), True),
+])
+def test_bigquery_errors_are_split_by_reason(exc, transient):
+    assert isinstance(bql.translate(exc), TransientError if transient else PermanentError)
+
+
+# ---- PostgreSQL ----------------------------------------------------------------------------------
+
+def test_table_ddl_uses_the_one_schema_and_indexes_pickup_date():
+    create, index = pgl.create_table_sql("ny_taxi", "yellow")
+    assert create.startswith('CREATE TABLE IF NOT EXISTS "ny_taxi"."yellow_trips" (')
+    assert '"pickup_datetime" timestamp without time zone' in create and '"fare_amount" double precision' in create
+    assert create.count("\n  ") == len(columns("yellow"))
+    assert index == ('CREATE INDEX IF NOT EXISTS "yellow_trips_pickup_date_idx" '
+                     'ON "ny_taxi"."yellow_trips" (pickup_date)')
+
+
+def test_comments_carry_the_data_dictionary_with_quotes_escaped():
+    statements = pgl.comment_sql("ny_taxi", "green")
+    assert len(statements) == len(columns("green")) + 1
+    trip_type = next(s for s in statements if '."trip_type" IS' in s)
+    assert trip_type.startswith('COMMENT ON COLUMN "ny_taxi"."green_trips"."trip_type" IS \'1 = Street-hail')
+    assert pgl._literal("it's") == "'it''s'"
+
+
+def test_ledger_is_the_table_the_status_module_reads():
+    create = pgl.ledger_sql("ny_taxi")[0]
+    for column in ("service text", "pickup_date date", "generation bigint", "rows bigint", "object text",
+                   "loaded_at timestamptz NOT NULL DEFAULT now()", "PRIMARY KEY (service, pickup_date)"):
+        assert column in create
+    assert create.startswith('CREATE TABLE IF NOT EXISTS "ny_taxi".loads (')
+
+
+def test_migrations_are_ordered_and_idempotent_and_comments_follow_descriptions(monkeypatch):
+    steps = pgl.migrations("ny_taxi")
+    ids = [i for i, _ in steps]
+    assert ids == sorted(ids) and ids[0] == "0001_ledger"
+    for _, statements in steps:
+        for sql in statements:
+            assert sql.startswith(("CREATE TABLE IF NOT EXISTS", "CREATE INDEX IF NOT EXISTS", "COMMENT ON"))
+    before = ids[-1]
+    from shared import schemas
+
+    edited = tuple(c if c.name != "extra" else schemas.Column(c.name, c.kind, "changed", c.sources)
+                   for c in schemas.YELLOW)
+    monkeypatch.setitem(schemas.SCHEMAS, "yellow", edited)
+    assert pgl.migrations("ny_taxi")[-1][0] != before
+
+
+@pytest.mark.parametrize("name", ["ny-taxi", 'x"; drop table y; --', "Upper", "", "1abc"])
+def test_identifiers_from_settings_are_checked(name):
+    with pytest.raises(ConfigError):
+        pgl.ident(name)
+
+
+def test_copy_csv_keeps_nulls_empty_strings_timestamps_and_floats_exact():
+    table = trips_table(3)
+    text = b"".join(bytes(c) for c in pgl.csv_chunks(table)).decode()
+    lines = text.splitlines()
+    assert len(lines) == 3
+    first, second, third = (line.split(",") for line in lines)
+    names = [c.name for c in columns("yellow")]
+    flag = names.index("store_and_fwd_flag")
+    assert (first[flag], second[flag], third[flag]) == ('"N"', '""', "")  # "" = empty string, bare = NULL
+    pickup = names.index("pickup_datetime")
+    assert second[pickup] == "2021-01-15 00:30:11.123456" and first[pickup] == "2021-01-15 00:30:10.000000"
+    fare = names.index("fare_amount")
+    assert [float(x[fare]) for x in (first, second, third)] == table["fare_amount"].to_pylist()
+    assert first[names.index("pickup_date")] == "2021-01-15"
+
+
+def test_copy_csv_is_sent_in_large_chunks():
+    table = pa.concat_tables([trips_table(3)] * 20000)
+    chunks = list(pgl.csv_chunks(table))
+    assert len(chunks) > 1 and all(len(c) == pgl.COPY_CHUNK for c in chunks[:-1])
+
+
+def test_copy_statement_names_every_column_in_order():
+    sql = pgl.copy_sql("ny_taxi", "fhv")
+    assert sql.startswith('COPY "ny_taxi"."fhv_trips" ("dispatching_base_num", "pickup_datetime"')
+    assert sql.endswith("FROM STDIN WITH (FORMAT csv)")
