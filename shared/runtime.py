@@ -103,6 +103,8 @@ def _handle_failure(function: str, settings: Settings, cloud_event: Any, exc: Ex
     error = classify(exc)
     context = dict(error.details.get("context") or {})
     fields = {**context, **{k: v for k, v in error.as_dict().items() if k != "context"}}
+    # `message` is logs.log's positional parameter: passing it as a field raised TypeError.
+    fields["error_message"] = fields.pop("message", None)
     fields.update(function=function, event_id=_event_id(cloud_event),
                   seconds=round(time.perf_counter() - started, 3))
     if isinstance(error, TransientError):
@@ -112,7 +114,7 @@ def _handle_failure(function: str, settings: Settings, cloud_event: Any, exc: Ex
             raise error from exc
         error = PermanentError(f"gave up after {int(age)} s of retries: {error.message}",
                                reason="max_event_age_exceeded", last_reason=error.reason)
-        fields.update(reason=error.reason, message=error.message)
+        fields.update(reason=error.reason, error_message=error.message)
     if not isinstance(error, PermanentError):  # pragma: no cover - classify returns one of the two
         raise exc
     if error.reason == "unexpected" or not isinstance(exc, PipelineError):
@@ -125,6 +127,7 @@ def http_error_response(function: str, exc: Exception) -> tuple[dict[str, Any], 
     """HTTP entry points: permanent -> 400 with the structured error, transient -> 503."""
     error = classify(exc)
     status = 400 if isinstance(error, PermanentError) else 503
+    fields = {k: v for k, v in error.as_dict().items() if k != "message"}  # see _handle_failure
     logs.log("WARNING" if status == 400 else "ERROR", f"{function} request failed: {error.message}",
-             function=function, **error.as_dict())
+             function=function, **fields)
     return error.as_dict(), status
