@@ -1,0 +1,325 @@
+# Identities and least-privilege grants. One service account per function, one for the triggers,
+# one for the function builds; no keys anywhere; no primitive roles; additive grants only
+# (google_*_iam_member; never _binding or _policy, which would overwrite grants made elsewhere).
+
+# --- service accounts -----------------------------------------------------------------------------
+
+resource "google_service_account" "ingest" {
+  account_id   = "${local.p}-ingest"
+  display_name = "nyc-taxi ingest function"
+  description  = "Runs ingest: writes the lake bucket, publishes dead letters."
+  depends_on   = [google_project_service.apis]
+}
+
+resource "google_service_account" "backfill" {
+  account_id   = "${local.p}-backfill"
+  display_name = "nyc-taxi backfill function"
+  description  = "Runs backfill: publishes ingest messages and dead letters, reads the status for only_missing."
+  depends_on   = [google_project_service.apis]
+}
+
+resource "google_service_account" "backfill_http" {
+  account_id   = "${local.p}-backfill-http"
+  display_name = "nyc-taxi backfill_http function"
+  description  = "Runs backfill_http: publishes ingest messages, reads the status for only_missing."
+  depends_on   = [google_project_service.apis]
+}
+
+resource "google_service_account" "load_bigquery" {
+  account_id   = "${local.p}-load-bq"
+  display_name = "nyc-taxi load_bigquery function"
+  description  = "Runs load_bigquery: reads the lake, writes the BigQuery dataset, publishes dead letters."
+  depends_on   = [google_project_service.apis]
+}
+
+resource "google_service_account" "load_postgres" {
+  account_id   = "${local.p}-load-pg"
+  display_name = "nyc-taxi load_postgres function"
+  description  = "Runs load_postgres: reads the lake, writes Cloud SQL, publishes dead letters."
+  depends_on   = [google_project_service.apis]
+}
+
+resource "google_service_account" "status" {
+  account_id   = "${local.p}-status"
+  display_name = "nyc-taxi status function"
+  description  = "Runs status: reads the lake, BigQuery and Cloud SQL."
+  depends_on   = [google_project_service.apis]
+}
+
+resource "google_service_account" "trigger" {
+  account_id   = "${local.p}-trigger"
+  display_name = "nyc-taxi event triggers"
+  description  = "Identity of the Eventarc triggers and Pub/Sub push subscriptions that invoke the event functions."
+  depends_on   = [google_project_service.apis]
+}
+
+resource "google_service_account" "build" {
+  account_id   = "${local.p}-build"
+  display_name = "nyc-taxi function builds"
+  description  = "Cloud Build identity that turns the source zip into the functions' images."
+  depends_on   = [google_project_service.apis]
+}
+
+locals {
+  sa = {
+    ingest        = "serviceAccount:${google_service_account.ingest.email}"
+    backfill      = "serviceAccount:${google_service_account.backfill.email}"
+    backfill_http = "serviceAccount:${google_service_account.backfill_http.email}"
+    load_bigquery = "serviceAccount:${google_service_account.load_bigquery.email}"
+    load_postgres = "serviceAccount:${google_service_account.load_postgres.email}"
+    status        = "serviceAccount:${google_service_account.status.email}"
+    trigger       = "serviceAccount:${google_service_account.trigger.email}"
+    build         = "serviceAccount:${google_service_account.build.email}"
+  }
+
+  # Functions that read PostgreSQL (the status of a date, only_missing backfills, the loader).
+  pg_readers = {
+    backfill      = google_service_account.backfill.email
+    backfill_http = google_service_account.backfill_http.email
+    load_postgres = google_service_account.load_postgres.email
+    status        = google_service_account.status.email
+  }
+
+  # Functions that read the lake and BigQuery for a status (status itself and only_missing backfills).
+  status_readers = {
+    backfill      = local.sa.backfill
+    backfill_http = local.sa.backfill_http
+    status        = local.sa.status
+  }
+
+  # Cloud SQL grants are limited to this pipeline's instance.
+  sql_instance_condition = "resource.name == \"projects/${var.project_id}/instances/${google_sql_database_instance.postgres.name}\" && resource.type == \"sqladmin.googleapis.com/Instance\""
+}
+
+# --- lake bucket ------------------------------------------------------------------------------------
+
+resource "google_storage_bucket_iam_member" "ingest_writes_lake" {
+  bucket = google_storage_bucket.lake.name
+  role   = "roles/storage.objectUser" # create, overwrite (delete) and read objects; no bucket or IAM admin
+  member = local.sa.ingest
+}
+
+resource "google_storage_bucket_iam_member" "load_bigquery_reads_lake" {
+  bucket = google_storage_bucket.lake.name
+  role   = "roles/storage.objectViewer"
+  member = local.sa.load_bigquery
+}
+
+resource "google_storage_bucket_iam_member" "load_postgres_reads_lake" {
+  bucket = google_storage_bucket.lake.name
+  role   = "roles/storage.objectViewer"
+  member = local.sa.load_postgres
+}
+
+resource "google_storage_bucket_iam_member" "status_readers_read_lake" {
+  for_each = local.status_readers
+
+  bucket = google_storage_bucket.lake.name
+  role   = "roles/storage.objectViewer"
+  member = each.value
+}
+
+# --- Pub/Sub ------------------------------------------------------------------------------------------
+
+resource "google_pubsub_topic_iam_member" "backfill_publishes_ingest" {
+  topic  = google_pubsub_topic.ingest.id
+  role   = "roles/pubsub.publisher"
+  member = local.sa.backfill
+}
+
+resource "google_pubsub_topic_iam_member" "backfill_http_publishes_ingest" {
+  topic  = google_pubsub_topic.ingest.id
+  role   = "roles/pubsub.publisher"
+  member = local.sa.backfill_http
+}
+
+# The event functions dead-letter permanent failures themselves (shared/runtime.py).
+resource "google_pubsub_topic_iam_member" "functions_publish_dead_letters" {
+  for_each = {
+    ingest        = local.sa.ingest
+    backfill      = local.sa.backfill
+    load_bigquery = local.sa.load_bigquery
+    load_postgres = local.sa.load_postgres
+  }
+
+  topic  = google_pubsub_topic.dead_letter.id
+  role   = "roles/pubsub.publisher"
+  member = each.value
+}
+
+# --- BigQuery ---------------------------------------------------------------------------------------
+
+resource "google_bigquery_dataset_iam_member" "load_bigquery_edits_dataset" {
+  dataset_id = google_bigquery_dataset.nyc_taxi.dataset_id
+  role       = "roles/bigquery.dataEditor" # creates its tables and replaces partitions
+  member     = local.sa.load_bigquery
+}
+
+resource "google_bigquery_dataset_iam_member" "status_readers_read_dataset" {
+  for_each = local.status_readers
+
+  dataset_id = google_bigquery_dataset.nyc_taxi.dataset_id
+  role       = "roles/bigquery.dataViewer"
+  member     = each.value
+}
+
+# Running load and query jobs is a project-level permission (jobs have no finer resource).
+resource "google_project_iam_member" "bigquery_job_users" {
+  for_each = merge(local.status_readers, { load_bigquery = local.sa.load_bigquery })
+
+  project = var.project_id
+  role    = "roles/bigquery.jobUser"
+  member  = each.value
+}
+
+# --- Cloud SQL ------------------------------------------------------------------------------------
+
+resource "google_project_iam_member" "sql_clients" {
+  for_each = local.pg_readers
+
+  project = var.project_id
+  role    = "roles/cloudsql.client" # connect through the Cloud SQL connector
+  member  = "serviceAccount:${each.value}"
+
+  condition {
+    title      = "only-${local.p}-postgres"
+    expression = local.sql_instance_condition
+  }
+}
+
+resource "google_project_iam_member" "sql_instance_users" {
+  for_each = var.pg_auth_mode == "iam" ? local.pg_readers : {}
+
+  project = var.project_id
+  role    = "roles/cloudsql.instanceUser" # log in as an IAM database user
+  member  = "serviceAccount:${each.value}"
+
+  condition {
+    title      = "only-${local.p}-postgres"
+    expression = local.sql_instance_condition
+  }
+}
+
+resource "google_secret_manager_secret_iam_member" "pg_password_readers" {
+  for_each = var.pg_auth_mode == "password" ? local.pg_readers : {}
+
+  secret_id = google_secret_manager_secret.pg_password.id
+  role      = "roles/secretmanager.secretAccessor"
+  member    = "serviceAccount:${each.value}"
+}
+
+# --- triggers -----------------------------------------------------------------------------------------
+
+resource "google_project_iam_member" "trigger_receives_events" {
+  project = var.project_id
+  role    = "roles/eventarc.eventReceiver"
+  member  = local.sa.trigger
+}
+
+# The trigger identity may invoke the event functions, and only those.
+resource "google_cloud_run_v2_service_iam_member" "trigger_invokes" {
+  for_each = {
+    ingest        = google_cloudfunctions2_function.ingest.name
+    backfill      = google_cloudfunctions2_function.backfill.name
+    load_bigquery = google_cloudfunctions2_function.load_bigquery.name
+    load_postgres = google_cloudfunctions2_function.load_postgres.name
+  }
+
+  project  = var.project_id
+  location = var.region
+  name     = each.value
+  role     = "roles/run.invoker"
+  member   = local.sa.trigger
+}
+
+# Pub/Sub signs the push requests' OIDC tokens as the trigger identity.
+resource "google_service_account_iam_member" "pubsub_agent_signs_as_trigger" {
+  service_account_id = google_service_account.trigger.name
+  role               = "roles/iam.serviceAccountTokenCreator"
+  member             = local.pubsub_service_agent
+}
+
+# Cloud Storage publishes object events: to Eventarc's topics (project-wide, the topics are Eventarc's)
+# or, with the Pub/Sub wiring, to the lake-events topic only.
+resource "google_project_iam_member" "gcs_publishes_events" {
+  count = var.loader_trigger == "eventarc" ? 1 : 0
+
+  project = var.project_id
+  role    = "roles/pubsub.publisher"
+  member  = "serviceAccount:${data.google_storage_project_service_account.gcs.email_address}"
+}
+
+resource "google_pubsub_topic_iam_member" "gcs_publishes_lake_events" {
+  count = var.loader_trigger == "pubsub" ? 1 : 0
+
+  topic  = google_pubsub_topic.lake_events[0].id
+  role   = "roles/pubsub.publisher"
+  member = "serviceAccount:${data.google_storage_project_service_account.gcs.email_address}"
+}
+
+# Dead-letter policy: the Pub/Sub service agent forwards undeliverable lake events.
+resource "google_pubsub_topic_iam_member" "pubsub_agent_dead_letters" {
+  count = var.loader_trigger == "pubsub" ? 1 : 0
+
+  topic  = google_pubsub_topic.dead_letter.id
+  role   = "roles/pubsub.publisher"
+  member = local.pubsub_service_agent
+}
+
+resource "google_pubsub_subscription_iam_member" "pubsub_agent_acks_loader_subscriptions" {
+  for_each = google_pubsub_subscription.loader
+
+  subscription = each.value.name
+  role         = "roles/pubsub.subscriber"
+  member       = local.pubsub_service_agent
+}
+
+# --- HTTP callers -----------------------------------------------------------------------------------
+
+resource "google_cloud_run_v2_service_iam_member" "status_invokers" {
+  for_each = toset(var.invoker_members)
+
+  project  = var.project_id
+  location = var.region
+  name     = google_cloudfunctions2_function.status.name
+  role     = "roles/run.invoker"
+  member   = each.value
+}
+
+resource "google_cloud_run_v2_service_iam_member" "backfill_http_invokers" {
+  for_each = toset(var.invoker_members)
+
+  project  = var.project_id
+  location = var.region
+  name     = google_cloudfunctions2_function.backfill_http.name
+  role     = "roles/run.invoker"
+  member   = each.value
+}
+
+# --- function builds --------------------------------------------------------------------------------
+
+resource "google_project_iam_member" "build_writes_logs" {
+  project = var.project_id
+  role    = "roles/logging.logWriter"
+  member  = local.sa.build
+}
+
+# The build pushes images to the gcf-artifacts repository that Cloud Functions creates.
+resource "google_project_iam_member" "build_writes_images" {
+  project = var.project_id
+  role    = "roles/artifactregistry.writer"
+  member  = local.sa.build
+}
+
+# The build reads the source zip (ours, then the copy Cloud Functions stages in its gcf-v2-* buckets),
+# and nothing else in Cloud Storage.
+resource "google_project_iam_member" "build_reads_sources" {
+  project = var.project_id
+  role    = "roles/storage.objectAdmin"
+  member  = local.sa.build
+
+  condition {
+    title      = "only-function-source-buckets"
+    expression = "resource.name.startsWith(\"projects/_/buckets/${local.source_bucket_name}\") || resource.name.startsWith(\"projects/_/buckets/gcf-v2-sources-${data.google_project.this.number}-\") || resource.name.startsWith(\"projects/_/buckets/gcf-v2-uploads-${data.google_project.this.number}\")"
+  }
+}

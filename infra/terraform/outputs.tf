@@ -1,0 +1,95 @@
+output "ingest_topic" {
+  description = "Publish {\"date\": \"YYYY-MM-DD\", \"service\": \"yellow\"} here to ingest a day."
+  value       = google_pubsub_topic.ingest.name
+}
+
+output "backfill_topic" {
+  description = "Publish {\"start\": ..., \"end\": ..., \"services\": [...]} here to backfill a range."
+  value       = google_pubsub_topic.backfill.name
+}
+
+output "dead_letter_topic" {
+  description = "Permanent failures are published here."
+  value       = google_pubsub_topic.dead_letter.name
+}
+
+output "dead_letter_subscription" {
+  description = "Pull this subscription to inspect dead letters."
+  value       = google_pubsub_subscription.dead_letter.name
+}
+
+output "lake_events_topic" {
+  description = "GCS notification topic of trips/ (loader_trigger = pubsub), else null."
+  value       = one(google_pubsub_topic.lake_events[*].name)
+}
+
+output "lake_bucket" {
+  description = "The lake bucket (raw/, staging/, trips/, rejects/, quarantine/)."
+  value       = google_storage_bucket.lake.name
+}
+
+output "source_bucket" {
+  description = "Bucket of the functions' source archives."
+  value       = google_storage_bucket.source.name
+}
+
+output "function_urls" {
+  description = "URL of every function's service (only status and backfill_http accept calls from outside Google Cloud)."
+  value = {
+    ingest        = google_cloudfunctions2_function.ingest.service_config[0].uri
+    backfill      = google_cloudfunctions2_function.backfill.service_config[0].uri
+    backfill_http = google_cloudfunctions2_function.backfill_http.service_config[0].uri
+    load_bigquery = google_cloudfunctions2_function.load_bigquery.service_config[0].uri
+    load_postgres = google_cloudfunctions2_function.load_postgres.service_config[0].uri
+    status        = google_cloudfunctions2_function.status.service_config[0].uri
+  }
+}
+
+output "status_url" {
+  description = "The status page (call with an identity token: see README.md)."
+  value       = google_cloudfunctions2_function.status.service_config[0].uri
+}
+
+output "backfill_http_url" {
+  description = "The HTTP backfill endpoint (POST a JSON body with an identity token)."
+  value       = google_cloudfunctions2_function.backfill_http.service_config[0].uri
+}
+
+output "service_accounts" {
+  description = "The identity of each function, of the triggers and of the builds."
+  value = {
+    ingest        = google_service_account.ingest.email
+    backfill      = google_service_account.backfill.email
+    backfill_http = google_service_account.backfill_http.email
+    load_bigquery = google_service_account.load_bigquery.email
+    load_postgres = google_service_account.load_postgres.email
+    status        = google_service_account.status.email
+    trigger       = google_service_account.trigger.email
+    build         = google_service_account.build.email
+  }
+}
+
+output "bigquery_dataset" {
+  description = "project:dataset of the {service}_trips tables."
+  value       = "${var.project_id}:${google_bigquery_dataset.nyc_taxi.dataset_id}"
+}
+
+output "cloud_sql_instance" {
+  description = "Connection name of the Cloud SQL instance (project:region:instance)."
+  value       = google_sql_database_instance.postgres.connection_name
+}
+
+output "pg_builtin_user" {
+  description = "The built-in PostgreSQL user; its password is in the pg_password_secret."
+  value       = google_sql_user.builtin.name
+}
+
+output "pg_password_secret" {
+  description = "Secret Manager secret holding the built-in user's password."
+  value       = google_secret_manager_secret.pg_password.secret_id
+}
+
+output "postgres_bootstrap_sql" {
+  description = "iam mode: run once as the built-in user in the database (README.md) so the IAM database users may create and read the tables."
+  value       = var.pg_auth_mode == "iam" ? local.postgres_bootstrap_sql : null
+}

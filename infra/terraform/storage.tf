@@ -1,0 +1,131 @@
+# The lake bucket (raw/, staging/, trips/, rejects/, quarantine/) and the bucket of function archives.
+
+resource "google_storage_bucket" "lake" {
+  #checkov:skip=CKV_GCP_62:Access is audited with Cloud Audit Logs (Data Access for Cloud Storage); usage-log export would need a second, itself unlogged, bucket.
+  name                        = local.lake_bucket_name
+  location                    = local.lake_location
+  storage_class               = "STANDARD"
+  uniform_bucket_level_access = true
+  public_access_prevention    = "enforced"
+  force_destroy               = var.force_destroy_buckets
+
+  versioning {
+    enabled = true
+  }
+
+  # raw/: verbatim month files, read once per month -> cheaper storage, then deleted.
+  lifecycle_rule {
+    condition {
+      age            = var.raw_nearline_after_days
+      matches_prefix = ["raw/"]
+      with_state     = "LIVE"
+    }
+    action {
+      type          = "SetStorageClass"
+      storage_class = "NEARLINE"
+    }
+  }
+
+  dynamic "lifecycle_rule" {
+    for_each = var.raw_delete_after_days > 0 ? [var.raw_delete_after_days] : []
+    content {
+      condition {
+        age            = lifecycle_rule.value
+        matches_prefix = ["raw/"]
+        with_state     = "LIVE"
+      }
+      action {
+        type = "Delete"
+      }
+    }
+  }
+
+  # rejects/: rows kept out of trips/, kept for inspection only.
+  lifecycle_rule {
+    condition {
+      age            = var.rejects_delete_after_days
+      matches_prefix = ["rejects/"]
+      with_state     = "LIVE"
+    }
+    action {
+      type = "Delete"
+    }
+  }
+
+  # A replayed day overwrites its partition: keep old versions only briefly.
+  lifecycle_rule {
+    condition {
+      days_since_noncurrent_time = var.noncurrent_versions_days
+      with_state                 = "ARCHIVED"
+    }
+    action {
+      type = "Delete"
+    }
+  }
+
+  depends_on = [google_project_service.apis]
+}
+
+resource "google_storage_bucket" "source" {
+  #checkov:skip=CKV_GCP_62:Holds only build inputs (zips named by content hash); audited with Cloud Audit Logs, no usage-log bucket.
+  name                        = local.source_bucket_name
+  location                    = upper(var.region)
+  storage_class               = "STANDARD"
+  uniform_bucket_level_access = true
+  public_access_prevention    = "enforced"
+  force_destroy               = var.force_destroy_buckets
+
+  versioning {
+    enabled = true
+  }
+
+  # Each code change uploads a new zip. A deployed function runs its built image, not the zip, so old
+  # zips only serve a rollback; if the current one ages out, the next apply uploads it again.
+  lifecycle_rule {
+    condition {
+      age        = 90
+      with_state = "ANY"
+    }
+    action {
+      type = "Delete"
+    }
+  }
+
+  depends_on = [google_project_service.apis]
+}
+
+# One zip of the repository's runtime code (main.py, functions/, shared/, requirements.txt).
+data "archive_file" "source" {
+  type        = "zip"
+  source_dir  = "${path.module}/../.."
+  output_path = "${path.module}/.terraform/tmp/function-source.zip"
+  excludes = [
+    ".git",
+    ".github",
+    ".ci",
+    ".venv",
+    ".state",
+    ".pytest_cache",
+    ".terraform",
+    "__pycache__",
+    "functions/__pycache__",
+    "shared/__pycache__",
+    "benchmarks",
+    "infra",
+    "local",
+    "tests",
+    "test-artifacts",
+    "docs",
+    "cloudbuild.yaml",
+    "local_emulator.sh",
+    "requirements-dev.txt",
+    "requirements-infra.txt",
+  ]
+}
+
+# The content hash is in the object name, so a code change is a new object and redeploys the functions.
+resource "google_storage_bucket_object" "source" {
+  name   = "functions/source-${data.archive_file.source.output_md5}.zip"
+  bucket = google_storage_bucket.source.name
+  source = data.archive_file.source.output_path
+}
