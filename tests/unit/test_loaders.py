@@ -473,3 +473,24 @@ def test_copy_statement_names_every_column_in_order():
     sql = pgl.copy_sql("ny_taxi", "fhv")
     assert sql.startswith('COPY "ny_taxi"."fhv_trips" ("dispatching_base_num", "pickup_datetime"')
     assert sql.endswith("FROM STDIN WITH (FORMAT csv)")
+
+
+# ---- builders the integration tests share ---------------------------------------------------------
+
+def real_day_partition(sample_csv, day: dt.date = dt.date(2021, 1, 1)) -> pa.Table:
+    """The real sample through the ingest's own split and extraction: a genuine trips/ partition."""
+    from shared.cleaning import Rules
+    from shared.lake import extract_day, split_month
+
+    sink = pa.BufferOutputStream()
+    with open(sample_csv, "rb") as handle:
+        split_month(handle, "csv", "yellow", day.year, day.month, Rules(), sink)
+    trips, _ = extract_day(pq.ParquetFile(pa.BufferReader(sink.getvalue())), day)
+    return trips
+
+
+def test_real_sample_builds_a_partition_of_the_trips_schema(real_yellow_sample):
+    trips = real_day_partition(real_yellow_sample)
+    assert trips.num_rows == 96 and trips.schema.equals(arrow_schema("yellow"))
+    load = loading.PartitionLoad(LOAD.event, loading.paths.Partition("trips", "yellow", dt.date(2021, 1, 1)))
+    assert loading.decode(load, parquet(trips)).num_rows == 96
