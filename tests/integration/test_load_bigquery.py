@@ -1,0 +1,171 @@
+"""load_bigquery against fake-gcs-server, the Pub/Sub emulator and the BigQuery emulator.
+
+The local stack uses the `staging_transaction` strategy (the emulator rejects
+`table$YYYYMMDD`). The emulator does not enforce job-id uniqueness, so these
+tests prove idempotency the way it must hold there: by replace semantics and the
+lake's generation check, never by a 409. Each test has its own bucket and dataset.
+"""
+
+from __future__ import annotations
+
+import csv
+import datetime as dt
+import threading
+import uuid
+
+import pyarrow as pa
+import pytest
+
+from functions import load_bigquery
+from shared import bigquery_load, clients, paths
+from shared.lake import upload_parquet
+from tests.unit.test_loaders import gcs_finalized_event, pubsub_notification_event, real_day_partition
+
+DAY = dt.date(2021, 1, 1)
+NAME = paths.trips_object("yellow", DAY)
+ENVELOPES = (pubsub_notification_event, gcs_finalized_event)
+
+
+@pytest.fixture
+def dataset(fresh_bucket, settings_env):
+    name = f"it_{uuid.uuid4().hex[:10]}"
+    settings_env(BQ_DATASET=name, BQ_REPLACE_STRATEGY="staging_transaction", BQ_PARTITION_EXPIRATION_DAYS="0")
+    bigquery_load._ensured.clear()
+    yield name
+    clients.bigquery().delete_dataset(name, delete_contents=True, not_found_ok=True)
+
+
+def rows(dataset: str, where: str = f"pickup_date = DATE '{DAY}'") -> list[dict]:
+    sql = f"SELECT * FROM `{dataset}.yellow_trips` WHERE {where} ORDER BY pickup_datetime, pu_location_id"
+    return [dict(r) for r in clients.bigquery().query(sql).result()]
+
+
+def day_count(dataset: str) -> int:
+    sql = f"SELECT count(*) AS n FROM `{dataset}.yellow_trips` WHERE pickup_date = DATE '{DAY}'"
+    return list(clients.bigquery().query(sql).result())[0]["n"]
+
+
+def staging_tables(dataset: str) -> list[str]:
+    return [t.table_id for t in clients.bigquery().list_tables(dataset) if t.table_id.startswith("_staging")]
+
+
+def upload(bucket, table: pa.Table):
+    return upload_parquet(bucket, NAME, table, {"service": "yellow"})
+
+
+def deliver(blob, envelope=pubsub_notification_event) -> None:
+    load_bigquery.handle(envelope(blob.bucket.name, blob.name, blob.generation))
+
+
+@pytest.fixture
+def real_day(real_yellow_sample) -> pa.Table:
+    return real_day_partition(real_yellow_sample)
+
+
+def test_table_is_created_partitioned_clustered_and_described(fresh_bucket, dataset, real_day):
+    deliver(upload(fresh_bucket, real_day))
+    table = clients.bigquery().get_table(f"{dataset}.yellow_trips")
+    assert table.time_partitioning.type_ == "DAY" and table.time_partitioning.field == "pickup_date"
+    assert table.clustering_fields == ["pu_location_id", "do_location_id"]
+    fields = {f.name: f for f in table.schema}
+    assert fields["pickup_datetime"].field_type == "DATETIME" and fields["pickup_date"].field_type == "DATE"
+    assert "2 = Cash" in fields["payment_type"].description and all(f.description for f in table.schema)
+
+
+def test_load_again_newer_then_older(fresh_bucket, dataset, real_day):
+    first = upload(fresh_bucket, real_day)
+    deliver(first, pubsub_notification_event)
+    loaded = rows(dataset)
+    assert len(loaded) == 96
+
+    deliver(first, gcs_finalized_event)  # the emulator runs the same job id again: replace keeps one copy
+    assert rows(dataset) == loaded
+
+    newer = upload(fresh_bucket, real_day.slice(0, 40))
+    deliver(newer)
+    assert day_count(dataset) == 40, "replaced, not added"
+
+    deliver(first)  # the older generation, delivered late: stale in the lake, skipped
+    assert day_count(dataset) == 40
+    assert staging_tables(dataset) == []
+
+
+def test_other_days_are_untouched(fresh_bucket, dataset, real_day):
+    other_day = DAY + dt.timedelta(days=1)
+    other = real_day.set_column(real_day.schema.get_field_index("pickup_date"), "pickup_date",
+                                pa.array([other_day] * real_day.num_rows, pa.date32()))
+    blob = upload_parquet(fresh_bucket, paths.trips_object("yellow", other_day), other, {})
+    deliver(blob)
+    deliver(upload(fresh_bucket, real_day))
+    deliver(upload(fresh_bucket, real_day.slice(0, 5)))
+    assert day_count(dataset) == 5 and len(rows(dataset, f"pickup_date = DATE '{other_day}'")) == 96
+
+
+def test_same_event_to_concurrent_invocations_loads_the_day_once(fresh_bucket, dataset, real_day):
+    big = pa.concat_tables([real_day] * 50)
+    deliver(upload(fresh_bucket, real_day.slice(0, 1)))  # the table exists and the day has an old version
+    blob = upload(fresh_bucket, big)
+    barrier = threading.Barrier(3)
+    errors = []
+
+    def invoke(index):
+        try:
+            barrier.wait()
+            deliver(blob, ENVELOPES[index % 2])
+        except BaseException as exc:  # surfaced below
+            errors.append(exc)
+
+    threads = [threading.Thread(target=invoke, args=(i,)) for i in range(3)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(180)
+    assert not errors
+    assert day_count(dataset) == big.num_rows
+    assert staging_tables(dataset) == []
+
+
+def test_corrupt_parquet_is_dead_lettered_and_the_day_stays_intact(fresh_bucket, dataset, real_day,
+                                                                   dead_letters):
+    deliver(upload(fresh_bucket, real_day))
+    before = rows(dataset)
+    blob = fresh_bucket.blob(NAME)
+    blob.upload_from_string(b"PAR1 this is not parquet PAR1")
+    deliver(blob, gcs_finalized_event)  # returns: a permanent error is acked, not retried
+
+    letters = [b for b in dead_letters(expected=1) if b["context"].get("object", "").endswith(
+        f"{fresh_bucket.name}/{NAME}")]
+    assert len(letters) == 1
+    assert letters[0]["function"] == "load_bigquery" and letters[0]["reason"] == "corrupt_parquet"
+    assert letters[0]["context"]["generation"] == blob.generation
+    assert letters[0]["event"]["attributes"]["type"] == "google.cloud.storage.object.v1.finalized"
+    assert rows(dataset) == before
+    assert staging_tables(dataset) == []
+
+
+def test_known_row_round_trips_exactly(fresh_bucket, dataset, real_day, real_yellow_sample):
+    deliver(upload(fresh_bucket, real_day))
+    with open(real_yellow_sample, newline="") as handle:
+        source = next(csv.DictReader(handle))
+    pickup = dt.datetime.fromisoformat(source["tpep_pickup_datetime"])
+    (row,) = rows(dataset, f"pickup_datetime = DATETIME '{pickup.isoformat(sep=' ')}' "
+                           f"AND pu_location_id = {int(source['PULocationID'])}")
+    assert row["pickup_datetime"] == pickup  # DATETIME: naive local time, not shifted
+    assert row["dropoff_datetime"] == dt.datetime.fromisoformat(source["tpep_dropoff_datetime"])
+    assert (row["pu_location_id"], row["do_location_id"]) == (int(source["PULocationID"]),
+                                                             int(source["DOLocationID"]))
+    for name in ("trip_distance", "fare_amount", "extra", "mta_tax", "tip_amount", "tolls_amount",
+                 "improvement_surcharge", "total_amount", "congestion_surcharge"):
+        assert row[name] == float(source[name]), name
+    assert (row["payment_type"], row["passenger_count"], row["store_and_fwd_flag"]) == (
+        int(source["payment_type"]), int(source["passenger_count"]), source["store_and_fwd_flag"])
+
+
+def test_partition_expiration_follows_the_setting(fresh_bucket, dataset, settings_env, real_day):
+    deliver(upload(fresh_bucket, real_day))
+    assert not clients.bigquery().get_table(f"{dataset}.yellow_trips").time_partitioning.expiration_ms
+    settings_env(BQ_PARTITION_EXPIRATION_DAYS="30")  # a new deployment with the setting changed
+    bigquery_load._ensured.clear()
+    deliver(upload(fresh_bucket, real_day.slice(0, 3)))
+    table = clients.bigquery().get_table(f"{dataset}.yellow_trips")
+    assert table.time_partitioning.expiration_ms == 30 * 86_400_000 and day_count(dataset) == 3
