@@ -108,6 +108,14 @@ def run_backfill_31(source: Path, out: Path) -> None:
     _extract_all(_split(source, out), out, reopen=True)
 
 
+def _peak_rss_mb() -> float:
+    """This process's own high-water mark (ru_maxrss would include the parent's, kept across exec)."""
+    for line in Path("/proc/self/status").read_text().splitlines():
+        if line.startswith("VmHWM:"):
+            return int(line.split()[1]) / 1024
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+
+
 def child(name: str, source: Path) -> None:
     """Run one contender in this process and print its figures as JSON."""
     sys.path.insert(0, str(REPO))
@@ -119,7 +127,7 @@ def child(name: str, source: Path) -> None:
         wall = time.perf_counter() - start
         after = resource.getrusage(resource.RUSAGE_SELF)
         cpu = (after.ru_utime - before.ru_utime) + (after.ru_stime - before.ru_stime)
-        print(json.dumps({"name": name, "wall": wall, "cpu": cpu, "peak_mb": after.ru_maxrss / 1024}))
+        print(json.dumps({"name": name, "wall": wall, "cpu": cpu, "peak_mb": _peak_rss_mb()}))
     finally:
         shutil.rmtree(out, ignore_errors=True)
 
