@@ -1,0 +1,1 @@
+"""Helpers of local_emulator.sh (the local stack)."""

@@ -1,0 +1,141 @@
+"""Create the local stack's resources, idempotently, against the running emulators.
+
+    python -m local.stack.resources topics   # Pub/Sub topics (before fake-gcs-server starts)
+    python -m local.stack.resources all      # topics, subscriptions, bucket, dataset, database
+
+Reads the stack's environment (.state/env, exported by local_emulator.sh). The Pub/Sub
+emulator keeps nothing across restarts, so topics and subscriptions are made on every `up`.
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+import urllib.error
+import urllib.request
+
+PUSH_SUBSCRIPTIONS = {
+    # subscription: (topic env var, function whose URL receives the pushes)
+    "taxi-ingest-push": ("INGEST_TOPIC", "INGEST"),
+    "taxi-backfill-push": ("BACKFILL_TOPIC", "BACKFILL"),
+    "taxi-lake-bigquery-push": ("LAKE_EVENTS_TOPIC", "LOAD_BIGQUERY"),
+    "taxi-lake-postgres-push": ("LAKE_EVENTS_TOPIC", "LOAD_POSTGRES"),
+}
+DEAD_LETTER_SUBSCRIPTION = "taxi-dead-letter-sub"
+MAX_DELIVERY_ATTEMPTS = 5
+ACK_DEADLINE_SECONDS = 600  # a month download + split can take minutes: no redelivery meanwhile
+TOPIC_VARS = ("INGEST_TOPIC", "BACKFILL_TOPIC", "DEAD_LETTER_TOPIC", "LAKE_EVENTS_TOPIC")
+
+
+def env(name: str) -> str:
+    value = os.environ.get(name)
+    if not value:
+        raise SystemExit(f"resources: {name} is not set (run through ./local_emulator.sh)")
+    return value
+
+
+def create_topics() -> None:
+    """Over the emulator's REST API: no client library to import, so it is done in a blink."""
+    for var in TOPIC_VARS:
+        url = f"http://{env('PUBSUB_EMULATOR_HOST')}/v1/projects/{env('GCP_PROJECT')}/topics/{env(var)}"
+        request = urllib.request.Request(url, method="PUT", data=b"{}",
+                                         headers={"Content-Type": "application/json"})
+        try:
+            urllib.request.urlopen(request, timeout=30).close()
+        except urllib.error.HTTPError as error:
+            if error.code != 409:  # 409: exists already
+                raise SystemExit(f"creating topic {env(var)}: {error.code} {error.read().decode()}")
+
+
+def create_subscriptions() -> None:
+    from google.cloud import pubsub_v1
+    from google.protobuf import duration_pb2
+
+    project = env("GCP_PROJECT")
+    subscriber = pubsub_v1.SubscriberClient()
+    dead_letter_topic = f"projects/{project}/topics/{env('DEAD_LETTER_TOPIC')}"
+    with subscriber:
+        _create(subscriber, {
+            "name": subscriber.subscription_path(project, DEAD_LETTER_SUBSCRIPTION),
+            "topic": dead_letter_topic,
+            "ack_deadline_seconds": 60,
+            "message_retention_duration": duration_pb2.Duration(seconds=7 * 86400),
+        })
+        for name, (topic_var, function) in PUSH_SUBSCRIPTIONS.items():
+            _create(subscriber, {
+                "name": subscriber.subscription_path(project, name),
+                "topic": f"projects/{project}/topics/{env(topic_var)}",
+                "push_config": {"push_endpoint": env(f"TAXI_FUNCTION_URL_{function}")},
+                "ack_deadline_seconds": ACK_DEADLINE_SECONDS,
+                "retry_policy": {
+                    "minimum_backoff": duration_pb2.Duration(seconds=1),
+                    "maximum_backoff": duration_pb2.Duration(seconds=10),
+                },
+                "dead_letter_policy": {
+                    "dead_letter_topic": dead_letter_topic,
+                    "max_delivery_attempts": MAX_DELIVERY_ATTEMPTS,
+                },
+            })
+
+
+def _create(subscriber, request: dict) -> None:
+    from google.api_core.exceptions import AlreadyExists
+
+    try:
+        subscriber.create_subscription(request=request)
+    except AlreadyExists:
+        pass
+
+
+def create_bucket() -> None:
+    from google.api_core.exceptions import Conflict
+    from google.auth.credentials import AnonymousCredentials
+    from google.cloud import storage
+
+    client = storage.Client(project=env("GCP_PROJECT"), credentials=AnonymousCredentials())
+    if client.lookup_bucket(env("LAKE_BUCKET")) is None:
+        try:
+            client.create_bucket(env("LAKE_BUCKET"))
+        except Conflict:
+            pass
+
+
+def create_dataset() -> None:
+    from google.api_core.client_options import ClientOptions
+    from google.auth.credentials import AnonymousCredentials
+    from google.cloud import bigquery
+
+    client = bigquery.Client(project=env("GCP_PROJECT"), credentials=AnonymousCredentials(),
+                             client_options=ClientOptions(api_endpoint=env("BIGQUERY_EMULATOR_HOST")))
+    dataset = bigquery.Dataset(f"{env('GCP_PROJECT')}.{os.environ.get('BQ_DATASET', 'nyc_taxi')}")
+    dataset.location = os.environ.get("BQ_LOCATION", "US")
+    client.create_dataset(dataset, exists_ok=True)
+
+
+def create_database() -> None:
+    import pg8000.native
+
+    connection = pg8000.native.Connection(
+        user=env("PG_USER"), password=env("PG_PASSWORD"), host=env("PG_HOST"),
+        port=int(env("PG_PORT")), database="postgres")
+    try:
+        name = env("PG_DATABASE")
+        if not connection.run("SELECT 1 FROM pg_database WHERE datname = :name", name=name):
+            connection.run(f"CREATE DATABASE {pg8000.native.identifier(name)}")
+    finally:
+        connection.close()
+
+
+def main(argv: list[str]) -> int:
+    what = argv[1] if len(argv) > 1 else "all"
+    create_topics()
+    if what == "all":
+        create_subscriptions()
+        create_bucket()
+        create_dataset()
+        create_database()
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main(sys.argv))

