@@ -1,0 +1,171 @@
+"""The local stack itself (./local_emulator.sh up): each emulator answers, and is wired as the
+pipeline needs it. These run against the real servers; see tests/integration/conftest.py."""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import socket
+import subprocess
+import time
+import uuid
+from types import SimpleNamespace
+
+import pytest
+
+PUSH_SUBSCRIPTIONS = {  # subscription -> (topic variable, function)
+    "taxi-ingest-push": ("INGEST_TOPIC", "INGEST"),
+    "taxi-backfill-push": ("BACKFILL_TOPIC", "BACKFILL"),
+    "taxi-lake-bigquery-push": ("LAKE_EVENTS_TOPIC", "LOAD_BIGQUERY"),
+    "taxi-lake-postgres-push": ("LAKE_EVENTS_TOPIC", "LOAD_POSTGRES"),
+}
+FUNCTIONS = ("INGEST", "BACKFILL", "LOAD_BIGQUERY", "LOAD_POSTGRES", "STATUS", "BACKFILL_HTTP")
+
+
+@pytest.fixture
+def pubsub(stack):
+    from google.cloud import pubsub_v1
+
+    publisher, subscriber = pubsub_v1.PublisherClient(), pubsub_v1.SubscriberClient()
+    made: list[tuple[str, str]] = []
+
+    def pull_subscription(topic: str) -> str:
+        name = subscriber.subscription_path(os.environ["GCP_PROJECT"], f"it-stack-{uuid.uuid4().hex[:10]}")
+        subscriber.create_subscription(name=name, topic=publisher.topic_path(os.environ["GCP_PROJECT"], topic))
+        made.append(("subscription", name))
+        return name
+
+    def temporary_topic() -> str:
+        topic = f"it-stack-{uuid.uuid4().hex[:10]}"
+        publisher.create_topic(name=publisher.topic_path(os.environ["GCP_PROJECT"], topic))
+        made.append(("topic", publisher.topic_path(os.environ["GCP_PROJECT"], topic)))
+        return topic
+
+    def pull_until(subscription: str, match, timeout: float = 30.0):
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            response = subscriber.pull(subscription=subscription, max_messages=20, timeout=5)
+            if response.received_messages:
+                subscriber.acknowledge(subscription=subscription,
+                                       ack_ids=[m.ack_id for m in response.received_messages])
+            for received in response.received_messages:
+                if match(received.message):
+                    return received.message
+        pytest.fail(f"no matching message on {subscription} within {timeout}s")
+
+    yield SimpleNamespace(publisher=publisher, subscriber=subscriber, pull_until=pull_until,
+                          pull_subscription=pull_subscription, temporary_topic=temporary_topic)
+    for kind, name in reversed(made):
+        if kind == "subscription":
+            subscriber.delete_subscription(subscription=name)
+        else:
+            publisher.delete_topic(topic=name)
+    subscriber.close()
+
+
+def test_pubsub_emulator_publish_and_pull(pubsub):
+    topic = pubsub.temporary_topic()
+    subscription = pubsub.pull_subscription(topic)
+    body = {"probe": uuid.uuid4().hex}
+    pubsub.publisher.publish(pubsub.publisher.topic_path(os.environ["GCP_PROJECT"], topic),
+                             json.dumps(body).encode(), origin="test_stack").result(timeout=30)
+    message = pubsub.pull_until(subscription, lambda m: json.loads(m.data) == body)
+    assert message.attributes["origin"] == "test_stack"
+
+
+def test_gcloud_publishes_to_the_emulator_with_the_stack_env(pubsub):
+    """What the README tells a person to do after eval "$(./local_emulator.sh env)"."""
+    gcloud = shutil.which("gcloud")
+    assert gcloud, "gcloud is not on PATH"
+    topic = pubsub.temporary_topic()
+    subscription = pubsub.pull_subscription(topic)
+    body = json.dumps({"probe": uuid.uuid4().hex})
+    subprocess.run([gcloud, "pubsub", "topics", "publish", topic, f"--message={body}"],
+                   check=True, capture_output=True, timeout=120, stdin=subprocess.DEVNULL)
+    assert pubsub.pull_until(subscription, lambda m: m.data.decode() == body)
+
+
+def test_push_subscriptions_deliver_to_the_functions_with_dead_letters(stack, pubsub):
+    project = os.environ["GCP_PROJECT"]
+    for name, (topic_var, function) in PUSH_SUBSCRIPTIONS.items():
+        subscription = pubsub.subscriber.get_subscription(
+            subscription=pubsub.subscriber.subscription_path(project, name))
+        assert subscription.topic == f"projects/{project}/topics/{os.environ[topic_var]}"
+        assert subscription.push_config.push_endpoint == os.environ[f"TAXI_FUNCTION_URL_{function}"]
+        assert subscription.dead_letter_policy.dead_letter_topic == \
+            f"projects/{project}/topics/{os.environ['DEAD_LETTER_TOPIC']}"
+        assert subscription.dead_letter_policy.max_delivery_attempts == 5
+    keeper = pubsub.subscriber.get_subscription(
+        subscription=pubsub.subscriber.subscription_path(project, "taxi-dead-letter-sub"))
+    assert keeper.topic.endswith("/" + os.environ["DEAD_LETTER_TOPIC"])
+
+
+@pytest.mark.parametrize("function", FUNCTIONS)
+def test_every_function_listens(stack, function):
+    url = os.environ[f"TAXI_FUNCTION_URL_{function}"]
+    host, port = url.split("//", 1)[1].rstrip("/").split(":")
+    with socket.create_connection((host, int(port)), timeout=5):
+        pass
+
+
+def test_fake_gcs_write_sends_a_finalize_notification(pubsub):
+    """fake-gcs-server publishes OBJECT_FINALIZE to the lake-events topic, as a GCS notification."""
+    from google.auth.credentials import AnonymousCredentials
+    from google.cloud import storage
+
+    subscription = pubsub.pull_subscription(os.environ["LAKE_EVENTS_TOPIC"])
+    client = storage.Client(project=os.environ["GCP_PROJECT"], credentials=AnonymousCredentials())
+    bucket = client.create_bucket(f"it-stack-{uuid.uuid4().hex[:10]}")  # not the lake: loaders ignore it
+    try:
+        blob = bucket.blob("probe/object.txt")
+        blob.metadata = {"rows_written": "3"}
+        blob.upload_from_string(b"hello", content_type="text/plain")
+        message = pubsub.pull_until(
+            subscription, lambda m: m.attributes.get("bucketId") == bucket.name)
+        assert message.attributes["eventType"] == "OBJECT_FINALIZE"
+        assert message.attributes["objectId"] == "probe/object.txt"
+        assert message.attributes["payloadFormat"] == "JSON_API_V1"
+        data = json.loads(message.data)
+        assert (data["bucket"], data["name"], data["size"]) == (bucket.name, "probe/object.txt", "5")
+        assert data["metadata"] == {"rows_written": "3"}
+    finally:
+        for blob in client.list_blobs(bucket.name):
+            blob.delete()
+        bucket.delete()
+
+
+def test_lake_bucket_exists(stack):
+    from google.auth.credentials import AnonymousCredentials
+    from google.cloud import storage
+
+    client = storage.Client(project=os.environ["GCP_PROJECT"], credentials=AnonymousCredentials())
+    assert client.lookup_bucket(os.environ["LAKE_BUCKET"]) is not None
+
+
+def test_bigquery_emulator_answers_a_query_and_has_the_dataset(stack):
+    from google.api_core.client_options import ClientOptions
+    from google.auth.credentials import AnonymousCredentials
+    from google.cloud import bigquery
+
+    client = bigquery.Client(project=os.environ["GCP_PROJECT"], credentials=AnonymousCredentials(),
+                             client_options=ClientOptions(api_endpoint=os.environ["BIGQUERY_EMULATOR_HOST"]))
+    assert [tuple(row) for row in client.query("SELECT 1 AS one").result()] == [(1,)]
+    assert client.get_dataset(f"{os.environ['GCP_PROJECT']}.nyc_taxi").dataset_id == "nyc_taxi"
+
+
+def test_postgres_accepts_the_password_and_has_the_database(stack):
+    import pg8000.native
+
+    connection = pg8000.native.Connection(
+        user=os.environ["PG_USER"], password=os.environ["PG_PASSWORD"], host=os.environ["PG_HOST"],
+        port=int(os.environ["PG_PORT"]), database=os.environ["PG_DATABASE"])
+    try:
+        assert connection.run("SELECT current_database(), current_setting('listen_addresses')") == \
+            [[os.environ["PG_DATABASE"], "127.0.0.1"]]
+    finally:
+        connection.close()
+    with pytest.raises(pg8000.native.DatabaseError):
+        pg8000.native.Connection(user=os.environ["PG_USER"], password="not-the-password",
+                                 host=os.environ["PG_HOST"], port=int(os.environ["PG_PORT"]),
+                                 database=os.environ["PG_DATABASE"])
