@@ -19,7 +19,7 @@ import datetime as dt
 import json
 import os
 from dataclasses import dataclass, field
-from typing import Any, Callable, Mapping
+from typing import Any, Callable, ContextManager, Mapping
 
 from shared import paths
 from shared.errors import ValidationError
@@ -361,37 +361,20 @@ def _exists(cursor: Any, relation: str) -> bool:
     return bool(cursor.fetchone()[0])
 
 
-def postgres_connection(settings: Settings) -> Any:
-    """A DB-API connection: `shared.pg` (Cloud SQL connector, IAM) when present, else plain pg8000."""
-    try:
-        from shared import pg  # written alongside the Postgres loader
-    except ImportError:
-        pg = None
-    for name in ("connect", "connection", "get_connection"):
-        factory = getattr(pg, name, None) if pg else None
-        if callable(factory):
-            return factory(settings)
-    import pg8000.dbapi
-
-    return pg8000.dbapi.connect(user=settings.pg_user, password=settings.pg_password or None,
-                                host=settings.pg_host, port=settings.pg_port, database=settings.pg_database,
-                                timeout=30)
-
-
 def report(service: str, start: dt.date, end: dt.date, settings: Settings, *,
            bucket: Any = None, bigquery_client: Any = None,
-           connect: Callable[[Settings], Any] | None = None) -> StatusReport:
-    """Read all three places for (service, start..end) and classify every date."""
-    from shared import clients
+           connection: Callable[[Settings], ContextManager[Any]] | None = None) -> StatusReport:
+    """Read all three places for (service, start..end) and classify every date.
+
+    Postgres is reached through `shared.pg` (Cloud SQL connector or direct, pooled).
+    """
+    from shared import clients, pg
 
     bucket = bucket if bucket is not None else clients.storage().bucket(settings.lake_bucket)
     lake = read_lake(bucket, service, start, end)
     bigquery = read_bigquery(bigquery_client if bigquery_client is not None else clients.bigquery(),
                              bigquery_table(settings, service), start, end)
-    connection = (connect or postgres_connection)(settings)
-    try:
-        postgres, ledger = read_postgres(connection, settings.pg_schema, service, start, end)
-    finally:
-        connection.close()
+    with (connection or pg.connection)(settings) as conn:
+        postgres, ledger = read_postgres(conn, settings.pg_schema, service, start, end)
     return build_report(service, start, end, lake, bigquery, postgres, ledger, settings.source_url_template)
 

@@ -49,8 +49,8 @@ def unavailable(problem: str) -> None:
 
 
 def function_url(name: str) -> str:
-    """TAXI_<NAME>_URL, else the contract's port: TAXI_PORT_BASE (or the Pub/Sub port - 85) + offset."""
-    explicit = os.environ.get(f"TAXI_{name.upper()}_URL")
+    """TAXI_FUNCTION_URL_<NAME> (local_emulator.sh env), else TAXI_PORT_BASE (or Pub/Sub's - 85) + offset."""
+    explicit = os.environ.get(f"TAXI_FUNCTION_URL_{name.upper()}")
     if explicit:
         return explicit.rstrip("/")
     base = os.environ.get("TAXI_PORT_BASE")
@@ -83,8 +83,9 @@ def gcloud(stack, tmp_path_factory) -> Callable[[str, dict], None]:
     token = config / "token"
     token.write_text("emulator-needs-no-token\n")
     env = {**os.environ, "CLOUDSDK_CONFIG": str(config), "CLOUDSDK_CORE_DISABLE_PROMPTS": "1",
-           "CLOUDSDK_API_ENDPOINT_OVERRIDES_PUBSUB": f"http://{os.environ['PUBSUB_EMULATOR_HOST']}/",
-           "CLOUDSDK_AUTH_ACCESS_TOKEN_FILE": str(token)}
+           "CLOUDSDK_API_ENDPOINT_OVERRIDES_PUBSUB": f"http://{os.environ['PUBSUB_EMULATOR_HOST']}/"}
+    if not os.environ.get("CLOUDSDK_AUTH_DISABLE_CREDENTIALS"):  # the emulator checks no token; gcloud wants one
+        env["CLOUDSDK_AUTH_ACCESS_TOKEN_FILE"] = str(token)
 
     def publish(topic: str, body: dict) -> None:
         command = [binary, "pubsub", "topics", "publish", topic, f"--project={os.environ['GCP_PROJECT']}",
@@ -194,7 +195,7 @@ def delete_day_from_postgres(date: str) -> int:
 
 
 def test_backfill_to_complete_partial_after_a_postgres_delete_and_only_missing_repairs(urls, gcloud, ingest_tap):
-    backfill_topic = os.environ.get("TAXI_BACKFILL_TOPIC", "taxi-backfill")
+    backfill_topic = os.environ.get("BACKFILL_TOPIC", "taxi-backfill")
     clients.reset()
     clear_lake_range()
     before = {date: day["lake_generation"] for date, day in by_date(status(urls)).items()}
