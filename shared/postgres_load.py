@@ -32,7 +32,7 @@ from shared.loading import PartitionData, PartitionLoad
 from shared.schemas import SERVICES, columns
 from shared.settings import Settings
 
-COPY_CHUNK = 1 << 20  # one CopyData message per MiB: far fewer syscalls than pg8000's 8 KiB reads
+COPY_ROWS = 8192  # rows per CopyData message (~1 MiB): far fewer syscalls than pg8000's 8 KiB reads
 LOCK_TIMEOUT = "120s"
 _IDENT = re.compile(r"^[a-z_][a-z0-9_]{0,62}$")
 _migrated: set[tuple[Any, ...]] = set()
@@ -145,17 +145,19 @@ def ensure_migrated(conn: Any, settings: Settings) -> None:
 
 
 def csv_chunks(table: pa.Table) -> Iterator[memoryview]:
-    """The rows as PostgreSQL-ready CSV, in large chunks, without a Python loop over rows.
+    """The rows as PostgreSQL-ready CSV, one chunk of COPY_ROWS rows at a time (no per-row Python).
 
-    pyarrow quotes every string and leaves nulls as empty unquoted fields, which
-    is exactly PostgreSQL's CSV NULL vs empty-string rule; timestamps are written
-    as naive ISO text, so they round-trip without any time-zone shift.
+    Encoding chunk by chunk lets the server parse one chunk while pyarrow writes
+    the next. pyarrow quotes every string and leaves nulls as empty unquoted
+    fields, which is exactly PostgreSQL's CSV rule for NULL vs empty string;
+    timestamps are written as naive ISO text, so they round-trip without any
+    time-zone shift.
     """
-    sink = pa.BufferOutputStream()
-    pacsv.write_csv(table, sink, write_options=pacsv.WriteOptions(include_header=False, batch_size=65536))
-    view = memoryview(sink.getvalue())
-    for start in range(0, len(view), COPY_CHUNK):
-        yield view[start:start + COPY_CHUNK]
+    options = pacsv.WriteOptions(include_header=False, batch_size=COPY_ROWS)
+    for start in range(0, table.num_rows, COPY_ROWS):
+        sink = pa.BufferOutputStream()
+        pacsv.write_csv(table.slice(start, COPY_ROWS), sink, write_options=options)
+        yield memoryview(sink.getvalue())
 
 
 def copy_sql(schema: str, service: str) -> str:
