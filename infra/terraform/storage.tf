@@ -1,7 +1,7 @@
 # The lake bucket (raw/, staging/, trips/, rejects/, quarantine/) and the bucket of function archives.
 
 resource "google_storage_bucket" "lake" {
-  #checkov:skip=CKV_GCP_62:Access is audited with Cloud Audit Logs (Data Access for Cloud Storage); usage-log export would need a second, itself unlogged, bucket.
+  #checkov:skip=CKV_GCP_62:Only the pipeline's own service accounts read or write it, and each logs what it read or wrote; usage logs would need a second bucket (itself unlogged). Enable Data Access audit logs project-wide where an audit trail is required.
   name                        = local.lake_bucket_name
   location                    = local.lake_location
   storage_class               = "STANDARD"
@@ -67,7 +67,7 @@ resource "google_storage_bucket" "lake" {
 }
 
 resource "google_storage_bucket" "source" {
-  #checkov:skip=CKV_GCP_62:Holds only build inputs (zips named by content hash); audited with Cloud Audit Logs, no usage-log bucket.
+  #checkov:skip=CKV_GCP_62:Holds only build inputs (zips named by content hash) written by terraform and read by Cloud Build; usage logs would need a second bucket (itself unlogged).
   name                        = local.source_bucket_name
   location                    = upper(var.region)
   storage_class               = "STANDARD"
