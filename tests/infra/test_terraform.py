@@ -1,0 +1,482 @@
+"""Structural tests of infra/terraform, read with python-hcl2 (no provider, no cloud account).
+
+They check what `terraform validate` cannot: that the deployment matches the code. Every entry
+point in main.py has its function resource; each function runs as its own service account; every
+event trigger retries; the buckets are never public; IAM is additive and never primitive; and each
+function gets every environment variable `shared.settings.env_vars_for(function)` lists.
+
+Needs only python-hcl2 (or checkov's fork of it, which installs the same `hcl2` module) and the
+standard library; `shared/settings.py` imports nothing but `shared/errors.py`.
+Set TERRAFORM_DIR to check another copy of the configuration.
+"""
+
+from __future__ import annotations
+
+import ast
+import dataclasses
+import json
+import os
+import re
+import sys
+from pathlib import Path
+from typing import Any, Iterator
+
+import pytest
+
+hcl2 = pytest.importorskip("hcl2", reason="python-hcl2 is not installed (pip install -r requirements-infra.txt)")
+
+REPO = Path(__file__).resolve().parents[2]
+if str(REPO) not in sys.path:
+    sys.path.insert(0, str(REPO))
+
+from shared import settings as app_settings  # noqa: E402  (after the sys.path fix-up)
+
+TF_DIR = Path(os.environ.get("TERRAFORM_DIR", REPO / "infra" / "terraform"))
+MAIN_PY = REPO / "main.py"
+
+# The contract's entry points, used only while main.py does not exist yet.
+CONTRACT_ENTRY_POINTS = ("ingest", "backfill", "backfill_http", "load_bigquery", "load_postgres", "status")
+HTTP_ENTRY_POINTS = {"backfill_http", "status"}
+# Entry points that read the settings of another function (one settings profile, two triggers).
+SETTINGS_PROFILE = {"backfill_http": app_settings.BACKFILL}
+PRIMITIVE_ROLES = {"roles/owner", "roles/editor", "roles/viewer"}
+PUBLIC_MEMBERS = {"allUsers", "allAuthenticatedUsers"}
+FUNCTION_TYPE = "google_cloudfunctions2_function"
+
+
+# --- reading HCL, whichever python-hcl2 flavour is installed ---------------------------------------
+# python-hcl2 >= 7 keeps string quotes ("\"x\"") and does not wrap attributes; checkov's fork
+# (bc-python-hcl2) strips quotes and wraps every attribute value in a one-element list.
+
+
+def _detect_wrapped() -> bool:
+    probe = hcl2.loads('a = "b"\n')
+    return isinstance(probe.get("a"), list)
+
+
+WRAPPED = _detect_wrapped()
+
+
+def _unquote(value: Any) -> Any:
+    if isinstance(value, str) and len(value) >= 2 and value[0] == value[-1] == '"':
+        return value[1:-1]
+    if isinstance(value, dict):
+        return {_unquote(k): _unquote(v) for k, v in value.items() if not str(k).startswith("__")}
+    if isinstance(value, list):
+        return [_unquote(v) for v in value]
+    return value
+
+
+def attr(body: dict[str, Any], name: str, default: Any = None) -> Any:
+    """The value of attribute `name` of a block body."""
+    if name not in body:
+        return default
+    value = body[name]
+    if WRAPPED and isinstance(value, list) and len(value) == 1:
+        value = value[0]
+    return _unquote(value)
+
+
+def blocks(body: dict[str, Any], name: str) -> list[dict[str, Any]]:
+    """The nested blocks `name` of a block body (written out, not `dynamic`)."""
+    found = body.get(name, [])
+    return [b for b in found if isinstance(b, dict)]
+
+
+def dynamic_contents(body: dict[str, Any], name: str) -> list[dict[str, Any]]:
+    """The `content` bodies of `dynamic "<name>"` blocks."""
+    out = []
+    for dyn in blocks(body, "dynamic"):
+        for label, spec in dyn.items():
+            if _unquote(label) == name and isinstance(spec, dict):
+                out.extend(blocks(spec, "content"))
+    return out
+
+
+def all_blocks(body: dict[str, Any], name: str) -> list[dict[str, Any]]:
+    return blocks(body, name) + dynamic_contents(body, name)
+
+
+def truthy(value: Any) -> bool:
+    return value is True or (isinstance(value, str) and value.strip().lower() == "true")
+
+
+@dataclasses.dataclass(frozen=True)
+class Resource:
+    type: str
+    name: str
+    body: dict[str, Any]
+    file: str
+
+    @property
+    def address(self) -> str:
+        return f"{self.type}.{self.name}"
+
+
+@dataclasses.dataclass
+class Config:
+    resources: list[Resource]
+    variables: dict[str, dict[str, Any]]
+    locals: dict[str, Any]
+
+    def resolve(self, value: Any) -> Any:
+        """Follow a value that is exactly `${local.name}` to that local's expression."""
+        for _ in range(5):
+            match = re.fullmatch(r"\$\{local\.(\w+)\}", str(value)) if isinstance(value, str) else None
+            if not match or match.group(1) not in self.locals:
+                return value
+            value = attr(self.locals, match.group(1))
+        return value
+
+    def of_type(self, type_: str) -> list[Resource]:
+        return [r for r in self.resources if r.type == type_]
+
+    def get(self, type_: str, name: str) -> Resource:
+        for r in self.resources:
+            if r.type == type_ and r.name == name:
+                return r
+        raise AssertionError(f"{type_}.{name} is not declared in {TF_DIR}")
+
+
+def load_config(directory: Path) -> Config:
+    resources: list[Resource] = []
+    variables: dict[str, dict[str, Any]] = {}
+    locals_: dict[str, Any] = {}
+    files = sorted(directory.glob("*.tf"))
+    assert files, f"no .tf files in {directory}"
+    for path in files:
+        with path.open() as fh:
+            parsed = hcl2.load(fh)
+        for group in parsed.get("resource", []):
+            for type_, named in group.items():
+                for name, body in named.items():
+                    resources.append(Resource(_unquote(type_), _unquote(name), body, path.name))
+        for group in parsed.get("variable", []):
+            for name, body in group.items():
+                variables[_unquote(name)] = body
+        for group in parsed.get("locals", []):
+            locals_.update({k: v for k, v in group.items() if not k.startswith("__")})
+    return Config(resources, variables, locals_)
+
+
+@pytest.fixture(scope="module")
+def config() -> Config:
+    return load_config(TF_DIR)
+
+
+def main_entry_points() -> list[str]:
+    """Public top-level functions of main.py, and names it imports (`from x import ingest`)."""
+    if not MAIN_PY.exists():
+        return list(CONTRACT_ENTRY_POINTS)
+    tree = ast.parse(MAIN_PY.read_text(), filename=str(MAIN_PY))
+    names: list[str] = []
+    for node in tree.body:
+        if isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef)):
+            names.append(node.name)
+        elif isinstance(node, ast.ImportFrom):
+            names.extend(alias.asname or alias.name for alias in node.names)
+    return [n for n in names if not n.startswith("_") and n != "*"]
+
+
+ENTRY_POINTS = main_entry_points()
+
+
+def functions_by_entry_point(config: Config) -> dict[str, list[Resource]]:
+    out: dict[str, list[Resource]] = {}
+    for fn in config.of_type(FUNCTION_TYPE):
+        build = blocks(fn.body, "build_config")
+        entry = attr(build[0], "entry_point") if build else None
+        out.setdefault(entry, []).append(fn)
+    return out
+
+
+def function_for(config: Config, entry_point: str) -> Resource:
+    found = functions_by_entry_point(config).get(entry_point, [])
+    assert len(found) == 1, f"expected one {FUNCTION_TYPE} with entry_point {entry_point!r}, found {len(found)}"
+    return found[0]
+
+
+def service_config(fn: Resource) -> dict[str, Any]:
+    sc = blocks(fn.body, "service_config")
+    assert len(sc) == 1, f"{fn.address} needs exactly one service_config block"
+    return sc[0]
+
+
+def references(value: Any, type_: str) -> list[str]:
+    """Names of `type_` resources referenced in an expression string."""
+    return re.findall(rf"\b{re.escape(type_)}\.([A-Za-z0-9_-]+)", str(value))
+
+
+# --- entry points --------------------------------------------------------------------------------------
+
+
+def test_entry_points_are_read_from_main_py():
+    assert ENTRY_POINTS, "no entry point found in main.py"
+    assert len(set(ENTRY_POINTS)) == len(ENTRY_POINTS), f"duplicate entry points in main.py: {ENTRY_POINTS}"
+    if MAIN_PY.exists():
+        assert set(ENTRY_POINTS) >= {"ingest", "status"}, ENTRY_POINTS
+
+
+@pytest.mark.parametrize("entry_point", ENTRY_POINTS)
+def test_every_entry_point_has_its_function_resource(config, entry_point):
+    fn = function_for(config, entry_point)
+    build = blocks(fn.body, "build_config")[0]
+    assert config.resolve(attr(build, "runtime")) == "python312", f"{fn.address} must run python312"
+    source = blocks(build, "source")
+    assert source and blocks(source[0], "storage_source"), f"{fn.address} must build from the uploaded source zip"
+
+
+def test_no_function_resource_without_an_entry_point_in_main(config):
+    declared = functions_by_entry_point(config)
+    unknown = sorted(str(k) for k in declared if k not in ENTRY_POINTS)
+    assert not unknown, f"function resources whose entry_point is not in main.py: {unknown}"
+
+
+# --- identities --------------------------------------------------------------------------------------------
+
+
+def test_each_function_runs_as_its_own_service_account(config):
+    accounts = {r.name for r in config.of_type("google_service_account")}
+    seen: dict[str, str] = {}
+    for fn in config.of_type(FUNCTION_TYPE):
+        email = attr(service_config(fn), "service_account_email")
+        refs = references(email, "google_service_account")
+        assert len(refs) == 1, f"{fn.address} must run as one declared google_service_account, got {email!r}"
+        (account,) = refs
+        assert account in accounts, f"{fn.address} uses undeclared google_service_account.{account}"
+        assert account not in seen, f"{fn.address} shares google_service_account.{account} with {seen[account]}"
+        seen[account] = fn.address
+    assert len(seen) == len(config.of_type(FUNCTION_TYPE)) >= len(ENTRY_POINTS)
+
+
+def test_no_service_account_keys(config):
+    assert not config.of_type("google_service_account_key"), "no service account keys: functions use their identity"
+
+
+# --- triggers ------------------------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("entry_point", ENTRY_POINTS)
+def test_event_triggers_retry_and_http_functions_have_none(config, entry_point):
+    fn = function_for(config, entry_point)
+    triggers = all_blocks(fn.body, "event_trigger")
+    if entry_point in HTTP_ENTRY_POINTS:
+        assert not triggers, f"{fn.address} is an HTTP function and must not have an event trigger"
+        return
+    assert triggers, f"{fn.address} is an event function and needs an event_trigger"
+    for trigger in triggers:
+        assert attr(trigger, "retry_policy") == "RETRY_POLICY_RETRY", f"{fn.address}: event trigger must retry"
+        assert references(attr(trigger, "service_account_email"), "google_service_account"), \
+            f"{fn.address}: the trigger must run as a declared service account"
+
+
+@pytest.mark.parametrize("entry_point,topic", [("ingest", "ingest"), ("backfill", "backfill")])
+def test_pubsub_functions_listen_to_their_topic(config, entry_point, topic):
+    if entry_point not in ENTRY_POINTS:
+        pytest.skip(f"{entry_point} is not in main.py")
+    (trigger,) = blocks(function_for(config, entry_point).body, "event_trigger")
+    assert attr(trigger, "event_type") == "google.cloud.pubsub.topic.v1.messagePublished"
+    assert references(attr(trigger, "pubsub_topic"), "google_pubsub_topic") == [topic]
+
+
+@pytest.mark.parametrize("entry_point", ["load_bigquery", "load_postgres"])
+def test_loaders_trigger_on_lake_finalize_in_the_bucket_location(config, entry_point):
+    if entry_point not in ENTRY_POINTS:
+        pytest.skip(f"{entry_point} is not in main.py")
+    triggers = all_blocks(function_for(config, entry_point).body, "event_trigger")
+    assert len(triggers) == 1
+    (trigger,) = triggers
+    assert attr(trigger, "event_type") == "google.cloud.storage.object.v1.finalized"
+    assert "google_storage_bucket.lake.location" in str(attr(trigger, "trigger_region")), \
+        "the GCS trigger must be created in the lake bucket's location"
+    filters = {attr(f, "attribute"): attr(f, "value") for f in blocks(trigger, "event_filters")}
+    assert "bucket" in filters, "the GCS trigger must filter on the lake bucket"
+
+
+def test_pubsub_loader_wiring_has_dead_letter_policy(config):
+    push = [s for s in config.of_type("google_pubsub_subscription") if blocks(s.body, "push_config")]
+    assert push, "loader_trigger = pubsub must declare push subscriptions for the loaders"
+    for sub in push:
+        dlp = blocks(sub.body, "dead_letter_policy")
+        assert dlp, f"{sub.address} needs a dead_letter_policy"
+        assert references(attr(dlp[0], "dead_letter_topic"), "google_pubsub_topic") == ["dead_letter"]
+        assert blocks(sub.body, "retry_policy"), f"{sub.address} needs a retry_policy (backoff)"
+        (cfg,) = blocks(sub.body, "push_config")
+        assert blocks(cfg, "oidc_token"), f"{sub.address} must push with an OIDC token"
+    notes = config.of_type("google_storage_notification")
+    assert notes and all(attr(n.body, "object_name_prefix") == "trips/" for n in notes)
+
+
+def test_dead_letters_are_retained_for_inspection(config):
+    subs = [s for s in config.of_type("google_pubsub_subscription")
+            if references(attr(s.body, "topic"), "google_pubsub_topic") == ["dead_letter"]]
+    assert subs, "a subscription must keep the dead letters"
+    assert any(attr(s.body, "message_retention_duration") for s in subs)
+
+
+def test_scheduler_publishes_a_service_message_to_the_ingest_topic(config):
+    jobs = config.of_type("google_cloud_scheduler_job")
+    assert jobs, "a Cloud Scheduler job must publish the daily ingest"
+    for job in jobs:
+        assert attr(job.body, "schedule") == "${var.schedule_cron}"
+        assert attr(job.body, "time_zone") == "${var.schedule_time_zone}"
+        (target,) = blocks(job.body, "pubsub_target")
+        assert references(attr(target, "topic_name"), "google_pubsub_topic") == ["ingest"]
+        assert "service" in str(attr(target, "data")).replace(" ", "")
+    defaults = {name: attr(body, "default") for name, body in config.variables.items()}
+    assert defaults.get("schedule_cron") == "0 5 * * *"
+    assert defaults.get("schedule_time_zone") == "Etc/UTC"
+
+
+# --- storage ------------------------------------------------------------------------------------------------
+
+
+def test_buckets_enforce_public_access_prevention(config):
+    buckets = config.of_type("google_storage_bucket")
+    assert {b.name for b in buckets} >= {"lake"}, "the lake bucket must be declared"
+    for bucket in buckets:
+        assert attr(bucket.body, "public_access_prevention") == "enforced", f"{bucket.address} must enforce PAP"
+        assert truthy(attr(bucket.body, "uniform_bucket_level_access")), f"{bucket.address} needs uniform access"
+
+
+def test_lake_is_versioned_with_lifecycle_for_raw_and_rejects(config):
+    lake = config.get("google_storage_bucket", "lake")
+    (versioning,) = blocks(lake.body, "versioning")
+    assert truthy(attr(versioning, "enabled"))
+    prefixes = set()
+    for rule in all_blocks(lake.body, "lifecycle_rule"):
+        for cond in blocks(rule, "condition"):
+            value = attr(cond, "matches_prefix") or []
+            prefixes.update(value if isinstance(value, list) else [value])
+    assert {"raw/", "rejects/"} <= prefixes, f"lifecycle prefixes: {sorted(prefixes)}"
+
+
+# --- IAM ----------------------------------------------------------------------------------------------------------
+
+
+def iam_resources(config: Config) -> Iterator[Resource]:
+    return (r for r in config.resources if re.fullmatch(r"google_\w+_iam_(member|binding|policy)", r.type))
+
+
+def test_iam_is_additive_only(config):
+    authoritative = [r.address for r in iam_resources(config) if not r.type.endswith("_iam_member")]
+    assert not authoritative, f"authoritative IAM (binding/policy) overwrites other grants: {authoritative}"
+
+
+def test_no_primitive_or_public_grants(config):
+    members = [r for r in iam_resources(config) if r.type.endswith("_iam_member")]
+    assert len(members) >= 10, "expected the per-function grants in iam.tf"
+    for grant in members:
+        role = attr(grant.body, "role")
+        assert isinstance(role, str) and role.startswith("roles/"), \
+            f"{grant.address}: write the role as a literal predefined role so it can be audited, got {role!r}"
+        assert role not in PRIMITIVE_ROLES, f"{grant.address} grants the primitive role {role}"
+        member = str(attr(grant.body, "member"))
+        assert not any(p in member for p in PUBLIC_MEMBERS), f"{grant.address} grants {role} to the public"
+    for var in ("invoker_members",):
+        if var in config.variables:
+            validations = blocks(config.variables[var], "validation")
+            assert validations, f"variable {var} must be validated (no allUsers)"
+
+
+# --- settings ----------------------------------------------------------------------------------------------------
+
+
+def known_setting_vars() -> set[str]:
+    return {f.metadata["env"] for f in dataclasses.fields(app_settings.Settings)}
+
+
+def function_env(fn: Resource) -> tuple[dict[str, Any], set[str]]:
+    sc = service_config(fn)
+    env = attr(sc, "environment_variables") or {}
+    assert isinstance(env, dict), f"{fn.address}: write environment_variables as a literal map, got {env!r}"
+    secrets = {attr(s, "key") for s in all_blocks(sc, "secret_environment_variables")}
+    return env, secrets
+
+
+@pytest.mark.parametrize("entry_point", ENTRY_POINTS)
+def test_every_setting_a_function_reads_is_set(config, entry_point):
+    fn = function_for(config, entry_point)
+    env, secrets = function_env(fn)
+    wanted = app_settings.env_vars_for(SETTINGS_PROFILE.get(entry_point, entry_point))
+    assert wanted, f"shared.settings lists no variable for {entry_point}"
+    missing = [name for name in wanted if name not in env and name not in secrets]
+    assert not missing, f"{fn.address} does not set {missing}"
+    both = set(env) & secrets
+    assert not both, f"{fn.address} sets {sorted(both)} both as plain and secret variables"
+    empty = [k for k, v in env.items() if v in (None, "")]
+    assert not empty, f"{fn.address} sets empty values for {empty}"
+
+
+@pytest.mark.parametrize("entry_point", ENTRY_POINTS)
+def test_no_unknown_environment_variables(config, entry_point):
+    env, secrets = function_env(function_for(config, entry_point))
+    unknown = sorted((set(env) | secrets) - known_setting_vars())
+    assert not unknown, f"not settings of shared/settings.py (typo?): {unknown}"
+
+
+def test_password_only_from_secret_manager(config):
+    for fn in config.of_type(FUNCTION_TYPE):
+        env, secrets = function_env(fn)
+        assert "PG_PASSWORD" not in env, f"{fn.address}: PG_PASSWORD must come from Secret Manager"
+
+
+@pytest.mark.parametrize("name,type_,target", [
+    ("LAKE_BUCKET", "google_storage_bucket", "lake"),
+    ("DEAD_LETTER_TOPIC", "google_pubsub_topic", "dead_letter"),
+    ("INGEST_TOPIC", "google_pubsub_topic", "ingest"),
+    ("BQ_DATASET", "google_bigquery_dataset", None),
+    ("CLOUD_SQL_INSTANCE", "google_sql_database_instance", None),
+])
+def test_settings_point_at_the_declared_resources(config, name, type_, target):
+    checked = 0
+    for fn in config.of_type(FUNCTION_TYPE):
+        env, _ = function_env(fn)
+        if name not in env:
+            continue
+        value = config.resolve(env[name])
+        refs = references(value, type_)
+        assert refs, f"{fn.address}: {name} must come from a {type_}, got {env[name]!r}"
+        if target:
+            assert refs == [target], f"{fn.address}: {name} must be {type_}.{target}, got {refs}"
+        checked += 1
+    assert checked, f"no function sets {name}"
+
+
+# --- Cloud SQL, variables ------------------------------------------------------------------------------------------
+
+
+def test_cloud_sql_is_not_open_and_uses_iam_auth(config):
+    for inst in config.of_type("google_sql_database_instance"):
+        assert str(attr(inst.body, "database_version")).startswith("POSTGRES_")
+        (settings,) = blocks(inst.body, "settings")
+        for ip in blocks(settings, "ip_configuration"):
+            for net in all_blocks(ip, "authorized_networks"):
+                assert attr(net, "value") not in ("0.0.0.0/0", "::/0"), f"{inst.address} is open to the world"
+        flags = {attr(f, "name"): attr(f, "value") for f in all_blocks(settings, "database_flags")}
+        assert flags.get("cloudsql.iam_authentication") == "on"
+        (backup,) = blocks(settings, "backup_configuration")
+        assert truthy(attr(backup, "enabled"))
+        assert "var." in str(attr(inst.body, "deletion_protection")), "deletion protection must be a variable"
+
+
+def test_variables_are_typed_and_described(config):
+    assert "project_id" in config.variables
+    for name, body in config.variables.items():
+        assert attr(body, "type") is not None, f"variable {name} needs a type"
+        assert str(attr(body, "description") or "").strip(), f"variable {name} needs a description"
+
+
+def test_outputs_name_topics_bucket_and_urls():
+    text = (TF_DIR / "outputs.tf").read_text()
+    outputs = set(re.findall(r'^output\s+"([^"]+)"', text, re.M))
+    assert {"ingest_topic", "backfill_topic", "dead_letter_topic", "lake_bucket", "function_urls"} <= outputs
+
+
+def test_parser_flavour_is_understood():
+    """Guard the reader itself: a block and a map attribute come out as the tests expect."""
+    parsed = hcl2.loads('resource "t" "n" {\n  m = { A = "x" }\n  b {\n    k = "v"\n  }\n}\n')
+    (group,) = parsed["resource"]
+    body = _unquote(json.loads(json.dumps(group)))["t"]["n"]
+    assert attr(body, "m") == {"A": "x"}
+    assert [attr(b, "k") for b in blocks(body, "b")] == ["v"]
