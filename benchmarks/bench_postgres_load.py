@@ -113,7 +113,7 @@ def main() -> None:
     from shared.postgres_load import copy_sql, ident
     from shared.schemas import columns
     from shared.settings import LOAD_POSTGRES, get_settings
-    from tests.unit.test_loaders import pubsub_notification_event
+    from tests.gcs_events import pubsub_notification_event
 
     clients.reset()
     started = time.perf_counter()

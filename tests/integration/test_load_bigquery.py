@@ -19,7 +19,7 @@ import pytest
 from functions import load_bigquery
 from shared import bigquery_load, clients, paths
 from shared.lake import upload_parquet
-from tests.unit.test_loaders import gcs_finalized_event, pubsub_notification_event, real_day_partition
+from tests.gcs_events import gcs_finalized_event, pubsub_notification_event, real_day_partition
 
 DAY = dt.date(2021, 1, 1)
 NAME = paths.trips_object("yellow", DAY)

@@ -21,7 +21,7 @@ from shared import loading, paths, pg, postgres_load
 from shared.errors import TransientError
 from shared.lake import upload_parquet
 from shared.settings import LOAD_POSTGRES, get_settings
-from tests.unit.test_loaders import gcs_finalized_event, pubsub_notification_event, real_day_partition
+from tests.gcs_events import gcs_finalized_event, pubsub_notification_event, real_day_partition
 
 DAY = dt.date(2021, 1, 1)
 NAME = paths.trips_object("yellow", DAY)

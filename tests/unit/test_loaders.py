@@ -1,22 +1,18 @@
 """Loaders without servers: event routing, staleness, checks, BigQuery job configs, Postgres DDL and CSV.
 
-The event builders here produce CloudEvents the way the platform does (the
-integration tests import them): Eventarc's direct GCS trigger, and
-functions-framework's conversion of a Pub/Sub push of a GCS notification.
+Events are built the way the platform builds them (tests/gcs_events.py): Eventarc's
+direct GCS trigger, and a GCS Pub/Sub notification pushed as messagePublished.
 """
 
 from __future__ import annotations
 
-import base64
 import datetime as dt
 import io
 import json
-import uuid
 
 import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
-from cloudevents.http import CloudEvent
 from google.api_core import exceptions as gexc
 
 from shared import bigquery_load as bql
@@ -25,55 +21,13 @@ from shared import postgres_load as pgl
 from shared.errors import ConfigError, PermanentError, SourceError, TransientError
 from shared.schemas import arrow_schema, columns
 from shared.settings import LOAD_BIGQUERY, Settings, get_settings
+from tests.gcs_events import gcs_finalized_event, pubsub_notification_event, real_day_partition
 
 BUCKET = "lake-bucket"
 NAME = "trips/yellow/pickup_date=2021-01-15/data.parquet"
 DAY = dt.date(2021, 1, 15)
 GEN = 1716912345678901
 ENV = {"GCP_PROJECT": "proj", "LAKE_BUCKET": BUCKET, "DEAD_LETTER_TOPIC": "dl"}
-
-
-def _resource(bucket: str, name: str, generation: int, size: int = 1234) -> dict:
-    """The JSON API object resource, as both envelopes carry it (numbers as strings)."""
-    now = dt.datetime.now(dt.timezone.utc).isoformat().replace("+00:00", "Z")
-    return {
-        "kind": "storage#object", "id": f"{bucket}/{name}/{generation}", "name": name, "bucket": bucket,
-        "generation": str(generation), "metageneration": "1", "contentType": "application/vnd.apache.parquet",
-        "timeCreated": now, "updated": now, "storageClass": "STANDARD", "size": str(size),
-        "md5Hash": "bWQ1", "crc32c": "AAAAAA==", "etag": "CJ2x", "metadata": {"service": "yellow"},
-        "selfLink": f"https://www.googleapis.com/storage/v1/b/{bucket}/o/{name.replace('/', '%2F')}",
-        "mediaLink": f"https://storage.googleapis.com/download/storage/v1/b/{bucket}/o/x?generation={generation}",
-    }
-
-
-def gcs_finalized_event(bucket: str, name: str, generation: int, size: int = 1234) -> CloudEvent:
-    """Eventarc direct trigger: type google.cloud.storage.object.v1.finalized, data = object resource."""
-    return CloudEvent({
-        "specversion": "1.0", "id": str(uuid.uuid4().int)[:16],
-        "source": f"//storage.googleapis.com/projects/_/buckets/{bucket}",
-        "type": "google.cloud.storage.object.v1.finalized", "subject": f"objects/{name}",
-        "time": dt.datetime.now(dt.timezone.utc).isoformat().replace("+00:00", "Z"),
-        "datacontenttype": "application/json",
-    }, _resource(bucket, name, generation, size))
-
-
-def pubsub_notification_event(bucket: str, name: str, generation: int, event_type: str = "OBJECT_FINALIZE",
-                              project: str = "local-taxi", topic: str = "taxi-lake-events",
-                              subscription: str = "taxi-lake-postgres-push", size: int = 1234) -> CloudEvent:
-    """A GCS Pub/Sub notification (JSON_API_V1) pushed and converted to a messagePublished CloudEvent."""
-    now = dt.datetime.now(dt.timezone.utc).isoformat().replace("+00:00", "Z")
-    message_id = str(uuid.uuid4().int)[:16]
-    message = {
-        "attributes": {"notificationConfig": f"projects/_/buckets/{bucket}/notificationConfigs/1",
-                       "eventType": event_type, "payloadFormat": "JSON_API_V1", "bucketId": bucket,
-                       "objectId": name, "objectGeneration": str(generation), "eventTime": now},
-        "data": base64.b64encode(json.dumps(_resource(bucket, name, generation, size)).encode()).decode(),
-        "messageId": message_id, "message_id": message_id, "publishTime": now, "publish_time": now,
-    }
-    return CloudEvent({
-        "specversion": "1.0", "id": message_id, "source": f"//pubsub.googleapis.com/projects/{project}/topics/{topic}",
-        "type": "google.cloud.pubsub.topic.v1.messagePublished", "time": now, "datacontenttype": "application/json",
-    }, {"message": message, "subscription": f"projects/{project}/subscriptions/{subscription}"})
 
 
 def settings(**overrides: str) -> Settings:
@@ -474,20 +428,6 @@ def test_copy_statement_names_every_column_in_order():
     sql = pgl.copy_sql("ny_taxi", "fhv")
     assert sql.startswith('COPY "ny_taxi"."fhv_trips" ("dispatching_base_num", "pickup_datetime"')
     assert sql.endswith("FROM STDIN WITH (FORMAT csv)")
-
-
-# ---- builders the integration tests share ---------------------------------------------------------
-
-def real_day_partition(sample_csv, day: dt.date = dt.date(2021, 1, 1)) -> pa.Table:
-    """The real sample through the ingest's own split and extraction: a genuine trips/ partition."""
-    from shared.cleaning import Rules
-    from shared.lake import extract_day, split_month
-
-    sink = pa.BufferOutputStream()
-    with open(sample_csv, "rb") as handle:
-        split_month(handle, "csv", "yellow", day.year, day.month, Rules(), sink)
-    trips, _ = extract_day(pq.ParquetFile(pa.BufferReader(sink.getvalue())), day)
-    return trips
 
 
 def test_real_sample_builds_a_partition_of_the_trips_schema(real_yellow_sample):
