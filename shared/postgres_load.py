@@ -10,7 +10,8 @@ The transaction:
 A failure anywhere rolls everything back: the previous contents of the day stay.
 
 Tables come from a migrations step run once per process under an advisory
-lock: ordered, idempotent statements recorded in `{schema}.schema_migrations`.
+lock: ordered, idempotent statements recorded in `{schema}.schema_migrations`
+(all are applied again if a table was dropped by hand).
 The column comments carry the TLC data dictionary from shared/schemas.py; their
 migration id contains a fingerprint of the descriptions, so an edited
 description is applied by the next cold start.
@@ -34,6 +35,7 @@ from shared.settings import Settings
 
 COPY_ROWS = 8192  # rows per CopyData message (~1 MiB): far fewer syscalls than pg8000's 8 KiB reads
 LOCK_TIMEOUT = "120s"
+_MISSING_OBJECT = {"42P01", "3F000"}  # undefined_table, invalid_schema_name
 _IDENT = re.compile(r"^[a-z_][a-z0-9_]{0,62}$")
 _migrated: set[tuple[Any, ...]] = set()
 _migrate_lock = threading.Lock()
@@ -109,13 +111,19 @@ def migrate(conn: Any, schema: str) -> list[str]:
                        "id text PRIMARY KEY, applied_at timestamptz NOT NULL DEFAULT now())")
         cursor.execute(f"SELECT id FROM {ident(schema)}.schema_migrations")
         done = {row[0] for row in cursor.fetchall()}
+        expected = ["loads", *(f"{service}_trips" for service in SERVICES)]
+        cursor.execute("SELECT count(*) FROM pg_tables WHERE schemaname = %s AND tablename = ANY(%s)",
+                       (schema, expected))
+        if cursor.fetchone()[0] < len(expected):  # a table was dropped by hand: apply everything again
+            done = set()
         applied = []
         for migration_id, statements in migrations(schema):
             if migration_id in done:
                 continue
             for sql in statements:
                 cursor.execute(sql)
-            cursor.execute(f"INSERT INTO {ident(schema)}.schema_migrations (id) VALUES (%s)", (migration_id,))
+            cursor.execute(f"INSERT INTO {ident(schema)}.schema_migrations (id) VALUES (%s) "
+                           "ON CONFLICT (id) DO UPDATE SET applied_at = now()", (migration_id,))
             applied.append(migration_id)
         conn.commit()
     except BaseException:
@@ -209,7 +217,15 @@ def replace_day(conn: Any, settings: Settings, load: PartitionLoad, table: pa.Ta
 
 def load_partition(load: PartitionLoad, data: PartitionData, settings: Settings,
                    timings: dict[str, float]) -> dict[str, Any]:
-    with pg.connection(settings) as conn:
-        ensure_migrated(conn, settings)
-        result = replace_day(conn, settings, load, data.table, timings)
+    try:
+        with pg.connection(settings) as conn:
+            ensure_migrated(conn, settings)
+            result = replace_day(conn, settings, load, data.table, timings)
+    except Exception as exc:
+        code = exc.args[0].get("C") if exc.args and isinstance(exc.args[0], dict) else None
+        if code in _MISSING_OBJECT:  # dropped under a warm instance: migrate again on the retry
+            _migrated.clear()
+            raise TransientError(f"table or schema missing: {exc}", reason="database_objects_missing",
+                                 sqlstate=code) from exc
+        raise
     return {"table": f"{settings.pg_schema}.{load.service}_trips", **result}

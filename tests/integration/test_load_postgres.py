@@ -227,3 +227,15 @@ def test_migrations_once_tables_index_and_comments(fresh_bucket, pg_schema, real
                        "%s::regclass AND attname = 'payment_type'", f"{pg_schema}.yellow_trips",
                        f"{pg_schema}.yellow_trips")[0]
     assert "2 = Cash" in comment
+
+
+def test_a_table_dropped_under_a_warm_instance_is_recreated_on_retry(fresh_bucket, pg_schema, real_day):
+    deliver(upload(fresh_bucket, real_day))
+    with connect() as conn:
+        conn.cursor().execute(f'DROP TABLE "{pg_schema}".yellow_trips')
+        conn.commit()
+    blob = upload(fresh_bucket, real_day.slice(0, 7))
+    with pytest.raises(TransientError):
+        deliver(blob)  # the platform retries...
+    deliver(blob)  # ...and the retry migrates again
+    assert day_count(pg_schema) == 7
