@@ -493,3 +493,20 @@ def test_parser_flavour_is_understood():
     body = _unquote(json.loads(json.dumps(group)))["t"]["n"]
     assert attr(body, "m") == {"A": "x"}
     assert [attr(b, "k") for b in blocks(body, "b")] == ["v"]
+
+
+def test_cloudbuild_checks_everything_and_applies_only_on_main():
+    yaml = pytest.importorskip("yaml", reason="PyYAML is not installed (checkov brings it)")
+    build = yaml.safe_load((REPO / "cloudbuild.yaml").read_text())
+    steps = {s["id"]: s for s in build["steps"]}
+    script = {sid: " ".join(map(str, s.get("args", []))) for sid, s in steps.items()}
+    assert any("pytest" in t and "tests/unit" in t for t in script.values()), "unit tests must run"
+    assert any("fmt -check" in t for t in script.values()) and any(" validate" in t for t in script.values())
+    (apply_id,) = [sid for sid, t in script.items() if "terraform" in t and " apply" in t]
+    guard = script[apply_id]
+    assert "$BRANCH_NAME" in guard and "${_DEPLOY_BRANCH}" in guard, "apply must be limited to the deploy branch"
+    assert guard.index("$BRANCH_NAME") < guard.index(" apply "), "the branch check must come before the apply"
+    assert build["substitutions"]["_DEPLOY_BRANCH"] == "main"
+    assert {"_REGION", "_TF_STATE_BUCKET"} <= set(build["substitutions"])
+    earlier = [sid for sid in steps if sid != apply_id]
+    assert set(steps[apply_id].get("waitFor", [])) & set(earlier), "apply must wait for the checks"
