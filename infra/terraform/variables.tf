@@ -226,11 +226,11 @@ variable "function_sizing" {
   }
   validation {
     # Event-driven functions are capped at 540 s; HTTP functions at 3600 s.
-    condition     = alltrue([for k, v in var.function_sizing : v.timeout_seconds == null || (v.timeout_seconds >= 1 && v.timeout_seconds <= (contains(["backfill_http", "status"], k) ? 3600 : 540))])
+    condition     = alltrue([for k, v in var.function_sizing : v.timeout_seconds == null ? true : (v.timeout_seconds >= 1 && v.timeout_seconds <= (contains(["backfill_http", "status"], k) ? 3600 : 540))])
     error_message = "timeout_seconds must be 1-540 for event functions and 1-3600 for HTTP functions."
   }
   validation {
-    condition     = alltrue([for v in values(var.function_sizing) : v.max_instances == null || (v.max_instances >= 1 && v.max_instances <= 100)])
+    condition     = alltrue([for v in values(var.function_sizing) : v.max_instances == null ? true : (v.max_instances >= 1 && v.max_instances <= 100)])
     error_message = "max_instances must be between 1 and 100 (bounded on purpose: Cloud SQL connections, source politeness, cost)."
   }
 }

@@ -510,3 +510,34 @@ def test_cloudbuild_checks_everything_and_applies_only_on_main():
     assert {"_REGION", "_TF_STATE_BUCKET"} <= set(build["substitutions"])
     earlier = [sid for sid in steps if sid != apply_id]
     assert set(steps[apply_id].get("waitFor", [])) & set(earlier), "apply must wait for the checks"
+
+
+def _tf_text_without_comments() -> str:
+    out = []
+    for path in sorted(TF_DIR.glob("*.tf")):
+        for line in path.read_text().splitlines():
+            out.append(re.sub(r"(^|\s)(#|//).*$", "", line))
+    return "\n".join(out)
+
+
+def test_every_reference_is_declared(config):
+    """What `terraform validate` would catch first, checked without the providers: a typo in a name."""
+    text = _tf_text_without_comments()
+    parsed_data = [hcl2.loads(p.read_text()).get("data", []) for p in TF_DIR.glob("*.tf")]
+    data_sources = {f"{_unquote(t)}.{_unquote(n)}" for groups in parsed_data for g in groups
+                    for t, named in g.items() for n in named}
+    declared = {r.address for r in config.resources}
+    missing = set()
+    for name in set(re.findall(r"\bvar\.([A-Za-z_][\w-]*)", text)):
+        if name not in config.variables:
+            missing.add(f"var.{name}")
+    for name in set(re.findall(r"\blocal\.([A-Za-z_][\w-]*)", text)):
+        if name not in config.locals:
+            missing.add(f"local.{name}")
+    for type_, name in set(re.findall(r"\bdata\.([a-z0-9_]+)\.([A-Za-z_][\w-]*)", text)):
+        if f"{type_}.{name}" not in data_sources:
+            missing.add(f"data.{type_}.{name}")
+    for type_, name in set(re.findall(r"(?<![\w.])((?:google|random|archive)_[a-z0-9_]+)\.([A-Za-z_][\w-]*)", text)):
+        if f"{type_}.{name}" not in declared:
+            missing.add(f"{type_}.{name}")
+    assert not missing, f"referenced but not declared: {sorted(missing)}"
