@@ -7,9 +7,9 @@ same generated month file (yellow 2021-01 at full size by default):
 - gunzip:        just decompress the file (a floor no parser can beat)
 - pandas:        the tutorial's code: read_csv with dtypes, passenger_count > 0, to_parquet per day
 - duckdb:        COPY (SELECT ...) TO dir (FORMAT parquet, PARTITION_BY pickup_date)
-- split:         ours: split_month once + extract_day and write parquet for every day (a month's backfill)
-- split_only:    ours: split_month once (the first date of a month)
-- backfill_31:   ours as a 31-date backfill does it: split once, then 31 separate opens of the staging file
+- split_only:    ours: split_month once, every day's parquet in memory (the first date of a month)
+- split:         ours: the same, then every day's trips/rejects written to disk (like DuckDB's output)
+- backfill_31:   ours as a 31-date backfill does it: split once, then per date read, decode, check, publish
 CPU seconds (user+sys) and peak RSS are reported, plus the targets' ratios.
 """
 
@@ -30,12 +30,6 @@ from pathlib import Path
 
 REPO = Path(__file__).resolve().parents[1]
 CONTENDERS = ("gunzip", "pandas", "duckdb", "split_only", "split", "backfill_31")
-
-
-def _days(year: int, month: int) -> list[dt.date]:
-    first = dt.date(year, month, 1)
-    following = dt.date(year + month // 12, month % 12 + 1, 1)
-    return [first + dt.timedelta(days=i) for i in range((following - first).days)]
 
 
 def run_gunzip(source: Path, out: Path) -> None:
@@ -69,43 +63,43 @@ def run_duckdb(source: Path, out: Path) -> None:
         TO '{out}' (FORMAT parquet, COMPRESSION zstd, PARTITION_BY (pickup_date))""")
 
 
-def _split(source: Path, out: Path) -> Path:
-    import pyarrow.parquet as pq  # noqa: F401  (imported for the timing of the first use)
-
+def _split(source: Path):
     from shared.cleaning import Rules
     from shared.lake import split_month
 
-    staging = out / "staging.parquet"
-    out.mkdir(parents=True, exist_ok=True)
-    with open(source, "rb") as handle, open(staging, "wb") as sink:
-        split_month(handle, "csv.gz", "yellow", 2021, 1, Rules(), sink)
-    return staging
+    with open(source, "rb") as handle:
+        return split_month(handle, "csv.gz", "yellow", 2021, 1, Rules())
 
 
 def run_split_only(source: Path, out: Path) -> None:
-    _split(source, out)
-
-
-def _extract_all(staging: Path, out: Path, reopen: bool) -> None:
-    import pyarrow.parquet as pq
-
-    from shared.lake import extract_day, parquet_bytes
-
-    opened = pq.ParquetFile(staging)
-    for day in _days(2021, 1):
-        handle = pq.ParquetFile(staging) if reopen else opened
-        trips, rejects = extract_day(handle, day)
-        (out / f"{day}.parquet").write_bytes(parquet_bytes(trips).to_pybytes())
-        if rejects.num_rows:
-            (out / f"{day}.rejects.parquet").write_bytes(parquet_bytes(rejects).to_pybytes())
+    _split(source)
 
 
 def run_split(source: Path, out: Path) -> None:
-    _extract_all(_split(source, out), out, reopen=False)
+    """The whole month into finished daily partitions on disk (what DuckDB's COPY does)."""
+    out.mkdir(parents=True)
+    for day, part in _split(source).days.items():
+        (out / f"{day}.parquet").write_bytes(part.trips.to_pybytes())
+        if part.rejects is not None:
+            (out / f"{day}.rejects.parquet").write_bytes(part.rejects.to_pybytes())
 
 
 def run_backfill_31(source: Path, out: Path) -> None:
-    _extract_all(_split(source, out), out, reopen=True)
+    """As 31 ingest calls do it: stage the split once, then per date read, decode, check, publish."""
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    from shared.cleaning import Rules, check_partition
+
+    run_split(source, out / "staging")
+    published = out / "trips"
+    published.mkdir()
+    for staged in sorted((out / "staging").glob("????-??-??.parquet")):
+        day = dt.date.fromisoformat(staged.name[:10])
+        data = staged.read_bytes()
+        trips = pq.read_table(pa.BufferReader(data))
+        check_partition(trips, "yellow", day, Rules(), trips.num_rows)
+        (published / staged.name).write_bytes(data)
 
 
 def _peak_rss_mb() -> float:

@@ -52,15 +52,14 @@ def make_day(rows: int) -> pa.Table:
     """A day of yellow trips: generated month file -> the ingest's split and extraction -> `rows` rows."""
     from local.tlc_data import write_month
     from shared.cleaning import Rules
-    from shared.lake import extract_day, split_month
+    from shared.lake import split_month
 
     with tempfile.TemporaryDirectory() as tmp:
         path = write_month(Path(tmp) / "yellow_tripdata_2021-01.csv",
                            {"service": "yellow", "year": 2021, "month": 1, "rows": rows * 33, "quirks": False})
-        sink = pa.BufferOutputStream()
         with open(path, "rb") as handle:
-            split_month(handle, "csv", "yellow", 2021, 1, Rules(), sink)
-    trips, _ = extract_day(pq.ParquetFile(pa.BufferReader(sink.getvalue())), DAY)
+            split = split_month(handle, "csv", "yellow", 2021, 1, Rules())
+    trips, _ = split.tables(DAY)
     if trips.num_rows < rows:
         raise SystemExit(f"the generated day has {trips.num_rows} rows, fewer than {rows}")
     return trips.slice(0, rows)

@@ -1,11 +1,10 @@
-"""Parquet in and out of the lake bucket, and the month split that makes daily extraction cheap.
+"""Parquet in and out of the lake bucket, and the month split that parses a month file once.
 
-A month file is parsed once: `split_month` streams it batch by batch, cleans each
-batch, sets aside month-level rejects, and writes the rest as a staging parquet
-sorted by pickup date with one row group per date (while the data arrives in
-date order, as TLC files nearly do). `extract_day` then reads only the row
-groups whose statistics cover the date. A 31-date backfill of a month parses the
-month once, not 31 times.
+`split_month` streams a month file batch by batch, cleans each batch, sets aside
+month-level rejects, and writes every date's trips and rejects as finished
+parquet files in one pass. Ingest stages them under `staging/`, so the other
+dates of the month are published by copying their bytes: a 31-date backfill of a
+month parses the month once, not 31 times.
 """
 
 from __future__ import annotations
@@ -20,14 +19,17 @@ import pyarrow.compute as pc
 import pyarrow.csv as pacsv
 import pyarrow.parquet as pq
 
-from shared.cleaning import MONTH_LEVEL_REASONS, Rules, clean_batch, csv_column_types, map_columns
+from shared.cleaning import MONTH_LEVEL_REASONS, Rules, clean_batch, csv_column_types, map_columns, reason_counts
 from shared.errors import SourceError
-from shared.schemas import reject_schema
+from shared.schemas import arrow_schema, reject_schema
 
 COMPRESSION = "zstd"
-CSV_BLOCK = 16 << 20
-PARQUET_BATCH = 200_000
-FLUSH_ROWS = 400_000  # rows buffered before the oldest date is written out as a row group
+PARQUET_TYPE = "application/vnd.apache.parquet"
+# Memory bounds, measured with benchmarks/bench_ingest.py on a full month: larger CSV blocks
+# and flush thresholds buy no speed but cost RSS (16 MiB blocks + 400k rows: ~470 MB peak).
+CSV_BLOCK = 1 << 20
+PARQUET_BATCH = 100_000
+FLUSH_ROWS = 100_000  # rows buffered before the oldest date is written out as a row group
 
 
 def parquet_bytes(table: pa.Table) -> pa.Buffer:
@@ -37,13 +39,19 @@ def parquet_bytes(table: pa.Table) -> pa.Buffer:
     return sink.getvalue()
 
 
+def upload_bytes(bucket: Any, name: str, data: bytes | pa.Buffer, metadata: Mapping[str, Any] | None = None,
+                 if_generation_match: int | None = None) -> Any:
+    """Upload finished parquet bytes; metadata values that are not strings are stored as JSON."""
+    blob = bucket.blob(name)
+    blob.metadata = {k: (v if isinstance(v, str) else json.dumps(v)) for k, v in (metadata or {}).items()} or None
+    payload = data.to_pybytes() if isinstance(data, pa.Buffer) else data
+    blob.upload_from_string(payload, content_type=PARQUET_TYPE, if_generation_match=if_generation_match)
+    return blob
+
+
 def upload_parquet(bucket: Any, name: str, table: pa.Table, metadata: Mapping[str, Any],
                    if_generation_match: int | None = None) -> Any:
-    blob = bucket.blob(name)
-    blob.metadata = {k: (v if isinstance(v, str) else json.dumps(v)) for k, v in metadata.items()}
-    blob.upload_from_string(parquet_bytes(table).to_pybytes(), content_type="application/vnd.apache.parquet",
-                            if_generation_match=if_generation_match)
-    return blob
+    return upload_bytes(bucket, name, parquet_bytes(table), metadata, if_generation_match)
 
 
 def iter_source_batches(source: BinaryIO, fmt: str, service: str) -> tuple[dict[str, str], Iterator[pa.RecordBatch]]:
@@ -73,9 +81,28 @@ def _corrupt(exc: BaseException) -> SourceError:
 
 
 @dataclass
+class DaySplit:
+    """One date's share of a month file: its trips and rejects as finished parquet bytes."""
+
+    trips: pa.Buffer
+    rejects: pa.Buffer | None
+    rows_written: int
+    rows_rejected: int
+    rejected_by_reason: dict[str, int]
+
+    @property
+    def rows_read(self) -> int:
+        return self.rows_written + self.rows_rejected
+
+    def counts(self) -> dict[str, Any]:
+        return {"rows_read": self.rows_read, "rows_written": self.rows_written,
+                "rows_rejected": self.rows_rejected, "rejected_by_reason": self.rejected_by_reason}
+
+
+@dataclass
 class MonthSplit:
     source_rows: int = 0
-    day_rows: dict[dt.date, int] = field(default_factory=dict)
+    days: dict[dt.date, DaySplit] = field(default_factory=dict)
     month_rejects: list[pa.Table] = field(default_factory=list)
 
     @property
@@ -86,46 +113,99 @@ class MonthSplit:
     def month_rejected_rows(self) -> int:
         return sum(t.num_rows for t in self.month_rejects)
 
+    def tables(self, day: dt.date) -> tuple[pa.Table, pa.Table | None]:
+        """Decoded (trips, rejects) of a date: for checks and tests."""
+        part = self.days[day]
+        trips = pq.read_table(pa.BufferReader(part.trips))
+        rejects = pq.read_table(pa.BufferReader(part.rejects)) if part.rejects is not None else None
+        return trips, rejects
 
-class _DayBuffer:
-    """Rows per date, flushed oldest-first as row groups once FLUSH_ROWS are buffered."""
 
-    def __init__(self, writer: pq.ParquetWriter, split: MonthSplit) -> None:
-        self.writer, self.split = writer, split
+class _DayWriters:
+    """Per-date parquet writers fed as rows arrive; a date's rows are buffered and written
+    oldest-first once FLUSH_ROWS are pending, so memory stays bounded whatever the month's size
+    and a date normally becomes a single row group (TLC files arrive nearly in date order)."""
+
+    def __init__(self, service: str) -> None:
+        self.trips_schema, self.rejects_schema = arrow_schema(service), reject_schema(service)
         self.pending: dict[dt.date, list[pa.Table]] = {}
         self.rows = 0
+        self.writers: dict[tuple[dt.date, str], tuple[pq.ParquetWriter, pa.BufferOutputStream]] = {}
+        self.counts: dict[dt.date, list[int]] = {}
+        self.reasons: dict[dt.date, dict[str, int]] = {}
 
     def add(self, table: pa.Table) -> None:
+        if not table.num_rows:
+            return
         table = table.take(pc.sort_indices(table["pickup_date"]))
         offset = 0
-        counts = pc.value_counts(table["pickup_date"]) if table.num_rows else []
-        for item in counts:
+        for item in pc.value_counts(table["pickup_date"]):
             day, count = item["values"].as_py(), item["counts"].as_py()
             self.pending.setdefault(day, []).append(table.slice(offset, count))
-            self.split.day_rows[day] = self.split.day_rows.get(day, 0) + count
             offset += count
         self.rows += table.num_rows
         while self.rows > FLUSH_ROWS:
             self.flush(min(self.pending))
 
-    def flush(self, day: dt.date) -> None:
-        tables = self.pending.pop(day)
-        group = pa.concat_tables(tables).combine_chunks()
-        self.writer.write_table(group, row_group_size=group.num_rows)
-        self.rows -= group.num_rows
+    def _write(self, day: dt.date, kind: str, table: pa.Table) -> None:
+        key = (day, kind)
+        if key not in self.writers:
+            sink = pa.BufferOutputStream()
+            schema = self.trips_schema if kind == "trips" else self.rejects_schema
+            self.writers[key] = (pq.ParquetWriter(sink, schema, compression=COMPRESSION), sink)
+        self.writers[key][0].write_table(table, row_group_size=max(table.num_rows, 1))
 
-    def close(self) -> None:
+    def flush(self, day: dt.date) -> None:
+        group = pa.concat_tables(self.pending.pop(day)).combine_chunks()
+        self.rows -= group.num_rows
+        rejected = pc.is_valid(group["reject_reason"])
+        trips = group.filter(pc.invert(rejected)).drop_columns(["reject_reason"])
+        rejects = group.filter(rejected)
+        counts = self.counts.setdefault(day, [0, 0])
+        counts[0] += trips.num_rows
+        counts[1] += rejects.num_rows
+        if trips.num_rows:
+            self._write(day, "trips", trips)
+        if rejects.num_rows:
+            self._write(day, "rejects", rejects)
+            reasons = self.reasons.setdefault(day, {})
+            for reason, count in reason_counts(rejects["reject_reason"]).items():
+                reasons[reason] = reasons.get(reason, 0) + count
+
+    def close(self, days: list[dt.date]) -> dict[dt.date, DaySplit]:
+        """Finish every date of the month; a date without rows gets an empty trips file."""
         for day in sorted(self.pending):
             self.flush(day)
+        out = {}
+        for day in days:
+            buffers = {}
+            for kind in ("trips", "rejects"):
+                if (day, kind) in self.writers:
+                    writer, sink = self.writers.pop((day, kind))
+                    writer.close()
+                    buffers[kind] = sink.getvalue()
+            trips = buffers.get("trips") or parquet_bytes(self.trips_schema.empty_table())
+            written, rejected = self.counts.get(day, [0, 0])
+            out[day] = DaySplit(trips, buffers.get("rejects"), written, rejected, self.reasons.get(day, {}))
+        return out
+
+    def abort(self) -> None:
+        for writer, _ in self.writers.values():
+            writer.close()
 
 
-def split_month(source: BinaryIO, fmt: str, service: str, year: int, month: int, rules: Rules,
-                sink: Any) -> MonthSplit:
-    """Parse a month file once into `sink` (staging parquet); month-level rejects are returned."""
+def month_days(year: int, month: int) -> list[dt.date]:
+    first = dt.date(year, month, 1)
+    following = dt.date(year + month // 12, month % 12 + 1, 1)
+    return [first + dt.timedelta(days=i) for i in range((following - first).days)]
+
+
+def split_month(source: BinaryIO, fmt: str, service: str, year: int, month: int, rules: Rules) -> MonthSplit:
+    """Parse a month file once into finished daily trips/rejects parquet (in memory, compressed)
+    plus the month-level rejects. Memory: the compressed month plus FLUSH_ROWS decoded rows."""
     split = MonthSplit()
     mapping, batches = iter_source_batches(source, fmt, service)
-    writer = pq.ParquetWriter(sink, reject_schema(service), compression=COMPRESSION)
-    buffer = _DayBuffer(writer, split)
+    writers = _DayWriters(service)
     try:
         for batch in batches:
             clean = clean_batch(batch, service, mapping, year, month, rules)
@@ -134,29 +214,14 @@ def split_month(source: BinaryIO, fmt: str, service: str, year: int, month: int,
             if pc.any(month_level).as_py():
                 split.month_rejects.append(clean.filter(month_level))
                 clean = clean.filter(pc.invert(month_level))
-            buffer.add(clean)
-        buffer.close()
+            writers.add(clean)
+        split.days = writers.close(month_days(year, month))
     except SourceError:
+        writers.abort()
         raise
     except (pa.ArrowException, OSError, UnicodeDecodeError) as exc:
+        writers.abort()
         if type(exc).__module__.startswith(("google", "requests", "urllib3")):
             raise  # a storage/network fault while reading: transient, classified at the boundary
         raise _corrupt(exc) from exc
-    finally:
-        writer.close()
     return split
-
-
-def extract_day(staging: pq.ParquetFile, day: dt.date) -> tuple[pa.Table, pa.Table]:
-    """Rows of `day` from the staging file -> (trips, rejects); reads only matching row groups."""
-    column = staging.schema_arrow.get_field_index("pickup_date")
-    groups = []
-    for index in range(staging.metadata.num_row_groups):
-        stats = staging.metadata.row_group(index).column(column).statistics
-        if stats is None or not stats.has_min_max or stats.min <= day <= stats.max:
-            groups.append(index)
-    table = staging.read_row_groups(groups) if groups else staging.schema_arrow.empty_table()
-    table = table.filter(pc.equal(table["pickup_date"], pa.scalar(day, pa.date32())))
-    rejected = pc.is_valid(table["reject_reason"])
-    trips = table.filter(pc.invert(rejected)).drop_columns(["reject_reason"])
-    return trips.combine_chunks(), table.filter(rejected).combine_chunks()

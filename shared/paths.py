@@ -1,7 +1,8 @@
 """The lake's object layout, in one place: every writer and reader builds names here.
 
     raw/{service}/{source file name}                         exact copy of the month file
-    staging/{service}/month=YYYY-MM/clean.parquet            cleaned month, one row group per date
+    staging/{service}/month=YYYY-MM/_manifest.json           the month split: its source and row counts
+    staging/{service}/month=YYYY-MM/pickup_date=D/{trips,rejects}.parquet  each date, cleaned once
     trips/{service}/pickup_date=YYYY-MM-DD/data.parquet      the daily partition (loaders' trigger)
     rejects/{service}/pickup_date=YYYY-MM-DD/data.parquet    rows of that date failing a rule
     rejects/{service}/source_month=YYYY-MM/data.parquet      rows of a month file not of that month
@@ -38,8 +39,12 @@ def month_rejects_object(service: str, year: int, month: int) -> str:
     return f"rejects/{service}/source_month={year:04d}-{month:02d}/data.parquet"
 
 
-def staging_object(service: str, year: int, month: int) -> str:
-    return f"staging/{service}/month={year:04d}-{month:02d}/clean.parquet"
+def staging_manifest(service: str, year: int, month: int) -> str:
+    return f"staging/{service}/month={year:04d}-{month:02d}/_manifest.json"
+
+
+def staging_day(service: str, day: dt.date, kind: str) -> str:
+    return f"staging/{service}/month={day.year:04d}-{day.month:02d}/pickup_date={day.isoformat()}/{kind}.parquet"
 
 
 def raw_object(service: str, source_url: str) -> str:

@@ -65,10 +65,9 @@ def pubsub_notification_event(bucket: str, name: str, generation: int, event_typ
 def real_day_partition(sample_csv, day: dt.date = dt.date(2021, 1, 1)) -> pa.Table:
     """The real sample through the ingest's own split and extraction: a genuine trips/ partition."""
     from shared.cleaning import Rules
-    from shared.lake import extract_day, split_month
+    from shared.lake import split_month
 
-    sink = pa.BufferOutputStream()
     with open(sample_csv, "rb") as handle:
-        split_month(handle, "csv", "yellow", day.year, day.month, Rules(), sink)
-    trips, _ = extract_day(pq.ParquetFile(pa.BufferReader(sink.getvalue())), day)
+        split = split_month(handle, "csv", "yellow", day.year, day.month, Rules())
+    trips, _ = split.tables(day)
     return trips

@@ -9,7 +9,7 @@ import pytest
 
 from shared.cleaning import Rules, check_partition, map_columns, reason_counts
 from shared.errors import QualityCheckError, SourceError
-from shared.lake import extract_day, split_month
+from shared.lake import split_month
 from shared.schemas import arrow_schema, columns
 
 from tests.conftest import REAL_YELLOW_SAMPLE as REAL
@@ -29,14 +29,20 @@ B00014,2009-01-01 00:00:00,2009-01-01 00:10:00,10,20,,B00014
 
 
 def split(data: bytes, fmt: str, service: str, year: int, month: int, rules: Rules = Rules()):
-    sink = pa.BufferOutputStream()
-    result = split_month(io.BytesIO(data), fmt, service, year, month, rules, sink)
-    return result, pq.ParquetFile(pa.BufferReader(sink.getvalue()))
+    return split_month(io.BytesIO(data), fmt, service, year, month, rules)
+
+
+def extract_day(result, day):
+    """(trips, rejects) of a date, rejects as an empty table when there are none."""
+    trips, rejects = result.tables(day)
+    if rejects is None:
+        rejects = pa.table({"reject_reason": pa.array([], pa.string())})
+    return trips, rejects
 
 
 def test_real_yellow_sample_three_zero_passenger_rows():
-    result, staging = split(gzip.compress(REAL.read_bytes()), "csv.gz", "yellow", 2021, 1)
-    trips, rejects = extract_day(staging, dt.date(2021, 1, 1))
+    result = split(gzip.compress(REAL.read_bytes()), "csv.gz", "yellow", 2021, 1)
+    trips, rejects = extract_day(result, dt.date(2021, 1, 1))
     assert result.source_rows == 99
     assert (trips.num_rows, rejects.num_rows) == (96, 3)
     assert reason_counts(rejects["reject_reason"]) == {"zero_passengers": 3}
@@ -51,30 +57,30 @@ def test_real_yellow_sample_three_zero_passenger_rows():
 
 
 def test_green_mapping_reasons_and_month_level_rejects():
-    result, staging = split(GREEN_CSV, "csv", "green", 2020, 10)
+    result = split(GREEN_CSV, "csv", "green", 2020, 10)
     assert result.source_rows == 4
     month = result.month_rejects_table
     assert reason_counts(month["reject_reason"]) == {"outside_source_month": 1}
     assert month["pickup_date"].to_pylist() == [dt.date(2020, 9, 30)]
-    day1, rejects1 = extract_day(staging, dt.date(2020, 10, 1))
+    day1, rejects1 = extract_day(result, dt.date(2020, 10, 1))
     assert day1.num_rows == 1 and reason_counts(rejects1["reject_reason"]) == {"zero_passengers": 1}
     assert day1["pu_location_id"].to_pylist() == [74]
-    day2, rejects2 = extract_day(staging, dt.date(2020, 10, 2))
+    day2, rejects2 = extract_day(result, dt.date(2020, 10, 2))
     assert day2.num_rows == 0 and reason_counts(rejects2["reject_reason"]) == {"missing_passenger_count": 1}
     # Conservation: every source row is in exactly one place.
     assert day1.num_rows + rejects1.num_rows + day2.num_rows + rejects2.num_rows + month.num_rows == 4
 
 
 def test_keep_empty_passenger_count_setting_keeps_them():
-    _, staging = split(GREEN_CSV, "csv", "green", 2020, 10, Rules(keep_empty_passenger_count=True))
-    trips, rejects = extract_day(staging, dt.date(2020, 10, 2))
+    result = split(GREEN_CSV, "csv", "green", 2020, 10, Rules(keep_empty_passenger_count=True))
+    trips, rejects = extract_day(result, dt.date(2020, 10, 2))
     assert trips.num_rows == 1 and rejects.num_rows == 0
     assert trips["passenger_count"].to_pylist() == [None] and trips["vendor_id"].to_pylist() == [None]
 
 
 def test_fhv_has_no_passenger_rule_and_old_dates_are_rejected_once():
-    result, staging = split(FHV_CSV, "csv", "fhv", 2019, 1)
-    trips, rejects = extract_day(staging, dt.date(2019, 1, 1))
+    result = split(FHV_CSV, "csv", "fhv", 2019, 1)
+    trips, rejects = extract_day(result, dt.date(2019, 1, 1))
     assert trips.num_rows == 2 and rejects.num_rows == 0
     assert trips["sr_flag"].to_pylist() == [None, 1]
     assert trips["affiliated_base_number"].to_pylist() == ["B00009", None]
@@ -89,8 +95,8 @@ def test_fhv_parquet_with_2021_spellings():
         "Affiliated_base_number": ["B2"]})
     buffer = io.BytesIO()
     pq.write_table(table, buffer)
-    _, staging = split(buffer.getvalue(), "parquet", "fhv", 2021, 2)
-    trips, _ = extract_day(staging, dt.date(2021, 2, 3))
+    result = split(buffer.getvalue(), "parquet", "fhv", 2021, 2)
+    trips, _ = extract_day(result, dt.date(2021, 2, 3))
     assert trips.to_pylist()[0]["do_location_id"] == 2
     assert trips.to_pylist()[0]["dropoff_datetime"] == dt.datetime(2021, 2, 3, 4, 50)
 
@@ -117,8 +123,8 @@ def test_fractional_passengers_fail_loudly():
 
 
 def test_quality_checks_catch_what_the_rules_should_have_removed():
-    _, staging = split(REAL.read_bytes(), "csv", "yellow", 2021, 1)
-    trips, _ = extract_day(staging, dt.date(2021, 1, 1))
+    result = split(REAL.read_bytes(), "csv", "yellow", 2021, 1)
+    trips, _ = extract_day(result, dt.date(2021, 1, 1))
     with pytest.raises(QualityCheckError) as err:
         check_partition(trips, "yellow", dt.date(2021, 1, 2), Rules(), 96)
     assert err.value.field == "pickup_date"
