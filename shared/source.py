@@ -63,6 +63,10 @@ class _VerifiedBody(io.RawIOBase):
     def readable(self) -> bool:
         return True
 
+    def tell(self) -> int:
+        """Resumable uploads ask where the stream is; it is never rewound (a retry re-downloads)."""
+        return self.bytes_read
+
     def readinto(self, target) -> int:  # type: ignore[override]
         while not self._buffer:
             try:
