@@ -134,7 +134,7 @@ def outcome(plan: Plan, published: int) -> dict[str, Any]:
     request = plan.request
     return {
         "message": "backfill planned (dry run), nothing published" if request.dry_run
-        else f"backfill published {published} ingest messages",
+        else f"backfill published {published} ingest message{'' if published == 1 else 's'}",
         "services": ",".join(request.services), "start": request.start, "end": request.end,
         "dates": plan.dates, "planned": len(plan.messages), "published": published,
         "skipped_complete": plan.skipped_complete, "forced": sum(m.force for m in plan.messages),
