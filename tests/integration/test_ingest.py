@@ -90,8 +90,11 @@ def test_whole_month_conserves_every_source_row(fresh_bucket, tlc):
     write_month(data_dir / "yellow" / "yellow_tripdata_2021-02.csv.gz", month, "csv.gz")
 
     written = rejected = 0
+    manifest = paths.staging_manifest("yellow", 2021, 2)
     for day in range(1, 29):
         ingest_function.handle(push_event({"date": f"2021-02-{day:02d}", "service": "yellow"}))
+        if day == 1:
+            split_generation = fresh_bucket.get_blob(manifest).generation
         blob = fresh_bucket.get_blob(paths.trips_object("yellow", dt.date(2021, 2, day)))
         written += int(blob.metadata["rows_written"])
         rejected += int(blob.metadata["rows_rejected"])
@@ -99,8 +102,9 @@ def test_whole_month_conserves_every_source_row(fresh_bucket, tlc):
     assert set(month_rejects["reject_reason"].to_pylist()) <= {"outside_source_month", "missing_pickup_datetime"}
     assert month_rejects.num_rows > 0, "the generator plants pickups outside the month"
     assert written + rejected + month_rejects.num_rows == month.num_rows
+    assert fresh_bucket.get_blob(manifest).generation == split_generation, "the month is split once"
     staged = list(clients.storage().list_blobs(fresh_bucket.name, prefix="staging/"))
-    assert len(staged) == 1, "the month is parsed once into one staging object"
+    assert max(blob.generation for blob in staged) == split_generation, "nothing staged after the first date"
 
 
 @pytest.mark.parametrize("fault, reason", [
