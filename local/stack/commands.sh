@@ -151,8 +151,8 @@ cmd_logs() {
     done
     die "no log for '$name'; known: $(cd "$LOG_DIR" 2>/dev/null && ls -- *.log | sed 's/^fn-//; s/\.log$//' | tr '\n' ' ')"
   fi
-  for file in "$LOG_DIR"/*.log; do
-    [[ -f "$file" ]] || continue
+  for file in "$LOG_DIR"/*.log; do  # the services' logs (pip's: ./local_emulator.sh logs venv)
+    [[ -f "$file" && "$file" != */venv*.log ]] || continue
     printf '===== %s (last %s lines)\n' "${file#"$REPO_ROOT"/}" "$lines"
     tail -n "$lines" "$file"
   done
@@ -181,7 +181,7 @@ cmd_run() {
   valid_date "$date" && valid_service "$service" || die "usage: ./local_emulator.sh run YYYY-MM-DD [SERVICE]"
   ensure_up
   local since
-  since="$(date -u +%Y-%m-%dT%H:%M:%SZ)"
+  since="$(date -u +%Y-%m-%dT%H:%M:%S.%3NZ)"
   publish "$TOPIC_INGEST" "{\"date\":\"$date\",\"service\":\"$service\"}"
   "$PY" -m local.stack.wait_for_date --date "$date" --service "$service" --since "$since" \
     --timeout "${TAXI_RUN_TIMEOUT:-900}"

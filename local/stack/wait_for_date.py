@@ -171,7 +171,8 @@ def wait(args: argparse.Namespace) -> int:
         time.sleep(POLL_SECONDS)
     if tty:
         sys.stderr.write("\n")
-    print(summary(where, progress, time.monotonic() - started, since))
+    seconds = (dt.datetime.now(dt.timezone.utc) - since).total_seconds() if since else time.monotonic() - started
+    print(summary(where, progress, seconds, since))
     return 0
 
 
@@ -184,7 +185,8 @@ def summary(where: Destinations, progress: Progress, seconds: float, since: dt.d
         return f"{int(meta[key]):>12,}" if meta.get(key, "").lstrip("-").isdigit() else f"{'?':>12}"
 
     lines = [
-        f"{where.service} {where.date.isoformat()}: loaded everywhere ({seconds:.1f}s)",
+        f"{where.service} {where.date.isoformat()}: in GCS, BigQuery and Postgres "
+        f"({seconds:.1f}s {'after the publish' if since else 'of waiting'})",
         f"  rows read      {number('rows_read')}",
         f"  rows rejected  {number('rows_rejected')}" + (f"   ({by_reason})" if by_reason else ""),
         f"  rows written   {number('rows_written')}",
