@@ -93,10 +93,9 @@ wait_postgres() {
   wait_ready postgres "PostgreSQL on 127.0.0.1:$PORT_PG" pg_ready
 }
 
-pg_clean() {
-  local data
-  require_postgres 2>/dev/null || true
-  data="$( [[ -f "$PG_STATE/data-location" ]] && cat "$PG_STATE/data-location")"
-  [[ -n "$data" && "$data" == /var/tmp/taxi-stack-* ]] && rm -rf "$(dirname "$data")"
+pg_clean() {  # the data directory outside .state, if it had to be put there
+  local data=""
+  [[ -f "$PG_STATE/data-location" ]] && data="$(<"$PG_STATE/data-location")"
+  if [[ "$data" == /var/tmp/taxi-stack-*/postgres-data ]]; then rm -rf "$(dirname "$data")"; fi
   return 0
 }
