@@ -12,18 +12,16 @@ import os
 from functools import lru_cache
 from typing import Any
 
-from shared.settings import Settings, get_settings
+from shared.settings import get_settings
 
 
 def _project() -> str:
-    # Read directly: get_settings() without a function requires every function's required
-    # settings (e.g. INGEST_TOPIC, set only on backfill), which a deployed loader does not have.
-    project = (os.environ.get("GCP_PROJECT") or os.environ.get("GOOGLE_CLOUD_PROJECT") or "").strip()
-    return project or get_settings().project
+    # get_settings() with no function requires only what every function has (GCP_PROJECT, ...).
+    return get_settings().project
 
 
 def _bq_location() -> str:
-    return (os.environ.get("BQ_LOCATION") or "").strip() or Settings.bq_location
+    return get_settings().bq_location
 
 
 @lru_cache(maxsize=1)

@@ -148,12 +148,15 @@ class Settings:
 
     @classmethod
     def from_env(cls, env: Mapping[str, str] | None = None, function: str | None = None) -> "Settings":
-        """Parse and validate; required variables are only required for `function`."""
+        """Parse and validate. A variable without default is required where it is used: for
+        `function`, or, with no function named, only if every function uses it (shared code such
+        as the client factories must not demand another function's settings)."""
         env = os.environ if env is None else env
         values: dict[str, Any] = {}
         for f in dataclasses.fields(cls):
             name, parse = f.metadata["env"], f.metadata["parse"]
-            used = function is None or function in f.metadata["functions"]
+            used = (function in f.metadata["functions"] if function is not None
+                    else set(f.metadata["functions"]) >= set(ALL_FUNCTIONS))
             raw = env.get(name)
             if name == "GCP_PROJECT" and raw is None:
                 raw = env.get("GOOGLE_CLOUD_PROJECT")

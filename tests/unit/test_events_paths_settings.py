@@ -98,3 +98,13 @@ def test_required_only_where_used_and_password_never_shown():
     settings = Settings.from_env({**BASE, "PG_PASSWORD": "s3cret"}, "load_postgres")
     assert "s3cret" not in repr(settings)
     assert "INGEST_TOPIC" in env_vars_for("backfill") and "INGEST_TOPIC" not in env_vars_for("ingest")
+
+
+def test_no_function_named_requires_only_what_every_function_has():
+    """Shared code (the client factories) parses settings without a function: a loader deployed
+    without INGEST_TOPIC must still get its clients."""
+    settings = Settings.from_env({**BASE})
+    assert settings.project == "p" and settings.ingest_topic is None
+    with pytest.raises(ConfigError) as err:
+        Settings.from_env({"LAKE_BUCKET": "b", "DEAD_LETTER_TOPIC": "d"})
+    assert err.value.field == "GCP_PROJECT"
