@@ -42,4 +42,7 @@ main() {
   esac
 }
 
+# Ctrl-C or a kill still runs the EXIT traps (a failed `up` or a `test` stops what it started).
+trap 'exit 130' INT
+trap 'exit 143' TERM
 main "$@"

@@ -26,8 +26,9 @@ cmd_up() {
     export STACK_STARTED_FILE="$own_started_file"
     trap 'abort_up' EXIT
   fi
-  check_ports_of_stopped_services
   write_env_file
+  [[ -z "$ENV_CHANGED" ]] || restart_running_functions
+  check_ports_of_stopped_services
   load_env_file
   service_alive pubsub || start_pubsub
   service_alive bigquery || start_bigquery
@@ -49,6 +50,18 @@ cmd_up() {
     unset STACK_STARTED_FILE
   fi
   print_stack_map "$(elapsed_since "$started")"
+}
+
+# Running functions keep the environment they started with: new settings need a restart.
+restart_running_functions() {
+  local entry name running=()
+  for entry in "${FUNCTIONS[@]}"; do
+    IFS=: read -r name _ _ <<<"$entry"
+    if service_alive "fn-$name"; then running+=("fn-$name"); fi
+  done
+  ((${#running[@]} == 0)) && return 0
+  say "settings changed: restarting the functions"
+  stop_services "${running[@]}"
 }
 
 check_ports_of_stopped_services() {

@@ -121,6 +121,7 @@ wait_functions() {
 
 # .state/env: export lines for the functions, the tests and a person's shell. Settings the
 # caller exported (SOURCE_URL_TEMPLATE, LOG_LEVEL, BQ_REPLACE_STRATEGY) win over the defaults.
+# Sets ENV_CHANGED when the file's content changed.
 write_env_file() {
   local tlc_template="http://127.0.0.1:$PORT_TLC/{service}/{service}_tripdata_{year}-{month:02d}.csv.gz"
   local password
@@ -169,6 +170,8 @@ write_env_file() {
       emit PYTHONUNBUFFERED 1
     } >"$ENV_FILE.tmp"
   )
+  ENV_CHANGED=""
+  cmp -s "$ENV_FILE.tmp" "$ENV_FILE" || ENV_CHANGED=1
   mv "$ENV_FILE.tmp" "$ENV_FILE"
   echo "$PORT_BASE" >"$STATE_DIR/port_base"
 }
