@@ -20,6 +20,7 @@ from functions import ingest as ingest_function
 from local.tlc_data import generate_month, write_month
 from local.tlc_server import serve_in_thread
 from shared import clients, paths
+from shared.errors import TransientError
 
 TEMPLATE = "{base}/{prefix}{{service}}/{{service}}_tripdata_{{year}}-{{month:02d}}.csv.gz"
 
@@ -142,3 +143,23 @@ def test_transient_server_error_is_retried_within_the_call(fresh_bucket, tlc):
     use(prefix="faults/500-once/")
     ingest_function.handle(push_event({"date": "2021-01-03", "service": "yellow"}))
     assert fresh_bucket.get_blob(paths.trips_object("yellow", dt.date(2021, 1, 3))) is not None
+
+
+def test_transient_failure_is_retried_then_dead_lettered_once_too_old(fresh_bucket, tlc, dead_letters, settings_env):
+    """Raise = the platform redelivers; past MAX_EVENT_AGE_SECONDS the event is dead-lettered instead."""
+    _, use = tlc
+    use(prefix="faults/500-once/")
+    settings_env(DOWNLOAD_MAX_ATTEMPTS="1", MAX_EVENT_AGE_SECONDS="600")
+    fresh = dt.datetime.now(dt.timezone.utc).isoformat()
+    event = push_event({"date": "2021-01-06", "service": "yellow"}, publish_time=fresh)
+    with pytest.raises(TransientError):
+        ingest_function.handle(event)  # first delivery: the server answers 500
+    ingest_function.handle(event)  # the redelivery succeeds
+    assert fresh_bucket.get_blob(paths.trips_object("yellow", dt.date(2021, 1, 6))) is not None
+
+    old = (dt.datetime.now(dt.timezone.utc) - dt.timedelta(hours=1)).isoformat()
+    # Another month: a path the server has not failed yet.
+    ingest_function.handle(push_event({"date": "2021-03-07", "service": "yellow"}, publish_time=old))
+    letters = dead_letters(expected=1)
+    assert letters[0]["reason"] == "max_event_age_exceeded"
+    assert letters[0]["error"]["last_reason"] == "download_failed"
