@@ -239,8 +239,18 @@ cmd_test() {
   cmd_up
   load_env_file
   export TAXI_STACK=1
+  local infra_rc=0 rc=0
+  if [[ $# -eq 0 ]]; then  # the whole suite: also terraform fmt and checkov (infra/check.sh)
+    say "running: infra/check.sh"
+    bash "$REPO_ROOT/infra/check.sh" || infra_rc=$?
+  fi
   say "running: .venv/bin/pytest tests $*"
-  "$VENV/bin/pytest" tests "$@"
+  "$VENV/bin/pytest" tests "$@" || rc=$?
+  if ((rc == 0 && infra_rc != 0)); then
+    say "infra/check.sh failed (exit $infra_rc): see its output above"
+    rc=$infra_rc
+  fi
+  return "$rc"
 }
 
 finish_test() {
