@@ -339,8 +339,9 @@ variable "bq_dataset_id" {
   default     = "nyc_taxi"
 
   validation {
-    condition     = can(regex("^[A-Za-z_][A-Za-z0-9_]{0,1023}$", var.bq_dataset_id))
-    error_message = "bq_dataset_id must be letters, digits and underscores."
+    # (RE2, terraform's regex engine, allows at most 1000 repetitions: check the length apart.)
+    condition     = can(regex("^[A-Za-z_][A-Za-z0-9_]*$", var.bq_dataset_id)) && length(var.bq_dataset_id) <= 1024
+    error_message = "bq_dataset_id must be 1-1024 letters, digits and underscores, not starting with a digit."
   }
 }
 
