@@ -1,4 +1,5 @@
-# The six Cloud Functions (2nd gen), one source zip, one entry point each (main.py).
+# The six Cloud Functions (2nd gen): one resource with an instance per entry point of main.py, all
+# built from one source zip. local.functions holds what differs between them.
 # Environment variables are the settings of shared/settings.py; each function gets exactly the ones
 # `env_vars_for(<function>)` lists (tests/infra/test_terraform.py checks it).
 
@@ -33,74 +34,123 @@ locals {
   # With CLOUD_SQL_INSTANCE set the functions connect through the Cloud SQL connector, which finds
   # the instance itself; PG_HOST names the instance's address for logs and manual use only.
   pg_host = google_sql_database_instance.postgres.public_ip_address
-}
 
-resource "google_cloudfunctions2_function" "ingest" {
-  name        = "${local.p}-ingest"
-  location    = var.region
-  description = "Pub/Sub date message -> raw/ copy, cleaned month, trips/ partition of that day."
-
-  build_config {
-    runtime         = local.runtime
-    entry_point     = "ingest"
-    service_account = google_service_account.build.id
-    source {
-      storage_source {
-        bucket = google_storage_bucket.source.name
-        object = google_storage_bucket_object.source.name
-      }
+  # Environment variables by concern, each written once. Every function gets `common` and the
+  # concerns its `env` lists below. Keep these literal maps: the structural test reads them.
+  env = {
+    common = {
+      GCP_PROJECT           = var.project_id
+      LAKE_BUCKET           = google_storage_bucket.lake.name
+      DEAD_LETTER_TOPIC     = google_pubsub_topic.dead_letter.name
+      LOG_LEVEL             = var.log_level
+      MAX_EVENT_AGE_SECONDS = tostring(var.max_event_age_seconds)
     }
-  }
-
-  service_config {
-    available_memory                 = local.sizing.ingest.memory
-    available_cpu                    = local.sizing.ingest.cpu
-    timeout_seconds                  = local.sizing.ingest.timeout_seconds
-    max_instance_count               = local.sizing.ingest.max_instances
-    min_instance_count               = 0
-    max_instance_request_concurrency = 1
-    ingress_settings                 = "ALLOW_INTERNAL_ONLY"
-    all_traffic_on_latest_revision   = true
-    service_account_email            = google_service_account.ingest.email
-
-    environment_variables = {
-      GCP_PROJECT                = var.project_id
-      LAKE_BUCKET                = google_storage_bucket.lake.name
-      DEAD_LETTER_TOPIC          = google_pubsub_topic.dead_letter.name
-      LOG_LEVEL                  = var.log_level
-      MAX_EVENT_AGE_SECONDS      = tostring(var.max_event_age_seconds)
-      SOURCE_URL_TEMPLATE        = var.source_url_template
+    # Where the TLC month files are: ingest downloads them, status reports their URLs.
+    source = {
+      SOURCE_URL_TEMPLATE = var.source_url_template
+    }
+    ingest = {
       INGEST_LAG_DAYS            = tostring(var.ingest_lag_days)
       KEEP_EMPTY_PASSENGER_COUNT = tostring(var.keep_empty_passenger_count)
       DOWNLOAD_TIMEOUT_SECONDS   = tostring(var.download_timeout_seconds)
       DOWNLOAD_MAX_ATTEMPTS      = tostring(var.download_max_attempts)
     }
+    bigquery = {
+      BQ_DATASET  = google_bigquery_dataset.nyc_taxi.dataset_id
+      BQ_LOCATION = var.bq_location
+    }
+    bigquery_load = {
+      BQ_REPLACE_STRATEGY          = var.bq_replace_strategy
+      BQ_PARTITION_EXPIRATION_DAYS = tostring(var.bq_partition_expiration_days)
+    }
+    # With "postgres" a function also gets its own PG_USER (local.pg_user), in password mode the
+    # PG_PASSWORD secret, and the Cloud SQL grants (local.pg_readers in iam.tf).
+    postgres = {
+      PG_SCHEMA          = var.pg_schema
+      PG_DATABASE        = google_sql_database.ny_taxi.name
+      PG_HOST            = local.pg_host
+      PG_PORT            = "5432"
+      CLOUD_SQL_INSTANCE = local.cloud_sql_instance
+      PG_IAM_AUTH        = local.pg_iam_auth
+    }
+    backfill = {
+      INGEST_TOPIC = google_pubsub_topic.ingest.name
+    }
+    # The largest (service, date) count a backfill plans or a status reports.
+    date_range = {
+      BACKFILL_MAX_DATES = tostring(var.backfill_max_dates)
+    }
   }
 
-  event_trigger {
-    trigger_region        = var.region
-    event_type            = "google.cloud.pubsub.topic.v1.messagePublished"
-    pubsub_topic          = google_pubsub_topic.ingest.id
-    retry_policy          = "RETRY_POLICY_RETRY"
-    service_account_email = google_service_account.trigger.email
+  # One entry per function. The key is the entry point in main.py, the sizing key (local.sizing,
+  # var.function_sizing) and, with "-" for "_", the end of the function's name.
+  #   trigger: "pubsub" (messages of `topic`), "lake" (GCS finalize on the lake bucket, with
+  #            loader_trigger = "eventarc"; with "pubsub" the subscriptions of pubsub.tf push to
+  #            it instead) or "http" (no trigger; IAM-authenticated calls only).
+  #   ingress: only the HTTP functions accept calls from outside Google Cloud.
+  functions = {
+    ingest = {
+      description     = "Pub/Sub date message -> raw/ copy, cleaned month, trips/ partition of that day."
+      service_account = google_service_account.ingest.email
+      ingress         = "ALLOW_INTERNAL_ONLY"
+      trigger         = "pubsub"
+      topic           = google_pubsub_topic.ingest.id
+      env             = ["source", "ingest"]
+    }
+    backfill = {
+      description     = "Pub/Sub date-range message -> one ingest message per (service, date)."
+      service_account = google_service_account.backfill.email
+      ingress         = "ALLOW_INTERNAL_ONLY"
+      trigger         = "pubsub"
+      topic           = google_pubsub_topic.backfill.id
+      env             = ["bigquery", "postgres", "backfill", "date_range"]
+    }
+    backfill_http = {
+      description     = "HTTP: the backfill request as a JSON body -> the plan (and publishes it unless dry_run)."
+      service_account = google_service_account.backfill_http.email
+      ingress         = "ALLOW_ALL"
+      trigger         = "http"
+      topic           = null
+      env             = ["bigquery", "postgres", "backfill", "date_range"]
+    }
+    load_bigquery = {
+      description     = "GCS finalize of trips/{service}/pickup_date=D/data.parquet -> replace day D in BigQuery."
+      service_account = google_service_account.load_bigquery.email
+      ingress         = "ALLOW_INTERNAL_ONLY"
+      trigger         = "lake"
+      topic           = null
+      env             = ["bigquery", "bigquery_load"]
+    }
+    load_postgres = {
+      description     = "GCS finalize of trips/{service}/pickup_date=D/data.parquet -> replace day D in Cloud SQL."
+      service_account = google_service_account.load_postgres.email
+      ingress         = "ALLOW_INTERNAL_ONLY"
+      trigger         = "lake"
+      topic           = null
+      env             = ["postgres"]
+    }
+    status = {
+      description     = "HTTP: per-date state of the lake, BigQuery and Postgres (JSON, HTML or text)."
+      service_account = google_service_account.status.email
+      ingress         = "ALLOW_ALL"
+      trigger         = "http"
+      topic           = null
+      env             = ["source", "bigquery", "postgres", "date_range"]
+    }
   }
-
-  depends_on = [
-    google_project_iam_member.trigger_receives_events,
-    google_project_iam_member.build_writes_logs,
-    google_project_iam_member.build_writes_images,
-    google_project_iam_member.build_reads_sources,
-  ]
 }
 
-resource "google_cloudfunctions2_function" "backfill" {
-  name        = "${local.p}-backfill"
+resource "google_cloudfunctions2_function" "function" {
+  #checkov:skip=CKV_GCP_124:Only the HTTP functions (status, backfill_http) have ingress ALLOW_ALL: operators call them from outside Google Cloud, and every call is IAM-authenticated (run.invoker only for var.invoker_members, never allUsers). The event functions are ALLOW_INTERNAL_ONLY (local.functions; tests/infra checks it).
+  for_each = local.functions
+
+  name        = "${local.p}-${replace(each.key, "_", "-")}"
   location    = var.region
-  description = "Pub/Sub date-range message -> one ingest message per (service, date)."
+  description = each.value.description
 
   build_config {
     runtime         = local.runtime
-    entry_point     = "backfill"
+    entry_point     = each.key
     service_account = google_service_account.build.id
     source {
       storage_source {
@@ -111,38 +161,25 @@ resource "google_cloudfunctions2_function" "backfill" {
   }
 
   service_config {
-    available_memory                 = local.sizing.backfill.memory
-    available_cpu                    = local.sizing.backfill.cpu
-    timeout_seconds                  = local.sizing.backfill.timeout_seconds
-    max_instance_count               = local.sizing.backfill.max_instances
+    available_memory                 = local.sizing[each.key].memory
+    available_cpu                    = local.sizing[each.key].cpu
+    timeout_seconds                  = local.sizing[each.key].timeout_seconds
+    max_instance_count               = local.sizing[each.key].max_instances
     min_instance_count               = 0
     max_instance_request_concurrency = 1
-    ingress_settings                 = "ALLOW_INTERNAL_ONLY"
+    ingress_settings                 = each.value.ingress
     all_traffic_on_latest_revision   = true
-    service_account_email            = google_service_account.backfill.email
+    service_account_email            = each.value.service_account
 
-    environment_variables = {
-      GCP_PROJECT           = var.project_id
-      LAKE_BUCKET           = google_storage_bucket.lake.name
-      DEAD_LETTER_TOPIC     = google_pubsub_topic.dead_letter.name
-      LOG_LEVEL             = var.log_level
-      MAX_EVENT_AGE_SECONDS = tostring(var.max_event_age_seconds)
-      BQ_DATASET            = google_bigquery_dataset.nyc_taxi.dataset_id
-      BQ_LOCATION           = var.bq_location
-      PG_SCHEMA             = var.pg_schema
-      PG_DATABASE           = google_sql_database.ny_taxi.name
-      PG_USER               = local.pg_user.backfill
-      PG_HOST               = local.pg_host
-      PG_PORT               = "5432"
-      CLOUD_SQL_INSTANCE    = local.cloud_sql_instance
-      PG_IAM_AUTH           = local.pg_iam_auth
-      INGEST_TOPIC          = google_pubsub_topic.ingest.name
-      BACKFILL_MAX_DATES    = tostring(var.backfill_max_dates)
-    }
+    environment_variables = merge(
+      local.env.common,
+      contains(each.value.env, "postgres") ? { PG_USER = local.pg_user[each.key] } : {},
+      [for concern in each.value.env : local.env[concern]]...
+    )
 
     # PG_PASSWORD: only in password mode; with IAM database authentication there is no password.
     dynamic "secret_environment_variables" {
-      for_each = var.pg_auth_mode == "password" ? [google_secret_manager_secret_version.pg_password.version] : []
+      for_each = contains(each.value.env, "postgres") && var.pg_auth_mode == "password" ? [google_secret_manager_secret_version.pg_password.version] : []
       content {
         key        = "PG_PASSWORD"
         project_id = var.project_id
@@ -152,135 +189,21 @@ resource "google_cloudfunctions2_function" "backfill" {
     }
   }
 
-  event_trigger {
-    trigger_region        = var.region
-    event_type            = "google.cloud.pubsub.topic.v1.messagePublished"
-    pubsub_topic          = google_pubsub_topic.backfill.id
-    retry_policy          = "RETRY_POLICY_RETRY"
-    service_account_email = google_service_account.trigger.email
-  }
-
-  depends_on = [
-    google_project_iam_member.trigger_receives_events,
-    google_project_iam_member.build_writes_logs,
-    google_project_iam_member.build_writes_images,
-    google_project_iam_member.build_reads_sources,
-    google_secret_manager_secret_iam_member.pg_password_readers,
-  ]
-}
-
-resource "google_cloudfunctions2_function" "backfill_http" {
-  #checkov:skip=CKV_GCP_124:HTTP function for operators outside Google Cloud; every call is IAM-authenticated (run.invoker only for var.invoker_members, never allUsers).
-  name        = "${local.p}-backfill-http"
-  location    = var.region
-  description = "HTTP: the backfill request as a JSON body -> the plan (and publishes it unless dry_run)."
-
-  build_config {
-    runtime         = local.runtime
-    entry_point     = "backfill_http"
-    service_account = google_service_account.build.id
-    source {
-      storage_source {
-        bucket = google_storage_bucket.source.name
-        object = google_storage_bucket_object.source.name
-      }
-    }
-  }
-
-  service_config {
-    available_memory                 = local.sizing.backfill_http.memory
-    available_cpu                    = local.sizing.backfill_http.cpu
-    timeout_seconds                  = local.sizing.backfill_http.timeout_seconds
-    max_instance_count               = local.sizing.backfill_http.max_instances
-    min_instance_count               = 0
-    max_instance_request_concurrency = 1
-    ingress_settings                 = "ALLOW_ALL"
-    all_traffic_on_latest_revision   = true
-    service_account_email            = google_service_account.backfill_http.email
-
-    environment_variables = {
-      GCP_PROJECT           = var.project_id
-      LAKE_BUCKET           = google_storage_bucket.lake.name
-      DEAD_LETTER_TOPIC     = google_pubsub_topic.dead_letter.name
-      LOG_LEVEL             = var.log_level
-      MAX_EVENT_AGE_SECONDS = tostring(var.max_event_age_seconds)
-      BQ_DATASET            = google_bigquery_dataset.nyc_taxi.dataset_id
-      BQ_LOCATION           = var.bq_location
-      PG_SCHEMA             = var.pg_schema
-      PG_DATABASE           = google_sql_database.ny_taxi.name
-      PG_USER               = local.pg_user.backfill_http
-      PG_HOST               = local.pg_host
-      PG_PORT               = "5432"
-      CLOUD_SQL_INSTANCE    = local.cloud_sql_instance
-      PG_IAM_AUTH           = local.pg_iam_auth
-      INGEST_TOPIC          = google_pubsub_topic.ingest.name
-      BACKFILL_MAX_DATES    = tostring(var.backfill_max_dates)
-    }
-
-    dynamic "secret_environment_variables" {
-      for_each = var.pg_auth_mode == "password" ? [google_secret_manager_secret_version.pg_password.version] : []
-      content {
-        key        = "PG_PASSWORD"
-        project_id = var.project_id
-        secret     = google_secret_manager_secret.pg_password.secret_id
-        version    = secret_environment_variables.value
-      }
-    }
-  }
-
-  depends_on = [
-    google_project_iam_member.build_writes_logs,
-    google_project_iam_member.build_writes_images,
-    google_project_iam_member.build_reads_sources,
-    google_secret_manager_secret_iam_member.pg_password_readers,
-  ]
-}
-
-resource "google_cloudfunctions2_function" "load_bigquery" {
-  name        = "${local.p}-load-bigquery"
-  location    = var.region
-  description = "GCS finalize of trips/{service}/pickup_date=D/data.parquet -> replace day D in BigQuery."
-
-  build_config {
-    runtime         = local.runtime
-    entry_point     = "load_bigquery"
-    service_account = google_service_account.build.id
-    source {
-      storage_source {
-        bucket = google_storage_bucket.source.name
-        object = google_storage_bucket_object.source.name
-      }
-    }
-  }
-
-  service_config {
-    available_memory                 = local.sizing.load_bigquery.memory
-    available_cpu                    = local.sizing.load_bigquery.cpu
-    timeout_seconds                  = local.sizing.load_bigquery.timeout_seconds
-    max_instance_count               = local.sizing.load_bigquery.max_instances
-    min_instance_count               = 0
-    max_instance_request_concurrency = 1
-    ingress_settings                 = "ALLOW_INTERNAL_ONLY"
-    all_traffic_on_latest_revision   = true
-    service_account_email            = google_service_account.load_bigquery.email
-
-    environment_variables = {
-      GCP_PROJECT                  = var.project_id
-      LAKE_BUCKET                  = google_storage_bucket.lake.name
-      DEAD_LETTER_TOPIC            = google_pubsub_topic.dead_letter.name
-      LOG_LEVEL                    = var.log_level
-      MAX_EVENT_AGE_SECONDS        = tostring(var.max_event_age_seconds)
-      BQ_DATASET                   = google_bigquery_dataset.nyc_taxi.dataset_id
-      BQ_LOCATION                  = var.bq_location
-      BQ_REPLACE_STRATEGY          = var.bq_replace_strategy
-      BQ_PARTITION_EXPIRATION_DAYS = tostring(var.bq_partition_expiration_days)
+  dynamic "event_trigger" {
+    for_each = each.value.trigger == "pubsub" ? [each.value.topic] : []
+    content {
+      trigger_region        = var.region
+      event_type            = "google.cloud.pubsub.topic.v1.messagePublished"
+      pubsub_topic          = event_trigger.value
+      retry_policy          = "RETRY_POLICY_RETRY"
+      service_account_email = google_service_account.trigger.email
     }
   }
 
   # Eventarc wiring: a direct Cloud Storage trigger on the lake bucket, created where the bucket is.
-  # (Pub/Sub wiring: no trigger here; the push subscription in pubsub.tf calls the function.)
+  # (Pub/Sub wiring: no trigger here; the push subscriptions in pubsub.tf call the loaders.)
   dynamic "event_trigger" {
-    for_each = var.loader_trigger == "eventarc" ? [google_storage_bucket.lake.name] : []
+    for_each = each.value.trigger == "lake" && var.loader_trigger == "eventarc" ? [google_storage_bucket.lake.name] : []
     content {
       trigger_region        = lower(google_storage_bucket.lake.location)
       event_type            = "google.cloud.storage.object.v1.finalized"
@@ -293,159 +216,14 @@ resource "google_cloudfunctions2_function" "load_bigquery" {
     }
   }
 
+  # What any of the six needs before it deploys (Terraform depends on the whole list for each).
   depends_on = [
     google_project_iam_member.trigger_receives_events,
     google_project_iam_member.gcs_publishes_events,
     google_pubsub_topic_iam_member.gcs_publishes_lake_events,
-    google_project_iam_member.build_writes_logs,
-    google_project_iam_member.build_writes_images,
-    google_project_iam_member.build_reads_sources,
-  ]
-}
-
-resource "google_cloudfunctions2_function" "load_postgres" {
-  name        = "${local.p}-load-postgres"
-  location    = var.region
-  description = "GCS finalize of trips/{service}/pickup_date=D/data.parquet -> replace day D in Cloud SQL."
-
-  build_config {
-    runtime         = local.runtime
-    entry_point     = "load_postgres"
-    service_account = google_service_account.build.id
-    source {
-      storage_source {
-        bucket = google_storage_bucket.source.name
-        object = google_storage_bucket_object.source.name
-      }
-    }
-  }
-
-  service_config {
-    available_memory                 = local.sizing.load_postgres.memory
-    available_cpu                    = local.sizing.load_postgres.cpu
-    timeout_seconds                  = local.sizing.load_postgres.timeout_seconds
-    max_instance_count               = local.sizing.load_postgres.max_instances
-    min_instance_count               = 0
-    max_instance_request_concurrency = 1
-    ingress_settings                 = "ALLOW_INTERNAL_ONLY"
-    all_traffic_on_latest_revision   = true
-    service_account_email            = google_service_account.load_postgres.email
-
-    environment_variables = {
-      GCP_PROJECT           = var.project_id
-      LAKE_BUCKET           = google_storage_bucket.lake.name
-      DEAD_LETTER_TOPIC     = google_pubsub_topic.dead_letter.name
-      LOG_LEVEL             = var.log_level
-      MAX_EVENT_AGE_SECONDS = tostring(var.max_event_age_seconds)
-      PG_SCHEMA             = var.pg_schema
-      PG_DATABASE           = google_sql_database.ny_taxi.name
-      PG_USER               = local.pg_user.load_postgres
-      PG_HOST               = local.pg_host
-      PG_PORT               = "5432"
-      CLOUD_SQL_INSTANCE    = local.cloud_sql_instance
-      PG_IAM_AUTH           = local.pg_iam_auth
-    }
-
-    dynamic "secret_environment_variables" {
-      for_each = var.pg_auth_mode == "password" ? [google_secret_manager_secret_version.pg_password.version] : []
-      content {
-        key        = "PG_PASSWORD"
-        project_id = var.project_id
-        secret     = google_secret_manager_secret.pg_password.secret_id
-        version    = secret_environment_variables.value
-      }
-    }
-  }
-
-  dynamic "event_trigger" {
-    for_each = var.loader_trigger == "eventarc" ? [google_storage_bucket.lake.name] : []
-    content {
-      trigger_region        = lower(google_storage_bucket.lake.location)
-      event_type            = "google.cloud.storage.object.v1.finalized"
-      retry_policy          = "RETRY_POLICY_RETRY"
-      service_account_email = google_service_account.trigger.email
-      event_filters {
-        attribute = "bucket"
-        value     = event_trigger.value
-      }
-    }
-  }
-
-  depends_on = [
-    google_project_iam_member.trigger_receives_events,
-    google_project_iam_member.gcs_publishes_events,
-    google_pubsub_topic_iam_member.gcs_publishes_lake_events,
-    google_project_iam_member.build_writes_logs,
-    google_project_iam_member.build_writes_images,
+    google_project_iam_member.build,
     google_project_iam_member.build_reads_sources,
     google_secret_manager_secret_iam_member.pg_password_readers,
     google_sql_user.iam,
-  ]
-}
-
-resource "google_cloudfunctions2_function" "status" {
-  #checkov:skip=CKV_GCP_124:HTTP status page for operators outside Google Cloud; every call is IAM-authenticated (run.invoker only for var.invoker_members, never allUsers).
-  name        = "${local.p}-status"
-  location    = var.region
-  description = "HTTP: per-date state of the lake, BigQuery and Postgres (JSON, HTML or text)."
-
-  build_config {
-    runtime         = local.runtime
-    entry_point     = "status"
-    service_account = google_service_account.build.id
-    source {
-      storage_source {
-        bucket = google_storage_bucket.source.name
-        object = google_storage_bucket_object.source.name
-      }
-    }
-  }
-
-  service_config {
-    available_memory                 = local.sizing.status.memory
-    available_cpu                    = local.sizing.status.cpu
-    timeout_seconds                  = local.sizing.status.timeout_seconds
-    max_instance_count               = local.sizing.status.max_instances
-    min_instance_count               = 0
-    max_instance_request_concurrency = 1
-    ingress_settings                 = "ALLOW_ALL"
-    all_traffic_on_latest_revision   = true
-    service_account_email            = google_service_account.status.email
-
-    environment_variables = {
-      GCP_PROJECT           = var.project_id
-      LAKE_BUCKET           = google_storage_bucket.lake.name
-      DEAD_LETTER_TOPIC     = google_pubsub_topic.dead_letter.name
-      LOG_LEVEL             = var.log_level
-      MAX_EVENT_AGE_SECONDS = tostring(var.max_event_age_seconds)
-      SOURCE_URL_TEMPLATE   = var.source_url_template
-      BQ_DATASET            = google_bigquery_dataset.nyc_taxi.dataset_id
-      BQ_LOCATION           = var.bq_location
-      PG_SCHEMA             = var.pg_schema
-      PG_DATABASE           = google_sql_database.ny_taxi.name
-      PG_USER               = local.pg_user.status
-      PG_HOST               = local.pg_host
-      PG_PORT               = "5432"
-      CLOUD_SQL_INSTANCE    = local.cloud_sql_instance
-      PG_IAM_AUTH           = local.pg_iam_auth
-      BACKFILL_MAX_DATES    = tostring(var.backfill_max_dates)
-    }
-
-    dynamic "secret_environment_variables" {
-      for_each = var.pg_auth_mode == "password" ? [google_secret_manager_secret_version.pg_password.version] : []
-      content {
-        key        = "PG_PASSWORD"
-        project_id = var.project_id
-        secret     = google_secret_manager_secret.pg_password.secret_id
-        version    = secret_environment_variables.value
-      }
-    }
-  }
-
-  depends_on = [
-    google_project_iam_member.build_writes_logs,
-    google_project_iam_member.build_writes_images,
-    google_project_iam_member.build_reads_sources,
-    google_secret_manager_secret_iam_member.pg_password_readers,
   ]
 }

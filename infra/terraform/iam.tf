@@ -61,24 +61,18 @@ resource "google_service_account" "build" {
 }
 
 locals {
-  sa = {
-    ingest        = "serviceAccount:${google_service_account.ingest.email}"
-    backfill      = "serviceAccount:${google_service_account.backfill.email}"
-    backfill_http = "serviceAccount:${google_service_account.backfill_http.email}"
-    load_bigquery = "serviceAccount:${google_service_account.load_bigquery.email}"
-    load_postgres = "serviceAccount:${google_service_account.load_postgres.email}"
-    status        = "serviceAccount:${google_service_account.status.email}"
-    trigger       = "serviceAccount:${google_service_account.trigger.email}"
-    build         = "serviceAccount:${google_service_account.build.email}"
-  }
+  # IAM members: each function's service account (local.functions), the triggers', the builds'.
+  sa = merge(
+    { for name, fn in local.functions : name => "serviceAccount:${fn.service_account}" },
+    {
+      trigger = "serviceAccount:${google_service_account.trigger.email}"
+      build   = "serviceAccount:${google_service_account.build.email}"
+    },
+  )
 
-  # Functions that read PostgreSQL (the status of a date, only_missing backfills, the loader).
-  pg_readers = {
-    backfill      = google_service_account.backfill.email
-    backfill_http = google_service_account.backfill_http.email
-    load_postgres = google_service_account.load_postgres.email
-    status        = google_service_account.status.email
-  }
+  # Functions that read PostgreSQL (the status of a date, only_missing backfills, the loader): those
+  # with the "postgres" environment (functions.tf), so the grants and the settings go together.
+  pg_readers = { for name, fn in local.functions : name => fn.service_account if contains(fn.env, "postgres") }
 
   # Functions that read the lake and BigQuery for a status (status itself and only_missing backfills).
   status_readers = {
@@ -93,44 +87,34 @@ locals {
 
 # --- lake bucket ------------------------------------------------------------------------------------
 
-resource "google_storage_bucket_iam_member" "ingest_writes_lake" {
-  bucket = google_storage_bucket.lake.name
-  role   = "roles/storage.objectUser" # create, overwrite (delete) and read objects; no bucket or IAM admin
-  member = local.sa.ingest
-}
-
-resource "google_storage_bucket_iam_member" "load_bigquery_reads_lake" {
-  bucket = google_storage_bucket.lake.name
-  role   = "roles/storage.objectViewer"
-  member = local.sa.load_bigquery
-}
-
-resource "google_storage_bucket_iam_member" "load_postgres_reads_lake" {
-  bucket = google_storage_bucket.lake.name
-  role   = "roles/storage.objectViewer"
-  member = local.sa.load_postgres
-}
-
-resource "google_storage_bucket_iam_member" "status_readers_read_lake" {
-  for_each = local.status_readers
+# ingest creates, overwrites (deletes) and reads objects (no bucket or IAM admin); the loaders read
+# what they load; the status readers (status, only_missing backfills) read what is there.
+resource "google_storage_bucket_iam_member" "lake" {
+  for_each = {
+    ingest        = { role = "roles/storage.objectUser", member = local.sa.ingest }
+    load_bigquery = { role = "roles/storage.objectViewer", member = local.sa.load_bigquery }
+    load_postgres = { role = "roles/storage.objectViewer", member = local.sa.load_postgres }
+    backfill      = { role = "roles/storage.objectViewer", member = local.sa.backfill }
+    backfill_http = { role = "roles/storage.objectViewer", member = local.sa.backfill_http }
+    status        = { role = "roles/storage.objectViewer", member = local.sa.status }
+  }
 
   bucket = google_storage_bucket.lake.name
-  role   = "roles/storage.objectViewer"
-  member = each.value
+  role   = each.value.role
+  member = each.value.member
 }
 
 # --- Pub/Sub ------------------------------------------------------------------------------------------
 
-resource "google_pubsub_topic_iam_member" "backfill_publishes_ingest" {
-  topic  = google_pubsub_topic.ingest.id
-  role   = "roles/pubsub.publisher"
-  member = local.sa.backfill
-}
+resource "google_pubsub_topic_iam_member" "backfills_publish_ingest" {
+  for_each = {
+    backfill      = local.sa.backfill
+    backfill_http = local.sa.backfill_http
+  }
 
-resource "google_pubsub_topic_iam_member" "backfill_http_publishes_ingest" {
   topic  = google_pubsub_topic.ingest.id
   role   = "roles/pubsub.publisher"
-  member = local.sa.backfill_http
+  member = each.value
 }
 
 # The event functions dead-letter permanent failures themselves (shared/runtime.py).
@@ -149,18 +133,18 @@ resource "google_pubsub_topic_iam_member" "functions_publish_dead_letters" {
 
 # --- BigQuery ---------------------------------------------------------------------------------------
 
-resource "google_bigquery_dataset_iam_member" "load_bigquery_edits_dataset" {
-  dataset_id = google_bigquery_dataset.nyc_taxi.dataset_id
-  role       = "roles/bigquery.dataEditor" # creates its tables and replaces partitions
-  member     = local.sa.load_bigquery
-}
+# load_bigquery creates its tables and replaces partitions; the status readers read them.
+resource "google_bigquery_dataset_iam_member" "nyc_taxi" {
+  for_each = {
+    load_bigquery = { role = "roles/bigquery.dataEditor", member = local.sa.load_bigquery }
+    backfill      = { role = "roles/bigquery.dataViewer", member = local.sa.backfill }
+    backfill_http = { role = "roles/bigquery.dataViewer", member = local.sa.backfill_http }
+    status        = { role = "roles/bigquery.dataViewer", member = local.sa.status }
+  }
 
-resource "google_bigquery_dataset_iam_member" "status_readers_read_dataset" {
-  for_each = local.status_readers
-
   dataset_id = google_bigquery_dataset.nyc_taxi.dataset_id
-  role       = "roles/bigquery.dataViewer"
-  member     = each.value
+  role       = each.value.role
+  member     = each.value.member
 }
 
 # Running load and query jobs is a project-level permission (jobs have no finer resource).
@@ -218,12 +202,7 @@ resource "google_project_iam_member" "trigger_receives_events" {
 
 # The trigger identity may invoke the event functions, and only those.
 resource "google_cloud_run_v2_service_iam_member" "trigger_invokes" {
-  for_each = {
-    ingest        = google_cloudfunctions2_function.ingest.name
-    backfill      = google_cloudfunctions2_function.backfill.name
-    load_bigquery = google_cloudfunctions2_function.load_bigquery.name
-    load_postgres = google_cloudfunctions2_function.load_postgres.name
-  }
+  for_each = { for name, fn in local.functions : name => google_cloudfunctions2_function.function[name].name if fn.trigger != "http" }
 
   project  = var.project_id
   location = var.region
@@ -281,7 +260,7 @@ resource "google_cloud_run_v2_service_iam_member" "status_invokers" {
 
   project  = var.project_id
   location = var.region
-  name     = google_cloudfunctions2_function.status.name
+  name     = google_cloudfunctions2_function.function["status"].name
   role     = "roles/run.invoker"
   member   = each.value
 }
@@ -291,23 +270,22 @@ resource "google_cloud_run_v2_service_iam_member" "backfill_http_invokers" {
 
   project  = var.project_id
   location = var.region
-  name     = google_cloudfunctions2_function.backfill_http.name
+  name     = google_cloudfunctions2_function.function["backfill_http"].name
   role     = "roles/run.invoker"
   member   = each.value
 }
 
 # --- function builds --------------------------------------------------------------------------------
 
-resource "google_project_iam_member" "build_writes_logs" {
-  project = var.project_id
-  role    = "roles/logging.logWriter"
-  member  = local.sa.build
-}
+# The build writes its logs and pushes images to the gcf-artifacts repository Cloud Functions creates.
+resource "google_project_iam_member" "build" {
+  for_each = {
+    logs   = "roles/logging.logWriter"
+    images = "roles/artifactregistry.writer"
+  }
 
-# The build pushes images to the gcf-artifacts repository that Cloud Functions creates.
-resource "google_project_iam_member" "build_writes_images" {
   project = var.project_id
-  role    = "roles/artifactregistry.writer"
+  role    = each.value
   member  = local.sa.build
 }
 

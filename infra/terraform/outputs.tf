@@ -35,38 +35,28 @@ output "source_bucket" {
 
 output "function_urls" {
   description = "URL of every function's service (only status and backfill_http accept calls from outside Google Cloud)."
-  value = {
-    ingest        = google_cloudfunctions2_function.ingest.service_config[0].uri
-    backfill      = google_cloudfunctions2_function.backfill.service_config[0].uri
-    backfill_http = google_cloudfunctions2_function.backfill_http.service_config[0].uri
-    load_bigquery = google_cloudfunctions2_function.load_bigquery.service_config[0].uri
-    load_postgres = google_cloudfunctions2_function.load_postgres.service_config[0].uri
-    status        = google_cloudfunctions2_function.status.service_config[0].uri
-  }
+  value       = { for name, fn in google_cloudfunctions2_function.function : name => fn.service_config[0].uri }
 }
 
 output "status_url" {
   description = "The status page (call with an identity token: see README.md)."
-  value       = google_cloudfunctions2_function.status.service_config[0].uri
+  value       = google_cloudfunctions2_function.function["status"].service_config[0].uri
 }
 
 output "backfill_http_url" {
   description = "The HTTP backfill endpoint (POST a JSON body with an identity token)."
-  value       = google_cloudfunctions2_function.backfill_http.service_config[0].uri
+  value       = google_cloudfunctions2_function.function["backfill_http"].service_config[0].uri
 }
 
 output "service_accounts" {
   description = "The identity of each function, of the triggers and of the builds."
-  value = {
-    ingest        = google_service_account.ingest.email
-    backfill      = google_service_account.backfill.email
-    backfill_http = google_service_account.backfill_http.email
-    load_bigquery = google_service_account.load_bigquery.email
-    load_postgres = google_service_account.load_postgres.email
-    status        = google_service_account.status.email
-    trigger       = google_service_account.trigger.email
-    build         = google_service_account.build.email
-  }
+  value = merge(
+    { for name, fn in local.functions : name => fn.service_account },
+    {
+      trigger = google_service_account.trigger.email
+      build   = google_service_account.build.email
+    },
+  )
 }
 
 output "bigquery_dataset" {

@@ -70,11 +70,12 @@ resource "google_storage_notification" "lake_trips" {
 }
 
 locals {
-  # Loader functions and the URL their push subscription calls (pubsub wiring only).
-  pubsub_loaders = var.loader_trigger == "pubsub" ? {
-    load_bigquery = google_cloudfunctions2_function.load_bigquery.service_config[0].uri
-    load_postgres = google_cloudfunctions2_function.load_postgres.service_config[0].uri
-  } : {}
+  # Loader functions (trigger "lake" in functions.tf) and the URL their push subscription calls
+  # (pubsub wiring only).
+  pubsub_loaders = {
+    for name, fn in local.functions : name => google_cloudfunctions2_function.function[name].service_config[0].uri
+    if fn.trigger == "lake" && var.loader_trigger == "pubsub"
+  }
 }
 
 resource "google_pubsub_subscription" "loader" {

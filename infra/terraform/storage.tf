@@ -52,6 +52,33 @@ resource "google_storage_bucket" "lake" {
     }
   }
 
+  # staging/{service}/month=YYYY-MM/: the cleaned months, a cache ingest rebuilds when a month's
+  # _manifest.json is missing (ingest trusts a month whose manifest is there and reads its day files).
+  # The manifest, written last, goes after staging_delete_after_days; the day files two days later,
+  # so a manifest never outlives its files (lifecycle actions can lag the condition by up to a day).
+  lifecycle_rule {
+    condition {
+      age            = var.staging_delete_after_days
+      matches_prefix = ["staging/"]
+      matches_suffix = ["/_manifest.json"]
+      with_state     = "LIVE"
+    }
+    action {
+      type = "Delete"
+    }
+  }
+
+  lifecycle_rule {
+    condition {
+      age            = var.staging_delete_after_days + 2
+      matches_prefix = ["staging/"]
+      with_state     = "LIVE"
+    }
+    action {
+      type = "Delete"
+    }
+  }
+
   # A replayed day overwrites its partition: keep old versions only briefly.
   lifecycle_rule {
     condition {

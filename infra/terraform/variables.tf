@@ -109,6 +109,17 @@ variable "rejects_delete_after_days" {
   }
 }
 
+variable "staging_delete_after_days" {
+  description = "Delete a cleaned month under staging/ (a cache ingest rebuilds when missing) this many days after it was built: its manifest then, its day files two days later."
+  type        = number
+  default     = 30
+
+  validation {
+    condition     = var.staging_delete_after_days >= 1 && var.staging_delete_after_days <= 36500
+    error_message = "staging_delete_after_days must be between 1 and 36500."
+  }
+}
+
 variable "noncurrent_versions_days" {
   description = "Delete overwritten (noncurrent) object versions after this many days; a replayed day overwrites its partition."
   type        = number

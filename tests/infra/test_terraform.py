@@ -1,9 +1,15 @@
 """Structural tests of infra/terraform, read with python-hcl2 (no provider, no cloud account).
 
 They check what `terraform validate` cannot: that the deployment matches the code. Every entry
-point in main.py has its function resource; each function runs as its own service account; every
-event trigger retries; the buckets are never public; IAM is additive and never primitive; and each
-function gets every environment variable `shared.settings.env_vars_for(function)` lists.
+point in main.py has its function; each function runs as its own service account; every event
+trigger retries; the buckets are never public; IAM is additive and never primitive; and each
+function gets exactly the environment variables `shared.settings.env_vars_for(function)` lists.
+
+The functions are one `for_each` resource over `local.functions`, so the checks run on each of its
+instances: `each.key` and `each.value.<x>` are read from that literal map, a `dynamic` block counts
+for the instances its condition selects, and the environment is `local.env.common` merged with the
+`local.env` concerns the instance lists. An expression the reader does not know fails the test
+rather than pass unread.
 
 Needs only python-hcl2 (or checkov's fork of it, which installs the same `hcl2` module) and the
 standard library; `shared/settings.py` imports nothing but `shared/errors.py`.
@@ -113,11 +119,103 @@ class Resource:
         return f"{self.type}.{self.name}"
 
 
+@dataclasses.dataclass(frozen=True)
+class Instance:
+    """A resource, or one instance of a resource whose for_each is a literal map (or a local holding
+    one): `each.key` is `key` and `each.value` is `each` there."""
+
+    resource: Resource
+    key: str | None = None
+    each: Any = None
+
+    @property
+    def address(self) -> str:
+        return self.resource.address if self.key is None else f'{self.resource.address}["{self.key}"]'
+
+    @property
+    def body(self) -> dict[str, Any]:
+        return self.resource.body
+
+    def value(self, value: Any) -> Any:
+        """`value`, or what it names if it is exactly `${each.key}`, `${each.value}` or `${each.value.x}`."""
+        if self.key is None or not isinstance(value, str):
+            return value
+        if value == "${each.key}":
+            return self.key
+        match = re.fullmatch(r"\$\{each\.value(?:\.(\w+))?\}", value)
+        if not match:
+            return value
+        if match.group(1) is None:
+            return self.each
+        assert isinstance(self.each, dict) and match.group(1) in self.each, \
+            f"{self.address}: each.value.{match.group(1)} is not set in its for_each map"
+        return self.each[match.group(1)]
+
+    def selects(self, for_each: Any) -> bool:
+        """Whether a `dynamic` block whose for_each is `cond ? [...] : []` produces a block here. The
+        parts of `cond` about the instance must be `each.value.x == "v"` or `contains(each.value.x, "v")`
+        joined by &&; other parts (the deployment's variables) are taken as true, so a block that
+        exists in some configuration is checked."""
+        text = re.sub(r"[\s'\"]", "", str(for_each))
+        condition = text.split("?", 1)[0] if "?" in text else ""
+        if "each." not in condition:
+            return True
+        assert "||" not in condition, f"{self.address}: cannot read the dynamic block condition {for_each!r}"
+        selected = True
+        for part in condition.removeprefix("${").split("&&"):
+            if "each." not in part:
+                continue
+            equal = re.fullmatch(r"each\.value\.(\w+)==(\w+)", part)
+            member = re.fullmatch(r"contains\(each\.value\.(\w+),(\w+)\)", part)
+            assert (equal or member) and self.key is not None, \
+                f"{self.address}: cannot read the dynamic block condition {for_each!r}"
+            if equal:
+                selected &= str(self.value(f"${{each.value.{equal.group(1)}}}")) == equal.group(2)
+            else:
+                selected &= member.group(2) in (self.value(f"${{each.value.{member.group(1)}}}") or [])
+        return selected
+
+    def blocks(self, body: dict[str, Any], name: str) -> list[dict[str, Any]]:
+        """The `name` blocks of `body` in this instance: written out, and the contents of the `dynamic`
+        blocks it selects, where `<name>.value` stands for the one element of their for_each list."""
+        found = blocks(body, name)
+        for dyn in blocks(body, "dynamic"):
+            for label, spec in dyn.items():
+                if _unquote(label) != name or not isinstance(spec, dict) or not self.selects(attr(spec, "for_each")):
+                    continue
+                element = re.search(r"\?\s*\[\s*'?(.*?)'?\s*\]\s*:\s*\[\s*\]\s*\}$", str(attr(spec, "for_each")))
+                item = element.group(1) if element else None
+                if item and not item.startswith("${"):
+                    item = "${" + item + "}"
+                found.extend(_replace(c, f"${{{name}.value}}", self.value(item)) for c in blocks(spec, "content"))
+        return found
+
+
+def _replace(value: Any, old: str, new: Any) -> Any:
+    if isinstance(value, dict):
+        return {k: _replace(v, old, new) for k, v in value.items()}
+    if isinstance(value, list):
+        return [_replace(v, old, new) for v in value]
+    return new if _unquote(value) == old and new is not None else value
+
+
 @dataclasses.dataclass
 class Config:
     resources: list[Resource]
     variables: dict[str, dict[str, Any]]
     locals: dict[str, Any]
+    moved: list[tuple[str, str]] = dataclasses.field(default_factory=list)
+
+    def instances(self, type_: str) -> list[Instance]:
+        """Every resource of `type_`, one Instance per key where its for_each is a readable map."""
+        out = []
+        for r in self.of_type(type_):
+            for_each = self.resolve(attr(r.body, "for_each")) if "for_each" in r.body else None
+            if isinstance(for_each, dict):
+                out.extend(Instance(r, str(k), v) for k, v in for_each.items())
+            else:
+                out.append(Instance(r))
+        return out
 
     def resolve(self, value: Any) -> Any:
         """Follow a value that is exactly `${local.name}` to that local's expression."""
@@ -144,9 +242,12 @@ def load_config(directory: Path) -> Config:
     locals_: dict[str, Any] = {}
     files = sorted(directory.glob("*.tf"))
     assert files, f"no .tf files in {directory}"
+    moved: list[tuple[str, str]] = []
     for path in files:
         with path.open() as fh:
             parsed = hcl2.load(fh)
+        for block in parsed.get("moved", []):
+            moved.append((_unquote(attr(block, "from")), _unquote(attr(block, "to"))))
         for group in parsed.get("resource", []):
             for type_, named in group.items():
                 for name, body in named.items():
@@ -156,7 +257,7 @@ def load_config(directory: Path) -> Config:
                 variables[_unquote(name)] = body
         for group in parsed.get("locals", []):
             locals_.update({k: v for k, v in group.items() if not k.startswith("__")})
-    return Config(resources, variables, locals_)
+    return Config(resources, variables, locals_, moved)
 
 
 @pytest.fixture(scope="module")
@@ -181,22 +282,31 @@ def main_entry_points() -> list[str]:
 ENTRY_POINTS = main_entry_points()
 
 
-def functions_by_entry_point(config: Config) -> dict[str, list[Resource]]:
-    out: dict[str, list[Resource]] = {}
-    for fn in config.of_type(FUNCTION_TYPE):
+def functions(config: Config) -> list[Instance]:
+    """Every deployed function: each instance of each function resource."""
+    found = config.instances(FUNCTION_TYPE)
+    for fn in found:
+        assert fn.key is not None or "for_each" not in fn.body, \
+            f"{fn.address}: for_each must be a literal map, or a local holding one, for these checks to read it"
+    return found
+
+
+def functions_by_entry_point(config: Config) -> dict[str, list[Instance]]:
+    out: dict[str, list[Instance]] = {}
+    for fn in functions(config):
         build = blocks(fn.body, "build_config")
-        entry = attr(build[0], "entry_point") if build else None
+        entry = fn.value(attr(build[0], "entry_point")) if build else None
         out.setdefault(entry, []).append(fn)
     return out
 
 
-def function_for(config: Config, entry_point: str) -> Resource:
+def function_for(config: Config, entry_point: str) -> Instance:
     found = functions_by_entry_point(config).get(entry_point, [])
     assert len(found) == 1, f"expected one {FUNCTION_TYPE} with entry_point {entry_point!r}, found {len(found)}"
     return found[0]
 
 
-def service_config(fn: Resource) -> dict[str, Any]:
+def service_config(fn: Resource | Instance) -> dict[str, Any]:
     sc = blocks(fn.body, "service_config")
     assert len(sc) == 1, f"{fn.address} needs exactly one service_config block"
     return sc[0]
@@ -238,15 +348,15 @@ def test_no_function_resource_without_an_entry_point_in_main(config):
 def test_each_function_runs_as_its_own_service_account(config):
     accounts = {r.name for r in config.of_type("google_service_account")}
     seen: dict[str, str] = {}
-    for fn in config.of_type(FUNCTION_TYPE):
-        email = attr(service_config(fn), "service_account_email")
+    for fn in functions(config):
+        email = fn.value(attr(service_config(fn), "service_account_email"))
         refs = references(email, "google_service_account")
         assert len(refs) == 1, f"{fn.address} must run as one declared google_service_account, got {email!r}"
         (account,) = refs
         assert account in accounts, f"{fn.address} uses undeclared google_service_account.{account}"
         assert account not in seen, f"{fn.address} shares google_service_account.{account} with {seen[account]}"
         seen[account] = fn.address
-    assert len(seen) == len(config.of_type(FUNCTION_TYPE)) >= len(ENTRY_POINTS)
+    assert len(seen) == len(functions(config)) >= len(ENTRY_POINTS)
 
 
 def test_no_service_account_keys(config):
@@ -259,7 +369,7 @@ def test_no_service_account_keys(config):
 @pytest.mark.parametrize("entry_point", ENTRY_POINTS)
 def test_event_triggers_retry_and_http_functions_have_none(config, entry_point):
     fn = function_for(config, entry_point)
-    triggers = all_blocks(fn.body, "event_trigger")
+    triggers = fn.blocks(fn.body, "event_trigger")
     if entry_point in HTTP_ENTRY_POINTS:
         assert not triggers, f"{fn.address} is an HTTP function and must not have an event trigger"
         return
@@ -270,11 +380,24 @@ def test_event_triggers_retry_and_http_functions_have_none(config, entry_point):
             f"{fn.address}: the trigger must run as a declared service account"
 
 
+@pytest.mark.parametrize("entry_point", ENTRY_POINTS)
+def test_only_http_functions_accept_outside_calls(config, entry_point):
+    """The checkov skip of CKV_GCP_124 (ingress) sits on the one function resource, so it covers the
+    event functions too: this keeps them internal."""
+    fn = function_for(config, entry_point)
+    ingress = fn.value(attr(service_config(fn), "ingress_settings"))
+    if entry_point in HTTP_ENTRY_POINTS:
+        assert ingress in ("ALLOW_ALL", "ALLOW_INTERNAL_ONLY", "ALLOW_INTERNAL_AND_GCLB"), f"{fn.address}: {ingress!r}"
+    else:
+        assert ingress == "ALLOW_INTERNAL_ONLY", f"{fn.address} is an event function: ingress must be ALLOW_INTERNAL_ONLY"
+
+
 @pytest.mark.parametrize("entry_point,topic", [("ingest", "ingest"), ("backfill", "backfill")])
 def test_pubsub_functions_listen_to_their_topic(config, entry_point, topic):
     if entry_point not in ENTRY_POINTS:
         pytest.skip(f"{entry_point} is not in main.py")
-    (trigger,) = blocks(function_for(config, entry_point).body, "event_trigger")
+    fn = function_for(config, entry_point)
+    (trigger,) = fn.blocks(fn.body, "event_trigger")
     assert attr(trigger, "event_type") == "google.cloud.pubsub.topic.v1.messagePublished"
     assert references(attr(trigger, "pubsub_topic"), "google_pubsub_topic") == [topic]
 
@@ -283,14 +406,16 @@ def test_pubsub_functions_listen_to_their_topic(config, entry_point, topic):
 def test_loaders_trigger_on_lake_finalize_in_the_bucket_location(config, entry_point):
     if entry_point not in ENTRY_POINTS:
         pytest.skip(f"{entry_point} is not in main.py")
-    triggers = all_blocks(function_for(config, entry_point).body, "event_trigger")
+    fn = function_for(config, entry_point)
+    triggers = fn.blocks(fn.body, "event_trigger")
     assert len(triggers) == 1
     (trigger,) = triggers
     assert attr(trigger, "event_type") == "google.cloud.storage.object.v1.finalized"
     assert "google_storage_bucket.lake.location" in str(attr(trigger, "trigger_region")), \
         "the GCS trigger must be created in the lake bucket's location"
     filters = {attr(f, "attribute"): attr(f, "value") for f in blocks(trigger, "event_filters")}
-    assert "bucket" in filters, "the GCS trigger must filter on the lake bucket"
+    assert references(filters.get("bucket"), "google_storage_bucket") == ["lake"], \
+        f"the GCS trigger must filter on the lake bucket, got {filters}"
 
 
 def test_pubsub_loader_wiring_has_dead_letter_policy(config):
@@ -339,16 +464,35 @@ def test_buckets_enforce_public_access_prevention(config):
         assert truthy(attr(bucket.body, "uniform_bucket_level_access")), f"{bucket.address} needs uniform access"
 
 
-def test_lake_is_versioned_with_lifecycle_for_raw_and_rejects(config):
+def lake_lifecycle_conditions(config: Config) -> list[dict[str, Any]]:
+    lake = config.get("google_storage_bucket", "lake")
+    return [cond for rule in all_blocks(lake.body, "lifecycle_rule") for cond in blocks(rule, "condition")]
+
+
+def as_list(value: Any) -> list[Any]:
+    return value if isinstance(value, list) else [] if value is None else [value]
+
+
+def test_lake_is_versioned_with_lifecycle_for_raw_rejects_and_staging(config):
     lake = config.get("google_storage_bucket", "lake")
     (versioning,) = blocks(lake.body, "versioning")
     assert truthy(attr(versioning, "enabled"))
-    prefixes = set()
-    for rule in all_blocks(lake.body, "lifecycle_rule"):
-        for cond in blocks(rule, "condition"):
-            value = attr(cond, "matches_prefix") or []
-            prefixes.update(value if isinstance(value, list) else [value])
-    assert {"raw/", "rejects/"} <= prefixes, f"lifecycle prefixes: {sorted(prefixes)}"
+    prefixes = {p for cond in lake_lifecycle_conditions(config) for p in as_list(attr(cond, "matches_prefix"))}
+    assert {"raw/", "rejects/", "staging/"} <= prefixes, f"lifecycle prefixes: {sorted(prefixes)}"
+
+
+def test_staging_manifests_go_before_the_files_they_name(config):
+    """ingest trusts a staged month whose _manifest.json exists and then reads its day files: the
+    manifest must be deleted first, with a margin for the lifecycle's lag (up to a day)."""
+    staging = [c for c in lake_lifecycle_conditions(config) if "staging/" in as_list(attr(c, "matches_prefix"))]
+    manifests = [c for c in staging if as_list(attr(c, "matches_suffix")) == ["/_manifest.json"]]
+    files = [c for c in staging if not attr(c, "matches_suffix")]
+    assert len(manifests) == 1 and len(files) == 1, f"staging/ rules: {staging}"
+    assert attr(manifests[0], "age") == "${var.staging_delete_after_days}"
+    margin = re.fullmatch(r"\$\{var\.staging_delete_after_days\s*\+\s*(\d+)\}", str(attr(files[0], "age")))
+    assert margin and int(margin.group(1)) >= 2, f"staging/ files must outlive their manifest by >= 2 days: {files[0]}"
+    validations = blocks(config.variables["staging_delete_after_days"], "validation")
+    assert any(">= 1" in str(attr(v, "condition")) for v in validations), "staging_delete_after_days must be >= 1"
 
 
 def test_source_zip_leaves_out_dev_trees_and_is_named_by_its_hash(config):
@@ -377,14 +521,15 @@ def test_iam_is_additive_only(config):
 
 
 def test_no_primitive_or_public_grants(config):
-    members = [r for r in iam_resources(config) if r.type.endswith("_iam_member")]
-    assert len(members) >= 10, "expected the per-function grants in iam.tf"
-    for grant in members:
-        role = attr(grant.body, "role")
+    types = sorted({r.type for r in iam_resources(config) if r.type.endswith("_iam_member")})
+    grants = [g for type_ in types for g in config.instances(type_)]
+    assert len(grants) >= 20, "expected the per-function grants in iam.tf"
+    for grant in grants:
+        role = grant.value(attr(grant.body, "role"))
         assert isinstance(role, str) and role.startswith("roles/"), \
-            f"{grant.address}: write the role as a literal predefined role so it can be audited, got {role!r}"
+            f"{grant.address}: write the role as a literal predefined role (in the resource or its literal for_each map) so it can be audited, got {role!r}"
         assert role not in PRIMITIVE_ROLES, f"{grant.address} grants the primitive role {role}"
-        member = str(attr(grant.body, "member"))
+        member = str(grant.value(attr(grant.body, "member")))
         assert not any(p in member for p in PUBLIC_MEMBERS), f"{grant.address} grants {role} to the public"
     for var in ("invoker_members",):
         if var in config.variables:
@@ -399,18 +544,67 @@ def known_setting_vars() -> set[str]:
     return {f.metadata["env"] for f in dataclasses.fields(app_settings.Settings)}
 
 
-def function_env(fn: Resource) -> tuple[dict[str, Any], set[str]]:
+def env_concerns(config: Config) -> dict[str, dict[str, Any]]:
+    """local.env: the environment variables by concern, each a literal map."""
+    groups = attr(config.locals, "env")
+    assert isinstance(groups, dict) and all(isinstance(g, dict) for g in groups.values()), \
+        f"local.env must be a literal map of literal maps (concern => variables), got {groups!r}"
+    return groups
+
+
+def merged_env(config: Config, fn: Instance, expression: Any) -> dict[str, Any]:
+    """The environment of `fn` from `merge(local.env.common, [for c in each.value.env : local.env[c]]...)`,
+    plus per-function terms `contains(each.value.env, "<concern>") ? { NAME = value } : {}`."""
+    text = re.sub(r"[\s'\"]", "", str(expression))
+    concerns_term = re.search(r"\[for(\w+)ineach\.value\.env:local\.env\[\1\]\](\.\.\.)?", text)
+    extra_terms = list(re.finditer(r"contains\(each\.value\.env,(\w+)\)\?\{(\w+)[=:](.*?)\}:\{\}", text))
+    rest = text
+    for term in [concerns_term, *extra_terms]:
+        rest = rest.replace(term.group(0), "") if term else rest
+    rest = rest.replace("local.env.common", "")
+    assert concerns_term and "local.env.common" in text and re.fullmatch(r"\$\{merge\(,*\)\}", rest), \
+        f"{fn.address}: cannot read environment_variables {expression!r}; write merge(local.env.common, " \
+        "<optional contains(each.value.env, ...) terms>, [for c in each.value.env : local.env[c]]...)"
+    groups = env_concerns(config)
+    listed = fn.value("${each.value.env}")
+    assert isinstance(listed, list), f"{fn.address}: each.value.env must be a literal list of concerns, got {listed!r}"
+    unknown = [c for c in listed if c not in groups]
+    assert not unknown, f"{fn.address}: unknown environment concerns {unknown} (local.env has {sorted(groups)})"
+    env = dict(groups["common"])
+    for concern in listed:
+        env.update(groups[concern])
+    for term in extra_terms:
+        if term.group(1) in listed:
+            env[term.group(2)] = term.group(3).replace("each.key", repr(fn.key))
+    return env
+
+
+def function_env(config: Config, fn: Instance) -> tuple[dict[str, Any], set[str]]:
     sc = service_config(fn)
-    env = attr(sc, "environment_variables") or {}
-    assert isinstance(env, dict), f"{fn.address}: write environment_variables as a literal map, got {env!r}"
-    secrets = {attr(s, "key") for s in all_blocks(sc, "secret_environment_variables")}
+    env = fn.value(attr(sc, "environment_variables")) or {}
+    if not isinstance(env, dict):
+        env = merged_env(config, fn, env)
+    secrets = {attr(s, "key") for s in fn.blocks(sc, "secret_environment_variables")}
     return env, secrets
+
+
+def test_each_environment_variable_is_written_once(config):
+    groups = env_concerns(config)
+    assert "common" in groups, "local.env needs the variables every function gets: common"
+    seen: dict[str, str] = {}
+    for concern, variables in groups.items():
+        for name in variables:
+            assert name not in seen, f"{name} is in local.env.{seen[name]} and local.env.{concern}"
+            seen[name] = concern
+    used = {c for fn in functions(config) if fn.key is not None for c in (fn.value("${each.value.env}") or [])}
+    unused = sorted(set(groups) - used - {"common"})
+    assert not unused, f"local.env concerns no function lists: {unused}"
 
 
 @pytest.mark.parametrize("entry_point", ENTRY_POINTS)
 def test_every_setting_a_function_reads_is_set(config, entry_point):
     fn = function_for(config, entry_point)
-    env, secrets = function_env(fn)
+    env, secrets = function_env(config, fn)
     wanted = app_settings.env_vars_for(SETTINGS_PROFILE.get(entry_point, entry_point))
     assert wanted, f"shared.settings lists no variable for {entry_point}"
     missing = [name for name in wanted if name not in env and name not in secrets]
@@ -422,15 +616,24 @@ def test_every_setting_a_function_reads_is_set(config, entry_point):
 
 
 @pytest.mark.parametrize("entry_point", ENTRY_POINTS)
+def test_no_function_gets_settings_it_does_not_read(config, entry_point):
+    fn = function_for(config, entry_point)
+    env, secrets = function_env(config, fn)
+    wanted = set(app_settings.env_vars_for(SETTINGS_PROFILE.get(entry_point, entry_point)))
+    extra = sorted((set(env) | secrets) - wanted)
+    assert not extra, f"{fn.address} sets {extra}, which shared/settings.py does not list for {entry_point}"
+
+
+@pytest.mark.parametrize("entry_point", ENTRY_POINTS)
 def test_no_unknown_environment_variables(config, entry_point):
-    env, secrets = function_env(function_for(config, entry_point))
+    env, secrets = function_env(config, function_for(config, entry_point))
     unknown = sorted((set(env) | secrets) - known_setting_vars())
     assert not unknown, f"not settings of shared/settings.py (typo?): {unknown}"
 
 
 def test_password_only_from_secret_manager(config):
-    for fn in config.of_type(FUNCTION_TYPE):
-        env, secrets = function_env(fn)
+    for fn in functions(config):
+        env, secrets = function_env(config, fn)
         assert "PG_PASSWORD" not in env, f"{fn.address}: PG_PASSWORD must come from Secret Manager"
 
 
@@ -443,8 +646,8 @@ def test_password_only_from_secret_manager(config):
 ])
 def test_settings_point_at_the_declared_resources(config, name, type_, target):
     checked = 0
-    for fn in config.of_type(FUNCTION_TYPE):
-        env, _ = function_env(fn)
+    for fn in functions(config):
+        env, _ = function_env(config, fn)
         if name not in env:
             continue
         value = config.resolve(env[name])
@@ -513,11 +716,31 @@ def test_cloudbuild_checks_everything_and_applies_only_on_main():
 
 
 def _tf_text_without_comments() -> str:
+    """Every .tf file without comments and without `moved` blocks (whose `from` is gone on purpose)."""
     out = []
     for path in sorted(TF_DIR.glob("*.tf")):
-        for line in path.read_text().splitlines():
+        text = re.sub(r"^moved\s*\{.*?^\}", "", path.read_text(), flags=re.M | re.S)
+        for line in text.splitlines():
             out.append(re.sub(r"(^|\s)(#|//).*$", "", line))
     return "\n".join(out)
+
+
+def test_moved_blocks_lead_from_gone_addresses_to_declared_instances(config):
+    """A state move whose target is misspelt would destroy and re-create what it was meant to keep."""
+    declared = {r.address for r in config.resources}
+    targets = set()
+    for source, target in config.moved:
+        source, target = (re.fullmatch(r"\$\{(.*)\}", x).group(1) for x in (source, target))
+        if "[" not in source:
+            assert source not in declared, f"moved from a resource that is still declared: {source}"
+        match = re.fullmatch(r'([\w]+\.[\w]+)(?:\["([^"]+)"\])?', target)
+        assert match and match.group(1) in declared, f"moved to an undeclared resource: {target}"
+        if match.group(2) is not None:
+            type_, name = match.group(1).split(".")
+            keys = {i.key for i in config.instances(type_) if i.resource.name == name}
+            assert match.group(2) in keys, f"moved to {target}, but its for_each has keys {sorted(map(str, keys))}"
+        assert target not in targets, f"two moves to {target}"
+        targets.add(target)
 
 
 def test_every_reference_is_declared(config):
