@@ -69,13 +69,14 @@ def _staging_wanted(source: Source, rules: Rules) -> dict[str, str]:
 
 
 def ensure_staging(bucket: Any, request: IngestRequest, source: Source, rules: Rules,
-                   timings: dict[str, float]) -> dict[str, Any]:
+                   timings: dict[str, float], rebuild: bool = False) -> dict[str, Any]:
     """The month split into daily files under staging/, rebuilt only if the raw copy or the code
-    changed. Returns the manifest, which is written last: its presence means the split is whole."""
+    changed (or `rebuild`: a staged file went missing, e.g. to the lifecycle rule). Returns the
+    manifest, which is written last: its presence means the split is whole."""
     year, month = request.date.year, request.date.month
     manifest_name = paths.staging_manifest(request.service, year, month)
     wanted = _staging_wanted(source, rules)
-    blob = bucket.get_blob(manifest_name)
+    blob = None if rebuild else bucket.get_blob(manifest_name)
     if blob is not None:
         manifest = json.loads(blob.download_as_bytes())
         if all(manifest.get(k) == v for k, v in wanted.items()):
@@ -140,9 +141,14 @@ def ingest(bucket: Any, request: IngestRequest, settings: Settings) -> dict[str,
         return {**outcome, "message": "partition already up to date; nothing rewritten", "skipped": True,
                 "rows_written": int(current.metadata.get("rows_written", 0))}
     manifest = ensure_staging(bucket, request, source, rules, timings)
+    staged_trips = bucket.blob(paths.staging_day(request.service, request.date, "trips"))
+    try:
+        trips_bytes = staged_trips.download_as_bytes()
+    except NotFound:  # the cache lost a file: split the month again rather than fail the date
+        manifest = ensure_staging(bucket, request, source, rules, timings, rebuild=True)
+        trips_bytes = staged_trips.download_as_bytes()
     counts = manifest["days"][request.date.isoformat()]
     with logs.timed(timings, "check_seconds"):
-        trips_bytes = bucket.blob(paths.staging_day(request.service, request.date, "trips")).download_as_bytes()
         trips = pq.read_table(pa.BufferReader(trips_bytes))
     meta = {"service": request.service, "pickup_date": request.date.isoformat(), "source_url": source.url,
             "raw_generation": str(source.raw.generation), "code_version": code_version(), **counts}

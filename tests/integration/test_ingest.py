@@ -83,6 +83,12 @@ def test_real_sample_partition_rejects_and_rerun(fresh_bucket, tlc, real_yellow_
     forced = fresh_bucket.get_blob(paths.trips_object("yellow", day))
     assert forced.generation != trips_blob.generation and forced.metadata["rows_written"] == "96"
 
+    # The staging cache loses a day file (lifecycle): the month is split again, not failed.
+    fresh_bucket.delete_blob(paths.staging_day("yellow", day, "trips"))
+    ingest_function.handle(push_event({"date": "2021-01-01", "service": "yellow", "force": True}))
+    assert fresh_bucket.get_blob(paths.trips_object("yellow", day)).metadata["rows_written"] == "96"
+    assert fresh_bucket.get_blob(paths.staging_day("yellow", day, "trips")) is not None
+
 
 def test_whole_month_conserves_every_source_row(fresh_bucket, tlc):
     data_dir, _ = tlc
