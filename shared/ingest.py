@@ -63,7 +63,8 @@ def ensure_raw(bucket: Any, request: IngestRequest, settings: Settings, timings:
     return Source(url, fmt, blob)
 
 
-def _staging_wanted(source: Source, rules: Rules) -> dict[str, str]:
+def _derived_from(source: Source, rules: Rules) -> dict[str, str]:
+    """What an output is derived from: if any of it changes, the output is rebuilt."""
     return {"raw_generation": str(source.raw.generation), "code_version": code_version(),
             "keep_empty_passenger_count": str(rules.keep_empty_passenger_count)}
 
@@ -75,7 +76,7 @@ def ensure_staging(bucket: Any, request: IngestRequest, source: Source, rules: R
     manifest, which is written last: its presence means the split is whole."""
     year, month = request.date.year, request.date.month
     manifest_name = paths.staging_manifest(request.service, year, month)
-    wanted = _staging_wanted(source, rules)
+    wanted = _derived_from(source, rules)
     blob = None if rebuild else bucket.get_blob(manifest_name)
     if blob is not None:
         manifest = json.loads(blob.download_as_bytes())
@@ -135,9 +136,9 @@ def ingest(bucket: Any, request: IngestRequest, settings: Settings) -> dict[str,
     outcome: dict[str, Any] = {"service": request.service, "date": request.date, "object": trips_name,
                                "source_url": source.url, "raw_generation": source.raw.generation}
     current = bucket.get_blob(trips_name)
+    derived_from = _derived_from(source, rules)
     if (current is not None and not request.force
-            and (current.metadata or {}).get("raw_generation") == str(source.raw.generation)
-            and (current.metadata or {}).get("code_version") == code_version()):
+            and all((current.metadata or {}).get(k) == v for k, v in derived_from.items())):
         return {**outcome, "message": "partition already up to date; nothing rewritten", "skipped": True,
                 "rows_written": int(current.metadata.get("rows_written", 0))}
     manifest = ensure_staging(bucket, request, source, rules, timings)
@@ -151,7 +152,7 @@ def ingest(bucket: Any, request: IngestRequest, settings: Settings) -> dict[str,
     with logs.timed(timings, "check_seconds"):
         trips = pq.read_table(pa.BufferReader(trips_bytes))
     meta = {"service": request.service, "pickup_date": request.date.isoformat(), "source_url": source.url,
-            "raw_generation": str(source.raw.generation), "code_version": code_version(), **counts}
+            **derived_from, **counts}
     try:
         check_partition(trips, request.service, request.date, rules, counts["rows_read"])
         if trips.num_rows != counts["rows_written"]:

@@ -204,7 +204,6 @@ class Config:
     resources: list[Resource]
     variables: dict[str, dict[str, Any]]
     locals: dict[str, Any]
-    moved: list[tuple[str, str]] = dataclasses.field(default_factory=list)
 
     def instances(self, type_: str) -> list[Instance]:
         """Every resource of `type_`, one Instance per key where its for_each is a readable map."""
@@ -242,12 +241,9 @@ def load_config(directory: Path) -> Config:
     locals_: dict[str, Any] = {}
     files = sorted(directory.glob("*.tf"))
     assert files, f"no .tf files in {directory}"
-    moved: list[tuple[str, str]] = []
     for path in files:
         with path.open() as fh:
             parsed = hcl2.load(fh)
-        for block in parsed.get("moved", []):
-            moved.append((_unquote(attr(block, "from")), _unquote(attr(block, "to"))))
         for group in parsed.get("resource", []):
             for type_, named in group.items():
                 for name, body in named.items():
@@ -257,7 +253,7 @@ def load_config(directory: Path) -> Config:
                 variables[_unquote(name)] = body
         for group in parsed.get("locals", []):
             locals_.update({k: v for k, v in group.items() if not k.startswith("__")})
-    return Config(resources, variables, locals_, moved)
+    return Config(resources, variables, locals_)
 
 
 @pytest.fixture(scope="module")
@@ -716,31 +712,12 @@ def test_cloudbuild_checks_everything_and_applies_only_on_main():
 
 
 def _tf_text_without_comments() -> str:
-    """Every .tf file without comments and without `moved` blocks (whose `from` is gone on purpose)."""
+    """Every .tf file without comments."""
     out = []
     for path in sorted(TF_DIR.glob("*.tf")):
-        text = re.sub(r"^moved\s*\{.*?^\}", "", path.read_text(), flags=re.M | re.S)
-        for line in text.splitlines():
+        for line in path.read_text().splitlines():
             out.append(re.sub(r"(^|\s)(#|//).*$", "", line))
     return "\n".join(out)
-
-
-def test_moved_blocks_lead_from_gone_addresses_to_declared_instances(config):
-    """A state move whose target is misspelt would destroy and re-create what it was meant to keep."""
-    declared = {r.address for r in config.resources}
-    targets = set()
-    for source, target in config.moved:
-        source, target = (re.fullmatch(r"\$\{(.*)\}", x).group(1) for x in (source, target))
-        if "[" not in source:
-            assert source not in declared, f"moved from a resource that is still declared: {source}"
-        match = re.fullmatch(r'([\w]+\.[\w]+)(?:\["([^"]+)"\])?', target)
-        assert match and match.group(1) in declared, f"moved to an undeclared resource: {target}"
-        if match.group(2) is not None:
-            type_, name = match.group(1).split(".")
-            keys = {i.key for i in config.instances(type_) if i.resource.name == name}
-            assert match.group(2) in keys, f"moved to {target}, but its for_each has keys {sorted(map(str, keys))}"
-        assert target not in targets, f"two moves to {target}"
-        targets.add(target)
 
 
 def test_every_reference_is_declared(config):
