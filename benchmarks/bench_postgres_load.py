@@ -41,7 +41,6 @@ sys.path.insert(0, str(REPO))
 
 import pyarrow as pa  # noqa: E402
 import pyarrow.csv as pacsv  # noqa: E402
-import pyarrow.parquet as pq  # noqa: E402
 
 DAY_ROWS = 47_588  # yellow, one day of January 2021
 DAY = dt.date(2021, 1, 15)

@@ -12,10 +12,10 @@ from __future__ import annotations
 import base64
 import datetime as dt
 import json
+import threading
 import uuid
 
 import pyarrow as pa
-import pyarrow.parquet as pq
 from cloudevents.http import CloudEvent
 
 
@@ -71,3 +71,24 @@ def real_day_partition(sample_csv, day: dt.date = dt.date(2021, 1, 1)) -> pa.Tab
         split = split_month(handle, "csv", "yellow", day.year, day.month, Rules())
     trips, _ = split.tables(day)
     return trips
+
+
+def deliver_concurrently(deliver, blob, envelopes, invocations: int, timeout: float) -> list[BaseException]:
+    """The same finalize event delivered by `invocations` threads at once (alternating envelopes),
+    released together by a barrier so the loads really overlap; returns what they raised."""
+    barrier = threading.Barrier(invocations)
+    errors: list[BaseException] = []
+
+    def invoke(index: int) -> None:
+        try:
+            barrier.wait()
+            deliver(blob, envelopes[index % len(envelopes)])
+        except BaseException as exc:  # surfaced to the test
+            errors.append(exc)
+
+    threads = [threading.Thread(target=invoke, args=(i,)) for i in range(invocations)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(timeout)
+    return errors

@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import csv
 import datetime as dt
-import threading
 import uuid
 
 import pyarrow as pa
@@ -19,7 +18,8 @@ import pytest
 from functions import load_bigquery
 from shared import bigquery_load, clients, paths
 from shared.lake import upload_parquet
-from tests.gcs_events import gcs_finalized_event, pubsub_notification_event, real_day_partition
+from tests.gcs_events import (deliver_concurrently, gcs_finalized_event, pubsub_notification_event,
+                              real_day_partition)
 
 DAY = dt.date(2021, 1, 1)
 NAME = paths.trips_object("yellow", DAY)
@@ -105,22 +105,7 @@ def test_same_event_to_concurrent_invocations_loads_the_day_once(fresh_bucket, d
     big = pa.concat_tables([real_day] * 50)
     deliver(upload(fresh_bucket, real_day.slice(0, 1)))  # the table exists and the day has an old version
     blob = upload(fresh_bucket, big)
-    barrier = threading.Barrier(3)
-    errors = []
-
-    def invoke(index):
-        try:
-            barrier.wait()
-            deliver(blob, ENVELOPES[index % 2])
-        except BaseException as exc:  # surfaced below
-            errors.append(exc)
-
-    threads = [threading.Thread(target=invoke, args=(i,)) for i in range(3)]
-    for thread in threads:
-        thread.start()
-    for thread in threads:
-        thread.join(180)
-    assert not errors
+    assert not deliver_concurrently(deliver, blob, ENVELOPES, invocations=3, timeout=180)
     assert day_count(dataset) == big.num_rows
     assert staging_tables(dataset) == []
 

@@ -9,7 +9,6 @@ from __future__ import annotations
 import csv
 import datetime as dt
 import json
-import threading
 import uuid
 
 import pg8000.dbapi
@@ -21,7 +20,8 @@ from shared import loading, paths, pg, postgres_load
 from shared.errors import TransientError
 from shared.lake import upload_parquet
 from shared.settings import LOAD_POSTGRES, get_settings
-from tests.gcs_events import gcs_finalized_event, pubsub_notification_event, real_day_partition
+from tests.gcs_events import (deliver_concurrently, gcs_finalized_event, pubsub_notification_event,
+                              real_day_partition)
 
 DAY = dt.date(2021, 1, 1)
 NAME = paths.trips_object("yellow", DAY)
@@ -123,22 +123,7 @@ def test_the_ledger_refuses_an_older_generation_even_if_it_got_past_the_lake_che
 def test_same_event_to_concurrent_invocations_loads_the_day_once(fresh_bucket, pg_schema, real_day, capsys):
     big = pa.concat_tables([real_day] * 200)  # 19,200 rows: the invocations really overlap
     blob = upload(fresh_bucket, big)
-    barrier = threading.Barrier(4)
-    errors = []
-
-    def invoke(index):
-        try:
-            barrier.wait()
-            deliver(blob, ENVELOPES[index % 2])
-        except BaseException as exc:  # surfaced below
-            errors.append(exc)
-
-    threads = [threading.Thread(target=invoke, args=(i,)) for i in range(4)]
-    for thread in threads:
-        thread.start()
-    for thread in threads:
-        thread.join(120)
-    assert not errors
+    assert not deliver_concurrently(deliver, blob, ENVELOPES, invocations=4, timeout=120)
     assert day_count(pg_schema) == big.num_rows
     assert query(f'SELECT count(*) FROM "{pg_schema}".loads')[0][0] == 1
     outcomes = [json.loads(line) for line in capsys.readouterr().out.splitlines() if '"function":"load_postgres"' in line]
