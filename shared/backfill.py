@@ -109,12 +109,6 @@ def publish(messages: list[IngestRequest], topic: str, publisher: Any) -> int:
     return published
 
 
-def topic_path(settings: Settings) -> str:
-    """The ingest topic of these settings (a bare id or a full `projects/p/topics/t` name)."""
-    topic = settings.ingest_topic
-    return topic if topic.startswith("projects/") else f"projects/{settings.project}/topics/{topic}"
-
-
 def run(fields: Mapping[str, Any], settings: Settings, *, publisher: Any = None,
         status_reader: StatusReader | None = None, now: dt.datetime | None = None) -> tuple[Plan, int]:
     """Parse, plan and (unless dry_run) publish; returns the plan and the count published."""
@@ -125,7 +119,7 @@ def run(fields: Mapping[str, Any], settings: Settings, *, publisher: Any = None,
     from shared import clients
 
     publisher = publisher if publisher is not None else clients.publisher()
-    published = publish(plan.messages, topic_path(settings), publisher)
+    published = publish(plan.messages, clients.topic_path(settings.ingest_topic, settings.project), publisher)
     return plan, published
 
 

@@ -44,9 +44,9 @@ def publisher() -> Any:
     return pubsub_v1.PublisherClient(batch_settings=batch)
 
 
-def topic_path(topic: str) -> str:
+def topic_path(topic: str, project: str | None = None) -> str:
     """Accept a bare topic id or a full `projects/p/topics/t` name."""
-    return topic if topic.startswith("projects/") else f"projects/{_project()}/topics/{topic}"
+    return topic if topic.startswith("projects/") else f"projects/{project or _project()}/topics/{topic}"
 
 
 @lru_cache(maxsize=1)

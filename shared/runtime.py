@@ -46,7 +46,7 @@ def dead_letter(function: str, settings: Settings, error: PipelineError, cloud_e
         "dead_lettered_at": dt.datetime.now(dt.timezone.utc).isoformat(),
     }
     future = clients.publisher().publish(
-        clients.topic_path(settings.dead_letter_topic),
+        clients.topic_path(settings.dead_letter_topic, settings.project),
         json.dumps(body, default=str).encode(),
         function=function,
         reason=error.reason,
