@@ -17,8 +17,9 @@ from __future__ import annotations
 import datetime as dt
 import json
 from concurrent.futures import ThreadPoolExecutor
+from contextlib import contextmanager
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Iterator
 
 import pyarrow as pa
 import pyarrow.parquet as pq
@@ -26,7 +27,7 @@ from google.api_core.exceptions import NotFound, PreconditionFailed
 
 from shared import logs, paths
 from shared.cleaning import Rules, check_partition, code_version, reason_counts
-from shared.errors import QualityCheckError, SourceError
+from shared.errors import QualityCheckError, SourceError, TransientError
 from shared.lake import split_month, upload_bytes, upload_parquet
 from shared.messages import IngestRequest
 from shared.settings import Settings
@@ -34,6 +35,7 @@ from shared.source import download_to_blob, source_format, source_url
 
 UPLOAD_CHUNK = 8 << 20  # resumable upload chunk: bounds memory while streaming the download
 READ_CHUNK = 8 << 20
+SPLIT_CLAIM_SECONDS = 900  # longer than any split; a claim this old belongs to a crashed instance
 
 
 @dataclass(frozen=True)
@@ -77,11 +79,52 @@ def ensure_staging(bucket: Any, request: IngestRequest, source: Source, rules: R
     year, month = request.date.year, request.date.month
     manifest_name = paths.staging_manifest(request.service, year, month)
     wanted = _derived_from(source, rules)
-    blob = None if rebuild else bucket.get_blob(manifest_name)
-    if blob is not None:
-        manifest = json.loads(blob.download_as_bytes())
-        if all(manifest.get(k) == v for k, v in wanted.items()):
-            return manifest
+    current = None if rebuild else _current_manifest(bucket, manifest_name, wanted)
+    if current is not None:
+        return current
+    with _split_claim(bucket, paths.staging_claim(request.service, year, month)):
+        current = None if rebuild else _current_manifest(bucket, manifest_name, wanted)
+        return current or _split_and_stage(bucket, request, source, rules, timings, manifest_name, wanted)
+
+
+def _current_manifest(bucket: Any, name: str, wanted: dict[str, str]) -> dict[str, Any] | None:
+    blob = bucket.get_blob(name)
+    if blob is None:
+        return None
+    manifest = json.loads(blob.download_as_bytes())
+    return manifest if all(manifest.get(k) == v for k, v in wanted.items()) else None
+
+
+@contextmanager
+def _split_claim(bucket: Any, name: str) -> Iterator[None]:
+    """One instance splits a month at a time; the others retry shortly and then find the manifest.
+
+    The claim is an object created with a create-only precondition; one older than
+    SPLIT_CLAIM_SECONDS is a crashed holder's and is taken over.
+    """
+    claim = bucket.blob(name)
+    try:
+        claim.upload_from_string(b"", if_generation_match=0)
+    except PreconditionFailed:
+        held = bucket.get_blob(name)
+        age = (dt.datetime.now(dt.timezone.utc) - held.time_created).total_seconds() if held else None
+        if held is not None and age is not None and age < SPLIT_CLAIM_SECONDS:
+            raise TransientError("another instance is splitting this month; retrying shortly",
+                                 reason="month_split_in_progress", object=name) from None
+        try:
+            claim.upload_from_string(b"", if_generation_match=held.generation if held else 0)
+        except PreconditionFailed:
+            raise TransientError("another instance took over the month split", reason="month_split_in_progress",
+                                 object=name) from None
+    try:
+        yield
+    finally:
+        _delete_if_exists(bucket, name, generation=claim.generation)
+
+
+def _split_and_stage(bucket: Any, request: IngestRequest, source: Source, rules: Rules,
+                     timings: dict[str, float], manifest_name: str, wanted: dict[str, str]) -> dict[str, Any]:
+    year, month = request.date.year, request.date.month
     with logs.timed(timings, "split_month_seconds"):
         try:
             with source.raw.open("rb", chunk_size=READ_CHUNK) as raw_file:

@@ -43,6 +43,11 @@ def staging_manifest(service: str, year: int, month: int) -> str:
     return f"staging/{service}/month={year:04d}-{month:02d}/_manifest.json"
 
 
+def staging_claim(service: str, year: int, month: int) -> str:
+    """Held while one instance splits the month (see shared/ingest.py)."""
+    return f"staging/{service}/month={year:04d}-{month:02d}/_claim"
+
+
 def staging_day(service: str, day: dt.date, kind: str) -> str:
     return f"staging/{service}/month={day.year:04d}-{day.month:02d}/pickup_date={day.isoformat()}/{kind}.parquet"
 

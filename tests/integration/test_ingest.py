@@ -169,3 +169,24 @@ def test_transient_failure_is_retried_then_dead_lettered_once_too_old(fresh_buck
     letters = dead_letters(expected=1)
     assert letters[0]["reason"] == "max_event_age_exceeded"
     assert letters[0]["error"]["last_reason"] == "download_failed"
+
+
+def test_a_month_being_split_by_another_instance_is_retried_not_split_twice(fresh_bucket, tlc, real_yellow_sample):
+    data_dir, _ = tlc
+    (data_dir / "yellow").mkdir()
+    (data_dir / "yellow" / "yellow_tripdata_2021-01.csv.gz").write_bytes(
+        gzip.compress(real_yellow_sample.read_bytes(), mtime=0))
+    claim = fresh_bucket.blob(paths.staging_claim("yellow", 2021, 1))
+    claim.upload_from_string(b"")  # another instance is splitting January
+    event = push_event({"date": "2021-01-01", "service": "yellow"},
+                       publish_time=dt.datetime.now(dt.timezone.utc).isoformat())
+
+    with pytest.raises(TransientError) as err:
+        ingest_function.handle(event)
+    assert err.value.reason == "month_split_in_progress"
+    assert fresh_bucket.get_blob(paths.staging_manifest("yellow", 2021, 1)) is None
+
+    claim.delete()  # the other instance is done (or crashed and its claim expired)
+    ingest_function.handle(event)  # the redelivery splits the month and releases its claim
+    assert fresh_bucket.get_blob(paths.trips_object("yellow", dt.date(2021, 1, 1))).metadata["rows_written"] == "96"
+    assert fresh_bucket.get_blob(paths.staging_claim("yellow", 2021, 1)) is None
