@@ -113,23 +113,14 @@ def labels(load: PartitionLoad) -> dict[str, str]:
             "pipeline": "taxi-etl"}
 
 
-def decorator_load_config(load: PartitionLoad) -> bq.LoadJobConfig:
-    """The partition_decorator load: truncate exactly the day's partition with the object's rows."""
+def load_config(load: PartitionLoad, write_disposition: str) -> bq.LoadJobConfig:
+    """A parquet load with the explicit schema into an existing table. WRITE_TRUNCATE for the
+    partition_decorator strategy (replaces exactly the day's partition); WRITE_EMPTY for the
+    pre-created staging table, which must still be empty."""
     return bq.LoadJobConfig(
         source_format=bq.SourceFormat.PARQUET,
         schema=schema_fields(load.service),
-        write_disposition=bq.WriteDisposition.WRITE_TRUNCATE,
-        create_disposition=bq.CreateDisposition.CREATE_NEVER,
-        labels=labels(load),
-    )
-
-
-def staging_load_config(load: PartitionLoad) -> bq.LoadJobConfig:
-    """Into the pre-created (expiring) staging table, which must still be empty."""
-    return bq.LoadJobConfig(
-        source_format=bq.SourceFormat.PARQUET,
-        schema=schema_fields(load.service),
-        write_disposition=bq.WriteDisposition.WRITE_EMPTY,
+        write_disposition=write_disposition,
         create_disposition=bq.CreateDisposition.CREATE_NEVER,
         labels=labels(load),
     )
@@ -174,7 +165,7 @@ def run_job(client: Any, create: Callable[[str], Any], job_id_: str) -> Any:
 
 def replace_by_decorator(client: Any, settings: Settings, load: PartitionLoad, data: PartitionData) -> dict[str, Any]:
     target = f"{table_id(settings, load.service)}${load.date:%Y%m%d}"
-    config = decorator_load_config(load)
+    config = load_config(load, bq.WriteDisposition.WRITE_TRUNCATE)
     job = run_job(client, lambda jid: client.load_table_from_uri(load.uri, target, job_id=jid, job_config=config),
                   job_id("load", table_id(settings, load.service), load.date, load.generation))
     return {"job_id": job.job_id, "rows_loaded": job.output_rows}
@@ -188,7 +179,7 @@ def replace_by_staging(client: Any, settings: Settings, load: PartitionLoad, dat
         table = bq.Table(staging, schema=schema_fields(load.service))
         table.expires = dt.datetime.now(dt.timezone.utc) + STAGING_TTL
         client.create_table(table)
-        config = staging_load_config(load)
+        config = load_config(load, bq.WriteDisposition.WRITE_EMPTY)
         # size=None: a resumable upload (the emulator rejects the multipart upload of small files).
         run_job(client, lambda jid: client.load_table_from_file(io.BytesIO(data.parquet), staging, job_id=jid,
                                                                 job_config=config, size=None),

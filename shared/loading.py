@@ -28,7 +28,7 @@ import pyarrow.parquet as pq
 from google.api_core.exceptions import NotFound
 
 from shared import clients, logs, paths
-from shared.errors import PipelineError, SourceError, classify
+from shared.errors import SourceError, classify
 from shared.events import ObjectEvent, object_event
 from shared.schemas import arrow_schema
 from shared.settings import Settings
@@ -165,7 +165,7 @@ def run_load(cloud_event: Any, settings: Settings, loader: Loader) -> dict[str, 
             table = decode(load, data)
         result = dict(loader(load, PartitionData(table, data), settings, timings))
     except Exception as exc:
-        error = classify(exc) if not isinstance(exc, PipelineError) else exc
+        error = classify(exc)
         error.details.setdefault("context", load.fields())
         if error is exc:
             raise
