@@ -25,7 +25,7 @@ from shared.schemas import arrow_schema, reject_schema
 
 COMPRESSION = "zstd"
 PARQUET_TYPE = "application/vnd.apache.parquet"
-# Memory bounds, measured with benchmarks/bench_ingest.py on a full month: larger CSV blocks
+# Memory bounds, measured with `python -m bench` on a full month: larger CSV blocks
 # and flush thresholds buy no speed but cost RSS (16 MiB blocks + 400k rows: ~470 MB peak).
 CSV_BLOCK = 1 << 20
 PARQUET_BATCH = 100_000

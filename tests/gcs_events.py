@@ -1,10 +1,13 @@
-"""GCS object events built the way the platform builds them, and a real trips/ partition.
+"""CloudEvents built the way the platform builds them, and a real trips/ partition.
+
+- `message_published_event`: a Pub/Sub message (a JSON body) pushed to a function, as
+  functions-framework converts it; what Cloud Scheduler, a backfill or `gcloud` sends.
 
 - `gcs_finalized_event`: Eventarc's direct trigger, `google.cloud.storage.object.v1.finalized`,
   data = the JSON API object resource.
 - `pubsub_notification_event`: a GCS Pub/Sub notification (payload JSON_API_V1) pushed to a
   function and converted by functions-framework to `google.cloud.pubsub.topic.v1.messagePublished`.
-Used by the loaders' unit and integration tests and the Postgres benchmark.
+Used by the tests and by the benchmark (bench/).
 """
 
 from __future__ import annotations
@@ -60,6 +63,15 @@ def pubsub_notification_event(bucket: str, name: str, generation: int, event_typ
         "specversion": "1.0", "id": message_id, "source": f"//pubsub.googleapis.com/projects/{project}/topics/{topic}",
         "type": "google.cloud.pubsub.topic.v1.messagePublished", "time": now, "datacontenttype": "application/json",
     }, {"message": message, "subscription": f"projects/{project}/subscriptions/{subscription}"})
+
+
+def message_published_event(body: dict, publish_time: str | None = None) -> CloudEvent:
+    """A JSON message published to a topic and pushed to a function (messagePublished)."""
+    publish_time = publish_time or dt.datetime.now(dt.timezone.utc).isoformat().replace("+00:00", "Z")
+    message = {"data": base64.b64encode(json.dumps(body).encode()).decode(), "attributes": {},
+               "messageId": "1", "publishTime": publish_time}
+    return CloudEvent({"type": "google.cloud.pubsub.topic.v1.messagePublished",
+                       "source": "//pubsub.googleapis.com/", "id": "1"}, {"message": message})
 
 
 def real_day_partition(sample_csv, day: dt.date = dt.date(2021, 1, 1)) -> pa.Table:

@@ -1,6 +1,7 @@
 # shellcheck shell=bash
 # The two virtual environments, each rebuilt only when its requirements change:
-#   .venv          project runtime + dev/test tools (requirements.txt, requirements-dev.txt)
+#   .venv          project runtime + dev/test tools + benchmark baselines (requirements.txt,
+#                  requirements-dev.txt, bench/requirements.txt)
 #   .state/venv-bq the BigQuery emulator, whose dependencies pin old versions
 # A venv is keyed on a hash of its requirements files and the Python version; the hash
 # is written into the venv after a successful install, so an interrupted install redoes it.
@@ -48,7 +49,7 @@ ensure_venvs() {
   local py="${PYTHON:-python3}" main_hash bq_hash pids=() started
   command -v "$py" >/dev/null || die "$py not found: install Python 3.11 (apt-get install python3 python3-venv)"
   "$py" -c 'import venv, ensurepip' 2>/dev/null || die "Python's venv module is missing: apt-get install python3-venv"
-  main_hash="$(requirements_hash "$py" "$REPO_ROOT/requirements.txt" "$REPO_ROOT/requirements-dev.txt")"
+  main_hash="$(requirements_hash "$py" "$REPO_ROOT/requirements.txt" "$REPO_ROOT/requirements-dev.txt" "$REPO_ROOT/bench/requirements.txt")"
   bq_hash="$(requirements_hash "$py" "$BQ_REQUIREMENTS")"
   mkdir -p "$LOG_DIR"
   if venv_up_to_date "$VENV" "$main_hash" && venv_up_to_date "$BQ_VENV" "$bq_hash"; then
@@ -57,9 +58,9 @@ ensure_venvs() {
   fi
   started="$(now)"
   if ! venv_up_to_date "$VENV" "$main_hash"; then
-    say "installing .venv from requirements.txt + requirements-dev.txt (log: .state/logs/venv.log)"
+    say "installing .venv from requirements.txt, requirements-dev.txt, bench/requirements.txt (log: .state/logs/venv.log)"
     build_venv "$VENV" "$LOG_DIR/venv.log" "$main_hash" \
-      "$REPO_ROOT/requirements.txt" "$REPO_ROOT/requirements-dev.txt" &
+      "$REPO_ROOT/requirements.txt" "$REPO_ROOT/requirements-dev.txt" "$REPO_ROOT/bench/requirements.txt" &
     pids+=("$!:venv")
   fi
   if ! venv_up_to_date "$BQ_VENV" "$bq_hash"; then

@@ -14,22 +14,15 @@ from pathlib import Path
 
 import pyarrow.parquet as pq
 import pytest
-from cloudevents.http import CloudEvent
 
 from functions import ingest as ingest_function
 from local.tlc_data import generate_month, write_month
 from local.tlc_server import serve_in_thread
 from shared import clients, paths
 from shared.errors import TransientError
+from tests.gcs_events import message_published_event
 
 TEMPLATE = "{base}/{prefix}{{service}}/{{service}}_tripdata_{{year}}-{{month:02d}}.csv.gz"
-
-
-def push_event(body: dict, publish_time: str = "2021-01-20T05:00:00Z") -> CloudEvent:
-    message = {"data": base64.b64encode(json.dumps(body).encode()).decode(), "attributes": {},
-               "messageId": "1", "publishTime": publish_time}
-    return CloudEvent({"type": "google.cloud.pubsub.topic.v1.messagePublished",
-                       "source": "//pubsub.googleapis.com/", "id": "1"}, {"message": message})
 
 
 @pytest.fixture
@@ -59,7 +52,7 @@ def test_real_sample_partition_rejects_and_rerun(fresh_bucket, tlc, real_yellow_
     (data_dir / "yellow").mkdir()
     (data_dir / "yellow" / "yellow_tripdata_2021-01.csv.gz").write_bytes(served)
 
-    ingest_function.handle(push_event({"date": "2021-01-01", "service": "yellow"}))
+    ingest_function.handle(message_published_event({"date": "2021-01-01", "service": "yellow"}))
 
     day = dt.date(2021, 1, 1)
     trips, trips_blob = read_object(fresh_bucket, paths.trips_object("yellow", day))
@@ -74,18 +67,18 @@ def test_real_sample_partition_rejects_and_rerun(fresh_bucket, tlc, real_yellow_
     assert raw.download_as_bytes() == served  # an exact raw copy
     assert meta["raw_generation"] == str(raw.generation)
 
-    ingest_function.handle(push_event({"date": "2021-01-01", "service": "yellow"}))  # same message again
+    ingest_function.handle(message_published_event({"date": "2021-01-01", "service": "yellow"}))  # same message again
     again = fresh_bucket.get_blob(paths.trips_object("yellow", day))
     assert again.generation == trips_blob.generation, "an identical rerun must not rewrite the partition"
     assert fresh_bucket.get_blob(raw.name).generation == raw.generation, "the raw copy is not downloaded again"
 
-    ingest_function.handle(push_event({"date": "2021-01-01", "service": "yellow", "force": True}))
+    ingest_function.handle(message_published_event({"date": "2021-01-01", "service": "yellow", "force": True}))
     forced = fresh_bucket.get_blob(paths.trips_object("yellow", day))
     assert forced.generation != trips_blob.generation and forced.metadata["rows_written"] == "96"
 
     # The staging cache loses a day file (lifecycle): the month is split again, not failed.
     fresh_bucket.delete_blob(paths.staging_day("yellow", day, "trips"))
-    ingest_function.handle(push_event({"date": "2021-01-01", "service": "yellow", "force": True}))
+    ingest_function.handle(message_published_event({"date": "2021-01-01", "service": "yellow", "force": True}))
     assert fresh_bucket.get_blob(paths.trips_object("yellow", day)).metadata["rows_written"] == "96"
     assert fresh_bucket.get_blob(paths.staging_day("yellow", day, "trips")) is not None
 
@@ -99,7 +92,7 @@ def test_whole_month_conserves_every_source_row(fresh_bucket, tlc):
     written = rejected = 0
     manifest = paths.staging_manifest("yellow", 2021, 2)
     for day in range(1, 29):
-        ingest_function.handle(push_event({"date": f"2021-02-{day:02d}", "service": "yellow"}))
+        ingest_function.handle(message_published_event({"date": f"2021-02-{day:02d}", "service": "yellow"}))
         if day == 1:
             split_generation = fresh_bucket.get_blob(manifest).generation
         blob = fresh_bucket.get_blob(paths.trips_object("yellow", dt.date(2021, 2, day)))
@@ -125,7 +118,7 @@ def test_bad_sources_are_dead_lettered_and_write_no_partition(fresh_bucket, tlc,
     use(prefix=f"faults/{fault}/")
     body = {"date": "2021-01-05", "service": "yellow"}
 
-    ingest_function.handle(push_event(body))  # returns: acknowledged, not retried
+    ingest_function.handle(message_published_event(body))  # returns: acknowledged, not retried
 
     letters = [b for b in dead_letters(expected=1) if b["function"] == "ingest"]
     assert len(letters) == 1
@@ -138,7 +131,7 @@ def test_bad_sources_are_dead_lettered_and_write_no_partition(fresh_bucket, tlc,
 
 
 def test_invalid_message_is_dead_lettered_with_field_and_value(fresh_bucket, tlc, dead_letters):
-    ingest_function.handle(push_event({"date": "2021-02-30", "service": "yellow"}))
+    ingest_function.handle(message_published_event({"date": "2021-02-30", "service": "yellow"}))
     letters = dead_letters(expected=1)
     assert letters[0]["error"]["field"] == "date" and letters[0]["error"]["value"] == "2021-02-30"
     assert letters[0]["reason"] == "invalid_input"
@@ -147,7 +140,7 @@ def test_invalid_message_is_dead_lettered_with_field_and_value(fresh_bucket, tlc
 def test_transient_server_error_is_retried_within_the_call(fresh_bucket, tlc):
     data_dir, use = tlc
     use(prefix="faults/500-once/")
-    ingest_function.handle(push_event({"date": "2021-01-03", "service": "yellow"}))
+    ingest_function.handle(message_published_event({"date": "2021-01-03", "service": "yellow"}))
     assert fresh_bucket.get_blob(paths.trips_object("yellow", dt.date(2021, 1, 3))) is not None
 
 
@@ -157,7 +150,7 @@ def test_transient_failure_is_retried_then_dead_lettered_once_too_old(fresh_buck
     use(prefix="faults/500-once/")
     settings_env(DOWNLOAD_MAX_ATTEMPTS="1", MAX_EVENT_AGE_SECONDS="600")
     fresh = dt.datetime.now(dt.timezone.utc).isoformat()
-    event = push_event({"date": "2021-01-06", "service": "yellow"}, publish_time=fresh)
+    event = message_published_event({"date": "2021-01-06", "service": "yellow"}, publish_time=fresh)
     with pytest.raises(TransientError):
         ingest_function.handle(event)  # first delivery: the server answers 500
     ingest_function.handle(event)  # the redelivery succeeds
@@ -165,7 +158,7 @@ def test_transient_failure_is_retried_then_dead_lettered_once_too_old(fresh_buck
 
     old = (dt.datetime.now(dt.timezone.utc) - dt.timedelta(hours=1)).isoformat()
     # Another month: a path the server has not failed yet.
-    ingest_function.handle(push_event({"date": "2021-03-07", "service": "yellow"}, publish_time=old))
+    ingest_function.handle(message_published_event({"date": "2021-03-07", "service": "yellow"}, publish_time=old))
     letters = dead_letters(expected=1)
     assert letters[0]["reason"] == "max_event_age_exceeded"
     assert letters[0]["error"]["last_reason"] == "download_failed"
@@ -178,7 +171,7 @@ def test_a_month_being_split_by_another_instance_is_retried_not_split_twice(fres
         gzip.compress(real_yellow_sample.read_bytes(), mtime=0))
     claim = fresh_bucket.blob(paths.staging_claim("yellow", 2021, 1))
     claim.upload_from_string(b"")  # another instance is splitting January
-    event = push_event({"date": "2021-01-01", "service": "yellow"},
+    event = message_published_event({"date": "2021-01-01", "service": "yellow"},
                        publish_time=dt.datetime.now(dt.timezone.utc).isoformat())
 
     with pytest.raises(TransientError) as err:

@@ -7,7 +7,7 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
 
-from shared.cleaning import Rules, check_partition, map_columns, reason_counts
+from shared.cleaning import Rules, check_partition, code_text, code_version, map_columns, reason_counts
 from shared.errors import QualityCheckError, SourceError
 from shared.lake import split_month
 from shared.schemas import arrow_schema, columns
@@ -138,3 +138,12 @@ def test_quality_checks_catch_what_the_rules_should_have_removed():
     with pytest.raises(QualityCheckError):
         check_partition(trips.slice(0, 0), "yellow", dt.date(2021, 1, 1), Rules(), 96)
     check_partition(trips.slice(0, 0), "yellow", dt.date(2021, 1, 1), Rules(), 0)  # truly empty day is fine
+
+
+def test_code_version_ignores_comments_and_docstrings_but_not_code():
+    original = '"""Module doc."""\nX = 1  # why\n\ndef f(a):\n    """Doc."""\n    return a + X\n'
+    reworded = '"""Reworded."""\n# a new comment\nX = 1\n\n\ndef f(a):\n    """Explained better."""\n    return a + X\n'
+    changed = '"""Module doc."""\nX = 2  # why\n\ndef f(a):\n    """Doc."""\n    return a + X\n'
+    assert code_text(original) == code_text(reworded)
+    assert code_text(original) != code_text(changed)
+    assert len(code_version()) == 16

@@ -1,0 +1,118 @@
+"""The month contenders: one TLC month file into daily parquet partitions, five ways.
+
+- gunzip:     decompress only; the floor no parser can go below.
+- tutorial:   the tutorial's pandas: read_csv with dtypes and parse_dates, passenger_count > 0,
+              to_parquet partitioned by pickup date.
+- duckdb:     COPY (SELECT ... WHERE passenger_count > 0) TO dir (FORMAT parquet, PARTITION_BY
+              pickup_date): what a user would pick instead of a pipeline.
+- split:      this project's whole-month split (shared.lake.split_month, the code ingest runs
+              on a month's first date), every day's trips and rejects written to disk.
+- ingest_31:  this project's ingest function called for each of the month's dates, as a
+              backfill feeds one warm instance: real CloudEvents, a real download from a local
+              TLC host, raw copy, staging and partitions in fake-gcs-server.
+All parquet is zstd, the project's choice, so the baselines write the same format.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import gzip
+import io
+import json
+from pathlib import Path
+from typing import Any
+
+from bench.child import Clock
+
+# The tutorial's dtypes for the yellow CSV (nullable integers: the month's tail has empty cells).
+TUTORIAL_DTYPES = {"VendorID": "Int64", "passenger_count": "Int64", "trip_distance": float, "RatecodeID": "Int64",
+                   "store_and_fwd_flag": str, "PULocationID": "Int64", "DOLocationID": "Int64",
+                   "payment_type": "Int64", "fare_amount": float, "extra": float, "mta_tax": float,
+                   "tip_amount": float, "tolls_amount": float, "improvement_surcharge": float,
+                   "total_amount": float, "congestion_surcharge": float}
+
+
+def gunzip(spec: dict[str, Any], clock: Clock) -> dict[str, Any]:
+    size = 0
+    with clock, gzip.open(spec["source"], "rb") as handle:
+        while chunk := handle.read(1 << 20):
+            size += len(chunk)
+    return {"bytes_out": size}
+
+
+def tutorial(spec: dict[str, Any], clock: Clock) -> dict[str, Any]:
+    with clock:
+        import pandas as pd
+
+        frame = pd.read_csv(spec["source"], dtype=TUTORIAL_DTYPES,
+                            parse_dates=["tpep_pickup_datetime", "tpep_dropoff_datetime"])
+        frame = frame[frame["passenger_count"] > 0]
+        frame["pickup_date"] = frame["tpep_pickup_datetime"].dt.date
+        frame.to_parquet(spec["out"], partition_cols=["pickup_date"], compression="zstd")
+    return {"rows_out": len(frame)}
+
+
+def duckdb(spec: dict[str, Any], clock: Clock) -> dict[str, Any]:
+    with clock:
+        import duckdb as ddb
+
+        con = ddb.connect()
+        source = str(spec["source"]).replace("'", "''")
+        out = str(spec["out"]).replace("'", "''")
+        rows = con.execute(f"""
+            COPY (SELECT *, CAST(tpep_pickup_datetime AS DATE) AS pickup_date
+                  FROM read_csv('{source}', header = true)
+                  WHERE passenger_count > 0)
+            TO '{out}' (FORMAT parquet, COMPRESSION zstd, PARTITION_BY (pickup_date))""").fetchone()[0]
+    return {"rows_out": int(rows)}
+
+
+def split(spec: dict[str, Any], clock: Clock) -> dict[str, Any]:
+    with clock:
+        from shared.cleaning import Rules
+        from shared.lake import split_month
+
+        out = Path(spec["out"])
+        out.mkdir(parents=True)
+        with open(spec["source"], "rb") as handle:
+            month = split_month(handle, spec["fmt"], spec["service"], spec["year"], spec["month"], Rules())
+        for day, part in month.days.items():
+            (out / f"{day}.trips.parquet").write_bytes(part.trips.to_pybytes())
+            if part.rejects is not None:
+                (out / f"{day}.rejects.parquet").write_bytes(part.rejects.to_pybytes())
+    return {"rows_in": month.source_rows, "rows_out": sum(p.rows_written for p in month.days.values()),
+            "rows_rejected": sum(p.rows_rejected for p in month.days.values()) + month.month_rejected_rows}
+
+
+def ingest_31(spec: dict[str, Any], clock: Clock) -> dict[str, Any]:
+    """Every date of the month through the ingest entry point, in order, in one warm process."""
+    from tests.gcs_events import message_published_event
+
+    with clock:
+        from functions import ingest
+        from shared import clients
+    clients.storage().create_bucket(spec["env"]["LAKE_BUCKET"])
+    per_date = []
+    for day in spec["dates"]:
+        event = message_published_event({"date": day, "service": spec["service"]})
+        captured = io.StringIO()
+        wall, cpu = clock.wall, clock.cpu
+        with clock, contextlib.redirect_stdout(captured):
+            ingest.handle(event)
+        outcome = _outcome(captured.getvalue(), day)
+        per_date.append({"date": day, "wall": clock.wall - wall, "cpu": clock.cpu - cpu,
+                         "rows_written": outcome["rows_written"], "rows_rejected": outcome["rows_rejected"]})
+    return {"rows_out": sum(d["rows_written"] for d in per_date),
+            "rows_rejected": sum(d["rows_rejected"] for d in per_date), "per_date": per_date}
+
+
+def _outcome(log_text: str, day: str) -> dict[str, Any]:
+    """The function's one outcome line; anything but a written partition fails the benchmark."""
+    entries = [json.loads(line) for line in log_text.splitlines() if line.startswith("{")]
+    outcome = entries[-1] if entries else {}
+    if outcome.get("severity") not in ("INFO", "WARNING") or "rows_written" not in outcome:
+        raise RuntimeError(f"ingest of {day} did not write a partition: {log_text[-2000:]}")
+    return outcome
+
+
+CONTENDERS = {"gunzip": gunzip, "tutorial": tutorial, "duckdb": duckdb, "split": split, "ingest_31": ingest_31}

@@ -1,0 +1,162 @@
+"""`python -m bench`: the month, the servers, the rounds of contenders, the report.
+
+1. Generates the month with the generator the local stack serves (local/tlc_data.py):
+   January 2021 yellow at full size by default, deterministic from --seed.
+2. Starts its own TLC file host, fake-gcs-server and PostgreSQL (bench/servers.py).
+3. Runs rounds: in each, every contender once, in its own process (bench/child.py), so a
+   noisy neighbour hits a whole round alike. The Postgres contenders load the day that
+   round's ingest wrote to the lake (and the same rows as CSV / DataFrame).
+4. Checks the contenders did comparable work (row counts), prints the Markdown report and
+   writes every raw figure as JSON.
+"""
+
+from __future__ import annotations
+
+import argparse
+import datetime as dt
+import json
+import os
+import platform
+import shutil
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+from typing import Any
+
+from bench import child, report, servers
+from local.tlc_data import DEFAULT_SEED
+
+FULL_ROWS = 1_369_765  # yellow, January 2021, as published
+QUICK_DIVISOR = 20
+MONTH_CONTENDERS = ("gunzip", "tutorial", "duckdb", "split", "ingest_31")
+PG_CONTENDERS = ("pg_copy", "pg_ours", "pg_to_sql")
+ALL = MONTH_CONTENDERS + PG_CONTENDERS
+
+
+def parse_args(argv: list[str] | None) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(prog="python -m bench", description=__doc__,
+                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--quick", action="store_true",
+                        help=f"a 1/{QUICK_DIVISOR} month and one run: checks the benchmark works (CI)")
+    parser.add_argument("--rows", type=int, help=f"rows in the month (default {FULL_ROWS:,})")
+    parser.add_argument("--runs", type=int, help="runs of each contender (default 3; --quick: 1)")
+    parser.add_argument("--seed", type=int, default=DEFAULT_SEED, help=f"generator seed (default {DEFAULT_SEED})")
+    parser.add_argument("--day", type=dt.date.fromisoformat, default=dt.date(2021, 1, 15),
+                        help="the day the Postgres contenders load (default 2021-01-15)")
+    parser.add_argument("--to-sql-rows", type=int,
+                        help="load only this many rows with pandas to_sql and extrapolate (default: the whole day)")
+    parser.add_argument("--only", nargs="+", choices=ALL, default=list(ALL), metavar="CONTENDER",
+                        help=f"a subset of {', '.join(ALL)} (pg_* bring split and ingest_31, which make their day)")
+    parser.add_argument("--json", type=Path, default=Path(".state/bench/results.json"),
+                        help="where the raw figures go (default .state/bench/results.json)")
+    args = parser.parse_args(argv)
+    args.rows = args.rows or (FULL_ROWS // QUICK_DIVISOR if args.quick else FULL_ROWS)
+    args.runs = args.runs or (1 if args.quick else 3)
+    if args.rows <= 0 or args.runs <= 0:
+        parser.error("--rows and --runs must be positive")
+    if args.day.strftime("%Y-%m") != "2021-01":
+        parser.error(f"--day must be in the benchmark's month, 2021-01 (got {args.day})")
+    if any(name.startswith("pg_") for name in args.only):  # their day comes from these two
+        args.only += [name for name in ("split", "ingest_31") if name not in args.only]
+    return args
+
+
+def _git_commit() -> str | None:
+    proc = subprocess.run(["git", "rev-parse", "--short", "HEAD"], cwd=child.REPO, capture_output=True, text=True)
+    return proc.stdout.strip() or None
+
+
+def make_month(tlc_root: Path, rows: int, seed: int) -> Path:
+    from local.tlc_data import generate_month, write_month
+
+    path = tlc_root / "yellow" / "yellow_tripdata_2021-01.csv.gz"
+    write_month(path, generate_month("yellow", 2021, 1, rows=rows, seed=seed))
+    return path
+
+
+def day_files(split_out: Path, day: dt.date, work: Path) -> tuple[Path, Path]:
+    """The day's partition as parquet (for pandas) and header-less CSV (for psql), from the split's output."""
+    import pyarrow.csv as pacsv
+    import pyarrow.parquet as pq
+
+    parquet = work / "day.parquet"
+    shutil.copyfile(split_out / f"{day}.trips.parquet", parquet)
+    csv = work / "day.csv"
+    pacsv.write_csv(pq.read_table(parquet), csv, write_options=pacsv.WriteOptions(include_header=False))
+    return parquet, csv
+
+
+def check_comparable(rnd: report.Round) -> None:
+    """Contenders that claim the same work must have produced the same rows; else the ratios lie."""
+    pairs = [("tutorial", "duckdb"), ("split", "ingest_31")]
+    for a, b in pairs:
+        if a in rnd and b in rnd and rnd[a]["rows_out"] != rnd[b]["rows_out"]:
+            raise RuntimeError(f"{a} wrote {rnd[a]['rows_out']} rows but {b} wrote {rnd[b]['rows_out']}")
+    if "split" in rnd and rnd["split"]["rows_out"] + rnd["split"]["rows_rejected"] != rnd["split"]["rows_in"]:
+        raise RuntimeError(f"the split lost rows: {rnd['split']}")
+    loaded = {name: rnd[name]["rows_out"] for name in ("pg_copy", "pg_ours") if name in rnd}
+    if len(set(loaded.values())) > 1:
+        raise RuntimeError(f"the Postgres contenders loaded different row counts: {loaded}")
+
+
+def run_round(index: int, args: argparse.Namespace, source: Path, work: Path, env: dict[str, str],
+              pg: servers.Postgres) -> report.Round:
+    from shared import paths
+    from shared.lake import month_days
+
+    rnd: report.Round = {}
+    out = work / f"out-{index}"
+    base = {"source": str(source), "fmt": "csv.gz", "service": "yellow", "year": 2021, "month": 1}
+    for name in (n for n in MONTH_CONTENDERS if n in args.only):
+        spec = {**base, "out": str(out / name)}
+        if name == "ingest_31":
+            spec["env"] = {**env, "LAKE_BUCKET": f"bench-lake-{index}"}
+            spec["dates"] = [d.isoformat() for d in month_days(2021, 1)]
+        rnd[name] = child.run(name, spec, work)
+        print(f"  run {index + 1}: {name:<10} done", file=sys.stderr, flush=True)
+        if name == "split" and any(n.startswith("pg_") for n in args.only):
+            parquet, csv = day_files(out / name, args.day, work)
+        if name != "split":
+            shutil.rmtree(out / name, ignore_errors=True)
+    if any(n.startswith("pg_") for n in args.only):
+        for name in (n for n in PG_CONTENDERS if n in args.only):
+            spec = {**base, "env": {**env, **pg.settings_env(f"bench_{name}_{index}"), "LAKE_BUCKET": f"bench-lake-{index}"},
+                    "bucket": f"bench-lake-{index}", "object": paths.trips_object("yellow", args.day),
+                    "parquet": str(parquet), "csv": str(csv), "to_sql_rows": args.to_sql_rows}
+            rnd[name] = child.run(name, spec, work)
+            print(f"  run {index + 1}: {name:<10} done", file=sys.stderr, flush=True)
+    shutil.rmtree(out, ignore_errors=True)
+    check_comparable(rnd)
+    return rnd
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = parse_args(argv)
+    sys.path.insert(0, str(child.REPO))
+    work = Path(tempfile.mkdtemp(prefix="bench-"))
+    started = time.monotonic()
+    try:
+        tlc_root = work / "tlc"
+        source = make_month(tlc_root, args.rows, args.seed)
+        print(f"generated {args.rows:,} rows ({source.stat().st_size / 1e6:.1f} MB csv.gz) in "
+              f"{time.monotonic() - started:.0f} s; {args.runs} run(s) of {', '.join(args.only)}",
+              file=sys.stderr, flush=True)
+        with servers.tlc_host(tlc_root) as tlc_url, servers.fake_gcs(work / "gcs") as gcs, servers.postgres() as pg:
+            env = {"STORAGE_EMULATOR_HOST": gcs, "GCP_PROJECT": "bench", "DEAD_LETTER_TOPIC": "bench-dead-letter",
+                   "SOURCE_URL_TEMPLATE": tlc_url + "/{service}/{service}_tripdata_{year}-{month:02d}.csv.gz",
+                   "LOG_LEVEL": "INFO"}
+            rounds = [run_round(i, args, source, work, env, pg) for i in range(args.runs)]
+        meta = {"service": "yellow", "month": "2021-01", "rows": args.rows, "fmt": "csv.gz", "seed": args.seed,
+                "source_mb": source.stat().st_size / 1e6, "runs": args.runs, "quick": args.quick,
+                "day": args.day.isoformat(), "commit": _git_commit(), "python": platform.python_version(),
+                "cpus": os.cpu_count(), "at": dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds"),
+                "seconds": round(time.monotonic() - started, 1)}
+        print(report.markdown(rounds, meta))
+        args.json.parent.mkdir(parents=True, exist_ok=True)
+        args.json.write_text(json.dumps({"meta": meta, "summary": report.summarize(rounds), "runs": rounds}, indent=1))
+        print(f"\nraw figures: {args.json} ({meta['seconds']:.0f} s in all)", file=sys.stderr)
+        return 0
+    finally:
+        shutil.rmtree(work, ignore_errors=True)

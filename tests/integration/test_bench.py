@@ -1,0 +1,44 @@
+"""The benchmark runs end to end in --quick mode (what CI asks of it: it works, not how fast).
+
+It starts its own TLC host, fake-gcs-server and PostgreSQL, so nothing of the local stack is
+touched. Only what the run produced is checked (rows, structure); no timing is asserted.
+"""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+from bench.run import ALL, FULL_ROWS, QUICK_DIVISOR
+
+REPO = Path(__file__).resolve().parents[2]
+
+
+def test_quick_benchmark_runs_every_contender_on_comparable_work(tmp_path):
+    results = tmp_path / "results.json"
+    proc = subprocess.run([sys.executable, "-m", "bench", "--quick", "--json", str(results)],
+                          cwd=REPO, capture_output=True, text=True, timeout=600)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    data = json.loads(results.read_text())
+    (run,) = data["runs"]
+    assert set(run) == set(ALL)
+    rows = FULL_ROWS // QUICK_DIVISOR
+    assert data["meta"]["rows"] == rows
+    # Every source row is either in a daily partition or rejected, and ingest publishes what the split made.
+    assert run["split"]["rows_in"] == rows
+    assert run["split"]["rows_out"] + run["split"]["rows_rejected"] == rows
+    assert run["ingest_31"]["rows_out"] == run["split"]["rows_out"]
+    assert [d["date"] for d in run["ingest_31"]["per_date"]] == [f"2021-01-{n:02d}" for n in range(1, 32)]
+    # The baselines apply the same filter, so they must agree with each other.
+    assert run["tutorial"]["rows_out"] == run["duckdb"]["rows_out"] > 0.9 * rows
+    # One day, loaded three ways, is the same number of rows each time.
+    day_rows = run["pg_copy"]["rows_out"]
+    assert day_rows > 0 and run["pg_ours"]["rows_out"] == run["pg_to_sql"]["rows_out"] == day_rows
+    for name, figures in run.items():
+        assert figures["wall"] > 0 and figures["cpu"] >= 0, name
+    assert {t["target"] for t in data["summary"]["targets"]} == {
+        "month split wall / DuckDB", "month split peak RSS", "31-date ingest CPU / one month split",
+        "Postgres day load wall / psql \\copy"}
+    assert "| target | measured | limit |" in proc.stdout
