@@ -108,6 +108,7 @@ def run_round(index: int, args: argparse.Namespace, source: Path, work: Path, en
 
     rnd: report.Round = {}
     out = work / f"out-{index}"
+    out.mkdir()
     base = {"source": str(source), "fmt": "csv.gz", "service": "yellow", "year": 2021, "month": 1}
     for name in (n for n in MONTH_CONTENDERS if n in args.only):
         spec = {**base, "out": str(out / name)}
