@@ -91,14 +91,13 @@ def markdown(rounds: list[Round], meta: dict[str, Any]) -> str:
     month = [(n, label) for n, label in MONTH if n in present]
     if month:
         bases = [b for b in ("gunzip", "tutorial", "duckdb") if b in present]
-        lines += ["| month file -> daily parquet | " + " | ".join(f"wall x {b}" for b in bases)
-                  + " | CPU x split | peak RSS | rows out |",
-                  "|---|" + "---|" * (len(bases) + 3)]
+        header = ["month file -> daily parquet", *(f"wall x {b}" for b in bases), "CPU x split", "peak RSS", "rows out"]
+        lines += ["| " + " | ".join(header) + " |", "|---" * len(header) + "|"]
         for name, label in month:
             cells = [_cell([wall(r[name]) / wall(r[b]) for r in rounds]) for b in bases]
-            cpu = _cell([r[name]["cpu"] / r["split"]["cpu"] for r in rounds]) if "split" in present else "-"
-            peak = _cell([r[name]["peak_mb"] for r in rounds], " MB", 0)
-            lines.append(f"| {label} | " + " | ".join(cells) + f" | {cpu} | {peak} | {_rows(rounds[-1][name])} |")
+            cells.append(_cell([r[name]["cpu"] / r["split"]["cpu"] for r in rounds]) if "split" in present else "-")
+            cells += [_cell([r[name]["peak_mb"] for r in rounds], " MB", 0), _rows(rounds[-1][name])]
+            lines.append(f"| {label} | " + " | ".join(cells) + " |")
         lines.append("")
     if "ingest_31" in present:
         dates = [r["ingest_31"]["per_date"] for r in rounds]

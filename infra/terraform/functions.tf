@@ -4,10 +4,12 @@
 # `env_vars_for(<function>)` lists (tests/infra/test_terraform.py checks it).
 
 locals {
-  # Sized from the ingest benchmark (benchmarks/bench_ingest.py: one month split stays well under
-  # 300 MB peak RSS; a full month file of yellow trips is ~1.5 M rows): the data functions get
-  # 1Gi and a whole vCPU (pandas/pyarrow are CPU-bound) and the event maximum of 540 s. Instances
-  # are bounded: ingest is polite to the TLC source, the loaders to Cloud SQL's connection limit.
+  # Sized from `python -m bench` (README, Performance): the ingest function peaks near 390 MB on a
+  # 1.37 M-row month and 625 MB on a 7.7 M-row one (`--rows 7700000`, the size of 2019's largest
+  # yellow months), because a month's finished daily files are held until staged. The data
+  # functions get 1Gi and a whole vCPU (pyarrow is CPU-bound) and the event maximum of 540 s.
+  # Instances are bounded: ingest is polite to the TLC source, the loaders to Cloud SQL's
+  # connection limit.
   default_sizing = {
     ingest        = { memory = "1Gi", cpu = "1", timeout_seconds = 540, max_instances = 3 }
     load_bigquery = { memory = "1Gi", cpu = "1", timeout_seconds = 540, max_instances = 3 }

@@ -142,7 +142,7 @@ data "archive_file" "source" {
     "shared/__pycache__",
     "**/__pycache__",
     "**/*.pyc",
-    "benchmarks",
+    "bench",
     "docs",
     "infra",
     "local",

@@ -498,7 +498,7 @@ def test_source_zip_leaves_out_dev_trees_and_is_named_by_its_hash(config):
                 if _unquote(type_) == "archive_file" for body in named.values()]
     assert len(archives) == 1, "one archive_file zips the function source"
     excludes = set(attr(archives[0], "excludes") or [])
-    assert {".git", ".venv", ".state", "tests", "infra"} <= excludes, sorted(excludes)
+    assert {".git", ".venv", ".state", "tests", "infra", "bench", "local"} <= excludes, sorted(excludes)
     objects = [o for o in config.of_type("google_storage_bucket_object")]
     assert objects and all("data.archive_file." in str(attr(o.body, "name")) for o in objects), \
         "the source object's name must carry the archive hash so a code change redeploys"

@@ -57,3 +57,11 @@ def test_a_target_whose_contenders_did_not_run_is_left_out():
     rounds = [{"split": figures(1.0), "duckdb": figures(1.0)}]
     assert [t["target"] for t in report.summarize(rounds)["targets"]] == [
         "month split wall / DuckDB", "month split peak RSS"]
+
+
+def test_the_month_table_keeps_its_shape_without_baselines():
+    meta = {"service": "yellow", "month": "2021-01", "rows": 1000, "source_mb": 1.0, "fmt": "csv.gz", "seed": 1}
+    rounds = [{"split": figures(1.0, rows_out=9, rows_rejected=1, rows_in=10)}]
+    table = [line for line in report.markdown(rounds, meta).splitlines() if line.startswith("|")][:3]
+    assert table == ["| month file -> daily parquet | CPU x split | peak RSS | rows out |", "|---|---|---|---|",
+                     "| ours: whole-month split | 1.00x | 100 MB | 9 (+1 rejected) |"]
