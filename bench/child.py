@@ -6,7 +6,7 @@ instance does. A contender is `fn(spec, clock) -> outputs`: it does its untimed 
 enters `clock` around the work being compared (imports included), and returns what it
 produced (rows) so the parent can check that the contenders did comparable work.
 
-    python -m bench.child NAME SPEC_JSON      (SPEC_JSON names a "result" file to write)
+    python -m bench.child NAME SPEC_FILE      (the spec names the "result" file to write)
 """
 
 from __future__ import annotations
@@ -60,20 +60,26 @@ def _registry() -> dict[str, Callable[[dict[str, Any], Clock], dict[str, Any]]]:
 
 
 def run(name: str, spec: dict[str, Any], work: Path) -> dict[str, Any]:
-    """Parent side: run contender `name` in a fresh interpreter; its figures and outputs."""
-    result = work / f"result-{name}-{os.getpid()}-{time.monotonic_ns()}.json"
-    proc = subprocess.run([sys.executable, "-m", "bench.child", name, json.dumps({**spec, "result": str(result)})],
-                          cwd=REPO, capture_output=True, text=True)
-    if proc.returncode or not result.exists():
-        tail = (proc.stderr or proc.stdout)[-3000:]
-        raise RuntimeError(f"contender {name} failed (exit {proc.returncode}):\n{tail}")
-    figures = json.loads(result.read_text())
-    result.unlink()
-    return figures
+    """Parent side: run contender `name` in a fresh interpreter; its figures and outputs.
+    The spec goes by file, not argv: it holds the throwaway server's password."""
+    stem = work / f"{name}-{os.getpid()}-{time.monotonic_ns()}"
+    spec_file, result = stem.with_suffix(".spec.json"), stem.with_suffix(".result.json")
+    spec_file.write_text(json.dumps({**spec, "result": str(result)}))
+    spec_file.chmod(0o600)
+    try:
+        proc = subprocess.run([sys.executable, "-m", "bench.child", name, str(spec_file)],
+                              cwd=REPO, capture_output=True, text=True)
+        if proc.returncode or not result.exists():
+            tail = (proc.stderr or proc.stdout)[-3000:]
+            raise RuntimeError(f"contender {name} failed (exit {proc.returncode}):\n{tail}")
+        return json.loads(result.read_text())
+    finally:
+        spec_file.unlink(missing_ok=True)
+        result.unlink(missing_ok=True)
 
 
 def main(argv: list[str]) -> int:
-    name, spec = argv[0], json.loads(argv[1])
+    name, spec = argv[0], json.loads(Path(argv[1]).read_text())
     os.environ.update(spec.get("env", {}))
     clock = Clock()
     outputs = _registry()[name](spec, clock)

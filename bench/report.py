@@ -88,6 +88,9 @@ def markdown(rounds: list[Round], meta: dict[str, Any]) -> str:
     lines = [f"Source: {meta['service']} {meta['month']}, {meta['rows']:,} rows ({meta['source_mb']:.1f} MB "
              f"{meta['fmt']}), seed {meta['seed']}; {len(rounds)} run(s) per contender, each in its own process; "
              "ratios are per run, median (min-max).", ""]
+    if meta.get("quick"):
+        lines[-1:] = ["--quick: a small month checks that every contender works; imports and start-up weigh "
+                      "far more than at full size, so these ratios say nothing about the targets.", ""]
     month = [(n, label) for n, label in MONTH if n in present]
     if month:
         bases = [b for b in ("gunzip", "tutorial", "duckdb") if b in present]

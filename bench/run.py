@@ -23,7 +23,6 @@ import sys
 import tempfile
 import time
 from pathlib import Path
-from typing import Any
 
 from bench import child, report, servers
 from local.tlc_data import DEFAULT_SEED
@@ -117,18 +116,16 @@ def run_round(index: int, args: argparse.Namespace, source: Path, work: Path, en
             spec["dates"] = [d.isoformat() for d in month_days(2021, 1)]
         rnd[name] = child.run(name, spec, work)
         print(f"  run {index + 1}: {name:<10} done", file=sys.stderr, flush=True)
-        if name == "split" and any(n.startswith("pg_") for n in args.only):
+        if name == "split":  # the Postgres contenders' day, as files
             parquet, csv = day_files(out / name, args.day, work)
-        if name != "split":
-            shutil.rmtree(out / name, ignore_errors=True)
-    if any(n.startswith("pg_") for n in args.only):
-        for name in (n for n in PG_CONTENDERS if n in args.only):
-            spec = {**base, "env": {**env, **pg.settings_env(f"bench_{name}_{index}"), "LAKE_BUCKET": f"bench-lake-{index}"},
-                    "bucket": f"bench-lake-{index}", "object": paths.trips_object("yellow", args.day),
-                    "parquet": str(parquet), "csv": str(csv), "to_sql_rows": args.to_sql_rows}
-            rnd[name] = child.run(name, spec, work)
-            print(f"  run {index + 1}: {name:<10} done", file=sys.stderr, flush=True)
-    shutil.rmtree(out, ignore_errors=True)
+        shutil.rmtree(out / name, ignore_errors=True)
+    for name in (n for n in PG_CONTENDERS if n in args.only):
+        spec = {**base, "env": {**env, **pg.settings_env(f"bench_{name}_{index}"), "LAKE_BUCKET": f"bench-lake-{index}"},
+                "bucket": f"bench-lake-{index}", "object": paths.trips_object("yellow", args.day),
+                "parquet": str(parquet), "csv": str(csv), "to_sql_rows": args.to_sql_rows}
+        rnd[name] = child.run(name, spec, work)
+        print(f"  run {index + 1}: {name:<10} done", file=sys.stderr, flush=True)
+    out.rmdir()
     check_comparable(rnd)
     return rnd
 
