@@ -24,8 +24,11 @@ import tempfile
 import time
 from pathlib import Path
 
-from bench import child, report, servers
-from local.tlc_data import DEFAULT_SEED
+if __package__ in (None, ""):  # run as a script (python bench/run.py): the repository is the root
+    sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+from bench import child, report, servers  # noqa: E402
+from local.tlc_data import DEFAULT_SEED  # noqa: E402
 
 FULL_ROWS = 1_369_765  # yellow, January 2021, as published
 QUICK_DIVISOR = 20
@@ -132,7 +135,6 @@ def run_round(index: int, args: argparse.Namespace, source: Path, work: Path, en
 
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
-    sys.path.insert(0, str(child.REPO))
     work = Path(tempfile.mkdtemp(prefix="bench-"))
     started = time.monotonic()
     try:
@@ -158,3 +160,7 @@ def main(argv: list[str] | None = None) -> int:
         return 0
     finally:
         shutil.rmtree(work, ignore_errors=True)
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
