@@ -84,6 +84,8 @@ def main(argv: list[str]) -> int:
     clock = Clock()
     outputs = _registry()[name](spec, clock)
     figures = {"wall": clock.wall, "cpu": clock.cpu, "peak_mb": peak_rss_mb(), **outputs}
+    if "pyarrow" in sys.modules:  # which allocator this contender ran with (shared/__init__.py)
+        figures["arrow_pool"] = sys.modules["pyarrow"].default_memory_pool().backend_name
     Path(spec["result"]).write_text(json.dumps(figures))
     return 0
 

@@ -56,19 +56,22 @@ def _load(handle: Any, event: Any) -> dict[str, Any]:
 
 
 def pg_ours(spec: dict[str, Any], clock: Clock) -> dict[str, Any]:
-    from functions import load_postgres
-    from shared import clients, pg
+    import datetime as dt
+
+    from functions import load_postgres  # first: `shared` picks Arrow's allocator before pyarrow loads
+    from shared import clients, paths, pg
     from shared.lake import upload_bytes
     from shared.postgres_load import table_ref
     from tests.gcs_events import pubsub_notification_event
 
+    name = paths.trips_object(spec["service"], dt.date.fromisoformat(spec["day"]))
     bucket = clients.storage().bucket(spec["bucket"])
-    blob = bucket.get_blob(spec["object"])
+    blob = bucket.get_blob(name)
     data = blob.download_as_bytes()
 
     def new_version() -> Any:  # a new generation of the same bytes: the day must be loaded again
-        fresh = upload_bytes(bucket, spec["object"], data, blob.metadata)
-        return pubsub_notification_event(spec["bucket"], spec["object"], fresh.generation)
+        fresh = upload_bytes(bucket, name, data, blob.metadata)
+        return pubsub_notification_event(spec["bucket"], name, fresh.generation)
 
     _load(load_postgres.handle, new_version())  # creates the schema, table and ledger (migrations)
     schema, table = spec["env"]["PG_SCHEMA"], table_ref(spec["env"]["PG_SCHEMA"], spec["service"])

@@ -105,9 +105,6 @@ def check_comparable(rnd: report.Round) -> None:
 
 def run_round(index: int, args: argparse.Namespace, source: Path, work: Path, env: dict[str, str],
               pg: servers.Postgres) -> report.Round:
-    from shared import paths
-    from shared.lake import month_days
-
     rnd: report.Round = {}
     out = work / f"out-{index}"
     out.mkdir()
@@ -116,7 +113,6 @@ def run_round(index: int, args: argparse.Namespace, source: Path, work: Path, en
         spec = {**base, "out": str(out / name)}
         if name == "ingest_31":
             spec["env"] = {**env, "LAKE_BUCKET": f"bench-lake-{index}"}
-            spec["dates"] = [d.isoformat() for d in month_days(2021, 1)]
         rnd[name] = child.run(name, spec, work)
         print(f"  run {index + 1}: {name:<10} done", file=sys.stderr, flush=True)
         if name == "split":  # the Postgres contenders' day, as files
@@ -124,7 +120,7 @@ def run_round(index: int, args: argparse.Namespace, source: Path, work: Path, en
         shutil.rmtree(out / name, ignore_errors=True)
     for name in (n for n in PG_CONTENDERS if n in args.only):
         spec = {**base, "env": {**env, **pg.settings_env(f"bench_{name}_{index}"), "LAKE_BUCKET": f"bench-lake-{index}"},
-                "bucket": f"bench-lake-{index}", "object": paths.trips_object("yellow", args.day),
+                "bucket": f"bench-lake-{index}", "day": args.day.isoformat(),
                 "parquet": str(parquet), "csv": str(csv), "to_sql_rows": args.to_sql_rows}
         rnd[name] = child.run(name, spec, work)
         print(f"  run {index + 1}: {name:<10} done", file=sys.stderr, flush=True)
