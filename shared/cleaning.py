@@ -6,12 +6,17 @@ column, and a `reject_reason` column that is null for rows that belong in
 `trips/`. Every rejected row keeps its reason, so nothing read is silently lost.
 
 Reasons, in the order they are tested (a row gets the first that applies):
-- `missing_pickup_datetime`  no pickup time: the row cannot be placed in any day
+- `missing_pickup_datetime`  no usable pickup time (empty or unreadable): the row fits no day
 - `outside_source_month`     picked up outside the month of the file it came in
+- `bad_value`                a value that is not of its column's type (text in a number column,
+                             1.5 passengers, an impossible date); the value is nulled in the
+                             rejects file and named, with examples, in the month's manifest
 - `zero_passengers`          passenger_count == 0 (the tutorial's rule)
 - `missing_passenger_count`  passenger_count empty (kept if KEEP_EMPTY_PASSENGER_COUNT)
 The first two are month-level (recorded once per source month); the others are
-recorded with the day of the pickup.
+recorded with the day of the pickup. Bad values are a row-level fault only while they are
+rare: past MAX_BAD_SHARE of a batch it is the file that is wrong (a shifted column, a new
+format), and the month fails with a SourceError naming the column.
 """
 
 from __future__ import annotations
@@ -22,6 +27,7 @@ import hashlib
 from dataclasses import dataclass
 from functools import lru_cache
 from pathlib import Path
+from typing import Any, Callable
 
 import pyarrow as pa
 import pyarrow.compute as pc
@@ -30,7 +36,10 @@ from shared.errors import QualityCheckError, SourceError
 from shared.schemas import Column, arrow_schema, columns, has_column, source_columns
 
 MONTH_LEVEL_REASONS = ("missing_pickup_datetime", "outside_source_month")
-DAY_LEVEL_REASONS = ("zero_passengers", "missing_passenger_count")
+DAY_LEVEL_REASONS = ("bad_value", "zero_passengers", "missing_passenger_count")
+MAX_BAD_SHARE = 0.01  # of a batch's rows; and always allowed:
+MAX_BAD_FLOOR = 10
+BAD_EXAMPLES = 5  # values kept per column to show a person what was rejected
 REASONS = MONTH_LEVEL_REASONS + DAY_LEVEL_REASONS
 
 
@@ -97,44 +106,107 @@ def csv_column_types(service: str) -> dict[str, pa.DataType]:
     return types
 
 
-def _convert(array: pa.ChunkedArray | pa.Array, column: Column) -> pa.Array:
+class _BadBudget:
+    """How many more unreadable values a batch may have before the file itself is judged bad."""
+
+    def __init__(self, rows: int) -> None:
+        self.left = max(MAX_BAD_FLOOR, int(rows * MAX_BAD_SHARE))
+        self.error = ""
+
+
+def _tolerant(convert: Callable[[pa.Array], pa.Array], array: pa.Array, target: pa.DataType,
+              budget: _BadBudget) -> tuple[pa.Array, pa.Array | None]:
+    """convert(array), except that the values it refuses become null and are flagged in the
+    returned mask (None: none refused). Bisects only when a whole slice is refused, so a clean
+    batch costs one call and k bad values about 2k log2(n) calls on ever smaller slices."""
+    try:
+        return convert(array), None
+    except pa.ArrowInvalid as exc:
+        if len(array) == 1:
+            budget.left -= 1
+            budget.error = str(exc)
+            if budget.left < 0:
+                raise _TooManyBad() from exc
+            return pa.nulls(1, target), pa.array([True])
+    middle = len(array) // 2
+    left, left_bad = _tolerant(convert, array.slice(0, middle), target, budget)
+    right, right_bad = _tolerant(convert, array.slice(middle), target, budget)
+    masks = [m if m is not None else pa.repeat(pa.scalar(False), len(a))
+             for m, a in ((left_bad, left), (right_bad, right))]
+    return pa.concat_arrays([left, right]), pa.concat_arrays(masks)
+
+
+class _TooManyBad(Exception):
+    pass
+
+
+def _either(a: pa.Array | None, b: pa.Array | None) -> pa.Array | None:
+    return b if a is None else a if b is None else pc.or_(a, b)
+
+
+def _convert(array: pa.ChunkedArray | pa.Array, column: Column,
+             budget: _BadBudget) -> tuple[pa.Array, pa.Array | None]:
+    """A source column in its declared type, and the mask of rows whose value could not be."""
+    if isinstance(array, pa.ChunkedArray):
+        array = array.combine_chunks()
     target = column.arrow_type
     if column.kind == "string":
         array = pc.cast(array, pa.string())
-        return pc.if_else(pc.equal(pc.utf8_length(array), 0), pa.scalar(None, pa.string()), array)
+        return pc.if_else(pc.equal(pc.utf8_length(array), 0), pa.scalar(None, pa.string()), array), None
     if pa.types.is_timestamp(array.type) and array.type.tz is not None:
         raise SourceError(f"{column.name} has a time zone ({array.type.tz}); TLC times are naive local times",
                           reason="wrong_schema", field=column.name, value=str(array.type))
-    if pa.types.is_string(array.type) or pa.types.is_large_string(array.type):
-        array = pc.if_else(pc.equal(pc.utf8_length(array), 0), pa.scalar(None, array.type), array)
-        if column.kind == "timestamp":
-            return pc.cast(pc.strptime(array, format="%Y-%m-%d %H:%M:%S", unit="us"), target)
     try:
-        return pc.cast(array, target)  # safe cast: 1.5 passengers or an overflow raises
-    except pa.ArrowInvalid as exc:
-        raise SourceError(f"column {column.name} has values that are not {column.kind}: {exc}",
-                          reason="bad_value", field=column.name, value=str(exc)[:200]) from exc
+        if pa.types.is_string(array.type) or pa.types.is_large_string(array.type):  # a CSV read as text
+            array = pc.if_else(pc.equal(pc.utf8_length(array), 0), pa.scalar(None, array.type), array)
+            if column.kind == "timestamp":
+                return _tolerant(lambda a: pc.cast(pc.strptime(a, format="%Y-%m-%d %H:%M:%S", unit="us"), target),
+                                 array, target, budget)
+            if pa.types.is_integer(target):  # TLC writes counts as `1.0` too: via float64, exactly
+                array, bad = _tolerant(lambda a: pc.cast(a, pa.float64()), array, pa.float64(), budget)
+                array, more = _tolerant(lambda a: pc.cast(a, target), array, target, budget)
+                return array, _either(bad, more)
+        return _tolerant(lambda a: pc.cast(a, target), array, target, budget)  # safe: 1.5 passengers is refused
+    except _TooManyBad:
+        raise SourceError(f"column {column.name} has too many values that are not {column.kind} "
+                          f"(more than {MAX_BAD_SHARE:.0%} of a batch): {budget.error}",
+                          reason="bad_value", field=column.name, value=budget.error[:200]) from None
+
+
+def _examples(array: pa.Array, bad: pa.Array) -> list[str]:
+    return [str(v) for v in array.filter(bad).slice(0, BAD_EXAMPLES).to_pylist()]
 
 
 def clean_batch(batch: pa.RecordBatch, service: str, mapping: dict[str, str], year: int, month: int,
-                rules: Rules) -> pa.Table:
-    """One source batch -> clean columns + pickup_date + reject_reason."""
-    arrays, names = [], []
+                rules: Rules, bad_values: dict[str, dict[str, Any]] | None = None) -> pa.Table:
+    """One source batch -> clean columns + pickup_date + reject_reason. Unreadable values are
+    tallied per column into `bad_values` ({column: {"rows": n, "examples": [...]}})."""
+    arrays, names, bad = [], [], None
+    budget = _BadBudget(batch.num_rows)
     for column in columns(service):
         if column.name == "pickup_date":
             continue
         if column.name in mapping:
-            arrays.append(_convert(batch.column(mapping[column.name]), column))
+            source = batch.column(mapping[column.name])
+            converted, refused = _convert(source, column, budget)
+            arrays.append(converted)
+            if refused is not None:
+                bad = _either(bad, refused)
+                if bad_values is not None:
+                    entry = bad_values.setdefault(column.name, {"rows": 0, "examples": []})
+                    entry["rows"] += pc.sum(refused).as_py()
+                    entry["examples"] = (entry["examples"] + _examples(source, refused))[:BAD_EXAMPLES]
         else:
             arrays.append(pa.nulls(batch.num_rows, column.arrow_type))
         names.append(column.name)
     table = pa.Table.from_arrays(arrays, names=names)
     pickup_date = pc.cast(table["pickup_datetime"], pa.date32())
     table = table.append_column("pickup_date", pickup_date)
-    return table.append_column("reject_reason", reject_reasons(table, service, year, month, rules))
+    return table.append_column("reject_reason", reject_reasons(table, service, year, month, rules, bad))
 
 
-def reject_reasons(table: pa.Table, service: str, year: int, month: int, rules: Rules) -> pa.ChunkedArray:
+def reject_reasons(table: pa.Table, service: str, year: int, month: int, rules: Rules,
+                   bad: pa.Array | None = None) -> pa.ChunkedArray:
     """The first failing rule per row, or null: vectorised with case_when."""
     first = dt.date(year, month, 1)
     after = dt.date(year + month // 12, month % 12 + 1, 1)
@@ -144,6 +216,9 @@ def reject_reasons(table: pa.Table, service: str, year: int, month: int, rules: 
         pc.or_(pc.less(day, pa.scalar(first, pa.date32())), pc.greater_equal(day, pa.scalar(after, pa.date32()))),
     ]
     reasons = list(MONTH_LEVEL_REASONS)
+    if bad is not None:
+        conditions.append(bad)
+        reasons.append("bad_value")
     if has_column(service, "passenger_count"):
         passengers = table["passenger_count"]
         conditions.append(pc.fill_null(pc.equal(passengers, 0), False))

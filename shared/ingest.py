@@ -149,10 +149,15 @@ def _split_and_stage(bucket: Any, request: IngestRequest, source: Source, rules:
                     for day, part in split.days.items() if part.rejects is not None]
         with ThreadPoolExecutor(max_workers=8) as pool:  # I/O bound: a month is ~60 small objects
             list(pool.map(lambda item: upload_bytes(bucket, *item), uploads))
-        manifest = {**meta, "days": {day.isoformat(): part.counts() for day, part in split.days.items()}}
+        manifest = {**meta, "bad_values": split.bad_values,
+                    "days": {day.isoformat(): part.counts() for day, part in split.days.items()}}
         bucket.blob(manifest_name).upload_from_string(json.dumps(manifest), content_type="application/json")
-    logs.info("month split", service=request.service, month=f"{year:04d}-{month:02d}", object=manifest_name,
-              rows_read=split.source_rows, rows_rejected=split.month_rejected_rows, days=len(split.days))
+    # Unreadable values are worth a person's look (their rows are in rejects/ as bad_value).
+    log, message = ((logs.warning, "month split; rows with unreadable values rejected as bad_value")
+                    if split.bad_values else (logs.info, "month split"))
+    log(message, service=request.service, month=f"{year:04d}-{month:02d}", object=manifest_name,
+        rows_read=split.source_rows, rows_rejected=split.month_rejected_rows, days=len(split.days),
+        bad_values=split.bad_values or None)
     return manifest
 
 

@@ -10,7 +10,9 @@ month parses the month once, not 31 times.
 from __future__ import annotations
 
 import datetime as dt
+import io
 import json
+import threading
 from dataclasses import dataclass, field
 from typing import Any, BinaryIO, Iterator, Mapping
 
@@ -54,24 +56,50 @@ def upload_parquet(bucket: Any, name: str, table: pa.Table, metadata: Mapping[st
     return upload_bytes(bucket, name, parquet_bytes(table), metadata, if_generation_match)
 
 
-def iter_source_batches(source: BinaryIO, fmt: str, service: str) -> tuple[dict[str, str], Iterator[pa.RecordBatch]]:
-    """Open a month file (file-like) -> (column mapping, batches). Bad files raise SourceError."""
+class _TypedReadFailed(Exception):
+    """pyarrow's typed CSV reader met a value it cannot convert; it stops there for good."""
+
+
+def _is_conversion_error(exc: BaseException) -> bool:
+    return isinstance(exc, pa.ArrowInvalid) and "conversion error" in str(exc)
+
+
+def _typed_batches(reader: Iterator[pa.RecordBatch]) -> Iterator[pa.RecordBatch]:
+    try:
+        yield from reader
+    except pa.ArrowInvalid as exc:
+        if _is_conversion_error(exc):
+            raise _TypedReadFailed() from exc
+        raise
+
+
+def iter_source_batches(source: BinaryIO, fmt: str, service: str,
+                        as_text: bool = False) -> tuple[dict[str, str], Iterator[pa.RecordBatch]]:
+    """Open a month file (file-like) -> (column mapping, batches). Bad files raise SourceError.
+    as_text: every CSV column read as text, for the converter to judge value by value."""
     try:
         if fmt == "parquet":
             parquet = pq.ParquetFile(source)
             mapping = map_columns(service, parquet.schema_arrow.names)
             return mapping, parquet.iter_batches(batch_size=PARQUET_BATCH)
         stream = pa.input_stream(source, compression="gzip" if fmt == "csv.gz" else None)
+        types = csv_column_types(service)
         reader = pacsv.open_csv(
             stream,
             read_options=pacsv.ReadOptions(block_size=CSV_BLOCK),
-            convert_options=pacsv.ConvertOptions(column_types=csv_column_types(service), strings_can_be_null=False),
+            convert_options=pacsv.ConvertOptions(
+                column_types={name: pa.string() for name in types} if as_text else types,
+                # Only an empty cell is null (TLC's own convention): pyarrow's default list would
+                # quietly null "n/a", "NULL" or "nan" in a number column, and never say so.
+                null_values=[""], strings_can_be_null=False),
         )
         mapping = map_columns(service, reader.schema.names)
-        return mapping, iter(reader)
+        return mapping, reader if as_text else _typed_batches(reader)
     except SourceError:
         raise
     except (pa.ArrowException, OSError, UnicodeDecodeError) as exc:
+        if _is_conversion_error(exc) and not as_text:
+            raise _TypedReadFailed() from exc
         raise _corrupt(exc) from exc
 
 
@@ -104,6 +132,7 @@ class MonthSplit:
     source_rows: int = 0
     days: dict[dt.date, DaySplit] = field(default_factory=dict)
     month_rejects: list[pa.Table] = field(default_factory=list)
+    bad_values: dict[str, dict[str, Any]] = field(default_factory=dict)  # column -> rows, examples
 
     @property
     def month_rejects_table(self) -> pa.Table | None:
@@ -200,15 +229,64 @@ def month_days(year: int, month: int) -> list[dt.date]:
     return [first + dt.timedelta(days=i) for i in range((following - first).days)]
 
 
+class _Lent(io.RawIOBase):
+    """The caller's file, lent to one pyarrow reader. pyarrow reads ahead on its own threads and
+    goes on reading after its reader has failed; once `give_back()` returns, that reader only
+    sees end-of-file, so the caller may seek the file and read it again."""
+
+    def __init__(self, raw: BinaryIO) -> None:
+        super().__init__()
+        self._raw, self._lock, self._lent = raw, threading.Lock(), True
+
+    def readable(self) -> bool:
+        return True
+
+    def readinto(self, buffer: Any) -> int:
+        with self._lock:
+            if not self._lent:
+                return 0
+            data = self._raw.read(len(buffer))
+        buffer[: len(data)] = data
+        return len(data)
+
+    def give_back(self) -> None:
+        with self._lock:
+            self._lent = False
+
+    def close(self) -> None:  # pyarrow closes what it reads from; the file stays the caller's
+        self.give_back()
+        super().close()
+
+
 def split_month(source: BinaryIO, fmt: str, service: str, year: int, month: int, rules: Rules) -> MonthSplit:
     """Parse a month file once into finished daily trips/rejects parquet (in memory, compressed)
-    plus the month-level rejects. Memory: the compressed month plus FLUSH_ROWS decoded rows."""
+    plus the month-level rejects. Memory: the compressed month plus FLUSH_ROWS decoded rows.
+
+    A CSV value the typed reader cannot parse stops that reader for good, so such a file is
+    read a second time with every column as text, and the converter rejects only the rows
+    that hold such values (`bad_value`). Clean files, nearly all, are read once."""
+    if fmt == "parquet":  # typed by its writer: bad values surface in the converter, in one pass
+        return _split_month(source, fmt, service, year, month, rules, as_text=False)
+    lent = _Lent(source)
+    try:
+        return _split_month(lent, fmt, service, year, month, rules, as_text=False)
+    except _TypedReadFailed as failed:
+        lent.give_back()
+        try:
+            source.seek(0)
+        except (OSError, ValueError, AttributeError) as exc:  # not seekable: the typed reader's error stands
+            raise _corrupt(failed.__cause__ or failed) from exc
+        return _split_month(_Lent(source), fmt, service, year, month, rules, as_text=True)
+
+
+def _split_month(source: BinaryIO, fmt: str, service: str, year: int, month: int, rules: Rules,
+                 as_text: bool) -> MonthSplit:
     split = MonthSplit()
-    mapping, batches = iter_source_batches(source, fmt, service)
     writers = _DayWriters(service)
     try:
+        mapping, batches = iter_source_batches(source, fmt, service, as_text)
         for batch in batches:
-            clean = clean_batch(batch, service, mapping, year, month, rules)
+            clean = clean_batch(batch, service, mapping, year, month, rules, split.bad_values)
             split.source_rows += batch.num_rows
             month_level = pc.fill_null(pc.is_in(clean["reject_reason"], pa.array(MONTH_LEVEL_REASONS)), False)
             if pc.any(month_level).as_py():
@@ -216,7 +294,7 @@ def split_month(source: BinaryIO, fmt: str, service: str, year: int, month: int,
                 clean = clean.filter(pc.invert(month_level))
             writers.add(clean)
         split.days = writers.close(month_days(year, month))
-    except SourceError:
+    except (SourceError, _TypedReadFailed):
         writers.abort()
         raise
     except (pa.ArrowException, OSError, UnicodeDecodeError) as exc:

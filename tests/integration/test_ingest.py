@@ -12,6 +12,7 @@ import gzip
 import json
 from pathlib import Path
 
+import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
 
@@ -105,6 +106,28 @@ def test_whole_month_conserves_every_source_row(fresh_bucket, tlc):
     assert fresh_bucket.get_blob(manifest).generation == split_generation, "the month is split once"
     staged = list(clients.storage().list_blobs(fresh_bucket.name, prefix="staging/"))
     assert max(blob.generation for blob in staged) == split_generation, "nothing staged after the first date"
+
+
+def test_a_few_unreadable_values_reject_their_rows_and_are_named_in_the_manifest(fresh_bucket, tlc):
+    data_dir, _ = tlc
+    month = generate_month("yellow", 2021, 3, rows=3_000, seed=11)
+    fares = month["fare_amount"].to_pylist()
+    on_the_10th = [i for i, t in enumerate(month["tpep_pickup_datetime"].to_pylist()) if t.startswith("2021-03-10 ")]
+    for i in on_the_10th[:3]:
+        fares[i] = "n/a"
+    month = month.set_column(month.column_names.index("fare_amount"), "fare_amount", pa.array(fares, pa.string()))
+    (data_dir / "yellow").mkdir()
+    write_month(data_dir / "yellow" / "yellow_tripdata_2021-03.csv.gz", month, "csv.gz")
+
+    ingest_function.handle(message_published_event({"date": "2021-03-10", "service": "yellow"}))
+
+    trips, blob = read_object(fresh_bucket, paths.trips_object("yellow", dt.date(2021, 3, 10)))
+    rejects, _ = read_object(fresh_bucket, paths.rejects_object("yellow", dt.date(2021, 3, 10)))
+    assert json.loads(blob.metadata["rejected_by_reason"]).get("bad_value") == 3, blob.metadata
+    assert rejects["reject_reason"].to_pylist().count("bad_value") == 3
+    assert trips.num_rows + rejects.num_rows == len(on_the_10th)
+    manifest = json.loads(fresh_bucket.blob(paths.staging_manifest("yellow", 2021, 3)).download_as_bytes())
+    assert manifest["bad_values"] == {"fare_amount": {"rows": 3, "examples": ["n/a", "n/a", "n/a"]}}
 
 
 @pytest.mark.parametrize("fault, reason", [

@@ -4,6 +4,8 @@ import datetime as dt
 import gzip
 import io
 import pyarrow as pa
+import pyarrow.compute as pc
+import pyarrow.csv as pacsv
 import pyarrow.parquet as pq
 import pytest
 
@@ -115,11 +117,74 @@ def test_wrong_header_names_missing_and_unexpected():
     assert err.value.reason == "wrong_schema" and "vendor_id" in err.value.message and "<html>" in err.value.message
 
 
-def test_fractional_passengers_fail_loudly():
+def with_values(data: bytes, column: str, values: dict[int, str]) -> bytes:
+    """The CSV with some cells of `column` replaced (row index -> text), everything else verbatim."""
+    names = pacsv.read_csv(io.BytesIO(data)).column_names
+    table = pacsv.read_csv(io.BytesIO(data), convert_options=pacsv.ConvertOptions(
+        column_types={n: pa.string() for n in names}, strings_can_be_null=False))
+    cells = table[column].to_pylist()
+    for row, text in values.items():
+        cells[row] = text
+    table = table.set_column(names.index(column), column, pa.array(cells, pa.string()))
+    out = io.BytesIO()
+    pacsv.write_csv(table, out)
+    return out.getvalue()
+
+
+def test_fractional_passengers_reject_the_row_not_the_month():
     bad = REAL.read_bytes().replace(b"\n1,2021-01-01 00:30:10,2021-01-01 00:36:12,1,", b"\n1,2021-01-01 00:30:10,2021-01-01 00:36:12,1.5,", 1)
+    result = split(bad, "csv", "yellow", 2021, 1)
+    trips, rejects = extract_day(result, dt.date(2021, 1, 1))
+    assert (trips.num_rows, rejects.num_rows) == (95, 4)
+    assert reason_counts(rejects["reject_reason"]) == {"zero_passengers": 3, "bad_value": 1}
+    assert result.bad_values == {"passenger_count": {"rows": 1, "examples": ["1.5"]}}
+    check_partition(trips, "yellow", dt.date(2021, 1, 1), Rules(), 99)
+
+
+@pytest.mark.parametrize("fmt", ["csv", "csv.gz"])
+def test_text_in_a_number_column_rejects_those_rows_and_keeps_the_rest(fmt):
+    bad = with_values(REAL.read_bytes(), "fare_amount", {0: "n/a", 57: "12,5"})
+    result = split(gzip.compress(bad) if fmt == "csv.gz" else bad, fmt, "yellow", 2021, 1)
+    trips, rejects = extract_day(result, dt.date(2021, 1, 1))
+    assert result.source_rows == 99 and (trips.num_rows, rejects.num_rows) == (94, 5)
+    assert reason_counts(rejects["reject_reason"]) == {"zero_passengers": 3, "bad_value": 2}
+    assert result.bad_values == {"fare_amount": {"rows": 2, "examples": ["n/a", "12,5"]}}
+    bad_rows = rejects.filter(pc.equal(rejects["reject_reason"], "bad_value"))
+    assert bad_rows["fare_amount"].null_count == 2 and bad_rows["total_amount"].null_count == 0
+    # The clean rows are exactly those of a clean read of the same file.
+    clean, _ = extract_day(split(REAL.read_bytes(), "csv", "yellow", 2021, 1), dt.date(2021, 1, 1))
+    kept = set(trips["pickup_datetime"].to_pylist())
+    assert kept < set(clean["pickup_datetime"].to_pylist()) and len(kept) == len(set(clean["pickup_datetime"].to_pylist())) - 2
+
+
+def test_an_unreadable_pickup_time_is_a_month_level_reject():
+    bad = with_values(REAL.read_bytes(), "tpep_pickup_datetime", {3: "2021-01-01 25:61:00"})
+    result = split(bad, "csv", "yellow", 2021, 1)
+    assert reason_counts(result.month_rejects_table["reject_reason"]) == {"missing_pickup_datetime": 1}
+    assert result.bad_values == {"pickup_datetime": {"rows": 1, "examples": ["2021-01-01 25:61:00"]}}
+    assert sum(d.rows_read for d in result.days.values()) == 98
+
+
+def test_a_column_of_bad_values_is_a_bad_file_and_fails_the_month_naming_it():
+    bad = with_values(REAL.read_bytes(), "trip_distance", {i: f"{i} miles" for i in range(11)})
     with pytest.raises(SourceError) as err:
         split(bad, "csv", "yellow", 2021, 1)
-    assert err.value.field == "passenger_count"
+    assert err.value.field == "trip_distance" and err.value.reason == "bad_value"
+    assert "too many values" in err.value.message
+
+
+def test_a_parquet_month_with_a_fractional_count_rejects_that_row():
+    table = pacsv.read_csv(io.BytesIO(REAL.read_bytes()))
+    passengers = table["passenger_count"].to_pylist()
+    passengers[5] = 2.5
+    table = table.set_column(table.column_names.index("passenger_count"), "passenger_count",
+                             pa.array(passengers, pa.float64()))
+    out = io.BytesIO()
+    pq.write_table(table, out)
+    result = split(out.getvalue(), "parquet", "yellow", 2021, 1)
+    assert result.bad_values == {"passenger_count": {"rows": 1, "examples": ["2.5"]}}
+    _, rejects = extract_day(result, dt.date(2021, 1, 1))
+    assert reason_counts(rejects["reject_reason"])["bad_value"] == 1
 
 
 def test_quality_checks_catch_what_the_rules_should_have_removed():
@@ -147,3 +212,26 @@ def test_code_version_ignores_comments_and_docstrings_but_not_code():
     assert code_text(original) == code_text(reworded)
     assert code_text(original) != code_text(changed)
     assert len(code_version()) == 16
+
+
+@pytest.mark.parametrize("text", ["n/a", "NULL", "-", "1.2.3"])
+def test_only_an_empty_cell_is_null_anything_else_unreadable_is_a_bad_value(text):
+    result = split(with_values(REAL.read_bytes(), "tip_amount", {10: text}), "csv", "yellow", 2021, 1)
+    assert result.bad_values == {"tip_amount": {"rows": 1, "examples": [text]}}
+
+
+def test_the_second_read_of_a_large_gzip_month_is_not_disturbed_by_the_first():
+    """pyarrow's reader reads ahead on its own threads; the retry must not share the file with it."""
+    from local.tlc_data import generate_month, write_csv
+
+    month = generate_month("yellow", 2021, 1, rows=120_000, seed=3)
+    fares = month["fare_amount"].to_pylist()
+    fares[5_000] = "n/a"  # early: the first reader's read-ahead still has most of the file to read
+    month = month.set_column(month.column_names.index("fare_amount"), "fare_amount", pa.array(fares, pa.string()))
+    sink = pa.BufferOutputStream()
+    write_csv(month, sink)
+    data = gzip.compress(sink.getvalue().to_pybytes(), 1)
+    for _ in range(3):
+        result = split(data, "csv.gz", "yellow", 2021, 1)
+        assert result.source_rows == 120_000
+        assert result.bad_values == {"fare_amount": {"rows": 1, "examples": ["n/a"]}}
