@@ -13,6 +13,8 @@ import datetime as dt
 import io
 import json
 import threading
+from collections import deque
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
 from typing import Any, BinaryIO, Iterator, Mapping
 
@@ -32,6 +34,7 @@ PARQUET_TYPE = "application/vnd.apache.parquet"
 CSV_BLOCK = 1 << 20
 PARQUET_BATCH = 100_000
 FLUSH_ROWS = 100_000  # rows buffered before the oldest date is written out as a row group
+WRITE_AHEAD = 2  # flushed tables queued for the parquet writer thread
 
 
 def parquet_bytes(table: pa.Table) -> pa.Buffer:
@@ -162,6 +165,10 @@ class _DayWriters:
         self.writers: dict[tuple[dt.date, str], tuple[pq.ParquetWriter, pa.BufferOutputStream]] = {}
         self.counts: dict[dt.date, list[int]] = {}
         self.reasons: dict[dt.date, dict[str, int]] = {}
+        # Encoding and compressing parquet releases the GIL: one writer thread does it while this
+        # thread parses and cleans the next batches (a second core's worth of the split's time).
+        self._thread = ThreadPoolExecutor(max_workers=1, thread_name_prefix="parquet-writer")
+        self._writing: deque[Future] = deque()
 
     def add(self, table: pa.Table) -> None:
         if not table.num_rows:
@@ -176,7 +183,16 @@ class _DayWriters:
         while self.rows > FLUSH_ROWS:
             self.flush(min(self.pending))
 
-    def _write(self, day: dt.date, kind: str, table: pa.Table) -> None:
+    def _submit(self, day: dt.date, kind: str, table: pa.Table) -> None:
+        while len(self._writing) >= WRITE_AHEAD:  # bounds the tables waiting to be written
+            self._writing.popleft().result()
+        self._writing.append(self._thread.submit(self._write, day, kind, table))
+
+    def _drain(self) -> None:
+        while self._writing:
+            self._writing.popleft().result()
+
+    def _write(self, day: dt.date, kind: str, table: pa.Table) -> None:  # on the writer thread only
         key = (day, kind)
         if key not in self.writers:
             sink = pa.BufferOutputStream()
@@ -194,9 +210,9 @@ class _DayWriters:
         counts[0] += trips.num_rows
         counts[1] += rejects.num_rows
         if trips.num_rows:
-            self._write(day, "trips", trips)
+            self._submit(day, "trips", trips)
         if rejects.num_rows:
-            self._write(day, "rejects", rejects)
+            self._submit(day, "rejects", rejects)
             reasons = self.reasons.setdefault(day, {})
             for reason, count in reason_counts(rejects["reject_reason"]).items():
                 reasons[reason] = reasons.get(reason, 0) + count
@@ -205,6 +221,8 @@ class _DayWriters:
         """Finish every date of the month; a date without rows gets an empty trips file."""
         for day in sorted(self.pending):
             self.flush(day)
+        self._drain()
+        self._thread.shutdown()
         out = {}
         for day in days:
             buffers = {}
@@ -219,6 +237,9 @@ class _DayWriters:
         return out
 
     def abort(self) -> None:
+        for future in self._writing:
+            future.cancel()
+        self._thread.shutdown(wait=True)
         for writer, _ in self.writers.values():
             writer.close()
 
