@@ -4,8 +4,8 @@
 # `env_vars_for(<function>)` lists (tests/infra/test_terraform.py checks it).
 
 locals {
-  # Sized from `python -m bench` (README, Performance): the ingest function peaks near 390 MB on a
-  # 1.37 M-row month and 625 MB on a 7.7 M-row one (`--rows 7700000`, the size of 2019's largest
+  # Sized from `python -m bench` (README, Performance): the ingest function peaks near 345 MB on a
+  # 1.37 M-row month and 541 MB on a 7.7 M-row one (`--rows 7700000`, the size of 2019's largest
   # yellow months), because a month's finished daily files are held until staged. The data
   # functions get 1Gi and a whole vCPU (pyarrow is CPU-bound) and the event maximum of 540 s.
   # Instances are bounded: ingest is polite to the TLC source, the loaders to Cloud SQL's
