@@ -60,7 +60,7 @@ def code_version() -> str:
     """Hash of the code that decides what the output contains: a change re-derives outputs."""
     digest = hashlib.sha256()
     here = Path(__file__).parent
-    for name in ("cleaning.py", "schemas.py", "lake.py"):
+    for name in ("cleaning.py", "schemas.py", "month_file.py", "lake.py"):
         digest.update(code_text((here / name).read_text()).encode())
     return digest.hexdigest()[:16]
 

@@ -134,8 +134,9 @@ def _split_and_stage(bucket: Any, request: IngestRequest, source: Source, rules:
             raise
     month_rejects = split.month_rejects_table
     rejects_name = paths.month_rejects_object(request.service, year, month)
+    malformed_name = paths.malformed_rows_object(request.service, year, month)
     meta = {**wanted, "source_url": source.url, "source_rows": split.source_rows,
-            "month_rejected_rows": split.month_rejected_rows}
+            "month_rejected_rows": split.month_rejected_rows, "malformed_rows": len(split.malformed)}
     with logs.timed(timings, "stage_seconds"):
         if month_rejects is not None:
             upload_parquet(bucket, rejects_name, month_rejects, {
@@ -143,6 +144,11 @@ def _split_and_stage(bucket: Any, request: IngestRequest, source: Source, rules:
                 "rejected_by_reason": reason_counts(month_rejects["reject_reason"])})
         else:
             _delete_if_exists(bucket, rejects_name)
+        if split.malformed:
+            upload_bytes(bucket, malformed_name, ("\n".join(split.malformed) + "\n").encode(), meta,
+                         content_type="text/csv")
+        else:
+            _delete_if_exists(bucket, malformed_name)
         uploads = [(paths.staging_day(request.service, day, "trips"), part.trips)
                    for day, part in split.days.items()]
         uploads += [(paths.staging_day(request.service, day, "rejects"), part.rejects)
@@ -152,12 +158,14 @@ def _split_and_stage(bucket: Any, request: IngestRequest, source: Source, rules:
         manifest = {**meta, "bad_values": split.bad_values,
                     "days": {day.isoformat(): part.counts() for day, part in split.days.items()}}
         bucket.blob(manifest_name).upload_from_string(json.dumps(manifest), content_type="application/json")
-    # Unreadable values are worth a person's look (their rows are in rejects/ as bad_value).
-    log, message = ((logs.warning, "month split; rows with unreadable values rejected as bad_value")
-                    if split.bad_values else (logs.info, "month split"))
+    # Unreadable values and malformed lines are worth a person's look: say where they are.
+    log, message = ((logs.warning, "month split; rows with unreadable values or the wrong number of fields "
+                     "set aside (rejects/: bad_value, malformed_rows.csv)")
+                    if split.bad_values or split.malformed else (logs.info, "month split"))
     log(message, service=request.service, month=f"{year:04d}-{month:02d}", object=manifest_name,
         rows_read=split.source_rows, rows_rejected=split.month_rejected_rows, days=len(split.days),
-        bad_values=split.bad_values or None)
+        bad_values=split.bad_values or None, malformed_rows=len(split.malformed) or None,
+        malformed_object=malformed_name if split.malformed else None)
     return manifest
 
 

@@ -10,29 +10,25 @@ month parses the month once, not 31 times.
 from __future__ import annotations
 
 import datetime as dt
-import io
 import json
-import threading
 from collections import deque
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
-from typing import Any, BinaryIO, Iterator, Mapping
+from typing import Any, BinaryIO, Mapping
 
 import pyarrow as pa
 import pyarrow.compute as pc
-import pyarrow.csv as pacsv
 import pyarrow.parquet as pq
 
-from shared.cleaning import MONTH_LEVEL_REASONS, Rules, clean_batch, csv_column_types, map_columns, reason_counts
+from shared.cleaning import MAX_BAD_FLOOR, MAX_BAD_SHARE, MONTH_LEVEL_REASONS, Rules, clean_batch, reason_counts
 from shared.errors import SourceError
+from shared.month_file import Lent, Malformed, TypedReadFailed, corrupt, open_batches
 from shared.schemas import arrow_schema, reject_schema
 
 COMPRESSION = "zstd"
 PARQUET_TYPE = "application/vnd.apache.parquet"
-# Memory bounds, measured with `python -m bench` on a full month: larger CSV blocks
-# and flush thresholds buy no speed but cost RSS (16 MiB blocks + 400k rows: ~470 MB peak).
-CSV_BLOCK = 1 << 20
-PARQUET_BATCH = 100_000
+# Memory bound, measured with `python -m bench` on a full month: a larger flush threshold buys
+# no speed but costs RSS (with 16 MiB CSV blocks, 400k rows: ~470 MB peak).
 FLUSH_ROWS = 100_000  # rows buffered before the oldest date is written out as a row group
 WRITE_AHEAD = 2  # flushed tables queued for the parquet writer thread
 
@@ -45,70 +41,18 @@ def parquet_bytes(table: pa.Table) -> pa.Buffer:
 
 
 def upload_bytes(bucket: Any, name: str, data: bytes | pa.Buffer, metadata: Mapping[str, Any] | None = None,
-                 if_generation_match: int | None = None) -> Any:
-    """Upload finished parquet bytes; metadata values that are not strings are stored as JSON."""
+                 if_generation_match: int | None = None, content_type: str = PARQUET_TYPE) -> Any:
+    """Upload finished bytes (parquet unless said); metadata values that are not strings are stored as JSON."""
     blob = bucket.blob(name)
     blob.metadata = {k: (v if isinstance(v, str) else json.dumps(v)) for k, v in (metadata or {}).items()} or None
     payload = data.to_pybytes() if isinstance(data, pa.Buffer) else data
-    blob.upload_from_string(payload, content_type=PARQUET_TYPE, if_generation_match=if_generation_match)
+    blob.upload_from_string(payload, content_type=content_type, if_generation_match=if_generation_match)
     return blob
 
 
 def upload_parquet(bucket: Any, name: str, table: pa.Table, metadata: Mapping[str, Any],
                    if_generation_match: int | None = None) -> Any:
     return upload_bytes(bucket, name, parquet_bytes(table), metadata, if_generation_match)
-
-
-class _TypedReadFailed(Exception):
-    """pyarrow's typed CSV reader met a value it cannot convert; it stops there for good."""
-
-
-def _is_conversion_error(exc: BaseException) -> bool:
-    return isinstance(exc, pa.ArrowInvalid) and "conversion error" in str(exc)
-
-
-def _typed_batches(reader: Iterator[pa.RecordBatch]) -> Iterator[pa.RecordBatch]:
-    try:
-        yield from reader
-    except pa.ArrowInvalid as exc:
-        if _is_conversion_error(exc):
-            raise _TypedReadFailed() from exc
-        raise
-
-
-def iter_source_batches(source: BinaryIO, fmt: str, service: str,
-                        as_text: bool = False) -> tuple[dict[str, str], Iterator[pa.RecordBatch]]:
-    """Open a month file (file-like) -> (column mapping, batches). Bad files raise SourceError.
-    as_text: every CSV column read as text, for the converter to judge value by value."""
-    try:
-        if fmt == "parquet":
-            parquet = pq.ParquetFile(source)
-            mapping = map_columns(service, parquet.schema_arrow.names)
-            return mapping, parquet.iter_batches(batch_size=PARQUET_BATCH)
-        stream = pa.input_stream(source, compression="gzip" if fmt == "csv.gz" else None)
-        types = csv_column_types(service)
-        reader = pacsv.open_csv(
-            stream,
-            read_options=pacsv.ReadOptions(block_size=CSV_BLOCK),
-            convert_options=pacsv.ConvertOptions(
-                column_types={name: pa.string() for name in types} if as_text else types,
-                # Only an empty cell is null (TLC's own convention): pyarrow's default list would
-                # quietly null "n/a", "NULL" or "nan" in a number column, and never say so.
-                null_values=[""], strings_can_be_null=False),
-        )
-        mapping = map_columns(service, reader.schema.names)
-        return mapping, reader if as_text else _typed_batches(reader)
-    except SourceError:
-        raise
-    except (pa.ArrowException, OSError, UnicodeDecodeError) as exc:
-        if _is_conversion_error(exc) and not as_text:
-            raise _TypedReadFailed() from exc
-        raise _corrupt(exc) from exc
-
-
-def _corrupt(exc: BaseException) -> SourceError:
-    return SourceError(f"source file is corrupt or unreadable: {exc}", reason="corrupt_source",
-                       field="source", value=str(exc)[:300])
 
 
 @dataclass
@@ -136,6 +80,7 @@ class MonthSplit:
     days: dict[dt.date, DaySplit] = field(default_factory=dict)
     month_rejects: list[pa.Table] = field(default_factory=list)
     bad_values: dict[str, dict[str, Any]] = field(default_factory=dict)  # column -> rows, examples
+    malformed: list[str] = field(default_factory=list)  # CSV lines with the wrong number of fields
 
     @property
     def month_rejects_table(self) -> pa.Table | None:
@@ -244,39 +189,18 @@ class _DayWriters:
             writer.close()
 
 
+def _check_malformed(split: MonthSplit) -> None:
+    """A few malformed lines are rows to set aside; many mean the file is not what it claims."""
+    lines = len(split.malformed)
+    if lines > max(MAX_BAD_FLOOR, MAX_BAD_SHARE * (split.source_rows + lines)):
+        raise SourceError(f"{lines} CSV rows have the wrong number of fields (more than {MAX_BAD_SHARE:.0%})",
+                          reason="corrupt_source", field="rows", value=split.malformed[0][:200])
+
+
 def month_days(year: int, month: int) -> list[dt.date]:
     first = dt.date(year, month, 1)
     following = dt.date(year + month // 12, month % 12 + 1, 1)
     return [first + dt.timedelta(days=i) for i in range((following - first).days)]
-
-
-class _Lent(io.RawIOBase):
-    """The caller's file, lent to one pyarrow reader. pyarrow reads ahead on its own threads and
-    goes on reading after its reader has failed; once `give_back()` returns, that reader only
-    sees end-of-file, so the caller may seek the file and read it again."""
-
-    def __init__(self, raw: BinaryIO) -> None:
-        super().__init__()
-        self._raw, self._lock, self._lent = raw, threading.Lock(), True
-
-    def readable(self) -> bool:
-        return True
-
-    def readinto(self, buffer: Any) -> int:
-        with self._lock:
-            if not self._lent:
-                return 0
-            data = self._raw.read(len(buffer))
-        buffer[: len(data)] = data
-        return len(data)
-
-    def give_back(self) -> None:
-        with self._lock:
-            self._lent = False
-
-    def close(self) -> None:  # pyarrow closes what it reads from; the file stays the caller's
-        self.give_back()
-        super().close()
 
 
 def split_month(source: BinaryIO, fmt: str, service: str, year: int, month: int, rules: Rules) -> MonthSplit:
@@ -288,24 +212,25 @@ def split_month(source: BinaryIO, fmt: str, service: str, year: int, month: int,
     that hold such values (`bad_value`). Clean files, nearly all, are read once."""
     if fmt == "parquet":  # typed by its writer: bad values surface in the converter, in one pass
         return _split_month(source, fmt, service, year, month, rules, as_text=False)
-    lent = _Lent(source)
+    lent = Lent(source)
     try:
         return _split_month(lent, fmt, service, year, month, rules, as_text=False)
-    except _TypedReadFailed as failed:
+    except TypedReadFailed as failed:
         lent.give_back()
         try:
             source.seek(0)
         except (OSError, ValueError, AttributeError) as exc:  # not seekable: the typed reader's error stands
-            raise _corrupt(failed.__cause__ or failed) from exc
-        return _split_month(_Lent(source), fmt, service, year, month, rules, as_text=True)
+            raise corrupt(failed.__cause__ or failed) from exc
+        return _split_month(Lent(source), fmt, service, year, month, rules, as_text=True)
 
 
 def _split_month(source: BinaryIO, fmt: str, service: str, year: int, month: int, rules: Rules,
                  as_text: bool) -> MonthSplit:
     split = MonthSplit()
     writers = _DayWriters(service)
+    malformed = Malformed()
     try:
-        mapping, batches = iter_source_batches(source, fmt, service, as_text)
+        mapping, batches = open_batches(source, fmt, service, as_text, malformed)
         for batch in batches:
             clean = clean_batch(batch, service, mapping, year, month, rules, split.bad_values)
             split.source_rows += batch.num_rows
@@ -315,12 +240,14 @@ def _split_month(source: BinaryIO, fmt: str, service: str, year: int, month: int
                 clean = clean.filter(pc.invert(month_level))
             writers.add(clean)
         split.days = writers.close(month_days(year, month))
-    except (SourceError, _TypedReadFailed):
+        split.malformed = malformed.lines
+        _check_malformed(split)
+    except (SourceError, TypedReadFailed):
         writers.abort()
         raise
     except (pa.ArrowException, OSError, UnicodeDecodeError) as exc:
         writers.abort()
         if type(exc).__module__.startswith(("google", "requests", "urllib3")):
             raise  # a storage/network fault while reading: transient, classified at the boundary
-        raise _corrupt(exc) from exc
+        raise corrupt(exc) from exc
     return split

@@ -39,6 +39,11 @@ def month_rejects_object(service: str, year: int, month: int) -> str:
     return f"rejects/{service}/source_month={year:04d}-{month:02d}/data.parquet"
 
 
+def malformed_rows_object(service: str, year: int, month: int) -> str:
+    """The source lines with the wrong number of fields, verbatim (they fit no typed table)."""
+    return f"rejects/{service}/source_month={year:04d}-{month:02d}/malformed_rows.csv"
+
+
 def staging_manifest(service: str, year: int, month: int) -> str:
     return f"staging/{service}/month={year:04d}-{month:02d}/_manifest.json"
 

@@ -17,7 +17,7 @@ import pyarrow.parquet as pq
 import pytest
 
 from functions import ingest as ingest_function
-from local.tlc_data import generate_month, write_month
+from local.tlc_data import generate_month, write_csv, write_month
 from local.tlc_server import serve_in_thread
 from shared import clients, paths
 from shared.errors import TransientError
@@ -128,6 +128,26 @@ def test_a_few_unreadable_values_reject_their_rows_and_are_named_in_the_manifest
     assert trips.num_rows + rejects.num_rows == len(on_the_10th)
     manifest = json.loads(fresh_bucket.blob(paths.staging_manifest("yellow", 2021, 3)).download_as_bytes())
     assert manifest["bad_values"] == {"fare_amount": {"rows": 3, "examples": ["n/a", "n/a", "n/a"]}}
+
+
+def test_malformed_lines_are_kept_verbatim_beside_the_month_rejects(fresh_bucket, tlc):
+    data_dir, _ = tlc
+    month = generate_month("yellow", 2021, 4, rows=3_000, seed=5)
+    sink = pa.BufferOutputStream()
+    write_csv(month, sink)
+    lines = sink.getvalue().to_pybytes().split(b"\n")
+    broken = lines[100] + b",9,9"
+    lines[100] = broken
+    (data_dir / "yellow").mkdir()
+    (data_dir / "yellow" / "yellow_tripdata_2021-04.csv.gz").write_bytes(gzip.compress(b"\n".join(lines)))
+
+    ingest_function.handle(message_published_event({"date": "2021-04-02", "service": "yellow"}))
+
+    kept = fresh_bucket.get_blob(paths.malformed_rows_object("yellow", 2021, 4))
+    assert kept is not None and kept.download_as_bytes() == broken + b"\n"
+    manifest = json.loads(fresh_bucket.blob(paths.staging_manifest("yellow", 2021, 4)).download_as_bytes())
+    assert manifest["malformed_rows"] == 1 and manifest["source_rows"] == month.num_rows - 1
+    assert fresh_bucket.get_blob(paths.trips_object("yellow", dt.date(2021, 4, 2))) is not None
 
 
 @pytest.mark.parametrize("fault, reason", [

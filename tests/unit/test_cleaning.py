@@ -235,3 +235,23 @@ def test_the_second_read_of_a_large_gzip_month_is_not_disturbed_by_the_first():
         result = split(data, "csv.gz", "yellow", 2021, 1)
         assert result.source_rows == 120_000
         assert result.bad_values == {"fare_amount": {"rows": 1, "examples": ["n/a"]}}
+
+
+def test_lines_with_the_wrong_number_of_fields_are_set_aside_verbatim():
+    lines = REAL.read_bytes().split(b"\n")
+    long_line, short_line = lines[5] + b",extra", b"1,2021-01-01 00:00:01"
+    lines[5], lines[9] = long_line, short_line
+    result = split(b"\n".join(lines), "csv", "yellow", 2021, 1)
+    assert result.malformed == [long_line.decode(), short_line.decode()]
+    assert result.source_rows == 97  # + 2 set aside = the sample's 99 rows
+    assert sum(d.rows_read for d in result.days.values()) == 97
+
+
+def test_many_malformed_lines_mean_a_corrupt_file():
+    lines = REAL.read_bytes().split(b"\n")
+    for i in range(1, 13):
+        lines[i] = lines[i] + b",extra"
+    with pytest.raises(SourceError) as err:
+        split(b"\n".join(lines), "csv", "yellow", 2021, 1)
+    assert (err.value.reason, err.value.field) == ("corrupt_source", "rows")
+    assert "wrong number of fields" in err.value.message

@@ -1,0 +1,126 @@
+"""Reading a TLC month file (CSV, CSV.gz or parquet) as Arrow batches, and what can go wrong.
+
+Why its own module: the typed CSV reader is fast but all-or-nothing, so the month split may
+read a file twice (`TypedReadFailed`, then `as_text`); rows with the wrong number of fields
+are set aside rather than failing the file (`Malformed`); and pyarrow reads ahead on its own
+threads, so a file is only ever lent to a reader (`Lent`). Only an empty cell is null.
+"""
+
+from __future__ import annotations
+
+import io
+import threading
+from typing import Any, BinaryIO, Iterator
+
+import pyarrow as pa
+import pyarrow.csv as pacsv
+import pyarrow.parquet as pq
+
+from shared.cleaning import csv_column_types, map_columns
+from shared.errors import SourceError
+
+# Memory bound, measured with `python -m bench` on a full month: larger CSV blocks buy no
+# speed but cost RSS (16 MiB blocks: ~470 MB peak with a 400k-row flush threshold).
+CSV_BLOCK = 1 << 20
+PARQUET_BATCH = 100_000
+MAX_MALFORMED_KEPT = 10_000
+
+
+class Malformed:
+    """The CSV reader's handler for rows with the wrong number of fields: each is skipped and
+    kept verbatim (written beside the month's rejects), up to MAX_MALFORMED_KEPT; past that the
+    file is corrupt. Called from the reader's threads, hence the lock."""
+
+    def __init__(self) -> None:
+        self.lines: list[str] = []
+        self._lock = threading.Lock()
+
+    def __call__(self, row: Any) -> str:
+        with self._lock:
+            if len(self.lines) >= MAX_MALFORMED_KEPT:
+                return "error"
+            self.lines.append(row.text)
+        return "skip"
+
+
+class TypedReadFailed(Exception):
+    """pyarrow's typed CSV reader met a value it cannot convert; it stops there for good."""
+
+
+def _is_conversion_error(exc: BaseException) -> bool:
+    return isinstance(exc, pa.ArrowInvalid) and "conversion error" in str(exc)
+
+
+def _typed_batches(reader: Iterator[pa.RecordBatch]) -> Iterator[pa.RecordBatch]:
+    try:
+        yield from reader
+    except pa.ArrowInvalid as exc:
+        if _is_conversion_error(exc):
+            raise TypedReadFailed() from exc
+        raise
+
+
+def open_batches(source: BinaryIO, fmt: str, service: str, as_text: bool = False,
+                 malformed: Malformed | None = None) -> tuple[dict[str, str], Iterator[pa.RecordBatch]]:
+    """Open a month file (file-like) -> (column mapping, batches). Bad files raise SourceError.
+    as_text: every CSV column read as text, for the converter to judge value by value.
+    malformed: collects CSV rows with the wrong number of fields instead of failing on them."""
+    try:
+        if fmt == "parquet":
+            parquet = pq.ParquetFile(source)
+            mapping = map_columns(service, parquet.schema_arrow.names)
+            return mapping, parquet.iter_batches(batch_size=PARQUET_BATCH)
+        stream = pa.input_stream(source, compression="gzip" if fmt == "csv.gz" else None)
+        types = csv_column_types(service)
+        reader = pacsv.open_csv(
+            stream,
+            read_options=pacsv.ReadOptions(block_size=CSV_BLOCK),
+            parse_options=pacsv.ParseOptions(invalid_row_handler=malformed),
+            convert_options=pacsv.ConvertOptions(
+                column_types={name: pa.string() for name in types} if as_text else types,
+                # Only an empty cell is null (TLC's own convention): pyarrow's default list would
+                # quietly null "n/a", "NULL" or "nan" in a number column, and never say so.
+                null_values=[""], strings_can_be_null=False),
+        )
+        mapping = map_columns(service, reader.schema.names)
+        return mapping, reader if as_text else _typed_batches(reader)
+    except SourceError:
+        raise
+    except (pa.ArrowException, OSError, UnicodeDecodeError) as exc:
+        if _is_conversion_error(exc) and not as_text:
+            raise TypedReadFailed() from exc
+        raise corrupt(exc) from exc
+
+
+def corrupt(exc: BaseException) -> SourceError:
+    return SourceError(f"source file is corrupt or unreadable: {exc}", reason="corrupt_source",
+                       field="source", value=str(exc)[:300])
+
+
+class Lent(io.RawIOBase):
+    """The caller's file, lent to one pyarrow reader. pyarrow reads ahead on its own threads and
+    goes on reading after its reader has failed; once `give_back()` returns, that reader only
+    sees end-of-file, so the caller may seek the file and read it again."""
+
+    def __init__(self, raw: BinaryIO) -> None:
+        super().__init__()
+        self._raw, self._lock, self._lent = raw, threading.Lock(), True
+
+    def readable(self) -> bool:
+        return True
+
+    def readinto(self, buffer: Any) -> int:
+        with self._lock:
+            if not self._lent:
+                return 0
+            data = self._raw.read(len(buffer))
+        buffer[: len(data)] = data
+        return len(data)
+
+    def give_back(self) -> None:
+        with self._lock:
+            self._lent = False
+
+    def close(self) -> None:  # pyarrow closes what it reads from; the file stays the caller's
+        self.give_back()
+        super().close()
