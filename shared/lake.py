@@ -242,12 +242,12 @@ def _split_month(source: BinaryIO, fmt: str, service: str, year: int, month: int
         split.days = writers.close(month_days(year, month))
         split.malformed = malformed.lines
         _check_malformed(split)
-    except (SourceError, TypedReadFailed):
-        writers.abort()
-        raise
     except (pa.ArrowException, OSError, UnicodeDecodeError) as exc:
         writers.abort()
         if type(exc).__module__.startswith(("google", "requests", "urllib3")):
             raise  # a storage/network fault while reading: transient, classified at the boundary
         raise corrupt(exc) from exc
+    except BaseException:  # SourceError, TypedReadFailed, anything: stop the writer thread first
+        writers.abort()
+        raise
     return split
