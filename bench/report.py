@@ -48,99 +48,113 @@ def spread(values: list[float]) -> dict[str, float]:
     return {"median": statistics.median(values), "min": min(values), "max": max(values)}
 
 
-def _cell(values: list[float], unit: str = "x", digits: int = 2) -> str:
-    s = spread(values)
-    text = f"{s['median']:.{digits}f}{unit}"
-    return text if len(values) == 1 else f"{text} ({s['min']:.{digits}f}-{s['max']:.{digits}f})"
+def _cell(figure: dict[str, float] | None, runs: int, unit: str = "x", digits: int = 2) -> str:
+    if figure is None:
+        return "-"
+    text = f"{figure['median']:.{digits}f}{unit}"
+    return text if runs == 1 else f"{text} ({figure['min']:.{digits}f}-{figure['max']:.{digits}f})"
 
 
 MONTH = (("gunzip", "gunzip (the floor)"), ("tutorial", "tutorial: pandas"), ("duckdb", "DuckDB COPY"),
          ("split", "ours: whole-month split"), ("ingest_31", "ours: 31 dates through ingest"))
 POSTGRES = (("pg_copy", "psql \\copy (the floor)"), ("pg_ours", "ours: load_postgres"),
             ("pg_to_sql", "pandas to_sql (tutorial)"))
+MONTH_BASES = ("gunzip", "tutorial", "duckdb")
+
+
+def _contender(name: str, rounds: list[Round], present: set[str]) -> dict[str, Any]:
+    """One contender's figures over the runs; every ratio is taken within a run first."""
+    runs = [r[name] for r in rounds]
+
+    def per_run(fn: Callable[[Round], float]) -> dict[str, float]:
+        return spread([fn(r) for r in rounds])
+
+    entry: dict[str, Any] = {"wall": spread([wall(f) for f in runs]), "cpu": spread([f["cpu"] for f in runs])}
+    if all(f.get("peak_mb") is not None for f in runs):
+        entry["peak_mb"] = spread([f["peak_mb"] for f in runs])
+    bases = ("pg_copy", "pg_to_sql") if name.startswith("pg_") else (*MONTH_BASES, "split")
+    for base in (b for b in bases if b in present):
+        entry[f"wall_x_{base}"] = per_run(lambda r, b=base: wall(r[name]) / wall(r[b]))
+    if "split" in present and not name.startswith("pg_"):
+        entry["cpu_x_split"] = per_run(lambda r: r[name]["cpu"] / r["split"]["cpu"])
+    if name == "ingest_31":
+        later = [statistics.median(d["wall"] for d in f["per_date"][1:]) for f in runs]  # per run
+        entry["dates"] = len(runs[0]["per_date"])
+        entry["first_date_x_later"] = spread([f["per_date"][0]["wall"] / m for f, m in zip(runs, later)])
+        if "split" in present:
+            entry["later_date_x_split"] = spread([m / r["split"]["wall"] for r, m in zip(rounds, later)])
+    if name == "pg_ours" and "pg_copy" in present and all("replace_wall" in f for f in runs):
+        entry["replace_x_pg_copy"] = per_run(lambda r: r[name]["replace_wall"] / wall(r["pg_copy"]))
+    entry.update({k: runs[-1][k] for k in ("rows_out", "rows_rejected", "extrapolate_to") if k in runs[-1]})
+    return entry
 
 
 def summarize(rounds: list[Round]) -> dict[str, Any]:
-    """The figures the Markdown shows, as data (also written to the JSON)."""
+    """Every figure the report shows, as data (the Markdown renders it; the JSON keeps it)."""
     present = set.intersection(*(set(r) for r in rounds)) if rounds else set()
-    summary: dict[str, Any] = {"contenders": {}, "targets": []}
-    for name in sorted(present):
-        runs = [r[name] for r in rounds]
-        entry: dict[str, Any] = {"wall": spread([wall(f) for f in runs]), "cpu": spread([f["cpu"] for f in runs])}
-        if all(f.get("peak_mb") is not None for f in runs):
-            entry["peak_mb"] = spread([f["peak_mb"] for f in runs])
-        for base in ("gunzip", "tutorial", "duckdb", "split", "pg_copy", "pg_to_sql"):
-            if base in present and base != name and (base.startswith("pg_") == name.startswith("pg_")):
-                entry[f"wall_x_{base}"] = spread([wall(r[name]) / wall(r[base]) for r in rounds])
-        entry["rows_out"] = runs[-1].get("rows_out")
-        summary["contenders"][name] = entry
+    summary: dict[str, Any] = {"runs": len(rounds), "targets": [],
+                               "contenders": {name: _contender(name, rounds, present) for name in sorted(present)}}
     for target in TARGETS:
         if set(target.needs) <= present:
-            values = [target.value(r) for r in rounds]
-            median = statistics.median(values)
-            summary["targets"].append({"target": target.label, "limit": target.limit, "unit": target.unit.strip(),
-                                       **spread(values), "met": median <= target.limit})
+            figure = spread([target.value(r) for r in rounds])
+            summary["targets"].append({"target": target.label, "limit": target.limit, "unit": target.unit,
+                                       **figure, "met": figure["median"] <= target.limit})
     return summary
 
 
-def markdown(rounds: list[Round], meta: dict[str, Any]) -> str:
-    present = set.intersection(*(set(r) for r in rounds))
+def markdown(summary: dict[str, Any], meta: dict[str, Any]) -> str:
+    runs, contenders = summary["runs"], summary["contenders"]
     lines = [f"Source: {meta['service']} {meta['month']}, {meta['rows']:,} rows ({meta['source_mb']:.1f} MB "
-             f"{meta['fmt']}), seed {meta['seed']}; {len(rounds)} run(s) per contender, each in its own process; "
+             f"{meta['fmt']}), seed {meta['seed']}; {runs} run(s) per contender, each in its own process; "
              "ratios are per run, median (min-max).", ""]
     if meta.get("quick"):
         lines[-1:] = ["--quick: a small month checks that every contender works; imports and start-up weigh "
                       "far more than at full size, so these ratios say nothing about the targets.", ""]
-    month = [(n, label) for n, label in MONTH if n in present]
+    month = [(n, label) for n, label in MONTH if n in contenders]
     if month:
-        bases = [b for b in ("gunzip", "tutorial", "duckdb") if b in present]
+        bases = [b for b in MONTH_BASES if b in contenders]
         header = ["month file -> daily parquet", *(f"wall x {b}" for b in bases), "CPU x split", "peak RSS", "rows out"]
         lines += ["| " + " | ".join(header) + " |", "|---" * len(header) + "|"]
         for name, label in month:
-            cells = [_cell([wall(r[name]) / wall(r[b]) for r in rounds]) for b in bases]
-            cells.append(_cell([r[name]["cpu"] / r["split"]["cpu"] for r in rounds]) if "split" in present else "-")
-            cells += [_cell([r[name]["peak_mb"] for r in rounds], " MB", 0), _rows(rounds[-1][name])]
+            entry = contenders[name]
+            cells = [_cell(entry[f"wall_x_{b}"], runs) for b in bases]
+            cells += [_cell(entry.get("cpu_x_split"), runs), _cell(entry["peak_mb"], runs, " MB", 0), _rows(entry)]
             lines.append(f"| {label} | " + " | ".join(cells) + " |")
         lines.append("")
-    if "ingest_31" in present:
-        dates = [r["ingest_31"]["per_date"] for r in rounds]
-        later = [statistics.median(d["wall"] for d in days[1:]) for days in dates]
-        text = (f"Ingest, {len(dates[0])} dates a run: the first date (it splits the month) takes "
-                f"{_cell([days[0]['wall'] / m for days, m in zip(dates, later)])} a later date's median wall time")
-        if "split" in present:
-            text += f"; a later date takes {_cell([m / r['split']['wall'] for r, m in zip(rounds, later)])} a whole-month split"
+    if "ingest_31" in contenders:
+        entry = contenders["ingest_31"]
+        text = (f"Ingest, {entry['dates']} dates a run: the first date (it splits the month) takes "
+                f"{_cell(entry['first_date_x_later'], runs)} a later date's median wall time")
+        if "later_date_x_split" in entry:
+            text += f"; a later date takes {_cell(entry['later_date_x_split'], runs)} a whole-month split"
         lines += [text + ".", ""]
-    pg = [(n, label) for n, label in POSTGRES if n in present]
+    pg = [(n, label) for n, label in POSTGRES if n in contenders]
     if pg:
         lines += ["| one day into PostgreSQL | wall x psql \\copy | peak RSS | rows |", "|---|---|---|---|"]
         for name, label in pg:
-            ratio = _cell([wall(r[name]) / wall(r["pg_copy"]) for r in rounds]) if "pg_copy" in present else "-"
-            peaks = [r[name]["peak_mb"] for r in rounds]
-            peak = "-" if None in peaks else _cell(peaks, " MB", 0)
+            entry = contenders[name]
             note = ""
-            figures = rounds[-1][name]
-            if figures.get("extrapolate_to", figures.get("rows_out")) != figures.get("rows_out"):
-                note = f" (sample of {figures['rows_out']:,}, extrapolated to {figures['extrapolate_to']:,})"
-            lines.append(f"| {label} | {ratio}{note} | {peak} | {_rows(figures)} |")
-        if "pg_copy" in present and all("replace_wall" in r.get("pg_ours", {}) for r in rounds):
-            lines.append(f"| ours, replacing a loaded day | "
-                         f"{_cell([r['pg_ours']['replace_wall'] / wall(r['pg_copy']) for r in rounds])} | | |")
+            if entry.get("extrapolate_to", entry.get("rows_out")) != entry.get("rows_out"):
+                note = f" (sample of {entry['rows_out']:,}, extrapolated to {entry['extrapolate_to']:,})"
+            lines.append(f"| {label} | {_cell(entry.get('wall_x_pg_copy'), runs)}{note} | "
+                         f"{_cell(entry.get('peak_mb'), runs, ' MB', 0)} | {_rows(entry)} |")
+        if "replace_x_pg_copy" in contenders.get("pg_ours", {}):
+            lines.append(f"| ours, replacing a loaded day | {_cell(contenders['pg_ours']['replace_x_pg_copy'], runs)} | | |")
         lines.append("")
-    targets = [t for t in TARGETS if set(t.needs) <= present]
-    if targets:
+    if summary["targets"]:
         lines += ["| target | measured | limit | |", "|---|---|---|---|"]
-        for target in targets:
-            values = [target.value(r) for r in rounds]
-            digits = 0 if target.unit == " MB" else 2
-            met = "met" if statistics.median(values) <= target.limit else "**NOT met**"
-            lines.append(f"| {target.label} | {_cell(values, target.unit, digits)} | {target.limit:g}{target.unit} | {met} |")
+        for target in summary["targets"]:
+            digits = 0 if target["unit"] == " MB" else 2
+            met = "met" if target["met"] else "**NOT met**"
+            lines.append(f"| {target['target']} | {_cell(target, runs, target['unit'], digits)} | "
+                         f"{target['limit']:g}{target['unit']} | {met} |")
     return "\n".join(lines)
 
 
-def _rows(figures: dict[str, Any]) -> str:
-    if "rows_out" not in figures:
+def _rows(entry: dict[str, Any]) -> str:
+    if "rows_out" not in entry:
         return "-"
-    text = f"{figures['rows_out']:,}"
-    if figures.get("rows_rejected") is not None:
-        text += f" (+{figures['rows_rejected']:,} rejected)"
+    text = f"{entry['rows_out']:,}"
+    if entry.get("rows_rejected") is not None:
+        text += f" (+{entry['rows_rejected']:,} rejected)"
     return text

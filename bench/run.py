@@ -149,9 +149,10 @@ def main(argv: list[str] | None = None) -> int:
                 "day": args.day.isoformat(), "commit": _git_commit(), "python": platform.python_version(),
                 "cpus": os.cpu_count(), "at": dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds"),
                 "seconds": round(time.monotonic() - started, 1)}
-        print(report.markdown(rounds, meta))
+        summary = report.summarize(rounds)
+        print(report.markdown(summary, meta))
         args.json.parent.mkdir(parents=True, exist_ok=True)
-        args.json.write_text(json.dumps({"meta": meta, "summary": report.summarize(rounds), "runs": rounds}, indent=1))
+        args.json.write_text(json.dumps({"meta": meta, "summary": summary, "runs": rounds}, indent=1))
         print(f"\nraw figures: {args.json} ({meta['seconds']:.0f} s in all)", file=sys.stderr)
         return 0
     finally:

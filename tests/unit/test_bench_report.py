@@ -45,7 +45,7 @@ def test_targets_are_judged_on_the_median():
 
 def test_markdown_names_every_contender_and_flags_a_missed_target():
     meta = {"service": "yellow", "month": "2021-01", "rows": 1000, "source_mb": 1.0, "fmt": "csv.gz", "seed": 1}
-    text = report.markdown(ROUNDS, meta)
+    text = report.markdown(report.summarize(ROUNDS), meta)
     assert "| ours: whole-month split |" in text and "| pandas to_sql (tutorial) |" in text
     assert "extrapolated to 1,000" in text
     assert "| ours, replacing a loaded day | 1.50x (1.00-2.00) |" in text
@@ -62,6 +62,6 @@ def test_a_target_whose_contenders_did_not_run_is_left_out():
 def test_the_month_table_keeps_its_shape_without_baselines():
     meta = {"service": "yellow", "month": "2021-01", "rows": 1000, "source_mb": 1.0, "fmt": "csv.gz", "seed": 1}
     rounds = [{"split": figures(1.0, rows_out=9, rows_rejected=1, rows_in=10)}]
-    table = [line for line in report.markdown(rounds, meta).splitlines() if line.startswith("|")][:3]
+    table = [line for line in report.markdown(report.summarize(rounds), meta).splitlines() if line.startswith("|")][:3]
     assert table == ["| month file -> daily parquet | CPU x split | peak RSS | rows out |", "|---|---|---|---|",
                      "| ours: whole-month split | 1.00x | 100 MB | 9 (+1 rejected) |"]
