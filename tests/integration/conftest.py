@@ -101,3 +101,11 @@ def dead_letters(stack) -> Iterator[Callable[..., list[dict]]]:
     yield pull
     subscriber.delete_subscription(subscription=subscription)
     subscriber.close()
+
+
+@pytest.fixture
+def real_day(real_yellow_sample):
+    """The real TLC sample through the ingest's own split: a genuine trips/ partition (pa.Table)."""
+    from tests.gcs_events import real_day_partition
+
+    return real_day_partition(real_yellow_sample)

@@ -18,8 +18,7 @@ import pytest
 from functions import load_bigquery
 from shared import bigquery_load, clients, paths
 from shared.lake import upload_parquet
-from tests.gcs_events import (deliver_concurrently, gcs_finalized_event, pubsub_notification_event,
-                              real_day_partition)
+from tests.gcs_events import deliver_concurrently, gcs_finalized_event, pubsub_notification_event
 
 DAY = dt.date(2021, 1, 1)
 NAME = paths.trips_object("yellow", DAY)
@@ -55,11 +54,6 @@ def upload(bucket, table: pa.Table):
 
 def deliver(blob, envelope=pubsub_notification_event) -> None:
     load_bigquery.handle(envelope(blob.bucket.name, blob.name, blob.generation))
-
-
-@pytest.fixture
-def real_day(real_yellow_sample) -> pa.Table:
-    return real_day_partition(real_yellow_sample)
 
 
 def test_table_is_created_partitioned_clustered_and_described(fresh_bucket, dataset, real_day):

@@ -20,8 +20,7 @@ from shared import loading, paths, pg, postgres_load
 from shared.errors import TransientError
 from shared.lake import upload_parquet
 from shared.settings import LOAD_POSTGRES, get_settings
-from tests.gcs_events import (deliver_concurrently, gcs_finalized_event, pubsub_notification_event,
-                              real_day_partition)
+from tests.gcs_events import deliver_concurrently, gcs_finalized_event, pubsub_notification_event
 
 DAY = dt.date(2021, 1, 1)
 NAME = paths.trips_object("yellow", DAY)
@@ -80,11 +79,6 @@ def upload(bucket, table: pa.Table, day: dt.date = DAY):
 
 def deliver(blob, envelope=pubsub_notification_event) -> None:
     load_postgres.handle(envelope(blob.bucket.name, blob.name, blob.generation))
-
-
-@pytest.fixture
-def real_day(real_yellow_sample) -> pa.Table:
-    return real_day_partition(real_yellow_sample)
 
 
 def test_load_again_newer_then_older(fresh_bucket, pg_schema, real_day):
