@@ -71,15 +71,11 @@ def split(spec: dict[str, Any], clock: Clock) -> dict[str, Any]:
     with clock:
         from shared.cleaning import Rules
         from shared.lake import split_month
+        from shared.split_output import DirectoryOutput
 
-        out = Path(spec["out"])
-        out.mkdir(parents=True)
-        with open(spec["source"], "rb") as handle:
-            month = split_month(handle, spec["fmt"], spec["service"], spec["year"], spec["month"], Rules())
-        for day, part in month.days.items():
-            (out / f"{day}.trips.parquet").write_bytes(part.trips.to_pybytes())
-            if part.rejects is not None:
-                (out / f"{day}.rejects.parquet").write_bytes(part.rejects.to_pybytes())
+        with open(spec["source"], "rb") as handle:  # files {day}.trips.parquet, streamed as written
+            month = split_month(handle, spec["fmt"], spec["service"], spec["year"], spec["month"], Rules(),
+                                DirectoryOutput(Path(spec["out"])))
     return {"rows_in": month.source_rows, "rows_out": sum(p.rows_written for p in month.days.values()),
             "rows_rejected": sum(p.rows_rejected for p in month.days.values()) + month.month_rejected_rows}
 

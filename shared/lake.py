@@ -24,9 +24,9 @@ from shared.cleaning import MAX_BAD_FLOOR, MAX_BAD_SHARE, MONTH_LEVEL_REASONS, R
 from shared.errors import SourceError
 from shared.month_file import Lent, Malformed, TypedReadFailed, corrupt, open_batches
 from shared.schemas import arrow_schema, reject_schema
+from shared.split_output import PARQUET_TYPE, Key, MemoryOutput, SplitOutput
 
 COMPRESSION = "zstd"
-PARQUET_TYPE = "application/vnd.apache.parquet"
 # Memory bound, measured with `python -m bench` on a full month: a larger flush threshold buys
 # no speed but costs RSS (with 16 MiB CSV blocks, 400k rows: ~470 MB peak).
 FLUSH_ROWS = 100_000  # rows buffered before the oldest date is written out as a row group
@@ -57,10 +57,8 @@ def upload_parquet(bucket: Any, name: str, table: pa.Table, metadata: Mapping[st
 
 @dataclass
 class DaySplit:
-    """One date's share of a month file: its trips and rejects as finished parquet bytes."""
+    """One date's share of a month file: what its trips and rejects files hold."""
 
-    trips: pa.Buffer
-    rejects: pa.Buffer | None
     rows_written: int
     rows_rejected: int
     rejected_by_reason: dict[str, int]
@@ -76,42 +74,41 @@ class DaySplit:
 
 @dataclass
 class MonthSplit:
+    output: SplitOutput
     source_rows: int = 0
     days: dict[dt.date, DaySplit] = field(default_factory=dict)
-    month_rejects: list[pa.Table] = field(default_factory=list)
+    month_rejected_rows: int = 0  # rows of other months, in the (None, "rejects") file
+    month_rejected_by_reason: dict[str, int] = field(default_factory=dict)
     bad_values: dict[str, dict[str, Any]] = field(default_factory=dict)  # column -> rows, examples
     malformed: list[str] = field(default_factory=list)  # CSV lines with the wrong number of fields
 
-    @property
-    def month_rejects_table(self) -> pa.Table | None:
-        return pa.concat_tables(self.month_rejects) if self.month_rejects else None
-
-    @property
-    def month_rejected_rows(self) -> int:
-        return sum(t.num_rows for t in self.month_rejects)
-
-    def tables(self, day: dt.date) -> tuple[pa.Table, pa.Table | None]:
-        """Decoded (trips, rejects) of a date: for checks and tests."""
-        part = self.days[day]
-        trips = pq.read_table(pa.BufferReader(part.trips))
-        rejects = pq.read_table(pa.BufferReader(part.rejects)) if part.rejects is not None else None
-        return trips, rejects
+    def tables(self, day: dt.date | None) -> tuple[pa.Table, pa.Table | None]:
+        """Decoded (trips, rejects) of a date, or (None, month rejects): for checks and tests,
+        when the output keeps its files in memory."""
+        if not isinstance(self.output, MemoryOutput):
+            raise TypeError("tables() reads a MemoryOutput; this split streamed its files elsewhere")
+        trips, rejects = (self.output.read((day, kind)) for kind in ("trips", "rejects"))
+        return (pq.read_table(pa.BufferReader(trips)) if trips is not None else None,
+                pq.read_table(pa.BufferReader(rejects)) if rejects is not None else None)
 
 
 class _DayWriters:
     """Per-date parquet writers fed as rows arrive; a date's rows are buffered and written
     oldest-first once FLUSH_ROWS are pending, so memory stays bounded whatever the month's size
-    and a date normally becomes a single row group (TLC files arrive nearly in date order)."""
+    and a date normally becomes a single row group (TLC files arrive nearly in date order).
+    Each file streams to the split's output as it grows; nothing is held until the end."""
 
-    def __init__(self, service: str) -> None:
+    def __init__(self, service: str, output: SplitOutput) -> None:
         self.trips_schema, self.rejects_schema = arrow_schema(service), reject_schema(service)
+        self.output = output
         self.pending: dict[dt.date, list[pa.Table]] = {}
         self.rows = 0
-        self.writers: dict[tuple[dt.date, str], tuple[pq.ParquetWriter, pa.BufferOutputStream]] = {}
+        self.files: dict[Key, tuple[pq.ParquetWriter, Any]] = {}
         self.counts: dict[dt.date, list[int]] = {}
-        self.reasons: dict[dt.date, dict[str, int]] = {}
-        # Encoding and compressing parquet releases the GIL: one writer thread does it while this
-        # thread parses and cleans the next batches (a second core's worth of the split's time).
+        self.reasons: dict[dt.date | None, dict[str, int]] = {}
+        self.month_rejected = 0
+        # Encoding and compressing parquet releases the GIL, and so does an upload: one writer
+        # thread does both while this thread parses and cleans the next batches.
         self._thread = ThreadPoolExecutor(max_workers=1, thread_name_prefix="parquet-writer")
         self._writing: deque[Future] = deque()
 
@@ -128,22 +125,32 @@ class _DayWriters:
         while self.rows > FLUSH_ROWS:
             self.flush(min(self.pending))
 
-    def _submit(self, day: dt.date, kind: str, table: pa.Table) -> None:
+    def add_month_rejects(self, table: pa.Table) -> None:
+        """Rows that belong to no date of this month (another month's pickups)."""
+        self.month_rejected += table.num_rows
+        self._count_reasons(None, table)
+        self._submit((None, "rejects"), table)
+
+    def _submit(self, key: Key, table: pa.Table) -> None:
         while len(self._writing) >= WRITE_AHEAD:  # bounds the tables waiting to be written
             self._writing.popleft().result()
-        self._writing.append(self._thread.submit(self._write, day, kind, table))
+        self._writing.append(self._thread.submit(self._write, key, table))
 
     def _drain(self) -> None:
         while self._writing:
             self._writing.popleft().result()
 
-    def _write(self, day: dt.date, kind: str, table: pa.Table) -> None:  # on the writer thread only
-        key = (day, kind)
-        if key not in self.writers:
-            sink = pa.BufferOutputStream()
-            schema = self.trips_schema if kind == "trips" else self.rejects_schema
-            self.writers[key] = (pq.ParquetWriter(sink, schema, compression=COMPRESSION), sink)
-        self.writers[key][0].write_table(table, row_group_size=max(table.num_rows, 1))
+    def _write(self, key: Key, table: pa.Table) -> None:  # on the writer thread only
+        if key not in self.files:
+            handle = self.output.open(key)
+            schema = self.trips_schema if key[1] == "trips" else self.rejects_schema
+            self.files[key] = (pq.ParquetWriter(handle, schema, compression=COMPRESSION), handle)
+        self.files[key][0].write_table(table, row_group_size=max(table.num_rows, 1))
+
+    def _count_reasons(self, day: dt.date | None, rejects: pa.Table) -> None:
+        reasons = self.reasons.setdefault(day, {})
+        for reason, count in reason_counts(rejects["reject_reason"]).items():
+            reasons[reason] = reasons.get(reason, 0) + count
 
     def flush(self, day: dt.date) -> None:
         group = pa.concat_tables(self.pending.pop(day)).combine_chunks()
@@ -155,38 +162,48 @@ class _DayWriters:
         counts[0] += trips.num_rows
         counts[1] += rejects.num_rows
         if trips.num_rows:
-            self._submit(day, "trips", trips)
+            self._submit((day, "trips"), trips)
         if rejects.num_rows:
-            self._submit(day, "rejects", rejects)
-            reasons = self.reasons.setdefault(day, {})
-            for reason, count in reason_counts(rejects["reject_reason"]).items():
-                reasons[reason] = reasons.get(reason, 0) + count
+            self._submit((day, "rejects"), rejects)
+            self._count_reasons(day, rejects)
 
     def close(self, days: list[dt.date]) -> dict[dt.date, DaySplit]:
-        """Finish every date of the month; a date without rows gets an empty trips file."""
+        """Finish every file; a date without rows gets an empty trips file. The files are
+        committed in parallel: for a bucket, each commit is an upload's last request."""
         for day in sorted(self.pending):
             self.flush(day)
+        self._drain()  # self.files is the writer thread's until drained
+        for day in days:
+            if (day, "trips") not in self.files:
+                self._submit((day, "trips"), self.trips_schema.empty_table())
         self._drain()
         self._thread.shutdown()
+
+        def commit(key: Key) -> None:
+            writer, handle = self.files[key]
+            writer.close()
+            self.output.commit(key, handle)
+
+        with ThreadPoolExecutor(max_workers=8, thread_name_prefix="split-commit") as pool:
+            list(pool.map(commit, list(self.files)))
+        self.files.clear()
         out = {}
         for day in days:
-            buffers = {}
-            for kind in ("trips", "rejects"):
-                if (day, kind) in self.writers:
-                    writer, sink = self.writers.pop((day, kind))
-                    writer.close()
-                    buffers[kind] = sink.getvalue()
-            trips = buffers.get("trips") or parquet_bytes(self.trips_schema.empty_table())
             written, rejected = self.counts.get(day, [0, 0])
-            out[day] = DaySplit(trips, buffers.get("rejects"), written, rejected, self.reasons.get(day, {}))
+            out[day] = DaySplit(written, rejected, self.reasons.get(day, {}))
         return out
 
     def abort(self) -> None:
         for future in self._writing:
             future.cancel()
         self._thread.shutdown(wait=True)
-        for writer, _ in self.writers.values():
-            writer.close()
+        for key, (writer, handle) in self.files.items():
+            try:  # closed now, or its finalizer would write a footer into an aborted file later
+                writer.close()
+            except Exception:  # noqa: BLE001 - the file is being dropped anyway
+                pass
+            self.output.abort(key, handle)
+        self.files.clear()
 
 
 def _check_malformed(split: MonthSplit) -> None:
@@ -203,31 +220,34 @@ def month_days(year: int, month: int) -> list[dt.date]:
     return [first + dt.timedelta(days=i) for i in range((following - first).days)]
 
 
-def split_month(source: BinaryIO, fmt: str, service: str, year: int, month: int, rules: Rules) -> MonthSplit:
-    """Parse a month file once into finished daily trips/rejects parquet (in memory, compressed)
-    plus the month-level rejects. Memory: the compressed month plus FLUSH_ROWS decoded rows.
+def split_month(source: BinaryIO, fmt: str, service: str, year: int, month: int, rules: Rules,
+                output: SplitOutput | None = None) -> MonthSplit:
+    """Parse a month file once into daily trips/rejects parquet files plus the month-level
+    rejects, streamed to `output` (default: in memory). Memory: the CSV reader's blocks,
+    FLUSH_ROWS decoded rows and what the output buffers per open file, whatever the month's size.
 
     A CSV value the typed reader cannot parse stops that reader for good, so such a file is
     read a second time with every column as text, and the converter rejects only the rows
     that hold such values (`bad_value`). Clean files, nearly all, are read once."""
+    output = output if output is not None else MemoryOutput()
     if fmt == "parquet":  # typed by its writer: bad values surface in the converter, in one pass
-        return _split_month(source, fmt, service, year, month, rules, as_text=False)
+        return _split_month(source, fmt, service, year, month, rules, output, as_text=False)
     lent = Lent(source)
     try:
-        return _split_month(lent, fmt, service, year, month, rules, as_text=False)
+        return _split_month(lent, fmt, service, year, month, rules, output, as_text=False)
     except TypedReadFailed as failed:
         lent.give_back()
         try:
             source.seek(0)
         except (OSError, ValueError, AttributeError) as exc:  # not seekable: the typed reader's error stands
             raise corrupt(failed.__cause__ or failed) from exc
-        return _split_month(Lent(source), fmt, service, year, month, rules, as_text=True)
+        return _split_month(Lent(source), fmt, service, year, month, rules, output, as_text=True)
 
 
 def _split_month(source: BinaryIO, fmt: str, service: str, year: int, month: int, rules: Rules,
-                 as_text: bool) -> MonthSplit:
-    split = MonthSplit()
-    writers = _DayWriters(service)
+                 output: SplitOutput, as_text: bool) -> MonthSplit:
+    split = MonthSplit(output)
+    writers = _DayWriters(service, output)
     malformed = Malformed()
     try:
         mapping, batches = open_batches(source, fmt, service, as_text, malformed)
@@ -236,12 +256,14 @@ def _split_month(source: BinaryIO, fmt: str, service: str, year: int, month: int
             split.source_rows += batch.num_rows
             month_level = pc.fill_null(pc.is_in(clean["reject_reason"], pa.array(MONTH_LEVEL_REASONS)), False)
             if pc.any(month_level).as_py():
-                split.month_rejects.append(clean.filter(month_level))
+                writers.add_month_rejects(clean.filter(month_level))
                 clean = clean.filter(pc.invert(month_level))
             writers.add(clean)
-        split.days = writers.close(month_days(year, month))
         split.malformed = malformed.lines
-        _check_malformed(split)
+        _check_malformed(split)  # before anything is committed: a corrupt file leaves no files
+        split.days = writers.close(month_days(year, month))
+        split.month_rejected_rows = writers.month_rejected
+        split.month_rejected_by_reason = writers.reasons.get(None, {})
     except (pa.ArrowException, OSError, UnicodeDecodeError) as exc:
         writers.abort()
         if type(exc).__module__.startswith(("google", "requests", "urllib3")):

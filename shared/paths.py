@@ -1,8 +1,9 @@
 """The lake's object layout, in one place: every writer and reader builds names here.
 
     raw/{service}/{source file name}                         exact copy of the month file
-    staging/{service}/month=YYYY-MM/_manifest.json           the month split: its source and row counts
-    staging/{service}/month=YYYY-MM/pickup_date=D/{trips,rejects}.parquet  each date, cleaned once
+    staging/{service}/month=YYYY-MM/_manifest.json           the month split: its source, counts, split id
+    staging/{service}/month=YYYY-MM/split=ID/pickup_date=D/{trips,rejects}.parquet  each date, cleaned once
+    staging/{service}/month=YYYY-MM/split=ID/month_rejects.parquet  rows of the file from other months
     trips/{service}/pickup_date=YYYY-MM-DD/data.parquet      the daily partition (loaders' trigger)
     rejects/{service}/pickup_date=YYYY-MM-DD/data.parquet    rows of that date failing a rule
     rejects/{service}/source_month=YYYY-MM/data.parquet      rows of a month file not of that month
@@ -53,8 +54,18 @@ def staging_claim(service: str, year: int, month: int) -> str:
     return f"staging/{service}/month={year:04d}-{month:02d}/_claim"
 
 
-def staging_day(service: str, day: dt.date, kind: str) -> str:
-    return f"staging/{service}/month={day.year:04d}-{day.month:02d}/pickup_date={day.isoformat()}/{kind}.parquet"
+def staging_split(service: str, year: int, month: int, split_id: str) -> str:
+    """The prefix of one split's files. Each split writes under its own id and never overwrites
+    another's, so a manifest (written last, naming its split) always names whole files."""
+    return f"staging/{service}/month={year:04d}-{month:02d}/split={split_id}/"
+
+
+def staging_day(service: str, day: dt.date, kind: str, split_id: str) -> str:
+    return f"{staging_split(service, day.year, day.month, split_id)}pickup_date={day.isoformat()}/{kind}.parquet"
+
+
+def staging_month_rejects(service: str, year: int, month: int, split_id: str) -> str:
+    return f"{staging_split(service, year, month, split_id)}month_rejects.parquet"
 
 
 def raw_object(service: str, source_url: str) -> str:

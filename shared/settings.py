@@ -111,6 +111,9 @@ class Settings:
         "DOWNLOAD_TIMEOUT_SECONDS", _int_range(1, 3600), 60, INGEST
     )
     download_max_attempts: int = _setting("DOWNLOAD_MAX_ATTEMPTS", _int_range(1, 10), 4, INGEST)
+    # How long a date waits for another instance's split of its month before it is retried:
+    # below the function's timeout (540 s), leaving time to publish the date itself.
+    split_wait_seconds: int = _setting("SPLIT_WAIT_SECONDS", _int_range(0, 3600), 420, INGEST)
 
     # BigQuery
     bq_dataset: str = _setting("BQ_DATASET", _str, "nyc_taxi", LOAD_BIGQUERY, STATUS, BACKFILL)

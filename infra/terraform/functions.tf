@@ -56,6 +56,7 @@ locals {
       KEEP_EMPTY_PASSENGER_COUNT = tostring(var.keep_empty_passenger_count)
       DOWNLOAD_TIMEOUT_SECONDS   = tostring(var.download_timeout_seconds)
       DOWNLOAD_MAX_ATTEMPTS      = tostring(var.download_max_attempts)
+      SPLIT_WAIT_SECONDS         = tostring(var.split_wait_seconds)
     }
     bigquery = {
       BQ_DATASET  = google_bigquery_dataset.nyc_taxi.dataset_id

@@ -331,6 +331,17 @@ variable "download_max_attempts" {
   }
 }
 
+variable "split_wait_seconds" {
+  description = "SPLIT_WAIT_SECONDS: how long an ingest of a date waits for another instance's split of its month before it is retried. Keep it below the ingest timeout (540 s), with time left to publish the date."
+  type        = number
+  default     = 420
+
+  validation {
+    condition     = var.split_wait_seconds >= 0 && var.split_wait_seconds <= 3600
+    error_message = "split_wait_seconds must be between 0 and 3600."
+  }
+}
+
 variable "backfill_max_dates" {
   description = "BACKFILL_MAX_DATES: the largest (service, date) count one backfill or status request may cover."
   type        = number

@@ -10,6 +10,9 @@ import base64
 import datetime as dt
 import gzip
 import json
+import threading
+import time
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import pyarrow as pa
@@ -19,7 +22,7 @@ import pytest
 from functions import ingest as ingest_function
 from local.tlc_data import generate_month, write_csv, write_month
 from local.tlc_server import serve_in_thread
-from shared import clients, paths
+from shared import clients, month_claim, paths
 from shared.errors import TransientError
 from tests.gcs_events import message_published_event
 
@@ -78,10 +81,23 @@ def test_real_sample_partition_rejects_and_rerun(fresh_bucket, tlc, real_yellow_
     assert forced.generation != trips_blob.generation and forced.metadata["rows_written"] == "96"
 
     # The staging cache loses a day file (lifecycle): the month is split again, not failed.
-    fresh_bucket.delete_blob(paths.staging_day("yellow", day, "trips"))
+    first_split = staged_manifest(fresh_bucket, 2021, 1)["split_id"]
+    fresh_bucket.delete_blob(paths.staging_day("yellow", day, "trips", first_split))
     ingest_function.handle(message_published_event({"date": "2021-01-01", "service": "yellow", "force": True}))
     assert fresh_bucket.get_blob(paths.trips_object("yellow", day)).metadata["rows_written"] == "96"
-    assert fresh_bucket.get_blob(paths.staging_day("yellow", day, "trips")) is not None
+    second_split = staged_manifest(fresh_bucket, 2021, 1)["split_id"]
+    assert second_split != first_split
+    assert fresh_bucket.get_blob(paths.staging_day("yellow", day, "trips", second_split)) is not None
+
+
+def staged_manifest(bucket, year: int, month: int, service: str = "yellow") -> dict:
+    return json.loads(bucket.blob(paths.staging_manifest(service, year, month)).download_as_bytes())
+
+
+def split_ids(bucket) -> set[str]:
+    """The splits that wrote files under staging/ (each writes under its own split=ID/)."""
+    return {blob.name.split("split=", 1)[1].split("/", 1)[0]
+            for blob in clients.storage().list_blobs(bucket.name, prefix="staging/") if "/split=" in blob.name}
 
 
 def test_whole_month_conserves_every_source_row(fresh_bucket, tlc):
@@ -171,6 +187,8 @@ def test_bad_sources_are_dead_lettered_and_write_no_partition(fresh_bucket, tlc,
     assert letters[0]["context"]["date"] == "2021-01-05"
     assert not list(clients.storage().list_blobs(fresh_bucket.name, prefix="trips/"))
     assert not list(clients.storage().list_blobs(fresh_bucket.name, prefix="raw/")), "a bad raw copy is not kept as raw"
+    assert not list(clients.storage().list_blobs(fresh_bucket.name, prefix="staging/")), \
+        "a failed split leaves no staged file, whole or truncated, and no claim"
 
 
 def test_invalid_message_is_dead_lettered_with_field_and_value(fresh_bucket, tlc, dead_letters):
@@ -207,22 +225,79 @@ def test_transient_failure_is_retried_then_dead_lettered_once_too_old(fresh_buck
     assert letters[0]["error"]["last_reason"] == "download_failed"
 
 
-def test_a_month_being_split_by_another_instance_is_retried_not_split_twice(fresh_bucket, tlc, real_yellow_sample):
+def serve_month(data_dir: Path, year: int, month: int, rows: int, seed: int = 3):
+    table = generate_month("yellow", year, month, rows=rows, seed=seed)
+    (data_dir / "yellow").mkdir(exist_ok=True)
+    write_month(data_dir / "yellow" / f"yellow_tripdata_{year}-{month:02d}.csv.gz", table, "csv.gz")
+    return table
+
+
+def now_event(day: str, **extra):
+    return message_published_event({"date": day, "service": "yellow", **extra},
+                                   publish_time=dt.datetime.now(dt.timezone.utc).isoformat())
+
+
+def test_dates_arriving_together_all_succeed_first_time_and_the_month_is_split_once(fresh_bucket, tlc):
+    """A backfill's dates arrive at once: one instance splits, the others wait for its manifest."""
     data_dir, _ = tlc
-    (data_dir / "yellow").mkdir()
-    (data_dir / "yellow" / "yellow_tripdata_2021-01.csv.gz").write_bytes(
-        gzip.compress(real_yellow_sample.read_bytes(), mtime=0))
-    claim = fresh_bucket.blob(paths.staging_claim("yellow", 2021, 1))
-    claim.upload_from_string(b"")  # another instance is splitting January
-    event = message_published_event({"date": "2021-01-01", "service": "yellow"},
-                       publish_time=dt.datetime.now(dt.timezone.utc).isoformat())
+    month = serve_month(data_dir, 2021, 5, rows=150_000)
+    days = [f"2021-05-{d:02d}" for d in range(1, 13)]
+    with ThreadPoolExecutor(max_workers=len(days)) as pool:  # raises here if any delivery failed
+        list(pool.map(lambda day: ingest_function.handle(now_event(day)), days))
+
+    manifest = staged_manifest(fresh_bucket, 2021, 5)
+    assert split_ids(fresh_bucket) == {manifest["split_id"]}, "the month is split exactly once"
+    for day in days:
+        blob = fresh_bucket.get_blob(paths.trips_object("yellow", dt.date.fromisoformat(day)))
+        assert blob is not None and blob.metadata["rows_written"] == str(manifest["days"][day]["rows_written"])
+    source_rows = month.num_rows
+    assert manifest["source_rows"] == source_rows
+    assert sum(d["rows_read"] for d in manifest["days"].values()) + manifest["month_rejected_rows"] == source_rows
+    assert fresh_bucket.get_blob(paths.staging_claim("yellow", 2021, 5)) is None, "the claim is released"
+
+
+def test_a_live_claim_is_waited_for_then_retried_after_split_wait_seconds(fresh_bucket, tlc, settings_env):
+    data_dir, _ = tlc
+    serve_month(data_dir, 2021, 6, rows=2_000)
+    settings_env(SPLIT_WAIT_SECONDS="2")
+    claim = fresh_bucket.blob(paths.staging_claim("yellow", 2021, 6))
+    claim.upload_from_string(b"{}")  # another instance is splitting June (and its heartbeat is fresh)
 
     with pytest.raises(TransientError) as err:
-        ingest_function.handle(event)
+        ingest_function.handle(now_event("2021-06-01"))
     assert err.value.reason == "month_split_in_progress"
-    assert fresh_bucket.get_blob(paths.staging_manifest("yellow", 2021, 1)) is None
+    assert fresh_bucket.get_blob(paths.staging_manifest("yellow", 2021, 6)) is None
 
-    claim.delete()  # the other instance is done (or crashed and its claim expired)
-    ingest_function.handle(event)  # the redelivery splits the month and releases its claim
-    assert fresh_bucket.get_blob(paths.trips_object("yellow", dt.date(2021, 1, 1))).metadata["rows_written"] == "96"
-    assert fresh_bucket.get_blob(paths.staging_claim("yellow", 2021, 1)) is None
+    claim.delete()  # the other instance stopped without a manifest: the redelivery splits
+    ingest_function.handle(now_event("2021-06-01"))
+    assert fresh_bucket.get_blob(paths.trips_object("yellow", dt.date(2021, 6, 1))) is not None
+    assert fresh_bucket.get_blob(paths.staging_claim("yellow", 2021, 6)) is None
+
+
+def test_a_claim_released_without_a_manifest_is_taken_by_a_waiting_date(fresh_bucket, tlc):
+    """The holder failed (its split raised): a date waiting on it splits the month itself, in the same call."""
+    data_dir, _ = tlc
+    serve_month(data_dir, 2021, 7, rows=2_000)
+    claim = fresh_bucket.blob(paths.staging_claim("yellow", 2021, 7))
+    claim.upload_from_string(b"{}")
+    releaser = threading.Timer(2.0, claim.delete)
+    releaser.start()
+    try:
+        ingest_function.handle(now_event("2021-07-04"))
+    finally:
+        releaser.join()
+    assert fresh_bucket.get_blob(paths.trips_object("yellow", dt.date(2021, 7, 4))) is not None
+    assert len(split_ids(fresh_bucket)) == 1
+
+
+def test_a_stale_claim_of_a_crashed_holder_is_taken_over(fresh_bucket, tlc, monkeypatch):
+    data_dir, _ = tlc
+    serve_month(data_dir, 2021, 8, rows=2_000)
+    monkeypatch.setattr(month_claim, "STALE_SECONDS", 1.0)  # instead of a minute without a heartbeat
+    stale = fresh_bucket.blob(paths.staging_claim("yellow", 2021, 8))
+    stale.upload_from_string(b"{}")
+    time.sleep(1.5)
+
+    ingest_function.handle(now_event("2021-08-02"))
+    assert fresh_bucket.get_blob(paths.trips_object("yellow", dt.date(2021, 8, 2))) is not None
+    assert fresh_bucket.get_blob(paths.staging_claim("yellow", 2021, 8)) is None

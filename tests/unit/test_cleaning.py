@@ -61,7 +61,7 @@ def test_real_yellow_sample_three_zero_passenger_rows():
 def test_green_mapping_reasons_and_month_level_rejects():
     result = split(GREEN_CSV, "csv", "green", 2020, 10)
     assert result.source_rows == 4
-    month = result.month_rejects_table
+    month = result.tables(None)[1]
     assert reason_counts(month["reject_reason"]) == {"outside_source_month": 1}
     assert month["pickup_date"].to_pylist() == [dt.date(2020, 9, 30)]
     day1, rejects1 = extract_day(result, dt.date(2020, 10, 1))
@@ -86,7 +86,7 @@ def test_fhv_has_no_passenger_rule_and_old_dates_are_rejected_once():
     assert trips.num_rows == 2 and rejects.num_rows == 0
     assert trips["sr_flag"].to_pylist() == [None, 1]
     assert trips["affiliated_base_number"].to_pylist() == ["B00009", None]
-    assert reason_counts(result.month_rejects_table["reject_reason"]) == {"outside_source_month": 1}
+    assert reason_counts(result.tables(None)[1]["reject_reason"]) == {"outside_source_month": 1}
 
 
 def test_fhv_parquet_with_2021_spellings():
@@ -160,7 +160,7 @@ def test_text_in_a_number_column_rejects_those_rows_and_keeps_the_rest(fmt):
 def test_an_unreadable_pickup_time_is_a_month_level_reject():
     bad = with_values(REAL.read_bytes(), "tpep_pickup_datetime", {3: "2021-01-01 25:61:00"})
     result = split(bad, "csv", "yellow", 2021, 1)
-    assert reason_counts(result.month_rejects_table["reject_reason"]) == {"missing_pickup_datetime": 1}
+    assert reason_counts(result.tables(None)[1]["reject_reason"]) == {"missing_pickup_datetime": 1}
     assert result.bad_values == {"pickup_datetime": {"rows": 1, "examples": ["2021-01-01 25:61:00"]}}
     assert sum(d.rows_read for d in result.days.values()) == 98
 

@@ -1,0 +1,215 @@
+"""The month behind a date: its raw copy and its split into daily files, made once per month.
+
+Every date of a month needs the same work first: download the month file (kept verbatim
+under raw/) and split it into cleaned daily files under staging/. One instance does it while
+holding the month's claim (shared/month_claim.py); the dates that arrive meanwhile wait for
+its manifest and then publish themselves from it, so a whole-month backfill downloads and
+parses the month once and every delivery succeeds the first time.
+
+- The raw copy is downloaded under the claim, so of 31 dates arriving together one downloads;
+  the create is conditional (if_generation_match=0) all the same.
+- The split streams each date's files to staging/ as the month file is read (memory does not
+  grow with the month) under `split=ID/`, a prefix no other split writes; the manifest,
+  written last, names the split, the raw generation and the code version, and is trusted only
+  while all three match: it is rebuilt when the raw copy or the code changed, or its files went
+  missing (the lifecycle rule).
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+import time
+from dataclasses import dataclass
+from typing import Any
+
+from google.api_core.exceptions import NotFound, PreconditionFailed
+
+from shared import logs, month_claim, paths
+from shared.cleaning import Rules, code_version
+from shared.errors import SourceError, TransientError
+from shared.lake import split_month, upload_bytes
+from shared.messages import IngestRequest
+from shared.settings import Settings
+from shared.source import download_to_blob, source_format, source_url
+from shared.split_output import BucketOutput, Key
+
+UPLOAD_CHUNK = 8 << 20  # resumable upload chunk: bounds memory while streaming the download
+READ_CHUNK = 8 << 20
+
+
+@dataclass(frozen=True)
+class Source:
+    url: str
+    fmt: str
+    raw: Any  # the raw blob, with its generation
+
+
+@dataclass(frozen=True)
+class Month:
+    """What a date is published from: the raw copy and the manifest of its split."""
+
+    source: Source
+    manifest: dict[str, Any]
+
+    def staged(self, bucket: Any, day: dt.date, kind: str) -> Any:
+        return bucket.blob(paths.staging_day(self.manifest["service"], day, kind, self.manifest["split_id"]))
+
+
+def source_of(bucket: Any, request: IngestRequest, settings: Settings) -> Source:
+    """The month's source URL and its raw copy as it is now (`raw` None when not downloaded yet)."""
+    url = source_url(settings.source_url_template, request.service, request.date.year, request.date.month)
+    return Source(url, source_format(url), bucket.get_blob(paths.raw_object(request.service, url)))
+
+
+def derived_from(source: Source, rules: Rules) -> dict[str, str]:
+    """What an output is derived from: if any of it changes, the output is rebuilt."""
+    return {"raw_generation": str(source.raw.generation), "code_version": code_version(),
+            "keep_empty_passenger_count": str(rules.keep_empty_passenger_count)}
+
+
+def ensure_month(bucket: Any, request: IngestRequest, settings: Settings, rules: Rules,
+                 timings: dict[str, float], stale_split: str | None = None) -> Month:
+    """The month's raw copy and split, made by this instance or waited for (bounded by
+    SPLIT_WAIT_SECONDS) while another makes them. `stale_split` names a split that lost files."""
+    year, month = request.date.year, request.date.month
+    manifest_name = paths.staging_manifest(request.service, year, month)
+    claim_name = paths.staging_claim(request.service, year, month)
+
+    def current() -> Month | None:
+        source = source_of(bucket, request, settings)
+        if source.raw is None:
+            return None
+        manifest = _current_manifest(bucket, manifest_name, derived_from(source, rules), stale_split)
+        return Month(source, manifest) if manifest is not None else None
+
+    def claim_free() -> bool:
+        held = bucket.get_blob(claim_name)
+        return held is None or month_claim.age_seconds(held) >= month_claim.STALE_SECONDS
+
+    started = time.monotonic()
+    deadline = started + settings.split_wait_seconds
+    while True:
+        found = current()
+        if found is not None:
+            break
+        claim = month_claim.MonthClaim(bucket, claim_name)
+        if claim.acquire():
+            with claim:
+                found = current() or _make_month(bucket, request, settings, rules, timings, claim.split_id)
+            break
+        logs.info("another instance is preparing this month; waiting for its manifest", service=request.service,
+                  date=request.date, object=claim_name)
+        found = month_claim.wait_for(current, claim_free, deadline)
+        if found is not None:
+            break
+        if time.monotonic() >= deadline:
+            raise TransientError(f"another instance is still preparing this month after "
+                                 f"{settings.split_wait_seconds} s; retrying later",
+                                 reason="month_split_in_progress", object=claim_name)
+    waited = time.monotonic() - started - sum(timings.get(k, 0) for k in ("download_seconds", "split_month_seconds",
+                                                                            "stage_seconds"))
+    if waited > 0.5:
+        timings["wait_for_split_seconds"] = round(waited, 3)
+    return found
+
+
+def _current_manifest(bucket: Any, name: str, wanted: dict[str, str], stale_split: str | None) -> dict[str, Any] | None:
+    blob = bucket.get_blob(name)
+    if blob is None:
+        return None
+    manifest = json.loads(blob.download_as_bytes())
+    if not manifest.get("split_id") or manifest["split_id"] == stale_split:
+        return None
+    return manifest if all(manifest.get(k) == v for k, v in wanted.items()) else None
+
+
+def _make_month(bucket: Any, request: IngestRequest, settings: Settings, rules: Rules,
+                timings: dict[str, float], split_id: str) -> Month:
+    """Under the claim: download the raw copy if absent, split it, write the manifest."""
+    source = source_of(bucket, request, settings)
+    if source.raw is None:
+        source = _download(bucket, request, source, settings, timings)
+    return Month(source, _split_and_stage(bucket, request, source, rules, timings, split_id))
+
+
+def _download(bucket: Any, request: IngestRequest, source: Source, settings: Settings,
+              timings: dict[str, float]) -> Source:
+    name = paths.raw_object(request.service, source.url)
+    new = bucket.blob(name, chunk_size=UPLOAD_CHUNK)
+    new.metadata = {"source_url": source.url, "downloaded_at": dt.datetime.now(dt.timezone.utc).isoformat()}
+    with logs.timed(timings, "download_seconds"):
+        try:  # create-only: of two instances racing on one month, one copy is kept
+            download_to_blob(source.url, new, timeout=settings.download_timeout_seconds,
+                             attempts=settings.download_max_attempts, if_generation_match=0)
+        except PreconditionFailed:
+            logs.info("raw copy written concurrently by another instance; reusing it", object=name)
+    return Source(source.url, source.fmt, bucket.get_blob(name))
+
+
+def _split_and_stage(bucket: Any, request: IngestRequest, source: Source, rules: Rules,
+                     timings: dict[str, float], split_id: str) -> dict[str, Any]:
+    """Split the month straight into this split's own staging files, copy the month's rejects
+    into place, and write the manifest naming the split, last."""
+    service, year, month = request.service, request.date.year, request.date.month
+
+    def staged_name(key: Key) -> str:
+        day, kind = key
+        return (paths.staging_day(service, day, kind, split_id) if day is not None
+                else paths.staging_month_rejects(service, year, month, split_id))
+
+    with logs.timed(timings, "split_month_seconds"):
+        try:
+            with source.raw.open("rb", chunk_size=READ_CHUNK) as raw_file:
+                split = split_month(raw_file, source.fmt, service, year, month, rules,
+                                    BucketOutput(bucket, staged_name))
+        except SourceError:
+            _quarantine_raw(bucket, source)
+            raise
+    rejects_name = paths.month_rejects_object(service, year, month)
+    malformed_name = paths.malformed_rows_object(service, year, month)
+    meta = {**derived_from(source, rules), "source_url": source.url, "source_rows": split.source_rows,
+            "month_rejected_rows": split.month_rejected_rows, "malformed_rows": len(split.malformed)}
+    with logs.timed(timings, "stage_seconds"):
+        if split.month_rejected_rows:
+            copy = bucket.copy_blob(bucket.blob(staged_name((None, "rejects"))), bucket, rejects_name)
+            copy.metadata = {k: (v if isinstance(v, str) else json.dumps(v)) for k, v in {
+                **meta, "rows_rejected": split.month_rejected_rows,
+                "rejected_by_reason": split.month_rejected_by_reason}.items()}
+            copy.patch()
+        else:
+            delete_if_exists(bucket, rejects_name)
+        if split.malformed:
+            upload_bytes(bucket, malformed_name, ("\n".join(split.malformed) + "\n").encode(), meta,
+                         content_type="text/csv")
+        else:
+            delete_if_exists(bucket, malformed_name)
+        manifest = {**meta, "service": service, "split_id": split_id, "bad_values": split.bad_values,
+                    "days": {day.isoformat(): part.counts() for day, part in split.days.items()}}
+        bucket.blob(paths.staging_manifest(service, year, month)).upload_from_string(
+            json.dumps(manifest), content_type="application/json")
+    # Unreadable values and malformed lines are worth a person's look: say where they are.
+    log, message = ((logs.warning, "month split; rows with unreadable values or the wrong number of fields "
+                     "set aside (rejects/: bad_value, malformed_rows.csv)")
+                    if split.bad_values or split.malformed else (logs.info, "month split"))
+    log(message, service=service, month=f"{year:04d}-{month:02d}", split_id=split_id,
+        object=paths.staging_manifest(service, year, month), rows_read=split.source_rows,
+        rows_rejected=split.month_rejected_rows, days=len(split.days),
+        bad_values=split.bad_values or None, malformed_rows=len(split.malformed) or None,
+        malformed_object=malformed_name if split.malformed else None,
+        **{k: v for k, v in timings.items() if k in ("download_seconds", "split_month_seconds")})
+    return manifest
+
+
+def _quarantine_raw(bucket: Any, source: Source) -> None:
+    """A corrupt raw copy is moved aside for inspection, so the next attempt downloads afresh."""
+    target = "quarantine/" + source.raw.name
+    bucket.copy_blob(source.raw, bucket, target)
+    delete_if_exists(bucket, source.raw.name, generation=source.raw.generation)
+
+
+def delete_if_exists(bucket: Any, name: str, generation: int | None = None) -> None:
+    try:
+        bucket.delete_blob(name, if_generation_match=generation)
+    except (NotFound, PreconditionFailed):
+        pass
