@@ -26,7 +26,7 @@ import pyarrow as pa
 Key = tuple[dt.date | None, str]
 PARQUET_TYPE = "application/vnd.apache.parquet"
 # Resumable uploads go in chunks of a multiple of 256 KiB; each open file buffers up to one.
-UPLOAD_CHUNK = 512 << 10
+UPLOAD_CHUNK = 256 << 10
 
 
 def key_label(key: Key) -> str:

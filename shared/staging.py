@@ -35,7 +35,7 @@ from shared.source import download_to_blob, source_format, source_url
 from shared.split_output import BucketOutput, Key
 
 UPLOAD_CHUNK = 8 << 20  # resumable upload chunk: bounds memory while streaming the download
-READ_CHUNK = 8 << 20
+READ_CHUNK = 2 << 20
 
 
 @dataclass(frozen=True)
