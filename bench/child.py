@@ -54,9 +54,9 @@ def peak_rss_mb() -> float:
 
 
 def _registry() -> dict[str, Callable[[dict[str, Any], Clock], dict[str, Any]]]:
-    from bench import contenders_month, contenders_postgres
+    from bench import contenders_month, contenders_postgres, stack
 
-    return {**contenders_month.CONTENDERS, **contenders_postgres.CONTENDERS}
+    return {**contenders_month.CONTENDERS, **contenders_postgres.CONTENDERS, **stack.CONTENDERS}
 
 
 def run(name: str, spec: dict[str, Any], work: Path) -> dict[str, Any]:

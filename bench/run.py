@@ -44,18 +44,35 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
                         help=f"a 1/{QUICK_DIVISOR} month and one run: checks the benchmark works (CI)")
     parser.add_argument("--rows", type=int, help=f"rows in the month (default {FULL_ROWS:,})")
     parser.add_argument("--runs", type=int, help="runs of each contender (default 3; --quick: 1)")
+    parser.add_argument("--service", choices=("yellow", "green", "fhv"), default="yellow",
+                        help="the month's service (default yellow; the others run only gunzip, split and ingest_31, "
+                             "the contenders that read any service)")
     parser.add_argument("--seed", type=int, default=DEFAULT_SEED, help=f"generator seed (default {DEFAULT_SEED})")
     parser.add_argument("--day", type=dt.date.fromisoformat, default=dt.date(2021, 1, 15),
                         help="the day the Postgres contenders load (default 2021-01-15)")
     parser.add_argument("--to-sql-rows", type=int,
                         help="load only this many rows with pandas to_sql and extrapolate (default: the whole day)")
-    parser.add_argument("--only", nargs="+", choices=ALL, default=list(ALL), metavar="CONTENDER",
+    parser.add_argument("--only", nargs="+", choices=ALL, default=None, metavar="CONTENDER",
                         help=f"a subset of {', '.join(ALL)} (pg_* bring split and ingest_31, which make their day)")
+    parser.add_argument("--stack", action="store_true",
+                        help="instead of the contenders: the month's backfill through a throwaway local stack, "
+                             "against the in-process floor (bench/stack.py)")
+    parser.add_argument("--year", type=int, metavar="YEAR",
+                        help="with --stack: also backfill YEAR (12 months at the generator's default size)")
+    parser.add_argument("--port-base", type=int, default=27000,
+                        help="with --stack: TAXI_PORT_BASE of the throwaway stack (default 27000)")
     parser.add_argument("--json", type=Path, default=Path(".state/bench/results.json"),
                         help="where the raw figures go (default .state/bench/results.json)")
     args = parser.parse_args(argv)
+    any_service = ("gunzip", "split", "ingest_31")
+    if args.only is None:
+        args.only = list(ALL) if args.service == "yellow" else list(any_service)
+    elif args.service != "yellow" and set(args.only) - set(any_service):
+        parser.error(f"--service {args.service} runs only {', '.join(any_service)} (the others read yellow's columns)")
     args.rows = args.rows or (FULL_ROWS // QUICK_DIVISOR if args.quick else FULL_ROWS)
     args.runs = args.runs or (1 if args.quick else 3)
+    if args.year is not None and not args.stack:
+        parser.error("--year goes with --stack")
     if args.rows <= 0 or args.runs <= 0:
         parser.error("--rows and --runs must be positive")
     if args.day.strftime("%Y-%m") != "2021-01":
@@ -70,11 +87,11 @@ def _git_commit() -> str | None:
     return proc.stdout.strip() or None
 
 
-def make_month(tlc_root: Path, rows: int, seed: int) -> Path:
+def make_month(tlc_root: Path, service: str, rows: int, seed: int) -> Path:
     from local.tlc_data import generate_month, write_month
 
-    path = tlc_root / "yellow" / "yellow_tripdata_2021-01.csv.gz"
-    write_month(path, generate_month("yellow", 2021, 1, rows=rows, seed=seed))
+    path = tlc_root / service / f"{service}_tripdata_2021-01.csv.gz"
+    write_month(path, generate_month(service, 2021, 1, rows=rows, seed=seed))
     return path
 
 
@@ -108,7 +125,7 @@ def run_round(index: int, args: argparse.Namespace, source: Path, work: Path, en
     rnd: report.Round = {}
     out = work / f"out-{index}"
     out.mkdir()
-    base = {"source": str(source), "fmt": "csv.gz", "service": "yellow", "year": 2021, "month": 1}
+    base = {"source": str(source), "fmt": "csv.gz", "service": args.service, "year": 2021, "month": 1}
     for name in (n for n in MONTH_CONTENDERS if n in args.only):
         spec = {**base, "out": str(out / name)}
         if name == "ingest_31":
@@ -129,26 +146,46 @@ def run_round(index: int, args: argparse.Namespace, source: Path, work: Path, en
     return rnd
 
 
+def _meta(args: argparse.Namespace, source: Path, started: float) -> dict[str, object]:
+    return {"service": args.service, "month": "2021-01", "rows": args.rows, "fmt": "csv.gz", "seed": args.seed,
+            "source_mb": source.stat().st_size / 1e6, "runs": args.runs, "quick": args.quick,
+            "day": args.day.isoformat(), "commit": _git_commit(), "python": platform.python_version(),
+            "cpus": os.cpu_count(), "at": dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds"),
+            "seconds": round(time.monotonic() - started, 1)}
+
+
+def run_stack(args: argparse.Namespace, source: Path, work: Path, started: float) -> int:
+    from bench import stack
+
+    with servers.tlc_host(source.parents[1]) as tlc_url:
+        result = stack.run(source, args.service, work, tlc_url, args.port_base, args.year)
+    meta = _meta(args, source, started)
+    print(stack.markdown(result, meta))
+    path = args.json.with_name("stack.json") if args.json.name == "results.json" else args.json
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(json.dumps({"meta": meta, "stack": result}, indent=1, default=str))
+    print(f"\nraw figures: {path} ({meta['seconds']:.0f} s in all)", file=sys.stderr)
+    return 0
+
+
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
     work = Path(tempfile.mkdtemp(prefix="bench-"))
     started = time.monotonic()
     try:
         tlc_root = work / "tlc"
-        source = make_month(tlc_root, args.rows, args.seed)
+        source = make_month(tlc_root, args.service, args.rows, args.seed)
         print(f"generated {args.rows:,} rows ({source.stat().st_size / 1e6:.1f} MB csv.gz) in "
               f"{time.monotonic() - started:.0f} s; {args.runs} run(s) of {', '.join(args.only)}",
               file=sys.stderr, flush=True)
+        if args.stack:
+            return run_stack(args, source, work, started)
         with servers.tlc_host(tlc_root) as tlc_url, servers.fake_gcs(work / "gcs") as gcs, servers.postgres() as pg:
             env = {"STORAGE_EMULATOR_HOST": gcs, "GCP_PROJECT": "bench", "DEAD_LETTER_TOPIC": "bench-dead-letter",
                    "SOURCE_URL_TEMPLATE": tlc_url + "/{service}/{service}_tripdata_{year}-{month:02d}.csv.gz",
                    "LOG_LEVEL": "INFO"}
             rounds = [run_round(i, args, source, work, env, pg) for i in range(args.runs)]
-        meta = {"service": "yellow", "month": "2021-01", "rows": args.rows, "fmt": "csv.gz", "seed": args.seed,
-                "source_mb": source.stat().st_size / 1e6, "runs": args.runs, "quick": args.quick,
-                "day": args.day.isoformat(), "commit": _git_commit(), "python": platform.python_version(),
-                "cpus": os.cpu_count(), "at": dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds"),
-                "seconds": round(time.monotonic() - started, 1)}
+        meta = _meta(args, source, started)
         summary = report.summarize(rounds)
         print(report.markdown(summary, meta))
         args.json.parent.mkdir(parents=True, exist_ok=True)

@@ -2,12 +2,15 @@
 # Shared by local_emulator.sh and the other local/stack/*.sh files: names, paths,
 # ports, messages, readiness polling and the bookkeeping of the processes we start.
 
-STATE_DIR="$REPO_ROOT/.state"
+# TAXI_STATE_DIR puts a second stack's data, logs and pids elsewhere (the benchmark's throwaway
+# stack, with its own TAXI_PORT_BASE); the virtual environments stay in the repository's .state.
+REPO_STATE_DIR="$REPO_ROOT/.state"
+STATE_DIR="${TAXI_STATE_DIR:-$REPO_STATE_DIR}"
 LOG_DIR="$STATE_DIR/logs"
 PID_DIR="$STATE_DIR/pids"
 ENV_FILE="$STATE_DIR/env"
 VENV="$REPO_ROOT/.venv"
-BQ_VENV="$STATE_DIR/venv-bq"
+BQ_VENV="$REPO_STATE_DIR/venv-bq"
 PY="$VENV/bin/python"
 GCS_ROOT="$STATE_DIR/gcs"
 

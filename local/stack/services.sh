@@ -132,6 +132,7 @@ write_env_file() {
     {
       echo "# The local stack's environment (TAXI_PORT_BASE=$PORT_BASE): eval \"\$(./local_emulator.sh env)\""
       emit TAXI_PORT_BASE "$PORT_BASE"
+      emit TAXI_STATE_DIR "$STATE_DIR"
       emit GCP_PROJECT "$PROJECT"
       emit GOOGLE_CLOUD_PROJECT "$PROJECT"
       emit CLOUDSDK_CORE_PROJECT "$PROJECT"

@@ -7,7 +7,7 @@
 # is written into the venv after a successful install, so an interrupted install redoes it.
 
 BQ_REQUIREMENTS="$REPO_ROOT/local/requirements-bqemulator.txt"
-BQ_HOME="$STATE_DIR/bigquery/home"   # HOME of the BigQuery emulator: DuckDB keeps extensions here
+BQ_HOME="$REPO_STATE_DIR/bigquery/home"   # HOME of the BigQuery emulator: DuckDB keeps extensions here
 
 requirements_hash() {  # requirements_hash PYTHON FILE...
   { "$1" -c 'import sys; print(sys.version)'; shift; cat "$@"; } | sha256sum | cut -d' ' -f1
