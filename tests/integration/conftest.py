@@ -10,15 +10,19 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 import socket
+import subprocess
 import time
 import uuid
 from typing import Callable, Iterator
 from urllib.parse import urlparse
 
 import pytest
+import requests
 
 from shared import clients
+from tests.integration import stack_http
 
 REQUIRED = ("GCP_PROJECT", "LAKE_BUCKET", "DEAD_LETTER_TOPIC", "STORAGE_EMULATOR_HOST", "PUBSUB_EMULATOR_HOST",
             "BIGQUERY_EMULATOR_HOST", "PG_HOST", "PG_PORT")
@@ -109,3 +113,41 @@ def real_day(real_yellow_sample):
     from tests.gcs_events import real_day_partition
 
     return real_day_partition(real_yellow_sample)
+
+
+@pytest.fixture(scope="session")
+def urls(stack) -> dict[str, str]:
+    found = {name: stack_http.function_url(name) for name in stack_http.OFFSETS}
+    down = []
+    for name, url in found.items():
+        try:
+            requests.get(url, timeout=5)  # any HTTP answer (even 400/405) means it is serving
+        except requests.RequestException:
+            down.append(f"{name} at {url}")
+    if down:
+        stack_http.unavailable(f"functions not reachable: {', '.join(down)}")
+    return found
+
+
+@pytest.fixture(scope="session")
+def gcloud(stack, tmp_path_factory) -> Callable[[str, dict], None]:
+    """`gcloud pubsub topics publish TOPIC --message=JSON` against the emulator, with a throwaway config."""
+    binary = shutil.which("gcloud")
+    if not binary:
+        stack_http.unavailable("gcloud not installed")
+    config = tmp_path_factory.mktemp("gcloud")
+    token = config / "token"
+    token.write_text("emulator-needs-no-token\n")
+    env = {**os.environ, "CLOUDSDK_CONFIG": str(config), "CLOUDSDK_CORE_DISABLE_PROMPTS": "1",
+           "CLOUDSDK_API_ENDPOINT_OVERRIDES_PUBSUB": f"http://{os.environ['PUBSUB_EMULATOR_HOST']}/"}
+    if not os.environ.get("CLOUDSDK_AUTH_DISABLE_CREDENTIALS"):  # the emulator checks no token; gcloud wants one
+        env["CLOUDSDK_AUTH_ACCESS_TOKEN_FILE"] = str(token)
+
+    def publish(topic: str, body: dict) -> None:
+        command = [binary, "pubsub", "topics", "publish", topic, f"--project={os.environ['GCP_PROJECT']}",
+                   f"--message={json.dumps(body)}"]
+        result = subprocess.run(command, env=env, capture_output=True, text=True, timeout=120)
+        assert result.returncode == 0 and "messageIds" in result.stdout, \
+            f"gcloud publish failed: {result.stdout}{result.stderr}"
+
+    return publish

@@ -20,81 +20,22 @@ from __future__ import annotations
 import datetime as dt
 import json
 import os
-import shutil
-import subprocess
 import time
 import uuid
 from pathlib import Path
 from typing import Any, Callable
-from urllib.parse import urlparse
 
 import pytest
 import requests
 
 from shared import clients, paths
+from tests.integration import stack_http
+from tests.integration.stack_http import by_date, reloaded
 
 SERVICE = "yellow"
 START, END = dt.date(2021, 1, 1), dt.date(2021, 1, 7)
 DATES = [(START + dt.timedelta(days=i)).isoformat() for i in range((END - START).days + 1)]
 DROPPED = "2021-01-04"
-TIMEOUT = float(os.environ.get("TAXI_E2E_TIMEOUT", "600"))
-OFFSETS = {"ingest": 101, "backfill": 102, "load_bigquery": 103, "load_postgres": 104, "status": 105,
-           "backfill_http": 106}
-
-
-def unavailable(problem: str) -> None:
-    if os.environ.get("TAXI_STACK") == "1":
-        pytest.fail(problem)
-    pytest.skip(problem + "; run ./local_emulator.sh test")
-
-
-def function_url(name: str) -> str:
-    """TAXI_FUNCTION_URL_<NAME> (local_emulator.sh env), else TAXI_PORT_BASE (or Pub/Sub's - 85) + offset."""
-    explicit = os.environ.get(f"TAXI_FUNCTION_URL_{name.upper()}")
-    if explicit:
-        return explicit.rstrip("/")
-    base = os.environ.get("TAXI_PORT_BASE")
-    if not base:
-        base = str(urlparse(f"tcp://{os.environ['PUBSUB_EMULATOR_HOST']}").port - 85)
-    return f"http://127.0.0.1:{int(base) + OFFSETS[name]}"
-
-
-@pytest.fixture(scope="module")
-def urls(stack) -> dict[str, str]:
-    found = {name: function_url(name) for name in OFFSETS}
-    down = []
-    for name, url in found.items():
-        try:
-            requests.get(url, timeout=5)  # any HTTP answer (even 400/405) means it is serving
-        except requests.RequestException:
-            down.append(f"{name} at {url}")
-    if down:
-        unavailable(f"functions not reachable: {', '.join(down)}")
-    return found
-
-
-@pytest.fixture(scope="module")
-def gcloud(stack, tmp_path_factory) -> Callable[[str, dict], None]:
-    """`gcloud pubsub topics publish TOPIC --message=JSON` against the emulator, with a throwaway config."""
-    binary = shutil.which("gcloud")
-    if not binary:
-        unavailable("gcloud not installed")
-    config = tmp_path_factory.mktemp("gcloud")
-    token = config / "token"
-    token.write_text("emulator-needs-no-token\n")
-    env = {**os.environ, "CLOUDSDK_CONFIG": str(config), "CLOUDSDK_CORE_DISABLE_PROMPTS": "1",
-           "CLOUDSDK_API_ENDPOINT_OVERRIDES_PUBSUB": f"http://{os.environ['PUBSUB_EMULATOR_HOST']}/"}
-    if not os.environ.get("CLOUDSDK_AUTH_DISABLE_CREDENTIALS"):  # the emulator checks no token; gcloud wants one
-        env["CLOUDSDK_AUTH_ACCESS_TOKEN_FILE"] = str(token)
-
-    def publish(topic: str, body: dict) -> None:
-        command = [binary, "pubsub", "topics", "publish", topic, f"--project={os.environ['GCP_PROJECT']}",
-                   f"--message={json.dumps(body)}"]
-        result = subprocess.run(command, env=env, capture_output=True, text=True, timeout=120)
-        assert result.returncode == 0 and "messageIds" in result.stdout, \
-            f"gcloud publish failed: {result.stdout}{result.stderr}"
-
-    return publish
 
 
 @pytest.fixture
@@ -132,36 +73,11 @@ def ingest_tap(stack):
 
 
 def status(urls: dict[str, str], fmt: str = "json") -> Any:
-    response = requests.get(urls["status"], params={"service": SERVICE, "start": DATES[0], "end": DATES[-1],
-                                                    "format": fmt}, timeout=120)
-    assert response.status_code == 200, f"status answered {response.status_code}: {response.text[:2000]}"
-    return response.json() if fmt == "json" else response.text
-
-
-def by_date(report: dict) -> dict[str, dict]:
-    return {day["date"]: day for day in report["dates"]}
+    return stack_http.status(urls, SERVICE, DATES, fmt)
 
 
 def wait_for(urls: dict[str, str], done: Callable[[dict[str, dict]], bool], what: str) -> dict[str, dict]:
-    deadline = time.monotonic() + TIMEOUT
-    while True:
-        days = by_date(status(urls))
-        if done(days):
-            return days
-        if time.monotonic() > deadline:
-            pytest.fail(f"not {what} after {TIMEOUT:.0f}s (TAXI_E2E_TIMEOUT); status now:\n{status(urls, 'text')}")
-        time.sleep(3)
-
-
-def reloaded(days: dict[str, dict], old: dict[str, Any], dates: list[str]) -> bool:
-    """Complete, with a trips object newer than `old` that Postgres loaded (its ledger says so)."""
-    for date in dates:
-        day = days[date]
-        loaded = day["postgres_loaded"] or {}
-        if (day["state"] != "complete" or day["lake_generation"] == old.get(date)
-                or str(loaded.get("generation")) != str(day["lake_generation"])):
-            return False
-    return all(day["state"] == "complete" for day in days.values())
+    return stack_http.wait_for(urls, SERVICE, DATES, done, what)
 
 
 def clear_lake_range() -> None:
