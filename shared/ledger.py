@@ -213,7 +213,7 @@ def record_body(run: Run, outcome: str, reason: str | None = None, error: str | 
     body = {
         "function": run.function, "service": run.service,
         "date": run.date.isoformat() if run.date else None,
-        "event_id": run.event_id, "message_id": run.message_id,
+        "event_id": _short(run.event_id, 100), "message_id": _short(run.message_id, 100),
         "attempt": run.attempt, "outcome": outcome, "reason": _short(reason, 100),
         "error": _short(error, MAX_ERROR_CHARS), "rows": _int(rows),
         "started_at": run.started_at.isoformat(),

@@ -209,7 +209,7 @@ def test_no_date_no_record(lake):
 
 
 def test_bodies_are_bounded_whatever_the_error_says(lake):
-    run = ledger.Run("ingest", "42", "42", None, service="yellow", date=DAY)
+    run = ledger.Run("ingest", "4" * 5000, "2" * 5000, None, service="yellow", date=DAY)
     run.history = [{"attempt": i, "outcome": RETRYING, "reason": "r" * 90, "started_at": "x" * 40,
                     "finished_at": "y" * 40} for i in range(ledger.MAX_HISTORY)]
     body = ledger.record_body(run, DEAD_LETTERED, "r" * 1000, "e" * 100_000, 5)
