@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from shared import clients
+from shared import clients, ledger
 from shared.errors import PipelineError
 from shared.events import pubsub_message
 from shared.ingest import ingest
@@ -17,6 +17,7 @@ from shared.settings import INGEST, Settings
 def handle(cloud_event: Any, settings: Settings) -> dict[str, Any]:
     message = pubsub_message(cloud_event)
     request = parse_ingest(message, settings.ingest_lag_days)
+    ledger.started(request.service, request.date)  # the run ledger's `running` record
     try:
         return ingest(clients.storage().bucket(settings.lake_bucket), request, settings)
     except PipelineError as exc:

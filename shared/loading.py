@@ -27,7 +27,7 @@ import pyarrow.compute as pc
 import pyarrow.parquet as pq
 from google.api_core.exceptions import NotFound
 
-from shared import clients, logs, paths
+from shared import clients, ledger, logs, paths
 from shared.errors import SourceError, classify
 from shared.events import ObjectEvent, object_event
 from shared.schemas import arrow_schema
@@ -150,7 +150,8 @@ def run_load(cloud_event: Any, settings: Settings, loader: Loader) -> dict[str, 
     """
     load, ignored = resolve(cloud_event, settings)
     if load is None:
-        return ignored
+        return ignored  # names no date: no run ledger record
+    ledger.started(load.service, load.date)
     timings: dict[str, float] = {}
     try:
         bucket = clients.storage().bucket(settings.lake_bucket)

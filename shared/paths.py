@@ -8,6 +8,7 @@
     rejects/{service}/pickup_date=YYYY-MM-DD/data.parquet    rows of that date failing a rule
     rejects/{service}/source_month=YYYY-MM/data.parquet      rows of a month file not of that month
     quarantine/{service}/pickup_date=YYYY-MM-DD/data.parquet output that failed data-quality checks
+    runs/{service}/pickup_date=YYYY-MM-DD/{function}/{event id}.json   the run ledger (shared/ledger.py)
 """
 
 from __future__ import annotations
@@ -72,6 +73,51 @@ def raw_object(service: str, source_url: str) -> str:
     """Raw copy named after the source file, so a format change never collides."""
     name = urlparse(source_url).path.rsplit("/", 1)[-1] or "source"
     return f"raw/{service}/{name}"
+
+
+_RUN_RE = re.compile(
+    r"^runs/(?P<service>[a-z]+)/pickup_date=(?P<date>\d{4}-\d{2}-\d{2})/(?P<function>[a-z_]+)/(?P<event>[^/]+)\.json$"
+)
+_UNSAFE_ID = re.compile(r"[^A-Za-z0-9._-]")
+
+
+def run_record(service: str, day: dt.date, function: str, event_id: str | None) -> str:
+    """One object per (function, event): every delivery of an event overwrites its own record.
+
+    Event ids come from outside (Pub/Sub message ids, Eventarc ids), so anything that is not
+    a safe name character is replaced and the length bounded: the id can never add a level.
+    """
+    safe = _UNSAFE_ID.sub("_", event_id or "")[:100] or "no-id"
+    return f"runs/{service}/pickup_date={day.isoformat()}/{function}/{safe}.json"
+
+
+def runs_range(service: str, start: dt.date, end: dt.date) -> tuple[str, str, str]:
+    """(prefix, start_offset, end_offset) listing exactly the run records of start..end inclusive.
+
+    end_offset is exclusive, so it is the first name of the day after `end`.
+    """
+    base = f"runs/{service}/pickup_date="
+    return base, f"{base}{start.isoformat()}/", f"{base}{(end + dt.timedelta(days=1)).isoformat()}/"
+
+
+@dataclass(frozen=True)
+class RunName:
+    service: str
+    date: dt.date
+    function: str
+    event_id: str
+
+
+def parse_run_record(name: str) -> RunName | None:
+    """`runs/yellow/pickup_date=2021-01-15/ingest/123.json` -> RunName; anything else -> None."""
+    match = _RUN_RE.match(name)
+    if not match or match["service"] not in SERVICES:
+        return None
+    try:
+        day = dt.date.fromisoformat(match["date"])
+    except ValueError:
+        return None
+    return RunName(match["service"], day, match["function"], match["event"])
 
 
 def prefix(kind: str, service: str) -> str:

@@ -10,6 +10,12 @@ makes the platform deliver it again. So:
   dead-lettered instead, so no event is retried forever.
 If the dead letter itself cannot be published, the error is raised: the event is
 retried rather than lost.
+
+Every delivery that names a (service, date) also leaves its record in the run ledger
+(shared/ledger.py): the boundary opens the run, the handler calls `ledger.started` once it
+knows the date, and the boundary writes the outcome (succeeded, skipped_up_to_date,
+retrying, dead_lettered) right before it acks or raises. Ledger writes never change that
+decision.
 """
 
 from __future__ import annotations
@@ -21,7 +27,7 @@ import time
 import traceback
 from typing import Any, Callable, Mapping
 
-from shared import clients, logs
+from shared import clients, ledger, logs
 from shared.errors import ConfigError, PermanentError, PipelineError, TransientError, classify
 from shared.events import event_time
 from shared.settings import Settings, get_settings
@@ -78,11 +84,16 @@ def event_function(function: str) -> Callable[[Handler], Callable[[Any], None]]:
                 logs.error("invalid configuration", function=function, **exc.as_dict())
                 raise  # nothing can be processed, not even dead-lettered: retry until fixed
             logs.set_level(settings.log_level)
+            token = ledger.begin(function, cloud_event, settings.lake_bucket)
             try:
-                outcome = dict(handler(cloud_event, settings) or {})
-            except Exception as exc:  # the one boundary where foreign errors are translated
-                _handle_failure(function, settings, cloud_event, exc, started)
-                return
+                try:
+                    outcome = dict(handler(cloud_event, settings) or {})
+                except Exception as exc:  # the one boundary where foreign errors are translated
+                    _handle_failure(function, settings, cloud_event, exc, started)
+                    return
+                _record_success(outcome)
+            finally:
+                ledger.end(token)
             severity = outcome.pop("severity", "INFO")
             message = outcome.pop("message", f"{function} done")
             logs.log(severity, message, function=function, seconds=round(time.perf_counter() - started, 3),
@@ -91,6 +102,17 @@ def event_function(function: str) -> Callable[[Handler], Callable[[Any], None]]:
         return entry_point
 
     return decorate
+
+
+def _record_success(outcome: Mapping[str, Any]) -> None:
+    """succeeded, or skipped_up_to_date (ingest: partition current; loaders: a stale event)."""
+    skipped = outcome.get("skipped")
+    rows = outcome.get("rows_written", outcome.get("rows"))
+    if skipped:
+        ledger.finish(ledger.current(), ledger.SKIPPED, reason="up_to_date" if skipped is True else str(skipped),
+                      rows=rows)
+    else:
+        ledger.finish(ledger.current(), ledger.SUCCEEDED, rows=rows)
 
 
 def _event_id(cloud_event: Any) -> str | None:
@@ -107,10 +129,12 @@ def _handle_failure(function: str, settings: Settings, cloud_event: Any, exc: Ex
     fields["error_message"] = fields.pop("message", None)
     fields.update(function=function, event_id=_event_id(cloud_event),
                   seconds=round(time.perf_counter() - started, 3))
+    run = ledger.current()
     if isinstance(error, TransientError):
         age = _age_seconds(cloud_event)
         if age is None or age <= settings.max_event_age_seconds:
             logs.warning(f"{function} failed, will be retried: {error.message}", event_age_seconds=age, **fields)
+            ledger.finish(run, ledger.RETRYING, reason=error.reason, error=error.message, context=context)
             raise error from exc
         error = PermanentError(f"gave up after {int(age)} s of retries: {error.message}",
                                reason="max_event_age_exceeded", last_reason=error.reason)
@@ -119,7 +143,13 @@ def _handle_failure(function: str, settings: Settings, cloud_event: Any, exc: Ex
         raise exc
     if error.reason == "unexpected" or not isinstance(exc, PipelineError):
         fields["traceback"] = traceback.format_exception_only(type(exc), exc)[-1].strip()
-    dead_letter_id = dead_letter(function, settings, error, cloud_event, context)
+    try:
+        dead_letter_id = dead_letter(function, settings, error, cloud_event, context)
+    except Exception as publish_exc:  # raised: the platform redelivers rather than lose the event
+        ledger.finish(run, ledger.RETRYING, reason="dead_letter_failed",
+                      error=f"{error.reason}: {type(publish_exc).__name__}: {publish_exc}", context=context)
+        raise
+    ledger.finish(run, ledger.DEAD_LETTERED, reason=error.reason, error=error.message, context=context)
     logs.error(f"{function} rejected the event: {error.message}", dead_letter_id=dead_letter_id, **fields)
 
 

@@ -7,7 +7,11 @@ inclusive date range it reads:
   trips object means the latest ingest of that date failed its checks);
 - BigQuery: a grouped COUNT(*) per `pickup_date` of `{service}_trips`;
 - Postgres: a grouped count per `pickup_date` of `{schema}.{service}_trips` and
-  the newest `loads` ledger entry per date (which generation was loaded).
+  the newest `loads` ledger entry per date (which generation was loaded);
+- the run ledger (`runs/`, shared/ledger.py), one listing: where the counts say
+  `missing` or `partial`, a date whose work is in flight or was given up on is
+  `running`, `retrying` or `dead_lettered` instead, so a date being processed is
+  never reported as never asked for. The counts still decide `complete`.
 A table or ledger that does not exist yet means 0 rows, not an error: a fresh
 project is simply all `missing`. The classification (`classify`) is a pure
 function of the counts, so it is unit-tested from plain data.
@@ -21,6 +25,7 @@ import os
 from dataclasses import dataclass, field
 from typing import Any, Callable, ContextManager, Mapping
 
+from shared import ledger as run_ledger
 from shared import paths
 from shared.errors import ValidationError
 from shared.messages import parse_date, parse_service, today_in_new_york
@@ -28,9 +33,13 @@ from shared.settings import Settings
 from shared.source import source_url
 
 COMPLETE, PARTIAL, MISMATCH, FAILED, MISSING = "complete", "partial", "mismatch", "failed", "missing"
-STATES = (COMPLETE, PARTIAL, MISMATCH, FAILED, MISSING)
+RUNNING, RETRYING, DEAD_LETTERED = run_ledger.RUNNING, run_ledger.RETRYING, run_ledger.DEAD_LETTERED
+STATES = (COMPLETE, RUNNING, RETRYING, PARTIAL, MISMATCH, FAILED, DEAD_LETTERED, MISSING)
 STATE_MEANING = {
     COMPLETE: "same rows in the lake, BigQuery and Postgres",
+    RUNNING: "not everywhere yet: a function is working on it now",
+    RETRYING: "not everywhere yet: an attempt failed and the platform retries it",
+    DEAD_LETTERED: "not everywhere: a function gave up on it (see the reason and the dead-letter topic)",
     PARTIAL: "in some places only",
     MISMATCH: "everywhere, but the counts (or the loaded version) differ",
     FAILED: "the latest ingest was quarantined by a data-quality check",
@@ -100,6 +109,18 @@ class DayStatus:
     lake_generation: int | None = None
     postgres_loaded: LedgerEntry | None = None
     notes: list[str] = field(default_factory=list)
+    runs: list[run_ledger.RunRecord] = field(default_factory=list)  # each function's latest attempt
+    run: run_ledger.RunRecord | None = None  # the one behind running / retrying / dead_lettered
+
+    @property
+    def label(self) -> str:
+        """The state with what explains it: `retrying (attempt 3, download_failed)`."""
+        if self.run is None or self.state not in (RUNNING, RETRYING, DEAD_LETTERED):
+            return self.state
+        if self.state == DEAD_LETTERED:
+            return f"{self.state} ({self.run.reason or 'unknown'})"
+        why = f", {self.run.reason}" if self.run.reason else ""
+        return f"{self.state} (attempt {self.run.attempt}{why})"
 
     def as_dict(self) -> dict[str, Any]:
         ledger = self.postgres_loaded
@@ -112,6 +133,8 @@ class DayStatus:
                 "generation": ledger.generation, "rows": ledger.rows, "object": ledger.object,
                 "loaded_at": ledger.loaded_at.isoformat() if ledger.loaded_at else None},
             "notes": list(self.notes),
+            "run": None if self.run is None else self.run.as_dict(),
+            "runs": [r.as_dict() for r in self.runs],
         }
 
 
@@ -147,8 +170,11 @@ def date_range(start: dt.date, end: dt.date) -> list[dt.date]:
 
 def build_report(service: str, start: dt.date, end: dt.date, lake: Mapping[dt.date, LakeDay],
                  bigquery: Mapping[dt.date, int], postgres: Mapping[dt.date, int],
-                 ledger: Mapping[dt.date, LedgerEntry], source_template: str | None = None) -> StatusReport:
+                 ledger: Mapping[dt.date, LedgerEntry], source_template: str | None = None,
+                 runs: Mapping[dt.date, list[run_ledger.RunRecord]] | None = None,
+                 now: dt.datetime | None = None) -> StatusReport:
     """Combine what each place holds into one status per date (pure: plain data in, report out)."""
+    now = now or dt.datetime.now(dt.timezone.utc)
     days = []
     for day in date_range(start, end):
         held = lake.get(day, LakeDay())
@@ -164,8 +190,13 @@ def build_report(service: str, start: dt.date, end: dt.date, lake: Mapping[dt.da
         state = classify(held.rows, bq, pg, failed=held.failed, stale=stale)
         if state in (PARTIAL, MISMATCH):
             notes.extend(_differences(held.rows, bq, pg))
+        attempts = (runs or {}).get(day, [])
+        run = run_ledger.in_flight(attempts, now) if state in (MISSING, PARTIAL) else None
+        if run is not None:
+            state = run.outcome
+            notes.insert(0, f"{run.describe()}" + (f": {run.error}" if run.error else ""))
         days.append(DayStatus(service, day, state, held.rows, held.rejected, bq, pg, held.generation,
-                              loaded, notes))
+                              loaded, notes, run_ledger.latest_by_function(attempts), run))
     urls: dict[str, str] = {}
     if source_template:
         for day in date_range(start, end):
@@ -374,7 +405,8 @@ def report(service: str, start: dt.date, end: dt.date, settings: Settings, *,
     lake = read_lake(bucket, service, start, end)
     bigquery = read_bigquery(bigquery_client if bigquery_client is not None else clients.bigquery(),
                              bigquery_table(settings, service), start, end)
+    runs = run_ledger.read_runs(bucket, service, start, end)
     with (connection or pg.connection)(settings) as conn:
-        postgres, ledger = read_postgres(conn, settings.pg_schema, service, start, end)
-    return build_report(service, start, end, lake, bigquery, postgres, ledger, settings.source_url_template)
+        postgres, loads = read_postgres(conn, settings.pg_schema, service, start, end)
+    return build_report(service, start, end, lake, bigquery, postgres, loads, settings.source_url_template, runs)
 

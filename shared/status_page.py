@@ -3,8 +3,9 @@
 The HTML page has no script, font or stylesheet to fetch (it is served by a
 function behind an identity token and may be saved to a file), so everything is
 inline. Each date is a cell coloured by state, carrying `data-date` and
-`data-state` (what tests and scripts read) and a `title` with the counts (what
-a person sees on hover). Every value is escaped: notes can quote data.
+`data-state` (what tests and scripts read) and a `title` with the counts and each
+function's latest attempt from the run ledger (what a person sees on hover). Every
+value is escaped: notes and error messages can quote data.
 """
 
 from __future__ import annotations
@@ -18,9 +19,12 @@ from shared.status import STATE_MEANING, STATES, DayStatus, StatusReport
 
 COLOURS = {  # background, text: readable, and distinguishable without relying on red/green alone
     "complete": ("#2e7d32", "#ffffff"),
+    "running": ("#1565c0", "#ffffff"),
+    "retrying": ("#ef6c00", "#000000"),
     "partial": ("#f9a825", "#000000"),
     "mismatch": ("#6a1b9a", "#ffffff"),
     "failed": ("#c62828", "#ffffff"),
+    "dead_lettered": ("#4e342e", "#ffffff"),
     "missing": ("#bdbdbd", "#000000"),
 }
 WEEKDAYS = ("Mon", "Tue", "Wed", "Thu", "Fri", "Sat", "Sun")
@@ -56,7 +60,7 @@ def _n(value: int | None) -> str:
 def hover_text(day: DayStatus) -> str:
     """The counts a person sees when hovering over a date."""
     lines = [
-        f"{day.date.isoformat()} {day.service}: {day.state}",
+        f"{day.date.isoformat()} {day.service}: {day.label}",
         f"lake: {_n(day.lake_rows)} rows ({_n(day.rejected_rows)} rejected)",
         f"BigQuery: {_n(day.bigquery_rows)} rows",
         f"Postgres: {_n(day.postgres_rows)} rows",
@@ -64,6 +68,9 @@ def hover_text(day: DayStatus) -> str:
     if day.postgres_loaded is not None and day.postgres_loaded.loaded_at is not None:
         lines.append(f"Postgres loaded at {day.postgres_loaded.loaded_at:%Y-%m-%d %H:%M:%S}")
     lines.extend(day.notes)
+    for run in day.runs:  # each function's latest attempt: what the run ledger says
+        when = f" at {run.updated_at:%Y-%m-%d %H:%M:%S}" if run.updated_at else ""
+        lines.append(f"{run.describe()}{when}")
     return "\n".join(lines)
 
 
@@ -115,7 +122,7 @@ def render_html(report: StatusReport) -> str:
         '<meta name="viewport" content="width=device-width, initial-scale=1">'
         f"<title>{escape(title)}</title><style>{_CSS}{_state_css()}</style></head><body>"
         f'<h1>{escape(title)}</h1><p class="meta">generated {report.generated_at:%Y-%m-%d %H:%M:%S} UTC '
-        f"from the lake, BigQuery and Postgres; hover over a date for its counts</p>"
+        f"from the lake, BigQuery, Postgres and the run ledger; hover over a date for its counts and attempts</p>"
         f'<ul class="legend" aria-label="legend">{legend}</ul>'
         f'<div class="calendar" data-service="{escape(report.service)}" data-start="{report.start.isoformat()}" '
         f'data-end="{report.end.isoformat()}">{months}</div>{attention}</body></html>'
@@ -128,7 +135,7 @@ def _attention_table(days: list[DayStatus]) -> str:
     shown = days[:500]
     rows = "".join(
         f'<tr data-date="{d.date.isoformat()}"><td>{d.date.isoformat()}</td>'
-        f'<td class="state-{d.state}">{d.state}</td><td class="n">{_n(d.lake_rows)}</td>'
+        f'<td class="state-{d.state}">{escape(d.label)}</td><td class="n">{_n(d.lake_rows)}</td>'
         f'<td class="n">{_n(d.bigquery_rows)}</td><td class="n">{_n(d.postgres_rows)}</td>'
         f"<td>{escape('; '.join(d.notes))}</td></tr>" for d in shown)
     more = f"<p>and {len(days) - len(shown)} more</p>" if len(days) > len(shown) else ""
@@ -144,7 +151,7 @@ def render_text(report: StatusReport) -> str:
     """A fixed-width table for terminals (`./local_emulator.sh status START END`)."""
     rows: list[tuple[Any, ...]] = [TEXT_COLUMNS]
     for day in report.days:
-        rows.append((day.date.isoformat(), day.state, _n(day.lake_rows), _n(day.rejected_rows),
+        rows.append((day.date.isoformat(), day.label, _n(day.lake_rows), _n(day.rejected_rows),
                      _n(day.bigquery_rows), _n(day.postgres_rows), "; ".join(day.notes)))
     widths = [max(len(str(r[i])) for r in rows) for i in range(len(TEXT_COLUMNS) - 1)]
     lines = []

@@ -104,6 +104,24 @@ resource "google_storage_bucket_iam_member" "lake" {
   member = each.value.member
 }
 
+# The loaders write their run ledger records (shared/ledger.py), and nothing else: create and
+# overwrite objects under runs/ only. ingest's objectUser already covers runs/.
+resource "google_storage_bucket_iam_member" "loaders_write_runs" {
+  for_each = {
+    load_bigquery = local.sa.load_bigquery
+    load_postgres = local.sa.load_postgres
+  }
+
+  bucket = google_storage_bucket.lake.name
+  role   = "roles/storage.objectUser"
+  member = each.value
+
+  condition {
+    title      = "only-run-ledger"
+    expression = "resource.name.startsWith(\"projects/_/buckets/${google_storage_bucket.lake.name}/objects/runs/\")"
+  }
+}
+
 # --- Pub/Sub ------------------------------------------------------------------------------------------
 
 resource "google_pubsub_topic_iam_member" "backfills_publish_ingest" {

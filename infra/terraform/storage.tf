@@ -1,4 +1,4 @@
-# The lake bucket (raw/, staging/, trips/, rejects/, quarantine/) and the bucket of function archives.
+# The lake bucket (raw/, staging/, trips/, rejects/, quarantine/, runs/) and the bucket of function archives.
 
 resource "google_storage_bucket" "lake" {
   #checkov:skip=CKV_GCP_62:Only the pipeline's own service accounts read or write it, and each logs what it read or wrote; usage logs would need a second bucket (itself unlogged). Enable Data Access audit logs project-wide where an audit trail is required.
@@ -79,7 +79,21 @@ resource "google_storage_bucket" "lake" {
     }
   }
 
-  # A replayed day overwrites its partition: keep old versions only briefly.
+  # runs/: the run ledger (shared/ledger.py), one small JSON per (function, event) that status reads to
+  # tell running / retrying / dead_lettered dates; past this age a date's attempts are history.
+  lifecycle_rule {
+    condition {
+      age            = var.runs_delete_after_days
+      matches_prefix = ["runs/"]
+      with_state     = "LIVE"
+    }
+    action {
+      type = "Delete"
+    }
+  }
+
+  # A replayed day overwrites its partition: keep old versions only briefly. (Also bounds runs/:
+  # every attempt of an event overwrites its record, leaving the previous one noncurrent.)
   lifecycle_rule {
     condition {
       days_since_noncurrent_time = var.noncurrent_versions_days

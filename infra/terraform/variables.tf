@@ -120,6 +120,17 @@ variable "staging_delete_after_days" {
   }
 }
 
+variable "runs_delete_after_days" {
+  description = "Delete run ledger records (runs/: each function's attempts per date, read by status) after this many days. A date whose records are gone is told by its counts alone."
+  type        = number
+  default     = 30
+
+  validation {
+    condition     = var.runs_delete_after_days >= 1 && var.runs_delete_after_days <= 3650
+    error_message = "runs_delete_after_days must be between 1 and 3650."
+  }
+}
+
 variable "noncurrent_versions_days" {
   description = "Delete overwritten (noncurrent) object versions after this many days; a replayed day overwrites its partition."
   type        = number

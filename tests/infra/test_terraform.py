@@ -469,12 +469,24 @@ def as_list(value: Any) -> list[Any]:
     return value if isinstance(value, list) else [] if value is None else [value]
 
 
-def test_lake_is_versioned_with_lifecycle_for_raw_rejects_and_staging(config):
+def test_lake_is_versioned_with_lifecycle_for_raw_rejects_staging_and_runs(config):
     lake = config.get("google_storage_bucket", "lake")
     (versioning,) = blocks(lake.body, "versioning")
     assert truthy(attr(versioning, "enabled"))
     prefixes = {p for cond in lake_lifecycle_conditions(config) for p in as_list(attr(cond, "matches_prefix"))}
-    assert {"raw/", "rejects/", "staging/"} <= prefixes, f"lifecycle prefixes: {sorted(prefixes)}"
+    assert {"raw/", "rejects/", "staging/", "runs/"} <= prefixes, f"lifecycle prefixes: {sorted(prefixes)}"
+    (runs,) = [c for c in lake_lifecycle_conditions(config) if as_list(attr(c, "matches_prefix")) == ["runs/"]]
+    assert attr(runs, "age") == "${var.runs_delete_after_days}"
+
+
+def test_loaders_write_only_the_run_ledger(config):
+    """The loaders read the lake; their one write is their run ledger record, under runs/."""
+    grants = [g for g in config.instances("google_storage_bucket_iam_member") if g.key in ("load_bigquery", "load_postgres")]
+    writes = [g for g in grants if g.value(attr(g.body, "role")) != "roles/storage.objectViewer"]
+    assert len(writes) == 2, [g.address for g in grants]
+    for grant in writes:
+        (condition,) = blocks(grant.body, "condition")
+        assert "/objects/runs/" in str(attr(condition, "expression")), f"{grant.address} may write beyond runs/"
 
 
 def test_staging_manifests_go_before_the_files_they_name(config):

@@ -4,7 +4,8 @@ A date message is published to the ingest topic; the Pub/Sub emulator pushes it
 to the ingest function (functions-framework); the partition lands in
 fake-gcs-server; its finalize notification is pushed to both loaders; the rows
 are then queried in the BigQuery emulator and in PostgreSQL. Publishing the
-same message again must leave every destination exactly as it was.
+same message again must leave every destination exactly as it was. Each of the
+three functions leaves its run ledger record (runs/) on the way.
 """
 
 from __future__ import annotations
@@ -17,7 +18,7 @@ from pathlib import Path
 
 import pytest
 
-from shared import clients, paths
+from shared import clients, ledger, paths
 from shared.pg import connection
 from shared.settings import Settings
 
@@ -97,3 +98,12 @@ def test_a_published_date_reaches_gcs_bigquery_and_postgres_once(stack, settings
     time.sleep(3)  # would-be loader events get time to arrive
     assert bucket.get_blob(name).generation == blob.generation, "the partition was not rewritten"
     assert destination_state(settings) == loaded, "destinations unchanged by a repeated message"
+
+    def latest() -> dict:
+        found = ledger.latest_by_function(ledger.read_runs(bucket, SERVICE, DAY, DAY).get(DAY, []))
+        outcomes = {r.function: r.outcome for r in found}
+        return outcomes if outcomes.get("ingest") == ledger.SKIPPED and len(outcomes) == 3 else None
+
+    outcomes = wait_for(latest, "the run ledger to hold each function's latest attempt", timeout=30)
+    assert outcomes == {"ingest": ledger.SKIPPED, "load_bigquery": ledger.SUCCEEDED,
+                        "load_postgres": ledger.SUCCEEDED}

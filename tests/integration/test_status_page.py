@@ -3,7 +3,8 @@
 The page is built from plain data covering every state, so this test needs no
 emulator, only Debian's `chromium` (installed by .ci/run). The DOM Chromium
 dumps — not our own string — is what is checked: one cell per date with its
-state, the counts in each cell's hover title, and a legend with every state.
+state, the counts (and the run ledger's attempts) in each cell's hover title, and a
+legend with every state.
 With TAXI_STACK=1 a missing browser fails the run instead of skipping it.
 """
 
@@ -19,6 +20,7 @@ from pathlib import Path
 
 import pytest
 
+from shared.ledger import RunRecord
 from shared.status import STATES, LakeDay, LedgerEntry, build_report
 from shared.status_page import render_html
 
@@ -51,6 +53,12 @@ def run_chromium(page: Path, *args: str) -> subprocess.CompletedProcess:
 def sample_report():
     """Seventeen dates across a month boundary, in every state."""
     lake, bigquery, postgres, ledger = {}, {}, {}, {}
+    runs = {  # what the run ledger says of dates the counts alone would call missing
+        dt.date(2021, 2, 6): [RunRecord("ingest", "11", "running", 1, updated_at=T0)],
+        dt.date(2021, 2, 8): [RunRecord("ingest", "12", "retrying", 3, "download_failed", "HTTP 500 <from> the host",
+                                        updated_at=T0)],
+        dt.date(2021, 2, 9): [RunRecord("ingest", "13", "dead_lettered", 1, "source_not_found", "404", updated_at=T0)],
+    }
     for i in range((END - START).days + 1):
         day = START + dt.timedelta(days=i)
         rows = 40_000 + 137 * i
@@ -60,12 +68,13 @@ def sample_report():
             lake[day], bigquery[day], postgres[day] = LakeDay(rows, 12, 1000 + i, T0), rows, rows - 5
         elif day == dt.date(2021, 2, 5):  # quarantined after the last good write: failed
             lake[day] = LakeDay(rows, 12, 1000 + i, T0, T0 + dt.timedelta(hours=1), "row count fell by 80%")
-        elif day > dt.date(2021, 2, 7):  # not ingested yet: missing
+        elif day > dt.date(2021, 2, 7) or day in runs:  # not in the lake: missing, unless the ledger says more
             continue
         else:
             lake[day], bigquery[day], postgres[day] = LakeDay(rows, 12, 1000 + i, T0), rows, rows
             ledger[day] = LedgerEntry(str(1000 + i), rows, f"trips/yellow/pickup_date={day}/data.parquet", T0)
-    return build_report("yellow", START, END, lake, bigquery, postgres, ledger)
+    return build_report("yellow", START, END, lake, bigquery, postgres, ledger, runs=runs,
+                        now=T0 + dt.timedelta(minutes=2))
 
 
 class Cells(HTMLParser):
@@ -112,11 +121,19 @@ def test_dom_has_every_date_in_its_state_with_counts_on_hover(page):
     assert states["2021-02-03"] == "partial"
     assert states["2021-02-04"] == "mismatch"
     assert states["2021-02-05"] == "failed"
-    assert states["2021-02-08"] == states["2021-02-10"] == "missing"
+    assert states["2021-02-06"] == "running"
+    assert states["2021-02-08"] == "retrying"
+    assert states["2021-02-09"] == "dead_lettered"
+    assert states["2021-02-10"] == "missing"
     assert all(f"state-{states[day]}" in cell["class"] for day, cell in cells.days.items())
     hover = cells.days["2021-02-04"]["title"]
     assert "2021-02-04 yellow: mismatch" in hover
     assert "lake: 41,370 rows (12 rejected)" in hover and "Postgres: 41,365 rows" in hover
     assert "quarantined: row count fell by 80%" in cells.days["2021-02-05"]["title"]
-    assert cells.legend == {"complete": "11", "partial": "1", "mismatch": "1", "failed": "1", "missing": "3"}
+    retrying = cells.days["2021-02-08"]["title"]
+    assert "2021-02-08 yellow: retrying (attempt 3, download_failed)" in retrying
+    assert "ingest retrying, attempt 3 (download_failed): HTTP 500 <from> the host" in retrying  # escaped, read back
+    assert "dead_lettered (source_not_found)" in cells.days["2021-02-09"]["title"]
+    assert cells.legend == {"complete": "10", "running": "1", "retrying": "1", "partial": "1", "mismatch": "1",
+                            "failed": "1", "dead_lettered": "1", "missing": "1"}
     assert set(cells.legend) == set(STATES)

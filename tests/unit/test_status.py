@@ -12,8 +12,8 @@ from werkzeug.wrappers import Request
 
 from shared import status
 from shared.errors import ValidationError
-from shared.status import (COMPLETE, FAILED, MISMATCH, MISSING, PARTIAL, LakeDay, LedgerEntry, build_report,
-                           classify, parse_status_request, read_lake, read_postgres)
+from shared.status import (COMPLETE, DEAD_LETTERED, FAILED, MISMATCH, MISSING, PARTIAL, RETRYING, RUNNING, LakeDay,
+                           LedgerEntry, build_report, classify, parse_status_request, read_lake, read_postgres)
 from shared.status_page import render_html, render_text
 
 NOW = dt.datetime(2026, 11, 25, 12, 0, tzinfo=dt.timezone.utc)
@@ -61,14 +61,15 @@ def test_build_report_from_plain_data():
     assert [d.state for d in report.days] == [COMPLETE, MISMATCH, FAILED, MISSING]
     assert "postgres holds generation 200, the lake 222" in report.days[1].notes
     assert "quarantined: row count fell" in report.days[2].notes
-    assert report.summary() == {COMPLETE: 1, PARTIAL: 0, MISMATCH: 1, FAILED: 1, MISSING: 1}
+    assert report.summary() == {COMPLETE: 1, RUNNING: 0, RETRYING: 0, PARTIAL: 0, MISMATCH: 1, FAILED: 1,
+                                DEAD_LETTERED: 0, MISSING: 1}
     body = report.as_dict()
     assert body["source_urls"] == {"2021-01": "https://example.test/yellow_2021-01.csv.gz"}
     assert body["dates"][0] == {
         "date": "2021-01-01", "service": "yellow", "state": COMPLETE, "lake_rows": 10, "rejected_rows": 1,
         "bigquery_rows": 10, "postgres_rows": 10, "lake_generation": 111,
         "postgres_loaded": {"generation": "111", "rows": 10, "object": "trips/yellow/pickup_date=2021-01-01/data.parquet",
-                            "loaded_at": T0.isoformat()}, "notes": []}
+                            "loaded_at": T0.isoformat()}, "notes": [], "run": None, "runs": []}
     json.dumps(body)  # serialisable as is
 
 

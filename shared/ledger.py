@@ -1,0 +1,337 @@
+"""The run ledger: what each attempt of each event function did for a (service, date).
+
+Why: the lake, BigQuery and Postgres only say what is there. A date whose ingest is in
+flight, or failing and being retried, looks exactly like a date nobody asked for; a
+dead-lettered date looks the same too. So every attempt leaves a small record in the lake
+bucket, `runs/{service}/pickup_date=D/{function}/{event id}.json` (shared/paths.py): one
+object per (function, event), overwritten by each delivery of that event, so a date costs
+a few small objects whatever the number of retries. No new server: it is GCS, locally
+fake-gcs-server, and a lifecycle rule deletes it after `runs_delete_after_days`.
+
+Written from one place, the function boundary (shared/runtime.py): `begin` when an event
+arrives, `finish` with its outcome. The boundary cannot know the (service, date) before
+the handler parsed the event, so handlers call `started(service, date)` once they know it;
+that writes the `running` record. An event that never names a date (a backfill, an object
+outside trips/) leaves no record. Per attempt: one read (the previous record: attempt
+number and history) and two writes (running, then the outcome).
+
+The record's summary is also in the object's custom metadata, so `status` reads a whole
+range with one listing and no download. Bodies are bounded (error messages truncated, a
+short history), because a record must stay a few KB whatever an error says.
+
+A ledger write never changes the outcome of the work: any failure is logged (WARNING) and
+swallowed.
+"""
+
+from __future__ import annotations
+
+import contextvars
+import datetime as dt
+import json
+from dataclasses import dataclass, field
+from typing import Any, Iterable, Mapping
+
+from shared import logs, paths
+from shared.events import parse_timestamp
+from shared.schemas import SERVICES
+
+RUNNING, SUCCEEDED, SKIPPED = "running", "succeeded", "skipped_up_to_date"
+RETRYING, DEAD_LETTERED = "retrying", "dead_lettered"
+OUTCOMES = (RUNNING, SUCCEEDED, SKIPPED, RETRYING, DEAD_LETTERED)
+
+MAX_ERROR_CHARS = 500  # in the body; the metadata copy is shorter
+MAX_META_ERROR_CHARS = 200
+MAX_HISTORY = 5  # earlier attempts kept in a record, newest last
+MAX_BODY_BYTES = 4096
+# A `running` record older than this had its attempt end without an outcome (the function's
+# 540 s timeout, out of memory, a crash): the platform redelivers, so it reads as retrying.
+LOST_AFTER_SECONDS = 600
+WRITE_TIMEOUT_SECONDS = 15
+
+
+def _now() -> dt.datetime:
+    return dt.datetime.now(dt.timezone.utc)
+
+
+def _short(text: Any, limit: int) -> str | None:
+    if text is None:
+        return None
+    text = str(text)
+    return text if len(text) <= limit else text[: limit - 1] + "…"
+
+
+# --- writing: one Run per delivery, held by the boundary --------------------------------------------
+
+
+@dataclass
+class Run:
+    """One delivery of one event to one function, as the boundary sees it."""
+
+    function: str
+    event_id: str | None
+    message_id: str | None
+    delivery_attempt: int | None  # Pub/Sub's count when the platform passes it on, else None
+    bucket: Any = None  # the lake bucket, made lazily (a ledger problem must not fail the event)
+    bucket_name: str | None = None
+    service: str | None = None
+    date: dt.date | None = None
+    attempt: int = 1
+    started_at: dt.datetime = field(default_factory=_now)
+    history: list[dict[str, Any]] = field(default_factory=list)
+    previous_read: bool = False
+
+    @property
+    def name(self) -> str | None:
+        if self.service is None or self.date is None:
+            return None
+        return paths.run_record(self.service, self.date, self.function, self.event_id)
+
+
+_current: contextvars.ContextVar[Run | None] = contextvars.ContextVar("ledger_run", default=None)
+
+
+def _event_ids(cloud_event: Any) -> tuple[str | None, str | None, int | None]:
+    """(event id, Pub/Sub message id, deliveryAttempt) from a CloudEvent, each None when absent.
+
+    functions-framework 3.10 drops a raw push body's `deliveryAttempt` when it converts it to a
+    CloudEvent (event_conversion.marshal_background_event_data keeps only data and attributes),
+    and Eventarc's messagePublished data does not carry it either; it is read when present, and
+    otherwise the attempt is counted from the previous record.
+    """
+    attributes = cloud_event.get_attributes() if hasattr(cloud_event, "get_attributes") else {}
+    event_id = attributes.get("id")
+    data = getattr(cloud_event, "data", None)
+    message_id = attempt = None
+    if isinstance(data, Mapping):
+        message = data.get("message")
+        if isinstance(message, Mapping):
+            message_id = message.get("messageId") or message.get("message_id")
+        raw = data.get("deliveryAttempt")
+        attempt = raw if isinstance(raw, int) and not isinstance(raw, bool) and raw > 0 else None
+    return (str(event_id) if event_id else None, str(message_id) if message_id else None, attempt)
+
+
+def begin(function: str, cloud_event: Any, bucket_name: str | None) -> contextvars.Token:
+    """The boundary starts a delivery; returns the token `end` needs."""
+    try:
+        event_id, message_id, delivery_attempt = _event_ids(cloud_event)
+    except Exception:  # noqa: BLE001 - an odd event must not stop the work
+        event_id = message_id = delivery_attempt = None
+    return _current.set(Run(function, event_id, message_id, delivery_attempt, bucket_name=bucket_name))
+
+
+def end(token: contextvars.Token) -> None:
+    _current.reset(token)
+
+
+def current() -> Run | None:
+    return _current.get()
+
+
+def started(service: str, date: dt.date) -> None:
+    """Handlers call this once they know what they work on: writes the `running` record.
+
+    Outside the boundary (a library call, a benchmark) there is no run and nothing is written.
+    """
+    run = _current.get()
+    if run is None or not run.bucket_name:
+        return
+    run.service, run.date = service, date
+    _guarded(run, "running", lambda: (_read_previous(run), _write(run, RUNNING)))
+
+
+def finish(run: Run | None, outcome: str, *, reason: str | None = None, error: str | None = None,
+           rows: Any = None, context: Mapping[str, Any] | None = None) -> None:
+    """The boundary records the delivery's outcome (no-op when no (service, date) is known).
+
+    A handler that failed before calling `started` may still name its date in the error's
+    context; then the outcome is recorded under it.
+    """
+    if run is None or not run.bucket_name:
+        return
+    if run.name is None and context:
+        service, day = context.get("service"), _as_date(context.get("date"))
+        if service in SERVICES and day is not None:
+            run.service, run.date = service, day
+    if run.name is None:
+        return
+    _guarded(run, outcome, lambda: (_read_previous(run), _write(run, outcome, reason, error, rows)))
+
+
+def _as_date(value: Any) -> dt.date | None:
+    if isinstance(value, dt.date):
+        return value
+    try:
+        return dt.date.fromisoformat(str(value)) if value else None
+    except ValueError:
+        return None
+
+
+def _guarded(run: Run, what: str, action: Any) -> None:
+    try:
+        action()
+    except Exception as exc:  # noqa: BLE001 - the ledger never fails the work it describes
+        logs.warning(f"run ledger: writing the {what} record failed; the event's outcome is unchanged",
+                     function=run.function, service=run.service, date=run.date, object=run.name,
+                     event_id=run.event_id, error_message=_short(f"{type(exc).__name__}: {exc}", 300))
+
+
+def _bucket(run: Run) -> Any:
+    if run.bucket is None:
+        from shared import clients
+
+        run.bucket = clients.storage().bucket(run.bucket_name)
+    return run.bucket
+
+
+def _read_previous(run: Run) -> None:
+    """Once per delivery: the attempt number and the history of earlier deliveries of this event."""
+    if run.previous_read:
+        return
+    run.previous_read = True
+    from google.api_core.exceptions import NotFound
+
+    previous: dict[str, Any] = {}
+    try:
+        previous = json.loads(_bucket(run).blob(run.name).download_as_bytes(timeout=WRITE_TIMEOUT_SECONDS))
+    except NotFound:
+        pass
+    except ValueError:  # unreadable: start afresh rather than fail
+        previous = {}
+    counted = int(previous.get("attempt") or 0) + 1 if isinstance(previous, dict) and previous else 1
+    run.attempt = run.delivery_attempt or counted
+    if isinstance(previous, dict) and previous.get("outcome"):
+        earlier = [h for h in previous.get("history") or [] if isinstance(h, dict)]
+        earlier.append({k: previous.get(k) for k in ("attempt", "outcome", "reason", "started_at", "finished_at")})
+        run.history = earlier[-MAX_HISTORY:]
+
+
+def record_body(run: Run, outcome: str, reason: str | None = None, error: str | None = None,
+                rows: Any = None, now: dt.datetime | None = None) -> dict[str, Any]:
+    """The record as stored: the latest state of this event, and a short history of earlier attempts."""
+    now = now or _now()
+    body = {
+        "function": run.function, "service": run.service,
+        "date": run.date.isoformat() if run.date else None,
+        "event_id": _short(run.event_id, 100), "message_id": _short(run.message_id, 100),
+        "attempt": run.attempt, "outcome": outcome, "reason": _short(reason, 100),
+        "error": _short(error, MAX_ERROR_CHARS), "rows": _int(rows),
+        "started_at": run.started_at.isoformat(),
+        "finished_at": None if outcome == RUNNING else now.isoformat(),
+        "updated_at": now.isoformat(),
+        "history": list(run.history),
+    }
+    while len(json.dumps(body, default=str)) > MAX_BODY_BYTES and body["history"]:
+        body["history"] = body["history"][1:]  # oldest first out
+    return body
+
+
+def record_metadata(body: Mapping[str, Any]) -> dict[str, str]:
+    """What a listing returns with each object: enough for `status`, no download needed."""
+    meta = {"outcome": body["outcome"], "attempt": str(body["attempt"]), "updated_at": body["updated_at"],
+            "started_at": body["started_at"]}
+    for key in ("reason", "rows", "message_id"):
+        if body.get(key) is not None:
+            meta[key] = str(body[key])
+    if body.get("error"):
+        meta["error"] = _short(body["error"], MAX_META_ERROR_CHARS)
+    return meta
+
+
+def _write(run: Run, outcome: str, reason: str | None = None, error: str | None = None, rows: Any = None) -> None:
+    body = record_body(run, outcome, reason, error, rows)
+    blob = _bucket(run).blob(run.name)
+    blob.metadata = record_metadata(body)
+    blob.upload_from_string(json.dumps(body, default=str, separators=(",", ":")), content_type="application/json",
+                            timeout=WRITE_TIMEOUT_SECONDS)
+
+
+def _int(value: Any) -> int | None:
+    try:
+        return None if value is None or isinstance(value, bool) else int(value)
+    except (TypeError, ValueError):
+        return None
+
+
+# --- reading: one listing per (service, range) -------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class RunRecord:
+    """The latest state of one (function, event) on one date, as its object's metadata tells it."""
+
+    function: str
+    event_id: str
+    outcome: str
+    attempt: int
+    reason: str | None = None
+    error: str | None = None
+    rows: int | None = None
+    updated_at: dt.datetime | None = None
+
+    def as_dict(self) -> dict[str, Any]:
+        return {"function": self.function, "event_id": self.event_id, "outcome": self.outcome,
+                "attempt": self.attempt, "reason": self.reason, "error": self.error, "rows": self.rows,
+                "updated_at": self.updated_at.isoformat() if self.updated_at else None}
+
+    def describe(self) -> str:
+        """One line for people: `ingest retrying, attempt 3 (download_failed)`."""
+        why = f" ({self.reason})" if self.reason else ""
+        return f"{self.function} {self.outcome}, attempt {self.attempt}{why}"
+
+
+def read_runs(bucket: Any, service: str, start: dt.date, end: dt.date) -> dict[dt.date, list[RunRecord]]:
+    """Every run record of start..end, by date, from one listing bounded by start/end offsets."""
+    prefix, start_offset, end_offset = paths.runs_range(service, start, end)
+    found: dict[dt.date, list[RunRecord]] = {}
+    for blob in bucket.list_blobs(prefix=prefix, start_offset=start_offset, end_offset=end_offset):
+        name = paths.parse_run_record(blob.name)
+        if name is None or name.service != service or not start <= name.date <= end:
+            continue
+        meta = blob.metadata or {}
+        outcome = meta.get("outcome")
+        if outcome not in OUTCOMES:
+            continue
+        updated = parse_timestamp(meta.get("updated_at")) or getattr(blob, "updated", None)
+        found.setdefault(name.date, []).append(RunRecord(
+            name.function, name.event_id, outcome, _int(meta.get("attempt")) or 1, meta.get("reason"),
+            meta.get("error"), _int(meta.get("rows")), updated))
+    return found
+
+
+def latest_by_function(records: Iterable[RunRecord]) -> list[RunRecord]:
+    """Each function's newest record on a date (a later event supersedes an earlier one's fate)."""
+    latest: dict[str, RunRecord] = {}
+    oldest = dt.datetime.min.replace(tzinfo=dt.timezone.utc)
+    for record in records:
+        held = latest.get(record.function)
+        if held is None or (record.updated_at or oldest) >= (held.updated_at or oldest):
+            latest[record.function] = record
+    return sorted(latest.values(), key=lambda r: r.function)
+
+
+def effective(record: RunRecord, now: dt.datetime) -> RunRecord:
+    """A `running` record left behind by an attempt that ended without an outcome reads as retrying."""
+    if record.outcome != RUNNING or record.updated_at is None:
+        return record
+    if (now - record.updated_at).total_seconds() <= LOST_AFTER_SECONDS:
+        return record
+    return RunRecord(record.function, record.event_id, RETRYING, record.attempt, "no_outcome",
+                     f"attempt {record.attempt} recorded no outcome within {LOST_AFTER_SECONDS} s "
+                     "(timeout, out of memory or crash); the platform redelivers it",
+                     record.rows, record.updated_at)
+
+
+_PRIORITY = {RUNNING: 0, RETRYING: 1, DEAD_LETTERED: 2}
+
+
+def in_flight(records: Iterable[RunRecord], now: dt.datetime) -> RunRecord | None:
+    """What the ledger says beyond the counts: the record of a date that is running, retrying or
+    dead-lettered (in that order of precedence: work under way matters more than a past failure),
+    from each function's latest record; None when every function's latest attempt succeeded."""
+    candidates = [effective(r, now) for r in latest_by_function(records)]
+    candidates = [r for r in candidates if r.outcome in _PRIORITY]
+    if not candidates:
+        return None
+    oldest = dt.datetime.min.replace(tzinfo=dt.timezone.utc)
+    return min(candidates, key=lambda r: (_PRIORITY[r.outcome], -(r.updated_at or oldest).timestamp()))
