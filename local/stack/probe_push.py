@@ -28,6 +28,10 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 MAX_DELIVERY_ATTEMPTS = 5
 
 
+class Server(ThreadingHTTPServer):
+    request_queue_size = 512  # many pushes at once: the default backlog of 5 would refuse some
+
+
 class FailingEndpoint:
     """An HTTP server that records every push and answers 500 to all of them."""
 
@@ -51,7 +55,7 @@ class FailingEndpoint:
             def log_message(self, *args) -> None:
                 pass
 
-        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.server = Server(("127.0.0.1", 0), Handler)
         self.url = f"http://127.0.0.1:{self.server.server_port}/"
         threading.Thread(target=self.server.serve_forever, daemon=True).start()
 
