@@ -24,6 +24,8 @@ PUSH_SUBSCRIPTIONS = {
 DEAD_LETTER_SUBSCRIPTION = "taxi-dead-letter-sub"
 MAX_DELIVERY_ATTEMPTS = 5
 ACK_DEADLINE_SECONDS = 600  # a month download + split can take minutes: no redelivery meanwhile
+MIN_BACKOFF_SECONDS = 1.0   # the retry policy the relay applies (Google: exponential, min..max)
+MAX_BACKOFF_SECONDS = 10.0
 TOPIC_VARS = ("INGEST_TOPIC", "BACKFILL_TOPIC", "DEAD_LETTER_TOPIC", "LAKE_EVENTS_TOPIC")
 
 
@@ -85,6 +87,19 @@ def _create(subscriber, request: dict) -> None:
         subscriber.create_subscription(request=request)
     except AlreadyExists:
         pass
+
+
+def relay_routes() -> list[dict]:
+    """What local/stack/push_relay.py delivers: one route per function subscription."""
+    project = env("GCP_PROJECT")
+    return [{
+        "subscription": f"projects/{project}/subscriptions/{name}",
+        "endpoint": env(f"TAXI_FUNCTION_URL_{function}"),
+        "ack_deadline": float(ACK_DEADLINE_SECONDS),
+        "min_backoff": MIN_BACKOFF_SECONDS,
+        "max_backoff": MAX_BACKOFF_SECONDS,
+        "max_delivery_attempts": MAX_DELIVERY_ATTEMPTS,
+    } for name, (_topic_var, function) in PUSH_SUBSCRIPTIONS.items()]
 
 
 def create_bucket() -> None:

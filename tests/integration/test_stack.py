@@ -10,7 +10,6 @@ import socket
 import subprocess
 import time
 import uuid
-from types import SimpleNamespace
 
 import pytest
 
@@ -21,47 +20,6 @@ PUSH_SUBSCRIPTIONS = {  # subscription -> (topic variable, function)
     "taxi-lake-postgres-push": ("LAKE_EVENTS_TOPIC", "LOAD_POSTGRES"),
 }
 FUNCTIONS = ("INGEST", "BACKFILL", "LOAD_BIGQUERY", "LOAD_POSTGRES", "STATUS", "BACKFILL_HTTP")
-
-
-@pytest.fixture
-def pubsub(stack):
-    from google.cloud import pubsub_v1
-
-    publisher, subscriber = pubsub_v1.PublisherClient(), pubsub_v1.SubscriberClient()
-    made: list[tuple[str, str]] = []
-
-    def pull_subscription(topic: str) -> str:
-        name = subscriber.subscription_path(os.environ["GCP_PROJECT"], f"it-stack-{uuid.uuid4().hex[:10]}")
-        subscriber.create_subscription(name=name, topic=publisher.topic_path(os.environ["GCP_PROJECT"], topic))
-        made.append(("subscription", name))
-        return name
-
-    def temporary_topic() -> str:
-        topic = f"it-stack-{uuid.uuid4().hex[:10]}"
-        publisher.create_topic(name=publisher.topic_path(os.environ["GCP_PROJECT"], topic))
-        made.append(("topic", publisher.topic_path(os.environ["GCP_PROJECT"], topic)))
-        return topic
-
-    def pull_until(subscription: str, match, timeout: float = 30.0):
-        deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline:
-            response = subscriber.pull(subscription=subscription, max_messages=20, timeout=5)
-            if response.received_messages:
-                subscriber.acknowledge(subscription=subscription,
-                                       ack_ids=[m.ack_id for m in response.received_messages])
-            for received in response.received_messages:
-                if match(received.message):
-                    return received.message
-        pytest.fail(f"no matching message on {subscription} within {timeout}s")
-
-    yield SimpleNamespace(publisher=publisher, subscriber=subscriber, pull_until=pull_until,
-                          pull_subscription=pull_subscription, temporary_topic=temporary_topic)
-    for kind, name in reversed(made):
-        if kind == "subscription":
-            subscriber.delete_subscription(subscription=name)
-        else:
-            publisher.delete_topic(topic=name)
-    subscriber.close()
 
 
 def test_pubsub_emulator_publish_and_pull(pubsub):
