@@ -213,8 +213,8 @@ class PushRelay:
                 callback=lambda message, route=route: self._deliver(route, message),
                 flow_control=pubsub_v1.types.FlowControl(
                     max_messages=self.max_messages,
-                    # a message waiting out its last backoff after a full-length request
-                    max_lease_duration=route.ack_deadline + route.max_backoff + 600),
+                    # held while queued for a worker, a full-length request and its backoff
+                    max_lease_duration=max(3600.0, route.ack_deadline + route.max_backoff + 600)),
                 scheduler=ThreadScheduler(executor=executor),
                 await_callbacks_on_shutdown=False)
             with self._lock:
