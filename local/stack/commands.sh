@@ -44,6 +44,8 @@ cmd_up() {
   wait_tlc
   "$PY" -m local.stack.resources all || die "creating the stack's resources failed"
   wait_functions
+  service_alive relay || start_relay
+  wait_relay
   if [[ -n "$own_started_file" ]]; then
     trap - EXIT
     rm -f "$own_started_file"
@@ -52,15 +54,17 @@ cmd_up() {
   print_stack_map "$(elapsed_since "$started")"
 }
 
-# Running functions keep the environment they started with: new settings need a restart.
+# Running functions and the relay keep the environment they started with (the relay: the
+# function URLs): new settings need a restart.
 restart_running_functions() {
   local entry name running=()
+  if service_alive relay; then running+=(relay); fi
   for entry in "${FUNCTIONS[@]}"; do
     IFS=: read -r name _ _ <<<"$entry"
     if service_alive "fn-$name"; then running+=("fn-$name"); fi
   done
   ((${#running[@]} == 0)) && return 0
-  say "settings changed: restarting the functions"
+  say "settings changed: restarting the functions and the push relay"
   stop_services "${running[@]}"
 }
 
@@ -117,9 +121,10 @@ EOF
     printf '    %-14s http://127.0.0.1:%s/  (%s)\n' "$name" "$(function_port "$name")" "$signature"
   done
   cat <<EOF
-  push subscriptions taxi-ingest-push -> ingest, taxi-backfill-push -> backfill,
+  push relay         pulls taxi-ingest-push -> ingest, taxi-backfill-push -> backfill,
                      taxi-lake-bigquery-push -> load_bigquery, taxi-lake-postgres-push -> load_postgres
-                     (dead letters after 5 attempts -> $TOPIC_DEAD_LETTER, kept in taxi-dead-letter-sub)
+                     and POSTs like Google's push: retried 1s..10s exponential backoff, after 5 attempts
+                     dead-lettered to $TOPIC_DEAD_LETTER (kept in taxi-dead-letter-sub); log: logs relay
 Use it:  eval "\$(./local_emulator.sh env)"; gcloud pubsub topics publish $TOPIC_INGEST --message='{"date":"2021-01-15","service":"yellow"}'
          ./local_emulator.sh run 2021-01-15 | status 2021-01-01 2021-01-31 | logs ingest | down
 EOF

@@ -5,6 +5,13 @@
 
 Reads the stack's environment (.state/env, exported by local_emulator.sh). The Pub/Sub
 emulator keeps nothing across restarts, so topics and subscriptions are made on every `up`.
+
+The function subscriptions are push subscriptions on Google Cloud (infra/). Locally they are
+PULL subscriptions with the same names and dead-letter policy, but no retry policy, and
+local/stack/push_relay.py pushes their messages to the functions with Google's retry rules:
+the emulator's own push loop stops redelivering for good when a retry policy is set and
+several messages fail together (README, "The local stack"). PUSH_SUBSCRIPTIONS and the
+constants below are the one table both this module and the relay read (`relay_routes`).
 """
 
 from __future__ import annotations
@@ -24,6 +31,8 @@ PUSH_SUBSCRIPTIONS = {
 DEAD_LETTER_SUBSCRIPTION = "taxi-dead-letter-sub"
 MAX_DELIVERY_ATTEMPTS = 5
 ACK_DEADLINE_SECONDS = 600  # a month download + split can take minutes: no redelivery meanwhile
+MIN_BACKOFF_SECONDS = 1.0   # the retry policy the relay applies (Google: exponential, min..max)
+MAX_BACKOFF_SECONDS = 10.0
 TOPIC_VARS = ("INGEST_TOPIC", "BACKFILL_TOPIC", "DEAD_LETTER_TOPIC", "LAKE_EVENTS_TOPIC")
 
 
@@ -61,30 +70,52 @@ def create_subscriptions() -> None:
             "ack_deadline_seconds": 60,
             "message_retention_duration": duration_pb2.Duration(seconds=7 * 86400),
         })
-        for name, (topic_var, function) in PUSH_SUBSCRIPTIONS.items():
-            _create(subscriber, {
+        for name, (topic_var, _function) in PUSH_SUBSCRIPTIONS.items():
+            request = {
                 "name": subscriber.subscription_path(project, name),
                 "topic": f"projects/{project}/topics/{env(topic_var)}",
-                "push_config": {"push_endpoint": env(f"TAXI_FUNCTION_URL_{function}")},
                 "ack_deadline_seconds": ACK_DEADLINE_SECONDS,
-                "retry_policy": {
-                    "minimum_backoff": duration_pb2.Duration(seconds=1),
-                    "maximum_backoff": duration_pb2.Duration(seconds=10),
-                },
+                # No push_config and no retry_policy: the relay delivers and backs off.
                 "dead_letter_policy": {
                     "dead_letter_topic": dead_letter_topic,
                     "max_delivery_attempts": MAX_DELIVERY_ATTEMPTS,
                 },
-            })
+            }
+            if not _create(subscriber, request):
+                _replace_if_push(subscriber, request)
 
 
-def _create(subscriber, request: dict) -> None:
+def _create(subscriber, request: dict) -> bool:
+    """True when created, False when it existed already."""
     from google.api_core.exceptions import AlreadyExists
 
     try:
         subscriber.create_subscription(request=request)
+        return True
     except AlreadyExists:
-        pass
+        return False
+
+
+def _replace_if_push(subscriber, request: dict) -> None:
+    """An emulator still running from before the relay has these names as push subscriptions
+    with a retry policy: the broken path. Such a subscription is deleted and made again."""
+    existing = subscriber.get_subscription(subscription=request["name"])
+    if existing.push_config.push_endpoint or "retry_policy" in existing:
+        subscriber.delete_subscription(subscription=request["name"])
+        subscriber.create_subscription(request=request)
+
+
+def relay_routes() -> list[dict]:
+    """What local/stack/push_relay.py delivers: one route per function subscription."""
+    project = env("GCP_PROJECT")
+    return [{
+        "subscription": f"projects/{project}/subscriptions/{name}",
+        "endpoint": env(f"TAXI_FUNCTION_URL_{function}"),
+        "ack_deadline": float(ACK_DEADLINE_SECONDS),
+        "min_backoff": MIN_BACKOFF_SECONDS,
+        "max_backoff": MAX_BACKOFF_SECONDS,
+        "max_delivery_attempts": MAX_DELIVERY_ATTEMPTS,
+    } for name, (_topic_var, function) in PUSH_SUBSCRIPTIONS.items()]
 
 
 def create_bucket() -> None:

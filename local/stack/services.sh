@@ -117,6 +117,19 @@ wait_functions() {
   done
 }
 
+# ---- the push relay (local/stack/push_relay.py) ---------------------------------------
+
+# The emulator's push loop loses failed messages (README, "The local stack"): the function
+# subscriptions are pull subscriptions and the relay pushes them with Google's retry rules.
+# Started once the subscriptions exist and the functions listen, so that a message left
+# from a previous run is not spent on connection errors while the functions import.
+start_relay() { start_service relay "$PY" -m local.stack.push_relay; }
+
+# Ready once it has read its routes and started its streams (its first log line since start).
+relay_started() { awk '/^=== /{started=0} /"event": "relay_started"/{started=1} END{exit !started}' "$LOG_DIR/relay.log"; }
+
+wait_relay() { wait_ready relay "the push relay" relay_started; }
+
 # ---- the environment of the stack ---------------------------------------------------
 
 # .state/env: export lines for the functions, the tests and a person's shell. Settings the

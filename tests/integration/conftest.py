@@ -15,6 +15,7 @@ import socket
 import subprocess
 import time
 import uuid
+from types import SimpleNamespace
 from typing import Callable, Iterator
 from urllib.parse import urlparse
 
@@ -52,6 +53,66 @@ def stack() -> dict[str, str]:
             pytest.fail(problem)
         pytest.skip(problem + "; run ./local_emulator.sh test")
     return {name: os.environ[name] for name in REQUIRED}
+
+
+@pytest.fixture
+def pubsub(stack):
+    """Publisher and subscriber clients, and temporary topics and subscriptions deleted after the test."""
+    from google.cloud import pubsub_v1
+
+    publisher, subscriber = pubsub_v1.PublisherClient(), pubsub_v1.SubscriberClient()
+    made: list[tuple[str, str]] = []
+
+    def pull_subscription(topic: str, **fields) -> str:
+        """`fields`: more of the Subscription (dead_letter_policy, ack_deadline_seconds, ...)."""
+        name = subscriber.subscription_path(os.environ["GCP_PROJECT"], f"it-stack-{uuid.uuid4().hex[:10]}")
+        subscriber.create_subscription(request={
+            "name": name, "topic": publisher.topic_path(os.environ["GCP_PROJECT"], topic), **fields})
+        made.append(("subscription", name))
+        return name
+
+    def temporary_topic() -> str:
+        topic = f"it-stack-{uuid.uuid4().hex[:10]}"
+        publisher.create_topic(name=publisher.topic_path(os.environ["GCP_PROJECT"], topic))
+        made.append(("topic", publisher.topic_path(os.environ["GCP_PROJECT"], topic)))
+        return topic
+
+    def pull_until(subscription: str, match, timeout: float = 30.0):
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            response = subscriber.pull(subscription=subscription, max_messages=20, timeout=5)
+            if response.received_messages:
+                subscriber.acknowledge(subscription=subscription,
+                                       ack_ids=[m.ack_id for m in response.received_messages])
+            for received in response.received_messages:
+                if match(received.message):
+                    return received.message
+        pytest.fail(f"no matching message on {subscription} within {timeout}s")
+
+    def drain(subscription: str) -> list:
+        """Every message the subscription holds now (acked), until a pull comes back empty."""
+        from google.api_core.exceptions import DeadlineExceeded
+
+        messages = []
+        while True:
+            try:
+                response = subscriber.pull(subscription=subscription, max_messages=100, timeout=3)
+            except DeadlineExceeded:
+                return messages
+            if not response.received_messages:
+                return messages
+            subscriber.acknowledge(subscription=subscription, ack_ids=[m.ack_id for m in response.received_messages])
+            messages += [m.message for m in response.received_messages]
+
+    yield SimpleNamespace(publisher=publisher, subscriber=subscriber, project=os.environ["GCP_PROJECT"],
+                          pull_until=pull_until, drain=drain, pull_subscription=pull_subscription,
+                          temporary_topic=temporary_topic)
+    for kind, name in reversed(made):
+        if kind == "subscription":
+            subscriber.delete_subscription(subscription=name)
+        else:
+            publisher.delete_topic(topic=name)
+    subscriber.close()
 
 
 @pytest.fixture

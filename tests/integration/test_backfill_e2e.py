@@ -1,8 +1,8 @@
 """End to end on the local stack: backfill, status and only_missing, through the real functions.
 
 The issue's must-show, step by step, with nothing called in-process: messages
-go through the Pub/Sub emulator's push subscriptions to the functions served by
-functions-framework, which write to fake-gcs-server, the BigQuery emulator and
+go through the Pub/Sub emulator's subscriptions and the stack's push relay to the
+functions served by functions-framework, which write to fake-gcs-server, the BigQuery emulator and
 Postgres; the status function reads them back.
 1. A backfill of 2021-01-01..2021-01-07 published with `gcloud pubsub topics
    publish` fans out to exactly 7 ingest messages and leads to 7 complete dates

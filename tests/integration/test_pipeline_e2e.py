@@ -1,11 +1,11 @@
 """End to end through the running stack: nothing is called in-process.
 
-A date message is published to the ingest topic; the Pub/Sub emulator pushes it
-to the ingest function (functions-framework); the partition lands in
-fake-gcs-server; its finalize notification is pushed to both loaders; the rows
-are then queried in the BigQuery emulator and in PostgreSQL. Publishing the
-same message again must leave every destination exactly as it was. Each of the
-three functions leaves its run ledger record (runs/) on the way.
+A date message is published to the ingest topic; the stack's push relay pulls it
+from the Pub/Sub emulator and pushes it to the ingest function (functions-framework);
+the partition lands in fake-gcs-server; its finalize notification is pushed to both
+loaders; the rows are then queried in the BigQuery emulator and in PostgreSQL.
+Publishing the same message again must leave every destination exactly as it was.
+Each of the three functions leaves its run ledger record (runs/) on the way.
 """
 
 from __future__ import annotations

@@ -10,9 +10,11 @@ import socket
 import subprocess
 import time
 import uuid
-from types import SimpleNamespace
+from pathlib import Path
 
 import pytest
+
+from tests.conftest import REPO
 
 PUSH_SUBSCRIPTIONS = {  # subscription -> (topic variable, function)
     "taxi-ingest-push": ("INGEST_TOPIC", "INGEST"),
@@ -20,48 +22,9 @@ PUSH_SUBSCRIPTIONS = {  # subscription -> (topic variable, function)
     "taxi-lake-bigquery-push": ("LAKE_EVENTS_TOPIC", "LOAD_BIGQUERY"),
     "taxi-lake-postgres-push": ("LAKE_EVENTS_TOPIC", "LOAD_POSTGRES"),
 }
+RELAY_LOG = REPO / ".state" / "logs" / "relay.log"
+RELAY_PID = REPO / ".state" / "pids" / "relay.pid"
 FUNCTIONS = ("INGEST", "BACKFILL", "LOAD_BIGQUERY", "LOAD_POSTGRES", "STATUS", "BACKFILL_HTTP")
-
-
-@pytest.fixture
-def pubsub(stack):
-    from google.cloud import pubsub_v1
-
-    publisher, subscriber = pubsub_v1.PublisherClient(), pubsub_v1.SubscriberClient()
-    made: list[tuple[str, str]] = []
-
-    def pull_subscription(topic: str) -> str:
-        name = subscriber.subscription_path(os.environ["GCP_PROJECT"], f"it-stack-{uuid.uuid4().hex[:10]}")
-        subscriber.create_subscription(name=name, topic=publisher.topic_path(os.environ["GCP_PROJECT"], topic))
-        made.append(("subscription", name))
-        return name
-
-    def temporary_topic() -> str:
-        topic = f"it-stack-{uuid.uuid4().hex[:10]}"
-        publisher.create_topic(name=publisher.topic_path(os.environ["GCP_PROJECT"], topic))
-        made.append(("topic", publisher.topic_path(os.environ["GCP_PROJECT"], topic)))
-        return topic
-
-    def pull_until(subscription: str, match, timeout: float = 30.0):
-        deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline:
-            response = subscriber.pull(subscription=subscription, max_messages=20, timeout=5)
-            if response.received_messages:
-                subscriber.acknowledge(subscription=subscription,
-                                       ack_ids=[m.ack_id for m in response.received_messages])
-            for received in response.received_messages:
-                if match(received.message):
-                    return received.message
-        pytest.fail(f"no matching message on {subscription} within {timeout}s")
-
-    yield SimpleNamespace(publisher=publisher, subscriber=subscriber, pull_until=pull_until,
-                          pull_subscription=pull_subscription, temporary_topic=temporary_topic)
-    for kind, name in reversed(made):
-        if kind == "subscription":
-            subscriber.delete_subscription(subscription=name)
-        else:
-            publisher.delete_topic(topic=name)
-    subscriber.close()
 
 
 def test_pubsub_emulator_publish_and_pull(pubsub):
@@ -86,19 +49,61 @@ def test_gcloud_publishes_to_the_emulator_with_the_stack_env(pubsub):
     assert pubsub.pull_until(subscription, lambda m: m.data.decode() == body)
 
 
-def test_push_subscriptions_deliver_to_the_functions_with_dead_letters(stack, pubsub):
+def test_function_subscriptions_are_pull_with_dead_letters_and_no_retry_policy(stack, pubsub):
+    """Pull, for the relay; no retry policy, which breaks the emulator's redelivery; the
+    dead-letter policy stays, so the emulator counts attempts and forwards after the 5th."""
     project = os.environ["GCP_PROJECT"]
-    for name, (topic_var, function) in PUSH_SUBSCRIPTIONS.items():
+    for name, (topic_var, _function) in PUSH_SUBSCRIPTIONS.items():
         subscription = pubsub.subscriber.get_subscription(
             subscription=pubsub.subscriber.subscription_path(project, name))
         assert subscription.topic == f"projects/{project}/topics/{os.environ[topic_var]}"
-        assert subscription.push_config.push_endpoint == os.environ[f"TAXI_FUNCTION_URL_{function}"]
+        assert subscription.push_config.push_endpoint == ""
+        assert "retry_policy" not in subscription
+        assert subscription.ack_deadline_seconds == 600
         assert subscription.dead_letter_policy.dead_letter_topic == \
             f"projects/{project}/topics/{os.environ['DEAD_LETTER_TOPIC']}"
         assert subscription.dead_letter_policy.max_delivery_attempts == 5
     keeper = pubsub.subscriber.get_subscription(
         subscription=pubsub.subscriber.subscription_path(project, "taxi-dead-letter-sub"))
     assert keeper.topic.endswith("/" + os.environ["DEAD_LETTER_TOPIC"])
+
+
+def relay_events(since: int) -> list[dict]:
+    with RELAY_LOG.open("rb") as log:
+        log.seek(since)
+        return [json.loads(line) for line in log.read().decode().splitlines() if line.startswith("{")]
+
+
+def test_the_push_relay_runs_and_delivers_to_each_function(stack, pubsub):
+    """A message on each topic reaches each function through the stack's relay and is acked:
+    harmless ones (not a date: the function dead-letters it and answers 200; an object of
+    another bucket: the loaders ignore it)."""
+    pid = RELAY_PID.read_text().split()[0] if RELAY_PID.exists() else None
+    assert pid and Path(f"/proc/{pid}/stat").exists(), "the push relay is not running (.state/pids/relay.pid)"
+    since = RELAY_LOG.stat().st_size
+    project = os.environ["GCP_PROJECT"]
+    probe = uuid.uuid4().hex
+    other_bucket = f"it-stack-{probe[:10]}"
+    sent = {}
+    for topic_var, data, attributes in [
+        ("INGEST_TOPIC", {"probe": probe}, {}),
+        ("BACKFILL_TOPIC", {"probe": probe}, {}),
+        ("LAKE_EVENTS_TOPIC", {"bucket": other_bucket, "name": "probe.txt", "generation": "1"},
+         {"eventType": "OBJECT_FINALIZE", "bucketId": other_bucket, "objectId": "probe.txt",
+          "objectGeneration": "1", "payloadFormat": "JSON_API_V1"}),
+    ]:
+        topic = pubsub.publisher.topic_path(project, os.environ[topic_var])
+        sent[topic_var] = pubsub.publisher.publish(topic, json.dumps(data).encode(), **attributes).result(timeout=30)
+    expected = {(f"projects/{project}/subscriptions/{name}", sent[topic_var])
+                for name, (topic_var, _function) in PUSH_SUBSCRIPTIONS.items()}
+    deadline = time.monotonic() + 60
+    while time.monotonic() < deadline:
+        delivered = {(e["subscription"], e["message_id"]) for e in relay_events(since)
+                     if e["event"] == "delivered" and e["status"] == 200}
+        if expected <= delivered:
+            break
+        time.sleep(0.5)
+    assert expected <= delivered, f"not delivered: {expected - delivered}; relay log: {relay_events(since)}"
 
 
 @pytest.mark.parametrize("function", FUNCTIONS)

@@ -1,0 +1,320 @@
+"""The local stack's push delivery: pull from the emulator, POST to the functions like Google.
+
+    python -m local.stack.push_relay      # a stack service, started by ./local_emulator.sh up
+
+Why: the Pub/Sub emulator's own push loop is not faithful. With a retry policy on the
+subscription, once several messages fail in the same poll its expiry task dies and no
+delayed message is ever redelivered or dead-lettered again (README, "The local stack";
+local/stack/probe_push.py measures it). So the function subscriptions are pull
+subscriptions in the emulator, with the dead-letter policy but no retry policy, and this
+relay does what Google's push does:
+
+- each message is POSTed to the route's endpoint with Google's push body, the request
+  timing out after the subscription's ack deadline;
+- HTTP 102, 200, 201, 203 or 204 acknowledges it;
+- anything else, a connection error or a timeout is a failed attempt: the message stays
+  leased for the attempt's backoff (minimum * 2^(attempt-1), capped at the maximum, as
+  Google's retry policy), then is nacked, so the emulator redelivers it with
+  delivery_attempt + 1, and after max_delivery_attempts forwards it to the dead-letter
+  topic itself (its own count, the same field Google sends as deliveryAttempt).
+
+The backoff waits happen on one timer thread, never in a worker, so a burst of failures
+does not starve deliveries. Every delivery, failed delivery and dead-lettering is one JSON
+line on stdout (.state/logs/relay.log). A stream that ends (the emulator restarted, so the
+subscription is gone until `up` makes it again) is opened again after a pause.
+"""
+
+from __future__ import annotations
+
+import base64
+import heapq
+import itertools
+import json
+import os
+import signal
+import sys
+import threading
+import time
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
+from typing import Any, Callable
+
+ACK_STATUSES = frozenset({102, 200, 201, 203, 204})  # what Google's push counts as an ack
+RESUBSCRIBE_PAUSE_SECONDS = 2.0
+CONNECT_TIMEOUT_SECONDS = 10.0
+
+
+@dataclass(frozen=True)
+class Route:
+    """One subscription and where its messages go; field names as resources.relay_routes()."""
+
+    subscription: str  # projects/P/subscriptions/S
+    endpoint: str
+    ack_deadline: float = 600.0
+    min_backoff: float = 10.0  # Google's defaults when a subscription has a retry policy
+    max_backoff: float = 600.0
+    max_delivery_attempts: int | None = 5  # None: no dead-letter policy, retried forever
+
+
+def backoff_seconds(attempt: int, minimum: float, maximum: float) -> float:
+    """The wait after failed attempt `attempt` (1-based): minimum * 2^(attempt-1), capped."""
+    if attempt < 1:
+        attempt = 1
+    return min(maximum, minimum * 2.0 ** min(attempt - 1, 60))
+
+
+def push_body(message: Any, subscription: str, delivery_attempt: int | None) -> dict[str, Any]:
+    """Google's push request body (the non-wrapped format), which functions-framework turns
+    into a messagePublished CloudEvent: it needs message.data and message.messageId. Both
+    spellings of the id and publish time are sent, as Google and the emulator do."""
+    from google.protobuf.timestamp_pb2 import Timestamp
+
+    stamp = Timestamp()
+    stamp.FromDatetime(message.publish_time)
+    published = stamp.ToJsonString()
+    body: dict[str, Any] = {
+        "message": {
+            "attributes": dict(message.attributes),
+            "data": base64.b64encode(message.data).decode("ascii"),
+            "messageId": message.message_id,
+            "message_id": message.message_id,
+            "publishTime": published,
+            "publish_time": published,
+        },
+        "subscription": subscription,
+    }
+    if message.ordering_key:
+        body["message"]["orderingKey"] = message.ordering_key
+    if delivery_attempt is not None:  # Google sends it only with a dead-letter policy
+        body["deliveryAttempt"] = delivery_attempt
+    return body
+
+
+def json_log(event: str, **fields: Any) -> None:
+    line = json.dumps({"time": time.strftime("%Y-%m-%dT%H:%M:%S%z"), "event": event, **fields}, default=str)
+    with _LOG_LOCK:
+        sys.stdout.write(line + "\n")
+        sys.stdout.flush()
+
+
+_LOG_LOCK = threading.Lock()
+
+
+class Delayer:
+    """Runs callables after a delay on one thread (a heap and a condition), so that waiting
+    out a backoff costs no worker. `close(run_pending=True)` runs what is still waiting."""
+
+    def __init__(self, name: str = "relay-delayer") -> None:
+        self._heap: list[tuple[float, int, Callable[[], None]]] = []
+        self._order = itertools.count()
+        self._condition = threading.Condition()
+        self._closed = False
+        self._thread = threading.Thread(target=self._run, name=name, daemon=True)
+        self._thread.start()
+
+    def call_later(self, delay: float, function: Callable[[], None]) -> None:
+        with self._condition:
+            if self._closed:
+                function_now = function
+            else:
+                heapq.heappush(self._heap, (time.monotonic() + delay, next(self._order), function))
+                self._condition.notify()
+                return
+        function_now()
+
+    def pending(self) -> int:
+        with self._condition:
+            return len(self._heap)
+
+    def _run(self) -> None:
+        while True:
+            with self._condition:
+                while not self._closed and (not self._heap or self._heap[0][0] > time.monotonic()):
+                    self._condition.wait(self._heap[0][0] - time.monotonic() if self._heap else None)
+                if self._closed:
+                    return
+                _, _, function = heapq.heappop(self._heap)
+            _call(function)
+
+    def close(self, run_pending: bool = True) -> None:
+        with self._condition:
+            self._closed = True
+            waiting = [entry[2] for entry in sorted(self._heap)]
+            self._heap.clear()
+            self._condition.notify()
+        self._thread.join()
+        if run_pending:
+            for function in waiting:
+                _call(function)
+
+
+def _call(function: Callable[[], None]) -> None:
+    try:
+        function()
+    except Exception as exc:  # noqa: BLE001 (a nack on a closed stream must not kill the thread)
+        json_log("delayed_call_failed", error=repr(exc))
+
+
+class PushRelay:
+    """Delivers every route's messages until `stop()`; one streaming pull per route, each
+    with its own worker pool, sharing one HTTP session and one timer thread."""
+
+    def __init__(self, routes: list[Route], workers: int = 64, max_messages: int = 200,
+                 log: Callable[..., None] = json_log) -> None:
+        import requests
+        from requests.adapters import HTTPAdapter
+
+        self.routes = routes
+        self.workers = workers
+        self.max_messages = max_messages
+        self.log = log
+        self._session = requests.Session()
+        adapter = HTTPAdapter(pool_connections=len(routes) or 1, pool_maxsize=workers)
+        self._session.mount("http://", adapter)
+        self._session.mount("https://", adapter)
+        self._delayer = Delayer()
+        self._stopping = threading.Event()
+        self._lock = threading.Lock()
+        self._futures: dict[str, Any] = {}
+        self._local_attempts: dict[str, int] = {}  # only for subscriptions without delivery_attempt
+        self._supervisors: list[threading.Thread] = []
+        self._subscriber = None
+
+    def start(self) -> "PushRelay":
+        from google.cloud import pubsub_v1
+
+        self._subscriber = pubsub_v1.SubscriberClient()
+        for route in self.routes:
+            thread = threading.Thread(target=self._supervise, args=(route,), daemon=True,
+                                      name=f"relay-{route.subscription.rsplit('/', 1)[-1]}")
+            thread.start()
+            self._supervisors.append(thread)
+        return self
+
+    def __enter__(self) -> "PushRelay":
+        return self.start()
+
+    def __exit__(self, *exc: object) -> None:
+        self.stop()
+
+    # ---- the streams ---------------------------------------------------------------
+
+    def _supervise(self, route: Route) -> None:
+        """Keeps one streaming pull open for the route: a stream that fails (NotFound after an
+        emulator restart, until `up` recreates the subscription) is reopened after a pause."""
+        from google.cloud import pubsub_v1
+        from google.cloud.pubsub_v1.subscriber.scheduler import ThreadScheduler
+
+        while not self._stopping.is_set():
+            executor = ThreadPoolExecutor(max_workers=self.workers,
+                                          thread_name_prefix=f"relay-{route.subscription.rsplit('/', 1)[-1]}")
+            future = self._subscriber.subscribe(
+                route.subscription,
+                callback=lambda message, route=route: self._deliver(route, message),
+                flow_control=pubsub_v1.types.FlowControl(
+                    max_messages=self.max_messages,
+                    # held while queued for a worker, a full-length request and its backoff
+                    max_lease_duration=max(3600.0, route.ack_deadline + route.max_backoff + 600)),
+                scheduler=ThreadScheduler(executor=executor),
+                await_callbacks_on_shutdown=False)
+            with self._lock:
+                self._futures[route.subscription] = future
+            if self._stopping.is_set():  # stop() ran between the check and the registration
+                future.cancel()
+            try:
+                future.result()
+            except Exception as exc:  # noqa: BLE001 (any end of the stream: log, reopen)
+                if not self._stopping.is_set():
+                    self.log("stream_ended", subscription=route.subscription, error=repr(exc)[:300])
+            finally:
+                executor.shutdown(wait=False, cancel_futures=True)
+            self._stopping.wait(RESUBSCRIBE_PAUSE_SECONDS)
+
+    # ---- one delivery ----------------------------------------------------------------
+
+    def _deliver(self, route: Route, message: Any) -> None:
+        attempt = message.delivery_attempt or self._count_locally(message.message_id)
+        status, error = self._post(route, push_body(message, route.subscription, message.delivery_attempt))
+        if status in ACK_STATUSES:
+            message.ack()
+            with self._lock:
+                self._local_attempts.pop(message.message_id, None)
+            self.log("delivered", subscription=route.subscription, message_id=message.message_id,
+                     attempt=attempt, status=status)
+            return
+        fields = {"subscription": route.subscription, "endpoint": route.endpoint,
+                  "message_id": message.message_id, "attempt": attempt, "status": status, "error": error}
+        if route.max_delivery_attempts and attempt >= route.max_delivery_attempts:
+            # The emulator forwards it to the dead-letter topic on this nack, as Google would.
+            self.log("dead_lettered", **fields, max_delivery_attempts=route.max_delivery_attempts)
+            message.nack()
+            return
+        delay = backoff_seconds(attempt, route.min_backoff, route.max_backoff)
+        self.log("delivery_failed", **fields, retry_in_s=round(delay, 3))
+        self._delayer.call_later(delay, message.nack)
+
+    def _post(self, route: Route, body: dict[str, Any]) -> tuple[int | None, str | None]:
+        import requests
+
+        try:
+            response = self._session.post(
+                route.endpoint, data=json.dumps(body).encode(),
+                headers={"Content-Type": "application/json", "User-Agent": "local-push-relay"},
+                timeout=(min(CONNECT_TIMEOUT_SECONDS, route.ack_deadline), route.ack_deadline))
+        except requests.RequestException as exc:
+            return None, f"{type(exc).__name__}: {exc}"[:300]
+        if response.status_code in ACK_STATUSES:
+            return response.status_code, None
+        return response.status_code, response.text[:300] or None
+
+    def _count_locally(self, message_id: str) -> int:
+        with self._lock:
+            self._local_attempts[message_id] = self._local_attempts.get(message_id, 0) + 1
+            return self._local_attempts[message_id]
+
+    # ---- shutdown ----------------------------------------------------------------------
+
+    def stop(self, timeout: float = 15.0) -> None:
+        """Nacks the messages waiting out a backoff (so they come back at once to the next
+        relay), closes the streams, and joins every thread this relay started."""
+        self._stopping.set()
+        self._delayer.close(run_pending=True)
+        with self._lock:
+            futures = list(self._futures.values())
+        for future in futures:
+            future.cancel()
+        deadline = time.monotonic() + timeout
+        for thread in self._supervisors:
+            thread.join(max(0.0, deadline - time.monotonic()))
+        if self._subscriber is not None:
+            self._subscriber.close()
+        self._session.close()
+
+
+def routes_from_resources() -> list[Route]:
+    from local.stack import resources
+
+    return [Route(**route) for route in resources.relay_routes()]
+
+
+def main() -> None:
+    routes = routes_from_resources()
+    relay = PushRelay(routes)
+    stop = threading.Event()
+    for signum in (signal.SIGTERM, signal.SIGINT):
+        signal.signal(signum, lambda *_: stop.set())
+    relay.start()
+    json_log("relay_started", routes=[{"subscription": r.subscription, "endpoint": r.endpoint,
+                                       "backoff_s": [r.min_backoff, r.max_backoff],
+                                       "ack_deadline_s": r.ack_deadline,
+                                       "max_delivery_attempts": r.max_delivery_attempts} for r in routes])
+    stop.wait()
+    relay.stop()
+    json_log("relay_stopped")
+    # A request still in flight (up to the ack deadline) must not hold the exit: its message
+    # is not acked, so the emulator redelivers it once the lease runs out.
+    os._exit(0)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,95 @@
+"""The push relay's pure parts: Google's backoff, the push body and what functions-framework
+makes of it, the timer thread, and the routes read from resources.py's one table."""
+
+from __future__ import annotations
+
+import datetime as dt
+import threading
+import time
+from types import SimpleNamespace
+
+import pytest
+
+from local.stack import resources
+from local.stack.push_relay import ACK_STATUSES, Delayer, Route, backoff_seconds, push_body
+
+
+@pytest.mark.parametrize(("attempt", "expected"), [(1, 1), (2, 2), (3, 4), (4, 8), (5, 10), (60, 10), (0, 1)])
+def test_backoff_doubles_from_the_minimum_and_stops_at_the_maximum(attempt, expected):
+    assert backoff_seconds(attempt, 1.0, 10.0) == expected
+
+
+def test_backoff_with_short_test_settings():
+    assert [backoff_seconds(a, 0.2, 1.0) for a in range(1, 6)] == pytest.approx([0.2, 0.4, 0.8, 1.0, 1.0])
+
+
+def test_only_googles_success_codes_acknowledge():
+    assert ACK_STATUSES == {102, 200, 201, 203, 204}
+    assert 202 not in ACK_STATUSES and 500 not in ACK_STATUSES
+
+
+def message(**overrides):
+    fields = {"data": b'{"date": "2021-01-15", "service": "yellow"}', "attributes": {"origin": "unit"},
+              "message_id": "4242", "ordering_key": "",
+              "publish_time": dt.datetime(2021, 1, 16, 3, 4, 5, 678000, tzinfo=dt.timezone.utc)}
+    return SimpleNamespace(**(fields | overrides))
+
+
+def test_push_body_has_googles_fields():
+    body = push_body(message(), "projects/p/subscriptions/s", 3)
+    assert body == {
+        "message": {"attributes": {"origin": "unit"},
+                    "data": "eyJkYXRlIjogIjIwMjEtMDEtMTUiLCAic2VydmljZSI6ICJ5ZWxsb3cifQ==",
+                    "messageId": "4242", "message_id": "4242",
+                    "publishTime": "2021-01-16T03:04:05.678Z", "publish_time": "2021-01-16T03:04:05.678Z"},
+        "subscription": "projects/p/subscriptions/s",
+        "deliveryAttempt": 3,
+    }
+    assert "deliveryAttempt" not in push_body(message(), "projects/p/subscriptions/s", None)
+    assert push_body(message(ordering_key="k"), "projects/p/subscriptions/s", 1)["message"]["orderingKey"] == "k"
+
+
+def test_functions_framework_turns_the_push_body_into_the_message_the_functions_read():
+    """functions-framework 3.10.2's own conversion of a raw push request, then shared.events."""
+    import flask
+    from functions_framework.event_conversion import background_event_to_cloud_event
+
+    from shared.events import PUBSUB_TYPE, pubsub_message
+
+    body = push_body(message(), "projects/p/subscriptions/taxi-ingest-push", 1)
+    with flask.Flask(__name__).test_request_context("/", method="POST", json=body):
+        event = background_event_to_cloud_event(flask.request)
+    assert event["type"] == PUBSUB_TYPE
+    parsed = pubsub_message(event)
+    assert parsed.data == message().data and parsed.attributes == {"origin": "unit"}
+    assert parsed.message_id == "4242" and parsed.publish_time == message().publish_time
+
+
+def test_the_delayer_runs_calls_in_due_order_on_one_thread_and_pending_ones_on_close():
+    delayer, ran = Delayer(), []
+    threads = set()
+
+    def note(label):
+        return lambda: (ran.append(label), threads.add(threading.current_thread().name))
+
+    delayer.call_later(0.3, note("late"))
+    delayer.call_later(0.05, note("early"))
+    delayer.call_later(60, note("pending"))
+    time.sleep(0.6)
+    assert ran == ["early", "late"] and threads == {"relay-delayer"}
+    delayer.close(run_pending=True)
+    assert ran == ["early", "late", "pending"]
+    delayer.call_later(60, note("after close runs at once"))
+    assert ran[-1] == "after close runs at once"
+
+
+def test_routes_come_from_the_one_subscription_table(monkeypatch):
+    monkeypatch.setenv("GCP_PROJECT", "p")
+    for function in ("INGEST", "BACKFILL", "LOAD_BIGQUERY", "LOAD_POSTGRES"):
+        monkeypatch.setenv(f"TAXI_FUNCTION_URL_{function}", f"http://127.0.0.1:1/{function.lower()}")
+    routes = [Route(**route) for route in resources.relay_routes()]
+    assert {r.subscription: r.endpoint for r in routes} == {
+        f"projects/p/subscriptions/{name}": f"http://127.0.0.1:1/{function.lower()}"
+        for name, (_topic, function) in resources.PUSH_SUBSCRIPTIONS.items()}
+    assert {(r.min_backoff, r.max_backoff, r.ack_deadline, r.max_delivery_attempts) for r in routes} == \
+        {(1.0, 10.0, 600.0, 5)}
