@@ -24,6 +24,7 @@ from __future__ import annotations
 import ast
 import datetime as dt
 import hashlib
+import threading
 from dataclasses import dataclass
 from functools import lru_cache
 from pathlib import Path
@@ -55,14 +56,20 @@ def code_text(source: str) -> str:
     return ast.unparse(tree)
 
 
+_CODE_VERSION_LOCK = threading.Lock()
+
+
 @lru_cache(maxsize=1)
 def code_version() -> str:
-    """Hash of the code that decides what the output contains: a change re-derives outputs."""
-    digest = hashlib.sha256()
-    here = Path(__file__).parent
-    for name in ("cleaning.py", "schemas.py", "month_file.py", "lake.py"):
-        digest.update(code_text((here / name).read_text()).encode())
-    return digest.hexdigest()[:16]
+    """Hash of the code that decides what the output contains: a change re-derives outputs.
+    Computed under a lock: lru_cache does not stop concurrent first calls, and `ast.parse` in
+    several threads at once raised SystemError (recursion depth mismatch) on Python 3.11."""
+    with _CODE_VERSION_LOCK:
+        digest = hashlib.sha256()
+        here = Path(__file__).parent
+        for name in ("cleaning.py", "schemas.py", "month_file.py", "lake.py"):
+            digest.update(code_text((here / name).read_text()).encode())
+        return digest.hexdigest()[:16]
 
 
 @dataclass(frozen=True)
