@@ -170,10 +170,14 @@ def bq_load(spec: dict[str, Any], clock: child.Clock) -> dict[str, Any]:
 
     from shared import clients
 
+    from shared.bigquery_load import schema_fields
+
     client = clients.bigquery()
     table = f"{spec['env']['GCP_PROJECT']}.{spec['env']['BQ_DATASET']}._bench_floor_month"
+    client.delete_table(table, not_found_ok=True)
+    client.create_table(bigquery.Table(table, schema=schema_fields(spec["service"])))  # as the loader's table is
     config = bigquery.LoadJobConfig(source_format=bigquery.SourceFormat.PARQUET,
-                                    write_disposition=bigquery.WriteDisposition.WRITE_TRUNCATE)
+                                    write_disposition=bigquery.WriteDisposition.WRITE_APPEND)
     with clock:
         client.load_table_from_uri(spec["uri"], table, job_config=config).result()
     rows = client.get_table(table).num_rows
