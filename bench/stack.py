@@ -150,10 +150,27 @@ def log_counts(state: Path) -> dict[str, int]:
     redelivery), and pushes the Pub/Sub emulator reports as failed."""
     logs = state / "logs"
     text = {p.name: p.read_text(errors="replace") for p in logs.glob("*.log")}
+    relay = text.get("relay.log", "")
     return {"function_retries": sum(t.count("will be retried") for n, t in text.items() if n.startswith("fn-")),
-            "failed_pushes": sum(t.count("Failed to push") for n, t in text.items() if "pubsub" in n),
+            "failed_pushes": relay.count('"event": "delivery_failed"') + relay.count('"event":"delivery_failed"'),
+            "relay_dead_letters": relay.count('"event": "dead_lettered"') + relay.count('"event":"dead_lettered"'),
             "dead_letters": sum(t.count("rejected the event") for n, t in text.items() if n.startswith("fn-")),
             "ingest_outcomes": text.get("fn-ingest.log", "").count('"function":"ingest"')}
+
+
+def timeline(dest: Destinations, start: dt.date, end: dt.date, published_at: dt.datetime) -> dict[str, Any]:
+    """Seconds from the publish to each function's first and last finished run on the range,
+    from the run ledger (runs/): where the backfill's time goes."""
+    from shared.ledger import read_runs
+
+    bucket = dest.storage.bucket(dest.settings.lake_bucket)
+    finished: dict[str, list[float]] = {}
+    for records in read_runs(bucket, dest.service, start, end).values():
+        for record in records:
+            if record.updated_at is not None and record.outcome in ("succeeded", "skipped_up_to_date"):
+                finished.setdefault(record.function, []).append((record.updated_at - published_at).total_seconds())
+    return {function: {"first": round(min(times), 1), "last": round(max(times), 1), "runs": len(times)}
+            for function, times in sorted(finished.items())}
 
 
 def wait_ingest_outcomes(state: Path, count: int, timeout: float = 600) -> None:
@@ -233,10 +250,11 @@ def run(source: Path, service: str, work: Path, tlc_url: str, port_base: int, ye
         result: dict[str, Any] = {"floor": floor(env, source, service, work)}
         print("  stack: floor done", flush=True, file=sys.stderr)
 
-        since = time.monotonic()
+        since, published_at = time.monotonic(), dt.datetime.now(dt.timezone.utc)
         publish(env, "BACKFILL_TOPIC", {"start": start.isoformat(), "end": end.isoformat(), "service": service})
         first = wait_complete(dest, start, end, result["floor"]["expected"], since)
-        result["backfill"] = {**{k: v for k, v in first.items() if k != "generations"}, **log_counts(state)}
+        result["backfill"] = {**{k: v for k, v in first.items() if k != "generations"}, **log_counts(state),
+                              "timeline": timeline(dest, start, end, published_at)}
         print(f"  stack: backfill of {start:%Y-%m} done", flush=True, file=sys.stderr)
 
         outcomes = log_counts(state)["ingest_outcomes"]
@@ -269,9 +287,11 @@ def markdown(result: dict[str, Any], meta: dict[str, Any]) -> str:
              f"load {floor['bq_load']['wall'] / floor['wall']:.0%} |",
              f"| the 31-date backfill through the stack | {backfill['wall'] / floor['wall']:.2f}x | "
              f"{backfill['dates']} dates, {backfill['rows']:,} rows; function retries {backfill['function_retries']}, "
-             f"failed pushes {backfill['failed_pushes']}, dead letters {backfill['dead_letters']} |",
+             f"failed deliveries {backfill['failed_pushes']}, dead letters {backfill['dead_letters']} |",
+             "| where the time went | | " + ", ".join(
+                 f"{fn} {t['first']:.0f}-{t['last']:.0f} s" for fn, t in backfill["timeline"].items()) + " |",
              f"| the same backfill again | - | rewritten: {len(again['rewritten'])}; function retries "
-             f"{again['function_retries']}, failed pushes {again['failed_pushes']} (cumulative) |"]
+             f"{again['function_retries']}, failed deliveries {again['failed_pushes']} (cumulative) |"]
     if "year" in result:
         year = result["year"]
         lines.append(f"| a year ({year['year']}, default-size months) | {year['wall'] / floor['wall']:.2f}x | "

@@ -63,9 +63,11 @@ wait_gcs() { wait_ready gcs "fake-gcs-server on 127.0.0.1:$PORT_GCS" http_ok "ht
 # ---- BigQuery: bqemulator (DuckDB) in .state/venv-bq ---------------------------
 
 # gs://bucket/object in a load job reads GCS_ROOT/bucket/object: fake-gcs-server's files.
+# Time travel off (retention 0): the emulator copies the whole table after every write and kept
+# each copy 7 days; at full size a month's 31 day loads left 31 copies of the month (1 GB seen).
 start_bigquery() {
   mkdir -p "$STATE_DIR/bigquery/data" "$GCS_ROOT"
-  start_service bigquery env HOME="$BQ_HOME" BQEMU_GCS_LOCAL_ROOT="$GCS_ROOT" \
+  start_service bigquery env HOME="$BQ_HOME" BQEMU_GCS_LOCAL_ROOT="$GCS_ROOT" BQEMU_TIME_TRAVEL_RETENTION_DAYS=0 \
     "$BQ_VENV/bin/bqemulator" start --rest-host 127.0.0.1 --rest-port "$PORT_BQ" \
     --grpc-host 127.0.0.1 --grpc-port "$PORT_BQ_GRPC" --project "$PROJECT" \
     --persistent --data-dir "$STATE_DIR/bigquery/data" --log-format console
