@@ -108,15 +108,23 @@ class RunName:
     event_id: str
 
 
-def parse_run_record(name: str) -> RunName | None:
-    """`runs/yellow/pickup_date=2021-01-15/ingest/123.json` -> RunName; anything else -> None."""
-    match = _RUN_RE.match(name)
+def _dated(pattern: re.Pattern[str], name: str) -> tuple[re.Match[str], dt.date] | None:
+    """The match of a name with a known `service` and a real `date`, and that date."""
+    match = pattern.match(name)
     if not match or match["service"] not in SERVICES:
         return None
     try:
-        day = dt.date.fromisoformat(match["date"])
+        return match, dt.date.fromisoformat(match["date"])
     except ValueError:
         return None
+
+
+def parse_run_record(name: str) -> RunName | None:
+    """`runs/yellow/pickup_date=2021-01-15/ingest/123.json` -> RunName; anything else -> None."""
+    found = _dated(_RUN_RE, name)
+    if found is None:
+        return None
+    match, day = found
     return RunName(match["service"], day, match["function"], match["event"])
 
 
@@ -133,11 +141,8 @@ class Partition:
 
 def parse_partition(name: str) -> Partition | None:
     """`trips/yellow/pickup_date=2021-01-15/data.parquet` -> Partition; anything else -> None."""
-    match = _PARTITION_RE.match(name)
-    if not match or match["service"] not in SERVICES:
+    found = _dated(_PARTITION_RE, name)
+    if found is None:
         return None
-    try:
-        day = dt.date.fromisoformat(match["date"])
-    except ValueError:
-        return None
+    match, day = found
     return Partition(match["kind"], match["service"], day)

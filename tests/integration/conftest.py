@@ -16,12 +16,14 @@ import subprocess
 import time
 import uuid
 from types import SimpleNamespace
+from pathlib import Path
 from typing import Callable, Iterator
 from urllib.parse import urlparse
 
 import pytest
 import requests
 
+from local.tlc_server import serve_in_thread
 from shared import clients
 from tests.integration import stack_http
 
@@ -212,3 +214,20 @@ def gcloud(stack, tmp_path_factory) -> Callable[[str, dict], None]:
             f"gcloud publish failed: {result.stdout}{result.stderr}"
 
     return publish
+
+
+TEMPLATE = "{base}/{prefix}{{service}}/{{service}}_tripdata_{{year}}-{{month:02d}}.csv.gz"
+
+
+@pytest.fixture
+def tlc(tmp_path: Path, settings_env):
+    """A TLC-like HTTP server over a directory this test fills; returns a function to point ingest at it."""
+    server, base_url = serve_in_thread(tmp_path)
+
+    def use(prefix: str = "") -> None:
+        settings_env(SOURCE_URL_TEMPLATE=TEMPLATE.format(base=base_url, prefix=prefix),
+                     DOWNLOAD_MAX_ATTEMPTS="2", DOWNLOAD_TIMEOUT_SECONDS="5")
+
+    use()
+    yield tmp_path, use
+    server.shutdown()

@@ -13,7 +13,6 @@ import json
 import threading
 import time
 from concurrent.futures import ThreadPoolExecutor
-from pathlib import Path
 
 import pyarrow as pa
 import pyarrow.parquet as pq
@@ -21,27 +20,10 @@ import pytest
 
 from functions import ingest as ingest_function
 from local.tlc_data import generate_month, write_csv, write_month
-from local.tlc_server import serve_in_thread
 from shared import clients, month_claim, paths
 from shared.errors import TransientError
 from tests.gcs_events import message_published_event
-
-TEMPLATE = "{base}/{prefix}{{service}}/{{service}}_tripdata_{{year}}-{{month:02d}}.csv.gz"
-
-
-@pytest.fixture
-def tlc(tmp_path: Path, settings_env):
-    """A TLC-like HTTP server over a directory this test fills; returns a function to point ingest at it."""
-    server, base_url = serve_in_thread(tmp_path)
-
-    def use(prefix: str = "") -> None:
-        settings_env(SOURCE_URL_TEMPLATE=TEMPLATE.format(base=base_url, prefix=prefix),
-                     DOWNLOAD_MAX_ATTEMPTS="2", DOWNLOAD_TIMEOUT_SECONDS="5")
-
-    use()
-    yield tmp_path, use
-    server.shutdown()
-
+from tests.integration.months import serve_month
 
 def read_object(bucket, name):
     blob = bucket.get_blob(name)
@@ -223,13 +205,6 @@ def test_transient_failure_is_retried_then_dead_lettered_once_too_old(fresh_buck
     letters = dead_letters(expected=1)
     assert letters[0]["reason"] == "max_event_age_exceeded"
     assert letters[0]["error"]["last_reason"] == "download_failed"
-
-
-def serve_month(data_dir: Path, year: int, month: int, rows: int, seed: int = 3):
-    table = generate_month("yellow", year, month, rows=rows, seed=seed)
-    (data_dir / "yellow").mkdir(exist_ok=True)
-    write_month(data_dir / "yellow" / f"yellow_tripdata_{year}-{month:02d}.csv.gz", table, "csv.gz")
-    return table
 
 
 def now_event(day: str, **extra):

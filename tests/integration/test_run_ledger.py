@@ -19,7 +19,7 @@ from shared import ledger, paths, status
 from shared.errors import TransientError
 from shared.settings import Settings
 from tests.gcs_events import gcs_finalized_event, message_published_event
-from tests.integration.test_ingest import serve_month, tlc  # noqa: F401  (the TLC server fixture)
+from tests.integration.months import serve_month
 
 SERVICE = "yellow"
 
