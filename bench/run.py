@@ -176,7 +176,8 @@ def main(argv: list[str] | None = None) -> int:
         tlc_root = work / "tlc"
         source = make_month(tlc_root, args.service, args.rows, args.seed)
         print(f"generated {args.rows:,} rows ({source.stat().st_size / 1e6:.1f} MB csv.gz) in "
-              f"{time.monotonic() - started:.0f} s; {args.runs} run(s) of {', '.join(args.only)}",
+              f"{time.monotonic() - started:.0f} s; " + ("the backfill through a throwaway stack" if args.stack
+                                                     else f"{args.runs} run(s) of {', '.join(args.only)}"),
               file=sys.stderr, flush=True)
         if args.stack:
             return run_stack(args, source, work, started)

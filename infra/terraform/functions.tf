@@ -4,10 +4,13 @@
 # `env_vars_for(<function>)` lists (tests/infra/test_terraform.py checks it).
 
 locals {
-  # Sized from `python -m bench` (README, Performance): the ingest function peaks near 345 MB on a
-  # 1.37 M-row month and 541 MB on a 7.7 M-row one (`--rows 7700000`, the size of 2019's largest
-  # yellow months), because a month's finished daily files are held until staged. The data
-  # functions get 1Gi and a whole vCPU (pyarrow is CPU-bound) and the event maximum of 540 s.
+  # Sized from `python -m bench` (README, Performance): the month split streams its daily files to
+  # staging/, so the ingest function's peak no longer grows with the month: 289 MB for 31 dates of a
+  # 1.37 M-row month, 324 MB at 13 M rows, 263 MB at 25 M rows (FHV's largest months). 1Gi
+  # leaves room for what the bench does not cover: a parquet source (TLC's own format) is read a
+  # row group at a time, and its row-group size is the publisher's choice. The first date of a
+  # 25 M-row month (download, split, publish) took 34 s here, against the event maximum of
+  # 540 s; SPLIT_WAIT_SECONDS (420) stays below it. A whole vCPU: pyarrow is CPU-bound.
   # Instances are bounded: ingest is polite to the TLC source, the loaders to Cloud SQL's
   # connection limit.
   default_sizing = {

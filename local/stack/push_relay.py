@@ -259,7 +259,10 @@ class PushRelay:
         try:
             response = self._session.post(
                 route.endpoint, data=json.dumps(body).encode(),
-                headers={"Content-Type": "application/json", "User-Agent": "local-push-relay"},
+                # A fresh connection per push: a pooled one races gunicorn closing it after its 2 s
+                # keep-alive (seen as "Connection reset by peer", a failed delivery for nothing).
+                headers={"Content-Type": "application/json", "User-Agent": "local-push-relay",
+                         "Connection": "close"},
                 timeout=(min(CONNECT_TIMEOUT_SECONDS, route.ack_deadline), route.ack_deadline))
         except requests.RequestException as exc:
             return None, f"{type(exc).__name__}: {exc}"[:300]

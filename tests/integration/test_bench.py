@@ -42,3 +42,22 @@ def test_quick_benchmark_runs_every_contender_on_comparable_work(tmp_path):
         "month split wall / DuckDB", "month split peak RSS", "31-date ingest CPU / one month split",
         "Postgres day load wall / psql \\copy"}
     assert "| target | measured | limit |" in proc.stdout
+
+
+def test_quick_stack_benchmark_backfills_through_a_throwaway_stack(tmp_path):
+    """`--stack` brings up a second stack (its own state directory and ports) beside the test
+    stack, backfills the month through it, checks a second backfill rewrites nothing, and
+    takes the stack down again."""
+    results = tmp_path / "stack.json"
+    proc = subprocess.run([sys.executable, "-m", "bench", "--stack", "--quick", "--port-base", "27500",
+                           "--json", str(results)], cwd=REPO, capture_output=True, text=True, timeout=900)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    stack = json.loads(results.read_text())["stack"]
+    floor, backfill = stack["floor"], stack["backfill"]
+    assert backfill["dates"] == 31 and backfill["rows"] == sum(floor["expected"].values())
+    assert floor["split"]["rows_out"] == floor["pg_copy"]["rows_out"] == floor["bq_load"]["rows_out"] == backfill["rows"]
+    assert backfill["function_retries"] == 0 and backfill["dead_letters"] == 0
+    assert stack["again"]["rewritten"] == []
+    assert set(backfill["timeline"]) == {"ingest", "load_bigquery", "load_postgres"}
+    assert all(t["runs"] == 31 for t in backfill["timeline"].values())
+    assert "31-date backfill wall / floor" in proc.stdout
