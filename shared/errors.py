@@ -11,6 +11,15 @@ from __future__ import annotations
 from typing import Any
 
 
+MAX_VALUE_CHARS = 300
+MAX_MESSAGE_CHARS = 1000
+
+
+def bounded(text: str, limit: int) -> str:
+    """`text` cut to `limit` characters, saying how long it was."""
+    return text if len(text) <= limit else f"{text[:limit]}... ({len(text)} characters)"
+
+
 class PipelineError(Exception):
     """Base: carries a machine-readable reason and the offending field and value."""
 
@@ -27,10 +36,14 @@ class PipelineError(Exception):
         self.details = details
 
     def as_dict(self) -> dict[str, Any]:
-        out: dict[str, Any] = {"error": type(self).__name__, "reason": self.reason, "message": self.message}
+        """The structured error, bounded: a value from outside may be megabytes (a 6 MB `date`),
+        and this dict goes into a log line and a dead letter, which must stay publishable."""
+        out: dict[str, Any] = {"error": type(self).__name__, "reason": self.reason,
+                               "message": bounded(self.message, MAX_MESSAGE_CHARS)}
         if self.field is not None:
-            out["field"] = self.field
-            out["value"] = self.value if isinstance(self.value, (str, int, float, bool, type(None))) else repr(self.value)
+            out["field"] = bounded(str(self.field), MAX_VALUE_CHARS)
+            value = self.value if isinstance(self.value, (str, int, float, bool, type(None))) else repr(self.value)
+            out["value"] = bounded(value, MAX_VALUE_CHARS) if isinstance(value, str) else value
         out.update({k: v for k, v in self.details.items() if v is not None})
         return out
 

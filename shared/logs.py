@@ -3,7 +3,7 @@
 Cloud Functions (2nd gen) forwards each stdout line; a line that is a JSON object
 becomes a structured entry whose `severity` and `message` keys are recognised.
 Every entry point logs exactly one outcome line per event, with fields such as
-`function`, `service`, `date`, `object`, `rows_*` and `seconds`.
+`function`, `service`, `date`, `object`, `rows_*` and `seconds`. Every string is bounded.
 """
 
 from __future__ import annotations
@@ -15,7 +15,12 @@ import time
 from contextlib import contextmanager
 from typing import Any, Iterator
 
+from shared.errors import bounded
+
 _LEVELS = {"DEBUG": 10, "INFO": 20, "WARNING": 30, "ERROR": 40}
+# A string field's most characters: Cloud Logging takes entries up to 256 KB, and a value from
+# outside (a message body, an error) can be megabytes.
+MAX_FIELD_CHARS = 8000
 _SECRET_KEYS = ("password", "secret", "token", "credential")
 _threshold = 20
 
@@ -32,16 +37,18 @@ def _jsonable(value: Any) -> Any:
         return {str(k): _jsonable(v) for k, v in value.items()}
     if isinstance(value, (list, tuple, set)):
         return [_jsonable(v) for v in value]
-    if isinstance(value, (str, int, float, bool)) or value is None:
+    if isinstance(value, str):
+        return bounded(value, MAX_FIELD_CHARS)
+    if isinstance(value, (int, float, bool)) or value is None:
         return value
-    return str(value)
+    return bounded(str(value), MAX_FIELD_CHARS)
 
 
 def log(severity: str, message: str, **fields: Any) -> None:
     """Write one structured entry; keys that look like secrets are masked."""
     if _LEVELS.get(severity, 20) < _threshold:
         return
-    entry = {"severity": severity, "message": message}
+    entry = {"severity": severity, "message": bounded(message, MAX_FIELD_CHARS)}
     for key, value in fields.items():
         if value is None:
             continue

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import datetime as dt
 import json
+import re
 from dataclasses import dataclass
 from typing import Any, Mapping
 from zoneinfo import ZoneInfo
@@ -54,18 +55,34 @@ def today_in_new_york(now: dt.datetime | None = None) -> dt.date:
     return now.astimezone(NEW_YORK).date()
 
 
+_ISO_DATE = re.compile(r"\d{4}-\d{2}-\d{2}")  # fromisoformat also takes 2021-W45-5 and 20211112
+
+
+def json_object(raw: bytes, field: str, what: str = "message body") -> dict[str, Any]:
+    """A JSON object from outside, or a ValidationError naming `field`. Deep nesting is bad input
+    too: json raises RecursionError for it, which is not a JSONDecodeError."""
+    preview = raw[:200].decode("utf-8", "replace")
+    try:
+        body = json.loads(raw)
+    except (json.JSONDecodeError, UnicodeDecodeError) as exc:
+        raise ValidationError(f"{what} is not JSON: {exc}", field=field, value=preview) from exc
+    except RecursionError as exc:
+        raise ValidationError(f"{what} is nested too deeply", field=field, value=preview) from exc
+    if not isinstance(body, dict):
+        raise ValidationError(f"{what} must be a JSON object", field=field, value=preview)
+    return body
+
+
 def message_fields(message: PubsubMessage) -> dict[str, Any]:
-    """JSON body when there is one, else the attributes (scheduler and gcloud both work)."""
+    """JSON body when there is one, else the attributes (scheduler and gcloud both work), never
+    both: an attribute beside a body would otherwise be silently ignored. Attributes named goog*
+    are Google's own (reserved) and are left alone."""
     if message.data.strip():
-        try:
-            body = json.loads(message.data)
-        except (json.JSONDecodeError, UnicodeDecodeError) as exc:
-            raise ValidationError(f"message body is not JSON: {exc}", field="data",
-                                  value=message.data[:200].decode("utf-8", "replace")) from exc
-        if not isinstance(body, dict):
-            raise ValidationError("message body must be a JSON object", field="data",
-                                  value=message.data[:200].decode("utf-8", "replace"))
-        return body
+        beside = sorted(k for k in message.attributes if not k.lower().startswith("goog"))
+        if beside:
+            raise ValidationError("give the request as a JSON body or as attributes, not both",
+                                  field=f"attributes.{beside[0]}", value=message.attributes[beside[0]])
+        return json_object(message.data, "data")
     return dict(message.attributes)
 
 
@@ -94,12 +111,12 @@ def parse_date(value: Any, field: str, service: str, today: dt.date) -> dt.date:
     """ISO date within the range TLC publishes for `service`, not in the future."""
     if not isinstance(value, str):
         raise ValidationError("must be an ISO date string YYYY-MM-DD", field=field, value=value)
+    if not _ISO_DATE.fullmatch(value):
+        raise ValidationError("must be written YYYY-MM-DD", field=field, value=value)
     try:
         day = dt.date.fromisoformat(value)
     except ValueError as exc:
         raise ValidationError(f"not a valid date: {exc}", field=field, value=value) from exc
-    if len(value) != 10:
-        raise ValidationError("must be written YYYY-MM-DD", field=field, value=value)
     first = FIRST_DAY[service]
     if day < first:
         raise ValidationError(f"before the first {service} data ({first.isoformat()})", field=field, value=value)

@@ -11,7 +11,8 @@ production). With CLOUD_SQL_INSTANCE empty (local stack) a direct pg8000
 connection to PG_HOST:PG_PORT is made. After connecting, the code path is one.
 
 Idle connections are kept in a small pool so that a warm instance does not
-reconnect per event; a connection that saw an error is closed, never reused.
+reconnect per event; a connection that saw an error is closed, never reused, and a pooled
+one is checked (SELECT 1) before it is lent again.
 """
 
 from __future__ import annotations
@@ -60,13 +61,15 @@ def connection(settings: Settings) -> Iterator[Any]:
     key = (settings.cloud_sql_instance, settings.pg_host, settings.pg_port, settings.pg_database,
            settings.pg_user)
     conn = None
-    with _lock:
-        while _idle and conn is None:
+    while conn is None:
+        with _lock:
+            if not _idle:
+                break
             candidate_key, candidate = _idle.pop()
-            if candidate_key == key:
-                conn = candidate
-            else:
-                _close(candidate)
+        if candidate_key == key and _alive(candidate):
+            conn = candidate
+        else:
+            _close(candidate)
     if conn is None:
         conn = connect(settings)
     try:
@@ -79,6 +82,20 @@ def connection(settings: Settings) -> Iterator[Any]:
             _idle.append((key, conn))
             return
     _close(conn)
+
+
+def _alive(conn: Any) -> bool:
+    """A pooled connection survives only what it saw; a server restart (or a connection killed
+    by pg_terminate_backend) since then shows here, not in the caller's first statement, which
+    once made `status` answer 503 right after a restart."""
+    try:
+        cursor = conn.cursor()
+        cursor.execute("SELECT 1")
+        cursor.fetchall()
+        conn.rollback()
+        return True
+    except Exception:  # noqa: BLE001 - any failure means: do not reuse
+        return False
 
 
 def _close(conn: Any) -> None:

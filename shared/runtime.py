@@ -25,6 +25,7 @@ import functools
 import json
 import time
 import traceback
+import uuid
 from typing import Any, Callable, Mapping
 
 from shared import clients, ledger, logs
@@ -33,6 +34,7 @@ from shared.events import event_time
 from shared.settings import Settings, get_settings
 
 Handler = Callable[[Any, Settings], Mapping[str, Any]]
+MAX_DEAD_LETTER_BYTES = 1_000_000  # Pub/Sub takes 10 MB, but pull clients often only 4 MB: keep letters small
 
 
 def _event_record(cloud_event: Any) -> dict[str, Any]:
@@ -51,13 +53,30 @@ def dead_letter(function: str, settings: Settings, error: PipelineError, cloud_e
         "event": _event_record(cloud_event),
         "dead_lettered_at": dt.datetime.now(dt.timezone.utc).isoformat(),
     }
+    data = json.dumps(body, default=str).encode()
+    if len(data) > MAX_DEAD_LETTER_BYTES:
+        body["event"] = _stored_event(function, settings, cloud_event, body["event"])
+        data = json.dumps(body, default=str).encode()
     future = clients.publisher().publish(
         clients.topic_path(settings.dead_letter_topic, settings.project),
-        json.dumps(body, default=str).encode(),
+        data,
         function=function,
         reason=error.reason,
     )
     return future.result(timeout=60)
+
+
+def _stored_event(function: str, settings: Settings, cloud_event: Any, record: dict[str, Any]) -> dict[str, Any]:
+    """An original event too large for a dead letter (over 1 MB, base64-encoded
+    inside the event) is kept whole in the lake, and the dead letter points at it."""
+    attributes = record.get("attributes", {})
+    if not settings.lake_bucket:  # backfill without a lake: keep what fits, say so
+        return {"attributes": attributes, "truncated": True,
+                "data_preview": json.dumps(record.get("data"), default=str)[:10_000]}
+    name = f"quarantine/events/{function}/{uuid.uuid4().hex}.json"
+    clients.storage().bucket(settings.lake_bucket).blob(name).upload_from_string(
+        json.dumps(record, default=str), content_type="application/json")
+    return {"attributes": attributes, "stored_at": f"gs://{settings.lake_bucket}/{name}"}
 
 
 def _age_seconds(cloud_event: Any) -> float | None:

@@ -20,7 +20,6 @@ function of the counts, so it is unit-tested from plain data.
 from __future__ import annotations
 
 import datetime as dt
-import json
 import os
 from dataclasses import dataclass, field
 from typing import Any, Callable, ContextManager, Mapping
@@ -28,7 +27,7 @@ from typing import Any, Callable, ContextManager, Mapping
 from shared import ledger as run_ledger
 from shared import paths
 from shared.errors import ValidationError
-from shared.messages import parse_date, parse_service, today_in_new_york
+from shared.messages import json_object, parse_date, parse_service, today_in_new_york
 from shared.settings import Settings
 from shared.source import source_url
 
@@ -234,14 +233,7 @@ def request_fields(request: Any) -> dict[str, Any]:
         if request.args:
             raise ValidationError("give the request as a JSON body or as query parameters, not both",
                                   field="body", value=raw[:200].decode("utf-8", "replace"))
-        try:
-            body = json.loads(raw)
-        except (json.JSONDecodeError, UnicodeDecodeError) as exc:
-            raise ValidationError(f"body is not JSON: {exc}", field="body",
-                                  value=raw[:200].decode("utf-8", "replace")) from exc
-        if not isinstance(body, dict):
-            raise ValidationError("body must be a JSON object", field="body", value=raw[:200].decode("utf-8", "replace"))
-        return body
+        return json_object(raw, "body", what="body")
     fields: dict[str, Any] = {}
     for key in request.args:
         values = request.args.getlist(key)

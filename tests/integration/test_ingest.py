@@ -276,3 +276,18 @@ def test_a_stale_claim_of_a_crashed_holder_is_taken_over(fresh_bucket, tlc, monk
     ingest_function.handle(now_event("2021-08-02"))
     assert fresh_bucket.get_blob(paths.trips_object("yellow", dt.date(2021, 8, 2))) is not None
     assert fresh_bucket.get_blob(paths.staging_claim("yellow", 2021, 8)) is None
+
+
+def test_a_message_too_large_for_a_dead_letter_is_kept_whole_in_the_lake(fresh_bucket, tlc, dead_letters):
+    """A 6 MB `date` made the dead letter exceed Pub/Sub's 10 MB (the event is base64 inside it):
+    nothing structured was published. Now the error is bounded and the original event is stored."""
+    body = {"date": "9" * 6_000_000, "service": "yellow"}
+    ingest_function.handle(message_published_event(body))  # acknowledged: bad input is never retried
+
+    (letter,) = [b for b in dead_letters(expected=1, timeout=60) if b["function"] == "ingest"]
+    assert letter["reason"] == "invalid_input" and letter["error"]["field"] == "date"
+    assert letter["error"]["value"].endswith("(6000000 characters)")
+    stored = letter["event"]["stored_at"]
+    assert stored.startswith(f"gs://{fresh_bucket.name}/quarantine/events/ingest/")
+    record = json.loads(fresh_bucket.blob(stored.split("/", 3)[3]).download_as_bytes())
+    assert json.loads(base64.b64decode(record["data"]["message"]["data"])) == body

@@ -218,3 +218,23 @@ def test_a_table_dropped_under_a_warm_instance_is_recreated_on_retry(fresh_bucke
         deliver(blob)  # the platform retries...
     deliver(blob)  # ...and the retry migrates again
     assert day_count(pg_schema) == 7
+
+
+def test_a_pooled_connection_killed_since_its_last_use_is_not_lent_again(fresh_bucket, pg_schema, real_day):
+    """A server restart or pg_terminate_backend kills idle pooled connections; the next event must
+    not fail on one (status once answered 503 right after a Postgres restart)."""
+    settings = get_settings(LOAD_POSTGRES)
+    with pg.connection(settings) as conn:
+        cursor = conn.cursor()
+        cursor.execute("SELECT pg_backend_pid()")
+        first_pid = cursor.fetchall()[0][0]
+        conn.rollback()
+    assert query("SELECT pg_terminate_backend(%s)", first_pid) == [[True]]
+
+    deliver(upload(fresh_bucket, real_day))  # borrows from the pool: must get a live connection
+    assert day_count(pg_schema) == real_day.num_rows
+    with pg.connection(settings) as conn:
+        cursor = conn.cursor()
+        cursor.execute("SELECT pg_backend_pid()")
+        assert cursor.fetchall()[0][0] != first_pid
+        conn.rollback()

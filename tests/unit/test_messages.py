@@ -49,6 +49,9 @@ def test_missing_date_is_publish_date_in_new_york_minus_lag():
         ({"date": "2021-01-15", "service": "blue"}, "service"),
         ({"date": "2021-01-15", "force": "yes"}, "force"),
         ({"date": "2021-01-15", "url": "http://169.254.169.254/"}, "url"),
+        ({"date": "2021-W45-5"}, "date"),  # an ISO week date: Python 3.11's fromisoformat takes it
+        ({"date": "20211112"}, "date"),  # the basic format, likewise
+        ({"date": "2021-11-12T00:00"}, "date"),
     ],
 )
 def test_invalid_fields_are_named(body, field):
@@ -56,6 +59,32 @@ def test_invalid_fields_are_named(body, field):
         parse_ingest(message(body), 1, NOW)
     assert err.value.field == field
     assert err.value.as_dict()["value"] == body.get(field)
+
+
+def test_deeply_nested_json_is_bad_input_not_a_crash():
+    """json raises RecursionError (not JSONDecodeError) for it; unhandled, it was classed transient."""
+    with pytest.raises(ValidationError) as err:
+        parse_ingest(message(b"[" * 100_000 + b"]" * 100_000), 1, NOW)
+    assert err.value.field == "data" and "nested too deeply" in err.value.message
+
+
+def test_attributes_beside_a_body_are_refused_not_ignored():
+    with pytest.raises(ValidationError) as err:
+        parse_ingest(message({"date": "2021-01-15"}, attributes={"url": "http://169.254.169.254/"}), 1, NOW)
+    assert err.value.field == "attributes.url" and err.value.value == "http://169.254.169.254/"
+    # Google's reserved attributes (goog*) may travel with any message.
+    request = parse_ingest(message({"date": "2021-01-15"}, attributes={"googclient_schemaencoding": "JSON"}), 1, NOW)
+    assert request.date == dt.date(2021, 1, 15)
+
+
+def test_a_huge_value_is_bounded_in_the_structured_error():
+    """A 6 MB date string once made the dead letter itself exceed Pub/Sub's 10 MB limit."""
+    with pytest.raises(ValidationError) as err:
+        parse_ingest(message({"date": "9" * 6_000_000}), 1, NOW)
+    shown = err.value.as_dict()
+    assert shown["field"] == "date" and len(shown["value"]) < 400
+    assert shown["value"].endswith("(6000000 characters)")
+    assert len(json.dumps(shown)) < 3_000
 
 
 def test_malformed_json_and_non_object():
