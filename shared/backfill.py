@@ -7,6 +7,13 @@ before the function returns, so "published N" in the outcome log is a fact, and
 a failure of any publish fails the whole backfill for a retry. A retry may
 republish dates already sent: that is harmless because ingest is idempotent.
 
+`repair` is the pipeline healing itself (a scheduled `{"last_days": N, "repair": true}`, see
+infra/terraform/scheduler.tf): only dates whose partition is in the lake but a destination
+disagrees or a loader gave up (`partial`, `mismatch`, `dead_lettered`), never a date being
+worked on (`running`, `retrying`), never one that was never ingested (its month may not be
+published yet) and never a quarantined one (the same data would fail the same check). A
+loader outage longer than the retries, or a finalize notification that was lost, ends there.
+
 `only_missing` asks `shared.status` which dates are not `complete` everywhere
 and publishes only those. Such a date whose trips object already exists (a
 partial, mismatched or quarantined date) is published with `force`, because
@@ -24,9 +31,10 @@ from typing import Any, Callable, Mapping
 from shared.errors import TransientError
 from shared.messages import BackfillRequest, IngestRequest, expand, parse_backfill
 from shared.settings import Settings
-from shared.status import COMPLETE, StatusReport
+from shared.status import COMPLETE, DEAD_LETTERED, MISMATCH, PARTIAL, StatusReport
 
 PUBLISH_TIMEOUT_SECONDS = 120
+REPAIRABLE = (PARTIAL, MISMATCH, DEAD_LETTERED)
 StatusReader = Callable[[str, dt.date, dt.date, Settings], StatusReport]
 
 
@@ -53,8 +61,9 @@ class Plan:
             "skipped_complete": self.skipped_complete,
             "messages": [m.as_message() for m in self.messages],
         }
-        if request.only_missing:
+        if request.only_missing or request.repair:
             body["states"] = self.states
+            body["repair"] = request.repair
         return body
 
 
@@ -65,8 +74,9 @@ def _read_status(service: str, start: dt.date, end: dt.date, settings: Settings)
 
 
 def make_plan(request: BackfillRequest, settings: Settings, status_reader: StatusReader | None = None) -> Plan:
-    """Every (service, date) of the range, or with only_missing those not complete everywhere."""
-    if not request.only_missing:
+    """Every (service, date) of the range, or with only_missing those not complete everywhere, or
+    with repair those whose lake partition is not (or no longer being) loaded everywhere."""
+    if not (request.only_missing or request.repair):
         return Plan(request, expand(request))
     reader = status_reader or _read_status
     messages: list[IngestRequest] = []
@@ -78,6 +88,8 @@ def make_plan(request: BackfillRequest, settings: Settings, status_reader: Statu
         day = by_key.get((wanted.service, wanted.date))
         if day is not None and day.state == COMPLETE:
             skipped += 1
+            continue
+        if request.repair and (day is None or day.lake_rows is None or day.state not in REPAIRABLE):
             continue
         state = day.state if day is not None else "unknown"
         states.setdefault(wanted.service, {})[wanted.date.isoformat()] = state
@@ -132,6 +144,6 @@ def outcome(plan: Plan, published: int) -> dict[str, Any]:
         "services": ",".join(request.services), "start": request.start, "end": request.end,
         "dates": plan.dates, "planned": len(plan.messages), "published": published,
         "skipped_complete": plan.skipped_complete, "forced": sum(m.force for m in plan.messages),
-        "only_missing": request.only_missing, "dry_run": request.dry_run,
+        "only_missing": request.only_missing, "repair": request.repair, "dry_run": request.dry_run,
     }
 

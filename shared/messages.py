@@ -23,7 +23,9 @@ NEW_YORK = ZoneInfo("America/New_York")
 FIRST_DAY = {"yellow": dt.date(2009, 1, 1), "green": dt.date(2013, 8, 1), "fhv": dt.date(2015, 1, 1)}
 
 INGEST_KEYS = frozenset({"date", "service", "force"})
-BACKFILL_KEYS = frozenset({"start", "end", "service", "services", "force", "only_missing", "dry_run"})
+BACKFILL_KEYS = frozenset({"start", "end", "last_days", "service", "services", "force", "only_missing", "repair",
+                           "dry_run"})
+MAX_LAST_DAYS = 366
 
 
 @dataclass(frozen=True)
@@ -48,6 +50,7 @@ class BackfillRequest:
     force: bool = False
     only_missing: bool = False
     dry_run: bool = False
+    repair: bool = False
 
 
 def today_in_new_york(now: dt.datetime | None = None) -> dt.date:
@@ -154,13 +157,16 @@ def parse_backfill(fields: Mapping[str, Any], max_dates: int, now: dt.datetime |
     if not isinstance(raw_services, list) or not raw_services:
         raise ValidationError("must be a non-empty list of services", field=services_key, value=raw_services)
     services = tuple(dict.fromkeys(parse_service(s, services_key) for s in raw_services))
-    for key in ("start", "end"):
-        if key not in fields:
-            raise ValidationError(f"missing {key} date", field=key, value=None)
     today = today_in_new_york(now)
     oldest_service = min(services, key=FIRST_DAY.__getitem__)
-    start = parse_date(fields["start"], "start", oldest_service, today)
-    end = parse_date(fields["end"], "end", oldest_service, today)
+    if "last_days" in fields:
+        start, end = _last_days(fields, today, oldest_service)
+    else:
+        for key in ("start", "end"):
+            if key not in fields:
+                raise ValidationError(f"missing {key} date (or give last_days)", field=key, value=None)
+        start = parse_date(fields["start"], "start", oldest_service, today)
+        end = parse_date(fields["end"], "end", oldest_service, today)
     if start > end:
         raise ValidationError(f"start is after end ({fields['end']})", field="start", value=fields["start"])
     for service in services:
@@ -171,12 +177,29 @@ def parse_backfill(fields: Mapping[str, Any], max_dates: int, now: dt.datetime |
     if count > max_dates:
         raise ValidationError(f"{count} (service, date) pairs exceed the maximum of {max_dates}",
                               field="end", value=fields["end"])
-    return BackfillRequest(
+    request = BackfillRequest(
         start, end, services,
         force=parse_bool(fields.get("force", False), "force"),
         only_missing=parse_bool(fields.get("only_missing", False), "only_missing"),
         dry_run=parse_bool(fields.get("dry_run", False), "dry_run"),
+        repair=parse_bool(fields.get("repair", False), "repair"),
     )
+    if request.repair and request.only_missing:
+        raise ValidationError("give only_missing or repair, not both", field="repair", value=fields["repair"])
+    return request
+
+
+def _last_days(fields: Mapping[str, Any], today: dt.date, service: str) -> tuple[dt.date, dt.date]:
+    """`last_days: N`: the N days before today in New York, for a fixed scheduled message."""
+    for key in ("start", "end"):
+        if key in fields:
+            raise ValidationError("give last_days or start and end, not both", field=key, value=fields[key])
+    days = fields["last_days"]
+    if isinstance(days, bool) or not isinstance(days, int) or not 1 <= days <= MAX_LAST_DAYS:
+        raise ValidationError(f"must be a whole number of days from 1 to {MAX_LAST_DAYS}", field="last_days",
+                              value=days)
+    end = today - dt.timedelta(days=1)
+    return max(end - dt.timedelta(days=days - 1), FIRST_DAY[service]), end
 
 
 def expand(request: BackfillRequest) -> list[IngestRequest]:

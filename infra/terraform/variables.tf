@@ -205,6 +205,28 @@ variable "schedule_cron" {
   }
 }
 
+variable "repair_cron" {
+  description = "Cron of the self-healing repair backfill (Cloud Scheduler syntax): hourly by default."
+  type        = string
+  default     = "17 * * * *"
+
+  validation {
+    condition     = length(split(" ", trimspace(var.repair_cron))) == 5
+    error_message = "repair_cron must have five fields (minute hour day month weekday)."
+  }
+}
+
+variable "repair_last_days" {
+  description = "How many days before today the repair backfill looks at (it republishes only dates whose partition is not loaded everywhere)."
+  type        = number
+  default     = 45
+
+  validation {
+    condition     = var.repair_last_days >= 1 && var.repair_last_days <= 366 && floor(var.repair_last_days) == var.repair_last_days
+    error_message = "repair_last_days must be a whole number from 1 to 366."
+  }
+}
+
 variable "schedule_time_zone" {
   description = "IANA time zone of schedule_cron."
   type        = string

@@ -436,7 +436,7 @@ def test_dead_letters_are_retained_for_inspection(config):
 
 
 def test_scheduler_publishes_a_service_message_to_the_ingest_topic(config):
-    jobs = config.of_type("google_cloud_scheduler_job")
+    jobs = [job for job in config.of_type("google_cloud_scheduler_job") if job.name == "daily_ingest"]
     assert jobs, "a Cloud Scheduler job must publish the daily ingest"
     for job in jobs:
         assert attr(job.body, "schedule") == "${var.schedule_cron}"
@@ -447,6 +447,18 @@ def test_scheduler_publishes_a_service_message_to_the_ingest_topic(config):
     defaults = {name: attr(body, "default") for name, body in config.variables.items()}
     assert defaults.get("schedule_cron") == "0 5 * * *"
     assert defaults.get("schedule_time_zone") == "Etc/UTC"
+
+
+def test_the_repair_job_sends_a_repair_backfill_of_recent_days_to_the_backfill_topic(config):
+    """The self-healing: nothing may stay partial because one event was lost or a loader gave up."""
+    (job,) = [job for job in config.of_type("google_cloud_scheduler_job") if job.name == "repair"]
+    assert attr(job.body, "schedule") == "${var.repair_cron}"
+    (target,) = blocks(job.body, "pubsub_target")
+    assert references(attr(target, "topic_name"), "google_pubsub_topic") == ["backfill"]
+    data = str(attr(target, "data")).replace(" ", "")
+    assert all(key in data for key in ("repair=true", "last_days=var.repair_last_days", "services=var.services"))
+    defaults = {name: attr(body, "default") for name, body in config.variables.items()}
+    assert defaults.get("repair_cron") == "17 * * * *" and defaults.get("repair_last_days") == 45
 
 
 # --- storage ------------------------------------------------------------------------------------------------

@@ -16,7 +16,8 @@ from shared import backfill, clients
 from shared.errors import TransientError, ValidationError
 from shared.messages import expand, parse_backfill
 from shared.settings import Settings, get_settings
-from shared.status import COMPLETE, FAILED, MISSING, PARTIAL, DayStatus, StatusReport
+from shared.status import (COMPLETE, DEAD_LETTERED, FAILED, MISMATCH, MISSING, PARTIAL, RETRYING, RUNNING, DayStatus,
+                           StatusReport)
 
 NOW = dt.datetime(2026, 11, 25, 12, 0, tzinfo=dt.timezone.utc)
 ENV = {"GCP_PROJECT": "test-project", "LAKE_BUCKET": "lake", "DEAD_LETTER_TOPIC": "dead", "INGEST_TOPIC": "ingest"}
@@ -256,6 +257,52 @@ def test_only_missing_dry_run_reads_status_but_publishes_nothing():
         publisher=publisher, status_reader=lambda s, a, b, _: _report(s, a, b, [MISSING, COMPLETE]), now=NOW)
     assert published == 0 and publisher.published == []
     assert [m.as_message() for m in plan.messages] == [{"date": "2021-01-01", "service": "yellow"}]
+
+
+def test_repair_republishes_only_lake_dates_a_destination_lacks_and_nothing_in_flight_or_never_ingested():
+    """The scheduled self-healing: a loader outage longer than its retries, or a lost finalize."""
+    states = [COMPLETE, PARTIAL, MISMATCH, DEAD_LETTERED, RUNNING, RETRYING, FAILED, MISSING]
+    seen = []
+
+    def reader(service, start, end, settings):
+        seen.append((start, end))
+        return _report(service, start, end, states)
+
+    publisher = FakePublisher()
+    plan, published = backfill.run({"last_days": 8, "repair": True}, SETTINGS, publisher=publisher,
+                                   status_reader=reader, now=NOW)
+    assert seen == [(dt.date(2026, 11, 17), dt.date(2026, 11, 24))]  # the 8 days before today in New York
+    assert [body for _, body, _ in publisher.published] == [
+        {"date": f"2026-11-{d}", "service": "yellow", "force": True} for d in (18, 19, 20)]
+    assert published == 3 and plan.skipped_complete == 1
+    assert plan.as_dict(published)["repair"] is True
+
+
+def test_dead_lettered_without_a_lake_partition_is_not_repaired():
+    """Ingest gave up (say the month is not published yet): repair must not fetch it every hour."""
+    def reader(service, start, end, settings):
+        report = _report(service, start, end, [DEAD_LETTERED])
+        report.days[0].lake_rows = None
+        return report
+
+    publisher = FakePublisher()
+    _, published = backfill.run({"start": "2021-01-01", "end": "2021-01-01", "repair": True}, SETTINGS,
+                                publisher=publisher, status_reader=reader, now=NOW)
+    assert published == 0 and publisher.published == []
+
+
+@pytest.mark.parametrize("body, field", [
+    ({"last_days": 0}, "last_days"),
+    ({"last_days": 367}, "last_days"),
+    ({"last_days": "7"}, "last_days"),
+    ({"last_days": True}, "last_days"),
+    ({"last_days": 7, "start": "2021-01-01"}, "start"),
+    ({"last_days": 7, "repair": True, "only_missing": True}, "repair"),
+])
+def test_last_days_and_repair_are_validated(body, field):
+    with pytest.raises(ValidationError) as err:
+        backfill.run(body, SETTINGS, publisher=FakePublisher(), status_reader=lambda *a: None, now=NOW)
+    assert err.value.field == field
 
 
 # --- entry points -------------------------------------------------------------------------------------
