@@ -154,3 +154,20 @@ def object_event(cloud_event: Any) -> ObjectEvent | None:
         resource.setdefault("generation", message.attributes.get("objectGeneration"))
         return _object_from_resource(resource)
     return None
+
+
+def delivery_attempt() -> int | None:
+    """Pub/Sub's `deliveryAttempt` of the push being served, when the subscription has a
+    dead-letter policy (Google's push body carries it, and so does the local relay's).
+    functions-framework drops it when it turns a push into a CloudEvent, but the handler still
+    runs inside that request, so it is read from there. Eventarc deliveries carry none: None."""
+    try:
+        import flask
+
+        if not flask.has_request_context():
+            return None
+        body = flask.request.get_json(silent=True, cache=True)
+    except Exception:  # noqa: BLE001 - no request, no body: the attempt is unknown
+        return None
+    value = body.get("deliveryAttempt") if isinstance(body, dict) else None
+    return value if isinstance(value, int) and not isinstance(value, bool) and value > 0 else None

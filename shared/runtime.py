@@ -6,8 +6,9 @@ makes the platform deliver it again. So:
 - PermanentError (bad input, bad data, failed checks) -> one ERROR log, the
   original event published to the dead-letter topic, return (never retried);
 - anything else is classified; transient errors are raised for a retry, unless
-  the event is older than MAX_EVENT_AGE_SECONDS, in which case it is
-  dead-lettered instead, so no event is retried forever.
+  this is the push subscription's last delivery attempt (MAX_DELIVERY_ATTEMPTS) or
+  the event is older than MAX_EVENT_AGE_SECONDS: then it is dead-lettered here, with
+  its reason, so no event is retried forever and none ends as Pub/Sub's raw copy.
 If the dead letter itself cannot be published, the error is raised: the event is
 retried rather than lost.
 
@@ -30,7 +31,7 @@ from typing import Any, Callable, Mapping
 
 from shared import clients, ledger, logs
 from shared.errors import ConfigError, PermanentError, PipelineError, TransientError, classify
-from shared.events import event_time
+from shared.events import delivery_attempt, event_time
 from shared.settings import Settings, get_settings
 
 Handler = Callable[[Any, Settings], Mapping[str, Any]]
@@ -151,13 +152,20 @@ def _handle_failure(function: str, settings: Settings, cloud_event: Any, exc: Ex
     run = ledger.current()
     if isinstance(error, TransientError):
         age = _age_seconds(cloud_event)
-        if age is None or age <= settings.max_event_age_seconds:
+        attempt = delivery_attempt()
+        last = bool(settings.max_delivery_attempts) and attempt is not None and attempt >= settings.max_delivery_attempts
+        if last:
+            error = PermanentError(f"gave up after {attempt} delivery attempts: {error.message}",
+                                   reason="retries_exhausted", last_reason=error.reason, attempts=attempt)
+            fields.update(reason=error.reason, error_message=error.message)
+        elif age is None or age <= settings.max_event_age_seconds:
             logs.warning(f"{function} failed, will be retried: {error.message}", event_age_seconds=age, **fields)
             ledger.finish(run, ledger.RETRYING, reason=error.reason, error=error.message, context=context)
             raise error from exc
-        error = PermanentError(f"gave up after {int(age)} s of retries: {error.message}",
-                               reason="max_event_age_exceeded", last_reason=error.reason)
-        fields.update(reason=error.reason, error_message=error.message)
+        else:
+            error = PermanentError(f"gave up after {int(age)} s of retries: {error.message}",
+                                   reason="max_event_age_exceeded", last_reason=error.reason)
+            fields.update(reason=error.reason, error_message=error.message)
     if not isinstance(error, PermanentError):  # pragma: no cover - classify returns one of the two
         raise exc
     if error.reason == "unexpected" or not isinstance(exc, PipelineError):

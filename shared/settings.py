@@ -98,6 +98,10 @@ class Settings:
     max_event_age_seconds: int = _setting(
         "MAX_EVENT_AGE_SECONDS", _int_range(60, 7 * 86400), 6 * 3600
     )
+    # The push subscriptions' dead-letter policy: on this attempt a transient failure is
+    # dead-lettered by the function itself (structured, with its reason) rather than raised into
+    # Pub/Sub's raw forwarding. 0: no such policy (Eventarc triggers; the event age bounds them).
+    max_delivery_attempts: int = _setting("MAX_DELIVERY_ATTEMPTS", _int_range(0, 100), 5)
 
     # ingest
     source_url_template: str = _setting(

@@ -49,6 +49,7 @@ locals {
       DEAD_LETTER_TOPIC     = google_pubsub_topic.dead_letter.name
       LOG_LEVEL             = var.log_level
       MAX_EVENT_AGE_SECONDS = tostring(var.max_event_age_seconds)
+      MAX_DELIVERY_ATTEMPTS = tostring(var.max_delivery_attempts)
     }
     # Where the TLC month files are: ingest downloads them, status reports their URLs.
     source = {

@@ -29,7 +29,9 @@ PUSH_SUBSCRIPTIONS = {
     "taxi-lake-postgres-push": ("LAKE_EVENTS_TOPIC", "LOAD_POSTGRES"),
 }
 DEAD_LETTER_SUBSCRIPTION = "taxi-dead-letter-sub"
-MAX_DELIVERY_ATTEMPTS = 5
+# The dead-letter policy, from the env file (MAX_DELIVERY_ATTEMPTS), which the functions read too:
+# on that attempt they dead-letter a transient failure themselves, with its reason.
+MAX_DELIVERY_ATTEMPTS = int(os.environ.get("MAX_DELIVERY_ATTEMPTS", "5"))
 ACK_DEADLINE_SECONDS = 600  # a month download + split can take minutes: no redelivery meanwhile
 MIN_BACKOFF_SECONDS = 1.0   # the retry policy the relay applies (Google: exponential, min..max)
 MAX_BACKOFF_SECONDS = 10.0

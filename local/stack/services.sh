@@ -162,6 +162,7 @@ write_env_file() {
       emit CLOUDSDK_API_ENDPOINT_OVERRIDES_PUBSUB "http://127.0.0.1:$PORT_PUBSUB/"
       emit CLOUDSDK_AUTH_DISABLE_CREDENTIALS true
       emit CLOUDSDK_CORE_DISABLE_PROMPTS 1
+      emit MAX_DELIVERY_ATTEMPTS 5  # the subscriptions' dead-letter policy (resources.py reads it too)
       emit BQ_DATASET "$BQ_DATASET_NAME"
       emit BQ_REPLACE_STRATEGY "${BQ_REPLACE_STRATEGY:-staging_transaction}"
       emit SOURCE_URL_TEMPLATE "${SOURCE_URL_TEMPLATE:-$tlc_template}"

@@ -12,6 +12,7 @@ import gzip
 import json
 import threading
 import time
+from pathlib import Path
 from concurrent.futures import ThreadPoolExecutor
 
 import pyarrow as pa
@@ -291,3 +292,35 @@ def test_a_message_too_large_for_a_dead_letter_is_kept_whole_in_the_lake(fresh_b
     assert stored.startswith(f"gs://{fresh_bucket.name}/quarantine/events/ingest/")
     record = json.loads(fresh_bucket.blob(stored.split("/", 3)[3]).download_as_bytes())
     assert json.loads(base64.b64decode(record["data"]["message"]["data"])) == body
+
+
+def push_body(body: dict, attempt: int) -> dict:
+    """What Google's push (and the local relay) POSTs, with a dead-letter policy: deliveryAttempt."""
+    now = dt.datetime.now(dt.timezone.utc).isoformat().replace("+00:00", "Z")
+    return {"message": {"data": base64.b64encode(json.dumps(body).encode()).decode(), "attributes": {},
+                        "messageId": f"m{attempt}", "message_id": f"m{attempt}", "publishTime": now,
+                        "publish_time": now},
+            "subscription": "projects/local-taxi/subscriptions/taxi-ingest-push", "deliveryAttempt": attempt}
+
+
+def test_the_last_delivery_attempt_is_dead_lettered_with_its_reason_not_raised(fresh_bucket, tlc, dead_letters,
+                                                                              settings_env):
+    """Retry budgets agree: on the subscription's last attempt the function dead-letters a transient
+    failure itself (structured, with the reason), instead of raising into Pub/Sub's raw copy."""
+    import functions_framework
+
+    _, use = tlc
+    use(prefix="faults/slow/")  # the source hangs past the download timeout: transient
+    settings_env(DOWNLOAD_TIMEOUT_SECONDS="1", DOWNLOAD_MAX_ATTEMPTS="1", MAX_DELIVERY_ATTEMPTS="5")
+    app = functions_framework.create_app(target="ingest", source=str(Path(__file__).parents[2] / "main.py"),
+                                         signature_type="cloudevent")
+    client = app.test_client()
+    body = {"date": "2021-01-09", "service": "yellow"}
+
+    assert client.post("/", json=push_body(body, attempt=4)).status_code == 500  # raised: redelivered
+    assert client.post("/", json=push_body(body, attempt=5)).status_code in (200, 204)  # acknowledged
+
+    (letter,) = [b for b in dead_letters(expected=1, timeout=30) if b["function"] == "ingest"]
+    assert letter["reason"] == "retries_exhausted"
+    assert letter["error"]["last_reason"] == "download_failed" and letter["error"]["attempts"] == 5
+    assert letter["context"]["date"] == "2021-01-09"
