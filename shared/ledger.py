@@ -32,7 +32,7 @@ from dataclasses import dataclass, field
 from typing import Any, Iterable, Mapping
 
 from shared import logs, paths
-from shared.events import parse_timestamp
+from shared.events import delivery_attempt, parse_timestamp
 from shared.schemas import SERVICES
 
 RUNNING, SUCCEEDED, SKIPPED = "running", "succeeded", "skipped_up_to_date"
@@ -94,9 +94,8 @@ def _event_ids(cloud_event: Any) -> tuple[str | None, str | None, int | None]:
     """(event id, Pub/Sub message id, deliveryAttempt) from a CloudEvent, each None when absent.
 
     functions-framework 3.10 drops a raw push body's `deliveryAttempt` when it converts it to a
-    CloudEvent (event_conversion.marshal_background_event_data keeps only data and attributes),
-    and Eventarc's messagePublished data does not carry it either; it is read when present, and
-    otherwise the attempt is counted from the previous record.
+    CloudEvent, so it is read from the request being served (events.delivery_attempt); Eventarc's
+    deliveries carry none, and then the attempt is counted from the previous record.
     """
     attributes = cloud_event.get_attributes() if hasattr(cloud_event, "get_attributes") else {}
     event_id = attributes.get("id")
@@ -108,6 +107,7 @@ def _event_ids(cloud_event: Any) -> tuple[str | None, str | None, int | None]:
             message_id = message.get("messageId") or message.get("message_id")
         raw = data.get("deliveryAttempt")
         attempt = raw if isinstance(raw, int) and not isinstance(raw, bool) and raw > 0 else None
+    attempt = attempt or delivery_attempt()
     return (str(event_id) if event_id else None, str(message_id) if message_id else None, attempt)
 
 
