@@ -753,3 +753,26 @@ def test_every_reference_is_declared(config):
         if f"{type_}.{name}" not in declared:
             missing.add(f"{type_}.{name}")
     assert not missing, f"referenced but not declared: {sorted(missing)}"
+
+
+def test_google_provider_stays_on_the_checked_major():
+    """The offline schema check validates hashicorp/google 6.50.0 (infra/terraform/README.md, Checks):
+    the constraint must admit 6.50 and nothing of 7.x, which no check here can see."""
+    parsed = hcl2.loads((TF_DIR / "versions.tf").read_text())
+    (terraform,) = parsed["terraform"]
+    providers: dict[str, Any] = {}
+    for group in _unquote(terraform["required_providers"]):
+        providers.update(group)
+    google = attr(providers, "google")
+    google = {"source": attr(google, "source"), "version": attr(google, "version")}
+    assert google["source"] == "hashicorp/google"
+    parts = [p.strip() for p in google["version"].split(",")]
+    pessimistic = [re.fullmatch(r"~>\s*6\.(\d+)", p) for p in parts]
+    upper = [re.fullmatch(r"<\s*7(\.0)*", p) for p in parts]
+    lower = [re.fullmatch(r">=\s*6\.(\d+)(\.\d+)?", p) for p in parts]
+    if any(pessimistic):
+        (minor,) = [int(m.group(1)) for m in pessimistic if m]
+    else:
+        assert any(upper), f"google {google['version']!r} admits 7.x: add < 7.0 or use ~> 6.50"
+        (minor,) = [int(m.group(1)) for m in lower if m]
+    assert minor >= 50, f"google {google['version']!r} admits versions older than the checked 6.50"
