@@ -33,6 +33,10 @@ locals {
 
   runtime = "python312"
 
+  # Each function's name, which is also its Cloud Run service's name (resource.labels.service_name
+  # of its logs and request metrics: monitoring.tf).
+  function_names = { for name in keys(local.functions) : name => "${local.p}-${replace(name, "_", "-")}" }
+
   # Values shared by several functions' environment variables.
   pg_iam_auth        = tostring(var.pg_auth_mode == "iam")
   cloud_sql_instance = google_sql_database_instance.postgres.connection_name
@@ -151,7 +155,7 @@ resource "google_cloudfunctions2_function" "function" {
   #checkov:skip=CKV_GCP_124:Only the HTTP functions (status, backfill_http) have ingress ALLOW_ALL: operators call them from outside Google Cloud, and every call is IAM-authenticated (run.invoker only for var.invoker_members, never allUsers). The event functions are ALLOW_INTERNAL_ONLY (local.functions; tests/infra checks it).
   for_each = local.functions
 
-  name        = "${local.p}-${replace(each.key, "_", "-")}"
+  name        = local.function_names[each.key]
   location    = var.region
   description = each.value.description
 

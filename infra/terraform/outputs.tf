@@ -83,3 +83,40 @@ output "postgres_bootstrap_sql" {
   description = "iam mode: run once as the built-in user in the database (README.md) so the IAM database users may create and read the tables."
   value       = var.pg_auth_mode == "iam" ? local.postgres_bootstrap_sql : null
 }
+
+output "alert_notification_channels" {
+  description = "Notification channels every alert policy notifies (alert_notification_channels plus the alert_email channel)."
+  value       = local.notification_channels
+}
+
+output "alert_policies" {
+  description = "Alert policy ids by concern (freshness: one per loader/service; README.md, Monitoring)."
+  value = merge(
+    {
+      dead_letter_backlog = google_monitoring_alert_policy.dead_letter_backlog.id
+      function_errors     = google_monitoring_alert_policy.function_errors.id
+      sql_disk            = google_monitoring_alert_policy.sql_disk.id
+      sql_connections     = google_monitoring_alert_policy.sql_connections.id
+    },
+    { for key, policy in google_monitoring_alert_policy.freshness : "freshness/${key}" => policy.id },
+  )
+}
+
+output "log_metrics" {
+  description = "Log-based metric types derived from the functions' structured logs."
+  value = {
+    for key, metric in {
+      lake_rows     = google_logging_metric.lake_rows
+      rejected_rows = google_logging_metric.rejected_rows
+      loaded_rows   = google_logging_metric.loaded_rows
+      days_loaded   = google_logging_metric.days_loaded
+      dead_lettered = google_logging_metric.dead_lettered
+      retried       = google_logging_metric.retried
+    } : key => "logging.googleapis.com/user/${metric.name}"
+  }
+}
+
+output "dashboard_url" {
+  description = "The pipeline's Cloud Monitoring dashboard."
+  value       = "https://console.cloud.google.com/monitoring/dashboards/builder/${element(split("/", google_monitoring_dashboard.pipeline.id), 3)}?project=${var.project_id}"
+}

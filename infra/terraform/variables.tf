@@ -534,3 +534,82 @@ variable "pg_schema" {
     error_message = "pg_schema must be a lowercase PostgreSQL identifier."
   }
 }
+
+# --- monitoring: alerts and the dashboard (monitoring.tf) ------------------------------------
+
+variable "alert_notification_channels" {
+  description = "Existing Cloud Monitoring notification channels every alert policy notifies, as ids: projects/<project>/notificationChannels/<number> (gcloud beta monitoring channels list). Empty: incidents open in the console only, unless alert_email is set."
+  type        = list(string)
+  default     = []
+
+  validation {
+    condition     = alltrue([for c in var.alert_notification_channels : can(regex("^projects/[a-z0-9-]+/notificationChannels/[0-9]+$", c))])
+    error_message = "alert_notification_channels must be ids like projects/my-project/notificationChannels/1234567890."
+  }
+}
+
+variable "alert_email" {
+  description = "If set, an email notification channel is created for this address and added to every alert policy (with alert_notification_channels)."
+  type        = string
+  default     = null
+
+  validation {
+    condition     = var.alert_email == null || can(regex("^[^@\\s]+@[^@\\s]+\\.[^@\\s]+$", var.alert_email))
+    error_message = "alert_email must be an email address (or null for none)."
+  }
+}
+
+variable "function_error_ratio_threshold" {
+  description = "Alert when more than this share of a function's requests answer 5xx (failed and retried, crashed, timed out) for 10 minutes."
+  type        = number
+  default     = 0.1
+
+  validation {
+    condition     = var.function_error_ratio_threshold > 0 && var.function_error_ratio_threshold <= 1
+    error_message = "function_error_ratio_threshold must be a share in (0, 1]."
+  }
+}
+
+variable "freshness_deadline_hour_utc" {
+  description = "Hour (UTC, 0-23) by which the day the schedule ingests must have been loaded into BigQuery and Postgres, per service in var.services; from then until midnight UTC an alert fires for each destination and service with no successful load in the last 24 hours. Set it after schedule_cron plus the time a load takes. null: no freshness alert (e.g. with a source that publishes months weeks late: README.md)."
+  type        = number
+  default     = 10
+
+  validation {
+    condition     = var.freshness_deadline_hour_utc == null || try(var.freshness_deadline_hour_utc >= 0 && var.freshness_deadline_hour_utc <= 23 && floor(var.freshness_deadline_hour_utc) == var.freshness_deadline_hour_utc, false)
+    error_message = "freshness_deadline_hour_utc must be a whole hour from 0 to 23, or null."
+  }
+}
+
+variable "sql_disk_utilization_threshold" {
+  description = "Alert when the Cloud SQL disk is fuller than this share for 10 minutes (the disk grows automatically, but not without limit, and never shrinks)."
+  type        = number
+  default     = 0.8
+
+  validation {
+    condition     = var.sql_disk_utilization_threshold > 0 && var.sql_disk_utilization_threshold < 1
+    error_message = "sql_disk_utilization_threshold must be a share in (0, 1)."
+  }
+}
+
+variable "sql_max_connections" {
+  description = "max_connections of the Cloud SQL instance; null: Cloud SQL's default for the tier's memory (db-f1-micro 25, db-g1-small 50, db-custom-*: 100 to 1000, see monitoring.tf). Set it for db-perf-optimized tiers or a max_connections flag."
+  type        = number
+  default     = null
+
+  validation {
+    condition     = var.sql_max_connections == null || try(var.sql_max_connections >= 1 && var.sql_max_connections <= 262143, false)
+    error_message = "sql_max_connections must be between 1 and 262143 (PostgreSQL's limit), or null."
+  }
+}
+
+variable "sql_connections_alert_ratio" {
+  description = "Alert when the Cloud SQL backends (connections) exceed this share of max_connections for 5 minutes."
+  type        = number
+  default     = 0.8
+
+  validation {
+    condition     = var.sql_connections_alert_ratio > 0 && var.sql_connections_alert_ratio <= 1
+    error_message = "sql_connections_alert_ratio must be a share in (0, 1]."
+  }
+}

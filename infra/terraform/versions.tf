@@ -4,9 +4,11 @@ terraform {
   required_version = ">= 1.5.0"
 
   required_providers {
+    # 6.50 and later 6.x only: the offline schema check (README.md, Checks) validates this
+    # configuration against hashicorp/google 6.50.0, and nothing here can check 7.x.
     google = {
       source  = "hashicorp/google"
-      version = ">= 6.0, < 8.0"
+      version = "~> 6.50"
     }
     archive = {
       source  = "hashicorp/archive"

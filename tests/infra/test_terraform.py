@@ -765,3 +765,205 @@ def test_every_reference_is_declared(config):
         if f"{type_}.{name}" not in declared:
             missing.add(f"{type_}.{name}")
     assert not missing, f"referenced but not declared: {sorted(missing)}"
+
+
+def test_google_provider_stays_on_the_checked_major():
+    """The offline schema check validates hashicorp/google 6.50.0 (infra/terraform/README.md, Checks):
+    the constraint must admit 6.50 and nothing of 7.x, which no check here can see."""
+    parsed = hcl2.loads((TF_DIR / "versions.tf").read_text())
+    (terraform,) = parsed["terraform"]
+    providers: dict[str, Any] = {}
+    for group in _unquote(terraform["required_providers"]):
+        providers.update(group)
+    google = attr(providers, "google")
+    google = {"source": attr(google, "source"), "version": attr(google, "version")}
+    assert google["source"] == "hashicorp/google"
+    parts = [p.strip() for p in google["version"].split(",")]
+    pessimistic = [re.fullmatch(r"~>\s*6\.(\d+)", p) for p in parts]
+    upper = [re.fullmatch(r"<\s*7(\.0)*", p) for p in parts]
+    lower = [re.fullmatch(r">=\s*6\.(\d+)(\.\d+)?", p) for p in parts]
+    if any(pessimistic):
+        (minor,) = [int(m.group(1)) for m in pessimistic if m]
+    else:
+        assert any(upper), f"google {google['version']!r} admits 7.x: add < 7.0 or use ~> 6.50"
+        (minor,) = [int(m.group(1)) for m in lower if m]
+    assert minor >= 50, f"google {google['version']!r} admits versions older than the checked 6.50"
+
+
+# --- monitoring: log-based metrics, alerts, the dashboard (monitoring.tf) ----------------------------------
+
+ALERT_TYPE = "google_monitoring_alert_policy"
+LOG_METRIC_TYPE = "google_logging_metric"
+MONITORING_VARIABLES = ("alert_notification_channels", "alert_email", "function_error_ratio_threshold",
+                        "freshness_deadline_hour_utc", "sql_disk_utilization_threshold", "sql_max_connections",
+                        "sql_connections_alert_ratio")
+
+
+def _flat(value: Any) -> str:
+    """An expression as text with the parser's escaping removed: quotes and backslashes dropped."""
+    return re.sub(r"[\\\"']", "", json.dumps(value) if not isinstance(value, str) else value)
+
+
+def _local(config: Config, name: str) -> Any:
+    assert name in config.locals, f"local.{name} is not declared"
+    return attr(config.locals, name)
+
+
+def _source(*names: str) -> str:
+    return "\n".join((REPO / "shared" / n).read_text() for n in names)
+
+
+def test_every_alert_notifies_the_configured_channels(config):
+    alerts = config.of_type(ALERT_TYPE)
+    assert len(alerts) >= 5, "alerts: dead-letter backlog, function errors, freshness, Cloud SQL disk and connections"
+    for alert in alerts:
+        assert attr(alert.body, "notification_channels") == "${local.notification_channels}", \
+            f"{alert.address} must notify local.notification_channels"
+        assert attr(alert.body, "combiner") == "OR" and blocks(alert.body, "documentation"), alert.address
+    channels = _flat(_local(config, "notification_channels"))
+    assert "var.alert_notification_channels" in channels
+    assert "google_monitoring_notification_channel.email" in channels
+    (email,) = config.of_type("google_monitoring_notification_channel")
+    assert "var.alert_email" in str(attr(email.body, "count")) and attr(email.body, "type") == "email"
+
+
+def test_function_logs_are_the_functions_stdout_on_cloud_run(config):
+    logs_filter = _flat(_local(config, "function_logs"))
+    assert "resource.type=cloud_run_revision" in logs_filter
+    assert "run.googleapis.com%2Fstdout" in logs_filter, "functions log to stdout (shared/logs.py)"
+    assert "resource.labels.service_name=" in logs_filter and "local.function_names" in logs_filter
+    # The functions' names and the names the log filters and request metrics use are one local.
+    for fn in functions(config):
+        assert attr(fn.body, "name") == "${local.function_names[each.key]}", fn.address
+
+
+@pytest.mark.parametrize("name,fragments,source", [
+    ("partition_written", ["jsonPayload.function=ingest", "jsonPayload.message=~^partition written"],
+     ("ingest.py", '"partition written')),
+    ("day_loaded", ["local.loader_success_messages", "jsonPayload.function=", "jsonPayload.message="],
+     None),
+    ("dead_lettered", ["severity=ERROR", "rejected the event: "], ("runtime.py", "rejected the event: ")),
+    ("retried", ["severity=WARNING", "failed, will be retried: "], ("runtime.py", "failed, will be retried: ")),
+])
+def test_log_filters_match_what_the_code_logs(config, name, fragments, source):
+    filters = _local(config, "log_filters")
+    assert name in filters, f"local.log_filters.{name} is not declared"
+    text = _flat(filters[name])
+    assert "local.function_logs" in text, f"local.log_filters.{name} must start from local.function_logs"
+    for fragment in fragments:
+        assert fragment in text, f"local.log_filters.{name} must contain {fragment!r}: {text}"
+    if source:
+        file, message = source
+        assert message in _source(file), f"shared/{file} no longer logs {message!r}: update monitoring.tf"
+
+
+def test_loader_success_messages_are_the_loaders_outcomes(config):
+    messages = _local(config, "loader_success_messages")
+    assert set(messages) == {"load_bigquery", "load_postgres"}
+    assert f'"message": "{messages["load_bigquery"]}"' in _source("bigquery_load.py")
+    assert f'"message": "{messages["load_postgres"]}"' in _source("postgres_load.py")
+
+
+# metric resource -> (its filter in local.log_filters, value field or None for a counter, label fields)
+LOG_METRICS = {
+    "lake_rows": ("partition_written", "rows_written", {"service"}),
+    "rejected_rows": ("partition_written", "rows_rejected", {"service"}),
+    "loaded_rows": ("day_loaded", "rows", {"function", "service"}),
+    "days_loaded": ("day_loaded", None, {"function", "service"}),
+    "dead_lettered": ("dead_lettered", None, {"function", "reason", "service"}),
+    "retried": ("retried", None, {"function", "reason"}),
+}
+
+
+@pytest.mark.parametrize("name", sorted(LOG_METRICS))
+def test_log_metrics_read_the_structured_fields(config, name):
+    metric = config.get(LOG_METRIC_TYPE, name)
+    filter_name, value_field, labels = LOG_METRICS[name]
+    assert attr(metric.body, "filter") == f"${{local.log_filters.{filter_name}}}"
+    (descriptor,) = blocks(metric.body, "metric_descriptor")
+    assert attr(descriptor, "metric_kind") == "DELTA"
+    if value_field:
+        assert attr(descriptor, "value_type") == "DISTRIBUTION"
+        assert attr(metric.body, "value_extractor") == f"EXTRACT(jsonPayload.{value_field})"
+        assert blocks(metric.body, "bucket_options"), f"{metric.address}: a distribution needs buckets"
+    else:
+        assert attr(descriptor, "value_type") == "INT64" and "value_extractor" not in metric.body
+    declared = {attr(b, "key") for b in blocks(descriptor, "labels")}
+    extractors = attr(metric.body, "label_extractors") or {}
+    assert declared == set(extractors) == labels, f"{metric.address}: labels {declared} / extractors {set(extractors)}"
+    for label, extractor in extractors.items():
+        assert extractor == f"EXTRACT(jsonPayload.{label})", f"{metric.address}: label {label} from {extractor}"
+    # The fields exist in what the functions log.
+    code = _source("runtime.py", "loading.py", "ingest.py", "staging.py", "errors.py")
+    for field in [f for f in (value_field, *labels) if f]:
+        assert re.search(rf'["\']{field}["\']|\b{field}=', code), f"no function logs a {field!r} field"
+
+
+def test_dashboard_shows_every_log_metric_and_the_backlog(config):
+    (dashboard,) = config.of_type("google_monitoring_dashboard")
+    assert "local.dashboard_widgets" in _flat(attr(dashboard.body, "dashboard_json"))
+    widgets = _flat(_local(config, "dashboard_widgets"))
+    for name in LOG_METRICS:
+        assert f"google_logging_metric.{name}.name" in widgets or f"local.promql.{name}" in widgets, \
+            f"the dashboard does not chart google_logging_metric.{name}"
+    assert "google_pubsub_subscription.dead_letter.name" in widgets and "num_undelivered_messages" in widgets
+    assert "run.googleapis.com/request_count" in widgets, "function errors: Cloud Run's 5xx responses"
+    promql = _flat(_local(config, "promql"))
+    assert "logging_googleapis_com:user_" in promql and "local.metric_names" in promql
+    for name in LOG_METRICS:
+        assert attr(config.get(LOG_METRIC_TYPE, name).body, "name") == f"${{local.metric_names.{name}}}"
+
+
+def _conditions(alert: Resource) -> list[str]:
+    return [_flat(c) for c in blocks(alert.body, "conditions")]
+
+
+def test_dead_letter_backlog_alert_watches_the_dead_letter_subscription(config):
+    (condition,) = _conditions(config.get(ALERT_TYPE, "dead_letter_backlog"))
+    assert "pubsub.googleapis.com/subscription/num_undelivered_messages" in condition
+    assert "google_pubsub_subscription.dead_letter.name" in condition and "COMPARISON_GT" in condition
+
+
+def test_function_error_alert_reads_dead_letters_and_5xx(config):
+    conditions = " ".join(_conditions(config.get(ALERT_TYPE, "function_errors")))
+    assert "google_logging_metric.dead_lettered.name" in conditions and "metric.label.function" in conditions
+    assert "run.googleapis.com/request_count" in conditions and "response_code_class=5xx" in conditions
+    assert "var.function_error_ratio_threshold" in conditions and "denominator_filter" in conditions
+
+
+def test_freshness_alerts_cover_each_loader_and_service(config):
+    alert = config.get(ALERT_TYPE, "freshness")
+    assert attr(alert.body, "for_each") == "${local.freshness}"
+    freshness = _flat(_local(config, "freshness"))
+    assert "var.freshness_deadline_hour_utc == None" in freshness or "var.freshness_deadline_hour_utc == null" in freshness
+    assert "setproduct(local.loaders,var.services)" in re.sub(r"\s+", "", freshness)
+    (condition,) = _conditions(alert)
+    for fragment in ("local.promql.days_loaded", "each.value.function", "each.value.service", "[24h]",
+                     "orvector(0)", "hour()>=${var.freshness_deadline_hour_utc}"):
+        assert fragment in re.sub(r"\s+", "", condition), f"freshness query must contain {fragment!r}"
+
+
+def test_cloud_sql_alerts_watch_this_instance(config):
+    disk = " ".join(_conditions(config.get(ALERT_TYPE, "sql_disk")))
+    assert "cloudsql.googleapis.com/database/disk/utilization" in disk and "var.sql_disk_utilization_threshold" in disk
+    connections_alert = config.get(ALERT_TYPE, "sql_connections")
+    connections = " ".join(_conditions(connections_alert))
+    assert "cloudsql.googleapis.com/database/postgresql/num_backends" in connections
+    assert "local.sql_connections_threshold" in connections
+    assert "local.sql_database_id" in disk and "local.sql_database_id" in connections
+    assert "google_sql_database_instance.postgres.name" in _flat(_local(config, "sql_database_id"))
+    assert "var.sql_connections_alert_ratio" in _flat(_local(config, "sql_connections_threshold"))
+    assert "precondition" in _flat(connections_alert.body.get("lifecycle")), \
+        "an unknown max_connections must stop the plan, not make a threshold of null"
+
+
+@pytest.mark.parametrize("name", MONITORING_VARIABLES)
+def test_monitoring_variables_are_validated(config, name):
+    assert name in config.variables, f"variable {name} is not declared"
+    assert blocks(config.variables[name], "validation") or attr(config.variables[name], "validation"), \
+        f"variable {name} needs a validation block"
+
+
+def test_monitoring_apis_are_enabled(config):
+    apis = _flat(_local(config, "apis"))
+    assert "monitoring.googleapis.com" in apis and "logging.googleapis.com" in apis
