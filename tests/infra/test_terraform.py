@@ -455,8 +455,10 @@ def test_the_repair_job_sends_a_repair_backfill_of_recent_days_to_the_backfill_t
     assert attr(job.body, "schedule") == "${var.repair_cron}"
     (target,) = blocks(job.body, "pubsub_target")
     assert references(attr(target, "topic_name"), "google_pubsub_topic") == ["backfill"]
-    data = str(attr(target, "data")).replace(" ", "")
-    assert all(key in data for key in ("repair=true", "last_days=var.repair_last_days", "services=var.services"))
+    # Both HCL parsers' renderings: `repair = true` or `repair:True`, `var.x` or `${var.x}`.
+    data = re.sub(r"[\s\"'${}]", "", str(attr(target, "data"))).lower()
+    assert re.search(r"repair[=:]true", data) and re.search(r"last_days[=:]var\.repair_last_days", data), data
+    assert re.search(r"services[=:]var\.services", data), data
     defaults = {name: attr(body, "default") for name, body in config.variables.items()}
     assert defaults.get("repair_cron") == "17 * * * *" and defaults.get("repair_last_days") == 45
 
