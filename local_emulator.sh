@@ -8,6 +8,9 @@
 #                                                BigQuery and Postgres; print a summary
 #   ./local_emulator.sh backfill START END [SERVICE]   publish a backfill request
 #   ./local_emulator.sh status START END [SERVICE]     the status function's text report
+#   ./local_emulator.sh replay [--reason R] [--function F] [--service S] [--date D] [--dry-run]
+#                                                dead letters back to their topics (shared/replay.py)
+#   ./local_emulator.sh runs DATE [SERVICE]      one date's attempts from the run ledger
 #   ./local_emulator.sh logs [NAME]              logs of a function (ingest, ...) or emulator
 #   ./local_emulator.sh env                      export lines: eval "$(./local_emulator.sh env)"
 #   ./local_emulator.sh test [PYTEST ARGS]       up, run the test suite, stop what it started
@@ -23,7 +26,7 @@ for part in common venvs postgres services commands; do
   source "$REPO_ROOT/local/stack/$part.sh"
 done
 
-usage() { sed -n '2,16p' "$REPO_ROOT/local_emulator.sh" | sed 's/^# \{0,1\}//'; }
+usage() { sed -n '2,19p' "$REPO_ROOT/local_emulator.sh" | sed 's/^# \{0,1\}//'; }
 
 main() {
   local command="${1:-}"
@@ -36,6 +39,8 @@ main() {
     run) cmd_run "$@" ;;
     backfill) cmd_backfill "$@" ;;
     status) cmd_status "$@" ;;
+    replay) cmd_replay "$@" ;;
+    runs) cmd_runs "$@" ;;
     test) cmd_test "$@" ;;
     -h | --help | help) usage ;;
     *) usage >&2; exit 2 ;;

@@ -335,3 +335,23 @@ def in_flight(records: Iterable[RunRecord], now: dt.datetime) -> RunRecord | Non
         return None
     oldest = dt.datetime.min.replace(tzinfo=dt.timezone.utc)
     return min(candidates, key=lambda r: (_PRIORITY[r.outcome], -(r.updated_at or oldest).timestamp()))
+
+
+def read_date(bucket: Any, service: str, day: dt.date) -> list[dict[str, Any]]:
+    """Every record of one date, whole (one download each: a date has a few), oldest attempt first.
+
+    For people (`./local_emulator.sh runs DATE`): unlike `read_runs` it returns the bodies, with
+    the earlier attempts each record keeps under `history`. Unreadable records are skipped.
+    """
+    prefix, start_offset, end_offset = paths.runs_range(service, day, day)
+    records = []
+    for blob in bucket.list_blobs(prefix=prefix, start_offset=start_offset, end_offset=end_offset):
+        if paths.parse_run_record(blob.name) is None:
+            continue
+        try:
+            body = json.loads(blob.download_as_bytes(timeout=WRITE_TIMEOUT_SECONDS))
+        except ValueError:
+            continue
+        if isinstance(body, dict):
+            records.append(body)
+    return sorted(records, key=lambda r: (str(r.get("started_at") or ""), str(r.get("function") or "")))

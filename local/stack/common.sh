@@ -23,6 +23,7 @@ TOPIC_INGEST=taxi-ingest
 TOPIC_BACKFILL=taxi-backfill
 TOPIC_DEAD_LETTER=taxi-dead-letter
 TOPIC_LAKE_EVENTS=taxi-lake-events
+DEAD_LETTER_SUBSCRIPTION=taxi-dead-letter-sub  # local/stack/resources.py makes it
 DEFAULT_PORT_BASE=19000
 
 # name:signature:port offset, in start order (ports from the project contracts).

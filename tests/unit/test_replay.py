@@ -1,0 +1,198 @@
+"""Replay of dead letters from plain data: which message goes where, and what is acked or kept."""
+
+from __future__ import annotations
+
+import base64
+import json
+from concurrent.futures import Future
+from types import SimpleNamespace
+
+from shared import replay
+from shared.replay import Filters, plan
+
+TOPICS = {"ingest": "projects/p/topics/taxi-ingest", "backfill": "projects/p/topics/taxi-backfill"}
+
+
+def structured(function: str, reason: str, context: dict, data: bytes | None = None, attributes: dict | None = None):
+    event = {"attributes": {"id": "7", "type": "google.cloud.pubsub.topic.v1.messagePublished"}, "data": {}}
+    if data is not None:
+        event["data"] = {"message": {"data": base64.b64encode(data).decode(), "attributes": attributes or {},
+                                     "messageId": "7"}, "subscription": "projects/p/subscriptions/taxi-ingest-push"}
+    body = {"function": function, "reason": reason, "error": {"reason": reason}, "context": context, "event": event}
+    return json.dumps(body).encode(), {"function": function, "reason": reason}
+
+
+def no_lookup(path: str) -> str:
+    raise AssertionError(f"unexpected subscription lookup of {path}")
+
+
+def test_ingest_dead_letter_republishes_the_original_message_to_the_ingest_topic():
+    original = b'{"date":"2019-03-05","service":"green"}'
+    data, attrs = structured("ingest", "source_not_found", {"service": "green", "date": "2019-03-05"}, original,
+                             {"origin": "scheduler"})
+    got = plan(data, attrs, TOPICS, no_lookup)
+    assert (got.kind, got.function, got.reason, got.service, got.date) == (
+        "structured", "ingest", "source_not_found", "green", "2019-03-05")
+    assert (got.topic, got.data, dict(got.attributes), got.problem) == (
+        TOPICS["ingest"], original, {"origin": "scheduler"}, None)
+
+
+def test_ingest_dead_letter_without_context_takes_service_and_date_from_the_message():
+    data, attrs = structured("ingest", "invalid_input", {}, b'{"date":"2021-01-15","service":"yellow"}')
+    got = plan(data, attrs, TOPICS, no_lookup)
+    assert (got.service, got.date, got.topic) == ("yellow", "2021-01-15", TOPICS["ingest"])
+
+
+def test_backfill_dead_letter_goes_back_to_the_backfill_topic():
+    original = b'{"start":"2021-01-01","end":"2021-01-31"}'
+    got = plan(*structured("backfill", "publish_failed", {}, original), TOPICS, no_lookup)
+    assert (got.topic, got.data, got.problem) == (TOPICS["backfill"], original, None)
+
+
+def test_loader_dead_letter_becomes_a_forced_ingest_of_its_date():
+    data, attrs = structured("load_postgres", "schema_mismatch", {"service": "yellow", "date": "2021-01-15",
+                                                                  "object": "gs://lake/trips/...", "generation": 3})
+    got = plan(data, attrs, TOPICS, no_lookup)
+    assert got.topic == TOPICS["ingest"] and dict(got.attributes) == {}
+    assert json.loads(got.data) == {"date": "2021-01-15", "service": "yellow", "force": True}
+    assert (got.function, got.service, got.date) == ("load_postgres", "yellow", "2021-01-15")
+
+
+def test_what_cannot_be_replayed_says_why():
+    no_context = plan(*structured("load_bigquery", "corrupt_parquet", {}), TOPICS, no_lookup)
+    assert no_context.problem and no_context.topic is None
+    no_message = plan(*structured("ingest", "invalid_input", {"service": "yellow"}), TOPICS, no_lookup)
+    assert "event.data.message" in no_message.problem
+    stranger = plan(b"not json", {}, TOPICS, no_lookup)
+    assert stranger.problem and stranger.topic is None
+    no_topic = plan(*structured("backfill", "x", {}, b"{}"), {"ingest": TOPICS["ingest"]}, no_lookup)
+    assert no_topic.problem == "no topic given for backfill"
+
+
+def test_platform_dead_letter_goes_to_its_source_subscriptions_topic_without_the_added_attributes():
+    attrs = {"k": "v", "CloudPubSubDeadLetterSourceSubscription": "taxi-ingest-push",
+             "CloudPubSubDeadLetterSourceSubscriptionProject": "p",
+             "CloudPubSubDeadLetterSourceDeliveryCount": "5",
+             "CloudPubSubDeadLetterSourceTopicPublishTime": "2026-12-02T14:59:41.332Z"}
+    looked_up = []
+
+    def topic_of(path: str) -> str:
+        looked_up.append(path)
+        return TOPICS["ingest"]
+
+    got = plan(b'{"date":"2021-01-15"}', attrs, TOPICS, topic_of)
+    assert looked_up == ["projects/p/subscriptions/taxi-ingest-push"]
+    assert (got.kind, got.function, got.reason, got.service, got.date) == (
+        "platform", "ingest", "max_delivery_attempts", "yellow", "2021-01-15")
+    assert (got.topic, got.data, dict(got.attributes)) == (TOPICS["ingest"], b'{"date":"2021-01-15"}', {"k": "v"})
+
+
+def test_platform_dead_letter_of_a_lake_notification_names_the_partitions_date():
+    attrs = {"eventType": "OBJECT_FINALIZE", "objectId": "trips/green/pickup_date=2021-02-03/data.parquet",
+             "CloudPubSubDeadLetterSourceSubscription": "taxi-lake-postgres-push",
+             "CloudPubSubDeadLetterSourceSubscriptionProject": "p"}
+    got = plan(b"{}", attrs, TOPICS, lambda path: "projects/p/topics/taxi-lake-events")
+    assert (got.function, got.service, got.date, got.topic) == (
+        "taxi-lake-postgres-push", "green", "2021-02-03", "projects/p/topics/taxi-lake-events")
+    assert Filters(function="taxi-lake-postgres-push").match(got)
+
+    def gone(path: str) -> str:
+        raise RuntimeError("NotFound")
+
+    assert "cannot look up" in plan(b"{}", attrs, TOPICS, gone).problem
+
+
+def test_filters():
+    got = plan(*structured("ingest", "source_not_found", {"service": "yellow", "date": "2019-03-05"}, b"{}"),
+               TOPICS, no_lookup)
+    assert Filters().match(got)
+    assert Filters("source_not_found", "ingest", "yellow", "2019-03-05").match(got)
+    assert not Filters(reason="invalid_input").match(got)
+    assert not Filters(function="load_postgres").match(got)
+    assert not Filters(service="green").match(got) and not Filters(date="2019-03-06").match(got)
+
+
+# --- the run: acknowledged only after a confirmed republish -------------------------------------------
+
+
+class FakeSubscriber:
+    def __init__(self, messages):
+        self.queue = list(messages)
+        self.acked, self.nacked, self.leases = [], [], []
+
+    def pull(self, subscription, max_messages, timeout):
+        batch, self.queue = self.queue[:max_messages], self.queue[max_messages:]
+        return SimpleNamespace(received_messages=batch)
+
+    def modify_ack_deadline(self, subscription, ack_ids, ack_deadline_seconds):
+        (self.nacked if ack_deadline_seconds == 0 else self.leases).extend(ack_ids)
+
+    def acknowledge(self, subscription, ack_ids):
+        self.acked.extend(ack_ids)
+
+    def get_subscription(self, subscription):
+        return SimpleNamespace(topic=TOPICS["ingest"])
+
+
+class FakePublisher:
+    def __init__(self, fail_for=()):
+        self.published, self.fail_for = [], set(fail_for)
+
+    def publish(self, topic, data, **attributes):
+        future = Future()
+        if data in self.fail_for:
+            future.set_exception(RuntimeError("unavailable"))
+        else:
+            self.published.append((topic, data, attributes))
+            future.set_result(str(100 + len(self.published)))
+        return future
+
+
+def received(ack_id: str, message_id: str, data: bytes, attributes: dict):
+    return SimpleNamespace(ack_id=ack_id, message=SimpleNamespace(message_id=message_id, data=data,
+                                                                  attributes=attributes))
+
+
+def dead_letters():
+    lost = structured("ingest", "source_not_found", {"service": "yellow", "date": "2019-03-05"},
+                      b'{"date":"2019-03-05","service":"yellow"}')
+    other = structured("ingest", "invalid_input", {}, b'{"date":"nope"}')
+    broken = structured("load_bigquery", "corrupt_parquet", {"service": "yellow", "date": "2019-03-06"})
+    return [received("a1", "1", *lost), received("a2", "2", *other), received("a3", "3", *broken)]
+
+
+def test_run_acks_only_what_it_republished_and_keeps_the_rest():
+    subscriber, publisher, lines = FakeSubscriber(dead_letters()), FakePublisher(), []
+    summary = replay.run(subscriber, publisher, "projects/p/subscriptions/dl", TOPICS,
+                         filters=Filters(reason="source_not_found"), out=lines.append)
+    assert (summary.replayed, summary.not_matching, summary.failed) == (1, 2, 0)
+    assert publisher.published == [(TOPICS["ingest"], b'{"date":"2019-03-05","service":"yellow"}', {})]
+    assert subscriber.acked == ["a1"] and sorted(subscriber.nacked) == ["a2", "a3"]
+    assert lines == ["replayed ingest source_not_found yellow 2019-03-05 -> taxi-ingest message 101 (dead letter 1)"]
+
+
+def test_dry_run_publishes_and_acks_nothing():
+    subscriber, publisher, lines = FakeSubscriber(dead_letters()), FakePublisher(), []
+    summary = replay.run(subscriber, publisher, "dl", TOPICS, dry_run=True, out=lines.append)
+    assert (summary.would_replay, summary.replayed) == (3, 0) and publisher.published == []
+    assert subscriber.acked == [] and sorted(subscriber.nacked) == ["a1", "a2", "a3"]
+    assert lines[0].startswith("would replay ingest source_not_found yellow 2019-03-05 -> taxi-ingest")
+
+
+def test_a_failed_publish_keeps_the_dead_letter_and_fails_the_run():
+    subscriber = FakeSubscriber(dead_letters())
+    publisher = FakePublisher(fail_for={b'{"date":"2019-03-05","service":"yellow"}'})
+    summary = replay.run(subscriber, publisher, "dl", TOPICS, out=lambda line: None)
+    assert (summary.replayed, summary.failed, summary.ok) == (2, 1, False)
+    assert sorted(subscriber.acked) == ["a2", "a3"] and subscriber.nacked == ["a1"]
+
+
+def test_a_message_seen_again_ends_the_run_and_the_limit_is_honoured():
+    again = dead_letters()[:1] + [received("a1-again", "1", *structured("ingest", "x", {}, b"{}"))]
+    subscriber = FakeSubscriber(again)
+    summary = replay.run(subscriber, FakePublisher(), "dl", TOPICS, filters=Filters(reason="nothing"),
+                         out=lambda line: None)
+    assert summary.not_matching == 1 and sorted(subscriber.nacked) == ["a1", "a1-again"]
+    subscriber = FakeSubscriber(dead_letters())
+    summary = replay.run(subscriber, FakePublisher(), "dl", TOPICS, limit=1, out=lambda line: None)
+    assert summary.replayed == 1 and subscriber.acked == ["a1"] and sorted(subscriber.nacked) == ["a2", "a3"]
