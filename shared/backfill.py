@@ -28,6 +28,7 @@ import json
 from dataclasses import dataclass, field
 from typing import Any, Callable, Mapping
 
+from shared import logs
 from shared.errors import TransientError
 from shared.messages import BackfillRequest, IngestRequest, expand, parse_backfill
 from shared.settings import Settings
@@ -98,18 +99,22 @@ def make_plan(request: BackfillRequest, settings: Settings, status_reader: Statu
     return Plan(request, messages, skipped, states)
 
 
-def publish(messages: list[IngestRequest], topic: str, publisher: Any) -> int:
+def publish(messages: list[IngestRequest], topic: str, publisher: Any,
+            published_ids: list[tuple[str, dt.date, str]] | None = None) -> int:
     """Publish every message (batched by the client), await all futures; returns how many were sent.
 
-    Raises TransientError if any publish failed: the backfill is retried whole.
+    `published_ids` receives (service, date, message id) of each message sent (the run ledger's
+    `queued` records). Raises TransientError if any publish failed: the backfill is retried whole.
     """
     futures = [publisher.publish(topic, json.dumps(m.as_message(), separators=(",", ":")).encode())
                for m in messages]
     published, failures = 0, []
     for message, future in zip(messages, futures):
         try:
-            future.result(timeout=PUBLISH_TIMEOUT_SECONDS)
+            message_id = future.result(timeout=PUBLISH_TIMEOUT_SECONDS)
             published += 1
+            if published_ids is not None:
+                published_ids.append((message.service, message.date, str(message_id)))
         except Exception as exc:  # noqa: BLE001 - every failure is reported, then the whole run retried
             failures.append((message, exc))
     if failures:
@@ -121,17 +126,38 @@ def publish(messages: list[IngestRequest], topic: str, publisher: Any) -> int:
     return published
 
 
+QueuedRecorder = Callable[[str, str, list, dt.datetime], int]
+
+
 def run(fields: Mapping[str, Any], settings: Settings, *, publisher: Any = None,
-        status_reader: StatusReader | None = None, now: dt.datetime | None = None) -> tuple[Plan, int]:
-    """Parse, plan and (unless dry_run) publish; returns the plan and the count published."""
+        status_reader: StatusReader | None = None, now: dt.datetime | None = None,
+        record_queued: QueuedRecorder | None = None) -> tuple[Plan, int]:
+    """Parse, plan and (unless dry_run) publish; returns the plan and the count published.
+
+    Each published (service, date) gets a `queued` record in the run ledger (shared/ledger.py),
+    written after the publish and never failing it; with an injected `publisher` (a test's
+    world) only when `record_queued` is given too.
+    """
     request = parse_backfill(fields, settings.backfill_max_dates, now)
     plan = make_plan(request, settings, status_reader)
     if request.dry_run or not plan.messages:
         return plan, 0
-    from shared import clients
+    from shared import clients, ledger
 
+    if record_queued is None and publisher is None:
+        record_queued = ledger.queued
     publisher = publisher if publisher is not None else clients.publisher()
-    published = publish(plan.messages, clients.topic_path(settings.ingest_topic, settings.project), publisher)
+    queued_at, sent = dt.datetime.now(dt.timezone.utc), []
+    try:
+        published = publish(plan.messages, clients.topic_path(settings.ingest_topic, settings.project), publisher,
+                            sent)
+    finally:  # also what a failed backfill did publish: those messages are on their way
+        if record_queued is not None and sent:
+            try:
+                record_queued(settings.lake_bucket, "backfill", sent, queued_at)
+            except Exception as exc:  # noqa: BLE001 - the ledger never fails the work it describes
+                logs.warning("run ledger: recording the queued dates failed; the backfill is unchanged",
+                             function="backfill", error_message=f"{type(exc).__name__}: {exc}"[:300])
     return plan, published
 
 

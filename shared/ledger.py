@@ -37,7 +37,9 @@ from shared.schemas import SERVICES
 
 RUNNING, SUCCEEDED, SKIPPED = "running", "succeeded", "skipped_up_to_date"
 RETRYING, DEAD_LETTERED = "retrying", "dead_lettered"
-OUTCOMES = (RUNNING, SUCCEEDED, SKIPPED, RETRYING, DEAD_LETTERED)
+QUEUED = "queued"  # written by backfill for each ingest message it published (see `queued`)
+OUTCOMES = (QUEUED, RUNNING, SUCCEEDED, SKIPPED, RETRYING, DEAD_LETTERED)
+QUEUED_FOR = "ingest"  # the function whose first record supersedes a queued one
 
 MAX_ERROR_CHARS = 500  # in the body; the metadata copy is shorter
 MAX_META_ERROR_CHARS = 200
@@ -217,7 +219,7 @@ def record_body(run: Run, outcome: str, reason: str | None = None, error: str | 
         "attempt": run.attempt, "outcome": outcome, "reason": _short(reason, 100),
         "error": _short(error, MAX_ERROR_CHARS), "rows": _int(rows),
         "started_at": run.started_at.isoformat(),
-        "finished_at": None if outcome == RUNNING else now.isoformat(),
+        "finished_at": None if outcome in (RUNNING, QUEUED) else now.isoformat(),
         "updated_at": now.isoformat(),
         "history": list(run.history),
     }
@@ -238,12 +240,39 @@ def record_metadata(body: Mapping[str, Any]) -> dict[str, str]:
     return meta
 
 
-def _write(run: Run, outcome: str, reason: str | None = None, error: str | None = None, rows: Any = None) -> None:
-    body = record_body(run, outcome, reason, error, rows)
+def _write(run: Run, outcome: str, reason: str | None = None, error: str | None = None, rows: Any = None,
+           now: dt.datetime | None = None) -> None:
+    body = record_body(run, outcome, reason, error, rows, now)
     blob = _bucket(run).blob(run.name)
     blob.metadata = record_metadata(body)
     blob.upload_from_string(json.dumps(body, default=str, separators=(",", ":")), content_type="application/json",
                             timeout=WRITE_TIMEOUT_SECONDS)
+
+
+def queued(bucket_name: str | None, function: str, published: Iterable[tuple[str, dt.date, str]],
+           queued_at: dt.datetime, workers: int = 16) -> int:
+    """Record `queued` for each (service, date, ingest message id) a function published.
+
+    Why: between the publish and the delivery of an ingest message nothing else says the date was
+    asked for, so status would call it `missing`. One small create per date (a new object named
+    after the new message id: no read, no overwrite), in parallel, each guarded like every ledger
+    write: a failure is logged and never fails the publisher. `queued_at` is taken before the
+    publish, so the ingest's own records (written after delivery) are always newer and supersede
+    it. Returns how many were written.
+    """
+    if not bucket_name:
+        return 0
+    runs = [Run(function, message_id, message_id, None, bucket_name=bucket_name, service=service, date=day,
+                started_at=queued_at) for service, day, message_id in published]
+    from concurrent.futures import ThreadPoolExecutor
+
+    def write(run: Run) -> bool:
+        done: list[bool] = []
+        _guarded(run, QUEUED, lambda: (_write(run, QUEUED, now=queued_at), done.append(True)))
+        return bool(done)
+
+    with ThreadPoolExecutor(max_workers=max(1, min(workers, len(runs)))) as pool:
+        return sum(pool.map(write, runs))
 
 
 def _int(value: Any) -> int | None:
@@ -322,18 +351,23 @@ def effective(record: RunRecord, now: dt.datetime) -> RunRecord:
                      record.rows, record.updated_at)
 
 
-_PRIORITY = {RUNNING: 0, RETRYING: 1, DEAD_LETTERED: 2}
+_PRIORITY = {RUNNING: 0, RETRYING: 1, QUEUED: 2, DEAD_LETTERED: 3}
 
 
 def in_flight(records: Iterable[RunRecord], now: dt.datetime) -> RunRecord | None:
-    """What the ledger says beyond the counts: the record of a date that is running, retrying or
-    dead-lettered (in that order of precedence: work under way matters more than a past failure),
-    from each function's latest record; None when every function's latest attempt succeeded."""
+    """What the ledger says beyond the counts: the record of a date that is running, retrying,
+    queued or dead-lettered (in that order of precedence: work under way matters more than a past
+    failure), from each function's latest record; None when every function's latest attempt
+    succeeded. A `queued` record is superseded by any ingest record at or after it (the message
+    it queued was delivered)."""
+    records = list(records)
+    oldest = dt.datetime.min.replace(tzinfo=dt.timezone.utc)
+    ingest_seen = max(((r.updated_at or oldest) for r in records if r.function == QUEUED_FOR), default=None)
     candidates = [effective(r, now) for r in latest_by_function(records)]
-    candidates = [r for r in candidates if r.outcome in _PRIORITY]
+    candidates = [r for r in candidates if r.outcome in _PRIORITY and not (
+        r.outcome == QUEUED and ingest_seen is not None and ingest_seen >= (r.updated_at or oldest))]
     if not candidates:
         return None
-    oldest = dt.datetime.min.replace(tzinfo=dt.timezone.utc)
     return min(candidates, key=lambda r: (_PRIORITY[r.outcome], -(r.updated_at or oldest).timestamp()))
 
 

@@ -10,7 +10,7 @@ inclusive date range it reads:
   the newest `loads` ledger entry per date (which generation was loaded);
 - the run ledger (`runs/`, shared/ledger.py), one listing: where the counts say
   `missing` or `partial`, a date whose work is in flight or was given up on is
-  `running`, `retrying` or `dead_lettered` instead, so a date being processed is
+  `queued`, `running`, `retrying` or `dead_lettered` instead, so a date being processed is
   never reported as never asked for. The counts still decide `complete`.
 A table or ledger that does not exist yet means 0 rows, not an error: a fresh
 project is simply all `missing`. The classification (`classify`) is a pure
@@ -33,9 +33,12 @@ from shared.source import source_url
 
 COMPLETE, PARTIAL, MISMATCH, FAILED, MISSING = "complete", "partial", "mismatch", "failed", "missing"
 RUNNING, RETRYING, DEAD_LETTERED = run_ledger.RUNNING, run_ledger.RETRYING, run_ledger.DEAD_LETTERED
-STATES = (COMPLETE, RUNNING, RETRYING, PARTIAL, MISMATCH, FAILED, DEAD_LETTERED, MISSING)
+QUEUED = run_ledger.QUEUED
+STATES = (COMPLETE, QUEUED, RUNNING, RETRYING, PARTIAL, MISMATCH, FAILED, DEAD_LETTERED, MISSING)
+LEDGER_STATES = (QUEUED, RUNNING, RETRYING, DEAD_LETTERED)
 STATE_MEANING = {
     COMPLETE: "same rows in the lake, BigQuery and Postgres",
+    QUEUED: "not everywhere yet: a backfill published its ingest message, not delivered yet",
     RUNNING: "not everywhere yet: a function is working on it now",
     RETRYING: "not everywhere yet: an attempt failed and the platform retries it",
     DEAD_LETTERED: "not everywhere: a function gave up on it (see the reason and the dead-letter topic)",
@@ -114,8 +117,10 @@ class DayStatus:
     @property
     def label(self) -> str:
         """The state with what explains it: `retrying (attempt 3, download_failed)`."""
-        if self.run is None or self.state not in (RUNNING, RETRYING, DEAD_LETTERED):
+        if self.run is None or self.state not in LEDGER_STATES:
             return self.state
+        if self.state == QUEUED:
+            return f"{self.state} ({self.run.function})"
         if self.state == DEAD_LETTERED:
             return f"{self.state} ({self.run.reason or 'unknown'})"
         why = f", {self.run.reason}" if self.run.reason else ""

@@ -19,6 +19,7 @@ from shared.status import STATE_MEANING, STATES, DayStatus, StatusReport
 
 COLOURS = {  # background, text: readable, and distinguishable without relying on red/green alone
     "complete": ("#2e7d32", "#ffffff"),
+    "queued": ("#90caf9", "#000000"),
     "running": ("#1565c0", "#ffffff"),
     "retrying": ("#ef6c00", "#000000"),
     "partial": ("#f9a825", "#000000"),

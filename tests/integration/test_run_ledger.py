@@ -116,3 +116,30 @@ def test_a_date_being_processed_is_running_then_retrying(fresh_bucket, tlc, sett
     assert isinstance(outcome.get("error"), TransientError)
     after = days(fresh_bucket, day, day)[day.isoformat()]
     assert after.label == "retrying (attempt 1, month_split_in_progress)"
+
+
+def test_dates_a_backfill_published_are_queued_until_their_ingest_runs(fresh_bucket, tlc, settings_env, pubsub):
+    """Published, not yet delivered: `queued`, never `missing`. The ingest topic is a temporary one
+    here, so the messages wait there undelivered, as a backlog would."""
+    from functions import backfill as backfill_function
+
+    data_dir, _ = tlc
+    serve_month(data_dir, 2019, 5, rows=1_000)
+    topic = pubsub.temporary_topic()
+    tap = pubsub.pull_subscription(topic)
+    settings_env(INGEST_TOPIC=topic)
+    first, last = dt.date(2019, 5, 1), dt.date(2019, 5, 3)
+    backfill_function.handle(message_published_event({"start": first.isoformat(), "end": last.isoformat()},
+                                                     publish_time=dt.datetime.now(dt.timezone.utc).isoformat()))
+    seen = days(fresh_bucket, first, last + dt.timedelta(days=1))
+    assert [seen[d.isoformat()].label for d in status.date_range(first, last)] == ["queued (backfill)"] * 3
+    assert seen[(last + dt.timedelta(days=1)).isoformat()].state == "missing"
+    delivered = pubsub.drain(tap)
+    assert len(delivered) == 3
+    queued_ids = {r.event_id for d in status.date_range(first, last) for r in seen[d.isoformat()].runs}
+    assert queued_ids == {m.message_id for m in delivered}, "each record is named after its ingest message"
+
+    ingest_function.handle(now_event(first))  # the first message is delivered: no longer queued
+    after = days(fresh_bucket, first, last)
+    assert after[first.isoformat()].state == "partial"  # the loaders' turn
+    assert after[last.isoformat()].state == "queued"

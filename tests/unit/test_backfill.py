@@ -179,6 +179,34 @@ def test_publishes_one_message_per_service_date_and_awaits_them():
     assert plan.as_dict(published)["published"] == 7
 
 
+def test_each_published_date_is_recorded_queued_and_a_failing_ledger_changes_nothing():
+    recorded = []
+
+    def record(bucket, function, published, queued_at):
+        recorded.append((bucket, function, list(published), queued_at))
+        return len(published)
+
+    publisher = FakePublisher()
+    plan, published = backfill.run({"start": "2021-01-01", "end": "2021-01-03"}, SETTINGS, publisher=publisher,
+                                   now=NOW, record_queued=record)
+    (bucket, function, sent, queued_at), = recorded
+    assert (bucket, function, published) == ("lake", "backfill", 3)
+    assert sent == [("yellow", dt.date(2021, 1, d), str(d)) for d in (1, 2, 3)]  # the new message ids
+    assert queued_at <= dt.datetime.now(dt.timezone.utc)
+
+    def broken(*args):
+        raise ConnectionError("GCS unreachable")
+
+    assert backfill.run({"start": "2021-01-01", "end": "2021-01-02"}, SETTINGS, publisher=FakePublisher(),
+                        now=NOW, record_queued=broken)[1] == 2
+    recorded.clear()  # a partly failed publish still records what did go out, then fails for a retry
+    failing = FakePublisher(fail={'{"date":"2021-01-02","service":"yellow"}'})
+    with pytest.raises(TransientError):
+        backfill.run({"start": "2021-01-01", "end": "2021-01-02"}, SETTINGS, publisher=failing, now=NOW,
+                     record_queued=record)
+    assert [day for _, day, _ in recorded[0][2]] == [dt.date(2021, 1, 1)]
+
+
 def test_force_is_carried_into_every_message():
     publisher = FakePublisher()
     backfill.run({"start": "2021-01-01", "end": "2021-01-02", "force": True}, SETTINGS, publisher=publisher, now=NOW)

@@ -17,7 +17,7 @@ from google.api_core.exceptions import NotFound
 
 from shared import clients, ledger, paths
 from shared.errors import PermanentError, SourceError, TransientError
-from shared.ledger import DEAD_LETTERED, RETRYING, RUNNING, SKIPPED, SUCCEEDED, RunRecord
+from shared.ledger import DEAD_LETTERED, QUEUED, RETRYING, RUNNING, SKIPPED, SUCCEEDED, RunRecord
 from shared.runtime import event_function
 from shared.settings import get_settings
 from shared.status import COMPLETE, MISMATCH, MISSING, PARTIAL, LakeDay, build_report
@@ -249,6 +249,14 @@ def rec(function, outcome, minutes_ago=1, attempt=1, reason=None, event_id="1"):
     # work under way wins over a past failure
     ([rec("load_postgres", DEAD_LETTERED, 1), rec("load_bigquery", RETRYING, 5)], RETRYING),
     ([rec("load_postgres", RETRYING, 1), rec("ingest", RUNNING, 5)], RUNNING),
+    # a backfill's queued record until the ingest it queued leaves a record at or after it
+    ([rec("backfill", QUEUED, 5)], QUEUED),
+    ([rec("backfill", QUEUED, 5), rec("ingest", RUNNING, 4)], RUNNING),
+    ([rec("backfill", QUEUED, 5), rec("ingest", SUCCEEDED, 4)], None),
+    ([rec("backfill", QUEUED, 5), rec("ingest", DEAD_LETTERED, 4)], DEAD_LETTERED),
+    # queued again after an earlier failure: the new request is under way
+    ([rec("ingest", DEAD_LETTERED, 10), rec("backfill", QUEUED, 5)], QUEUED),
+    ([rec("backfill", QUEUED, 5), rec("load_postgres", RETRYING, 1)], RETRYING),
 ])
 def test_in_flight(records, expected):
     found = ledger.in_flight(records, NOW)
@@ -289,3 +297,28 @@ def test_every_format_shows_the_ledger_states():
     page = render_html(report)
     assert 'data-state="retrying"' in page and ".state-retrying{" in page
     assert "ingest retrying, attempt 2 (download_failed) at" in hover_text(report.days[0])
+
+
+# --- queued: the backfill's one write per published date -------------------------------------------------
+
+
+def test_queued_writes_one_record_per_published_date_named_after_the_message(lake):
+    queued_at = dt.datetime(2026, 12, 1, 10, 0, tzinfo=dt.timezone.utc)
+    other = DAY + dt.timedelta(days=1)
+    written = ledger.queued("lake", "backfill", [("yellow", DAY, "m1"), ("green", other, "m2")], queued_at)
+    assert written == 2 and lake.writes == 2
+    body = lake.record(paths.run_record("yellow", DAY, "backfill", "m1"))
+    assert (body["outcome"], body["function"], body["message_id"], body["finished_at"]) == (
+        QUEUED, "backfill", "m1", None)
+    assert body["updated_at"] == body["started_at"] == queued_at.isoformat()  # older than any ingest record
+    runs = ledger.read_runs(lake, "green", other, other)
+    assert [(r.function, r.outcome, r.event_id) for r in runs[other]] == [("backfill", QUEUED, "m2")]
+    day = report_with(runs[other]).days[0]
+    assert (day.state, day.label) == (QUEUED, "queued (backfill)")
+
+
+def test_queued_never_raises(lake, capsys):
+    lake.fail_writes = True
+    assert ledger.queued("lake", "backfill", [("yellow", DAY, "m1")], NOW) == 0
+    assert "run ledger" in capsys.readouterr().out
+    assert ledger.queued(None, "backfill", [("yellow", DAY, "m1")], NOW) == 0

@@ -12,7 +12,7 @@ from werkzeug.wrappers import Request
 
 from shared import status
 from shared.errors import ValidationError
-from shared.status import (COMPLETE, DEAD_LETTERED, FAILED, MISMATCH, MISSING, PARTIAL, RETRYING, RUNNING, LakeDay,
+from shared.status import (COMPLETE, DEAD_LETTERED, FAILED, MISMATCH, MISSING, PARTIAL, QUEUED, RETRYING, RUNNING, LakeDay,
                            LedgerEntry, build_report, classify, parse_status_request, read_lake, read_postgres)
 from shared.status_page import render_html, render_text
 
@@ -61,7 +61,7 @@ def test_build_report_from_plain_data():
     assert [d.state for d in report.days] == [COMPLETE, MISMATCH, FAILED, MISSING]
     assert "postgres holds generation 200, the lake 222" in report.days[1].notes
     assert "quarantined: row count fell" in report.days[2].notes
-    assert report.summary() == {COMPLETE: 1, RUNNING: 0, RETRYING: 0, PARTIAL: 0, MISMATCH: 1, FAILED: 1,
+    assert report.summary() == {COMPLETE: 1, QUEUED: 0, RUNNING: 0, RETRYING: 0, PARTIAL: 0, MISMATCH: 1, FAILED: 1,
                                 DEAD_LETTERED: 0, MISSING: 1}
     body = report.as_dict()
     assert body["source_urls"] == {"2021-01": "https://example.test/yellow_2021-01.csv.gz"}
