@@ -14,6 +14,7 @@
 #   ./local_emulator.sh logs [NAME]              logs of a function (ingest, ...) or emulator
 #   ./local_emulator.sh env                      export lines: eval "$(./local_emulator.sh env)"
 #   ./local_emulator.sh test [PYTEST ARGS]       up, run the test suite, stop what it started
+#   ./local_emulator.sh prereqs                  check (as root: apt-get install) what the machine needs
 #   ./local_emulator.sh down [--clean]           stop everything (--clean: delete the data too)
 #
 # Ports: TAXI_PORT_BASE (default 19000) + fixed offsets; state, logs and pids in .state/.
@@ -21,12 +22,12 @@ set -euo pipefail
 
 REPO_ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
 cd "$REPO_ROOT"
-for part in common venvs postgres services commands; do
+for part in common prereqs venvs postgres services commands; do
   # shellcheck source=/dev/null
   source "$REPO_ROOT/local/stack/$part.sh"
 done
 
-usage() { sed -n '2,19p' "$REPO_ROOT/local_emulator.sh" | sed 's/^# \{0,1\}//'; }
+usage() { sed -n '2,20p' "$REPO_ROOT/local_emulator.sh" | sed 's/^# \{0,1\}//'; }
 
 main() {
   local command="${1:-}"
@@ -42,6 +43,7 @@ main() {
     replay) cmd_replay "$@" ;;
     runs) cmd_runs "$@" ;;
     test) cmd_test "$@" ;;
+    prereqs) cmd_prereqs ;;
     -h | --help | help) usage ;;
     *) usage >&2; exit 2 ;;
   esac

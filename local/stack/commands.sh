@@ -19,6 +19,7 @@ cmd_up() {
   local started own_started_file=""
   started="$(now)"
   resolve_ports
+  ensure_prereqs stack
   ensure_venvs
   mkdir -p "$LOG_DIR" "$PID_DIR"
   if [[ -z "${STACK_STARTED_FILE:-}" ]]; then  # else the caller (test) cleans up on failure
@@ -259,6 +260,7 @@ cmd_runs() {
 # Brings the stack up, runs pytest with its environment and TAXI_STACK=1, then stops
 # exactly the services this command started (a stack that was already up stays up).
 cmd_test() {
+  ensure_prereqs stack test  # before anything starts: a missing Chromium fails here, not in a test
   TEST_STARTED_FILE="$(mktemp)"
   export STACK_STARTED_FILE="$TEST_STARTED_FILE"
   trap 'finish_test' EXIT
