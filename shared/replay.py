@@ -98,28 +98,28 @@ def plan_structured(body: Mapping[str, Any], attributes: Mapping[str, str], topi
     base = Replay("structured", function, reason, service, date)
     if function in LOADERS:
         if not service or not date or not topics.get(INGEST):
-            return _replace(base, problem="a loader's dead letter without (service, date) or no ingest topic")
+            return replace(base, problem="a loader's dead letter without (service, date) or no ingest topic")
         data = json.dumps({"date": date, "service": service, "force": True}, separators=(",", ":")).encode()
-        return _replace(base, topic=topics[INGEST], data=data)
+        return replace(base, topic=topics[INGEST], data=data)
     if function not in (INGEST, BACKFILL):
-        return _replace(base, problem=f"unknown function {function!r}")
+        return replace(base, problem=f"unknown function {function!r}")
     if not topics.get(function):
-        return _replace(base, problem=f"no topic given for {function}")
+        return replace(base, problem=f"no topic given for {function}")
     event = body.get("event") if isinstance(body.get("event"), Mapping) else {}
     envelope = event.get("data") if isinstance(event.get("data"), Mapping) else {}
     message = envelope.get("message") if isinstance(envelope.get("message"), Mapping) else None
     if message is None:
-        return _replace(base, problem="the dead letter holds no original Pub/Sub message (event.data.message)")
+        return replace(base, problem="the dead letter holds no original Pub/Sub message (event.data.message)")
     try:
         data = base64.b64decode(message.get("data") or "", validate=True)
     except (binascii.Error, ValueError, TypeError):
-        return _replace(base, problem="the original message's data is not base64")
+        return replace(base, problem="the original message's data is not base64")
     original_attributes = message.get("attributes") or {}
     if not isinstance(original_attributes, Mapping):
-        return _replace(base, problem="the original message's attributes are not a map")
+        return replace(base, problem="the original message's attributes are not a map")
     attrs = {str(k): str(v) for k, v in original_attributes.items()}
     fields = _fields(data) or attrs
-    return _replace(base, service=service or _text(fields.get("service")), date=date or _text(fields.get("date")),
+    return replace(base, service=service or _text(fields.get("service")), date=date or _text(fields.get("date")),
                     topic=topics[function], data=data, attributes=attrs)
 
 
@@ -135,7 +135,7 @@ def plan_platform(data: bytes, attributes: Mapping[str, str], topics: Mapping[st
     try:
         topic = topic_of(path)
     except Exception as exc:  # noqa: BLE001 - a deleted subscription: keep the dead letter, say why
-        return _replace(base, problem=f"cannot look up {path}: {type(exc).__name__}: {exc}"[:300])
+        return replace(base, problem=f"cannot look up {path}: {type(exc).__name__}: {exc}"[:300])
     function = next((name for name, path_ in topics.items() if path_ == topic), subscription)
     fields = _fields(data) or original
     service, date = _text(fields.get("service")), _text(fields.get("date"))
@@ -144,7 +144,7 @@ def plan_platform(data: bytes, attributes: Mapping[str, str], topics: Mapping[st
         service, date = partition.service, partition.date.isoformat()
     elif function == INGEST and date and not service:
         service = "yellow"  # the ingest contract's default
-    return _replace(base, function=function, service=service, date=date, topic=topic)
+    return replace(base, function=function, service=service, date=date, topic=topic)
 
 
 def plan(data: bytes, attributes: Mapping[str, str], topics: Mapping[str, str],
@@ -157,10 +157,6 @@ def plan(data: bytes, attributes: Mapping[str, str], topics: Mapping[str, str],
         return Replay("structured", attributes.get("function"), attributes.get("reason"),
                       problem="neither a structured dead letter nor one forwarded by Pub/Sub")
     return plan_structured(body, attributes, topics)
-
-
-def _replace(replay: Replay, **changes: Any) -> Replay:
-    return replace(replay, **changes)
 
 
 def _text(value: Any) -> str | None:
