@@ -134,6 +134,6 @@ def test_dom_has_every_date_in_its_state_with_counts_on_hover(page):
     assert "2021-02-08 yellow: retrying (attempt 3, download_failed)" in retrying
     assert "ingest retrying, attempt 3 (download_failed): HTTP 500 <from> the host" in retrying  # escaped, read back
     assert "dead_lettered (source_not_found)" in cells.days["2021-02-09"]["title"]
-    assert cells.legend == {"complete": "10", "running": "1", "retrying": "1", "partial": "1", "mismatch": "1",
-                            "failed": "1", "dead_lettered": "1", "missing": "1"}
+    assert cells.legend == {"complete": "10", "queued": "0", "running": "1", "retrying": "1", "partial": "1",
+                            "mismatch": "1", "failed": "1", "dead_lettered": "1", "missing": "1"}
     assert set(cells.legend) == set(STATES)
