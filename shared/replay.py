@@ -89,8 +89,13 @@ def _fields(data: bytes) -> dict[str, Any]:
     return body if isinstance(body, dict) else {}
 
 
-def plan_structured(body: Mapping[str, Any], attributes: Mapping[str, str], topics: Mapping[str, str]) -> Replay:
-    """A function's dead letter -> its replay. `topics`: function -> full topic path (ingest, backfill)."""
+def plan_structured(body: Mapping[str, Any], attributes: Mapping[str, str], topics: Mapping[str, str],
+                    load_event: Callable[[str], Any] | None = None) -> Replay:
+    """A function's dead letter -> its replay. `topics`: function -> full topic path (ingest, backfill).
+
+    An original event over 1 MB is not in the dead letter but in the lake (`event.stored_at`,
+    shared/runtime.py): `load_event(gs://...)` reads it back.
+    """
     function = body.get("function") or attributes.get("function")
     reason = body.get("reason") or attributes.get("reason")
     context = body.get("context") if isinstance(body.get("context"), Mapping) else {}
@@ -106,6 +111,15 @@ def plan_structured(body: Mapping[str, Any], attributes: Mapping[str, str], topi
     if not topics.get(function):
         return replace(base, problem=f"no topic given for {function}")
     event = body.get("event") if isinstance(body.get("event"), Mapping) else {}
+    if event.get("truncated"):
+        return replace(base, problem="the original event was too large and only a preview was kept")
+    if event.get("stored_at"):
+        try:
+            event = load_event(event["stored_at"]) if load_event else None
+        except Exception as exc:  # noqa: BLE001 - kept for a later replay, with why
+            event = f"{type(exc).__name__}: {exc}"[:200]
+        if not isinstance(event, Mapping):
+            return replace(base, problem=f"cannot read the stored event {body['event']['stored_at']}: {event}")
     envelope = event.get("data") if isinstance(event.get("data"), Mapping) else {}
     message = envelope.get("message") if isinstance(envelope.get("message"), Mapping) else None
     if message is None:
@@ -148,7 +162,7 @@ def plan_platform(data: bytes, attributes: Mapping[str, str], topics: Mapping[st
 
 
 def plan(data: bytes, attributes: Mapping[str, str], topics: Mapping[str, str],
-         topic_of: Callable[[str], str]) -> Replay:
+         topic_of: Callable[[str], str], load_event: Callable[[str], Any] | None = None) -> Replay:
     """Either kind of dead letter (one pulled message's data and attributes) -> its Replay."""
     if SOURCE_SUBSCRIPTION in attributes:
         return plan_platform(data, attributes, topics, topic_of)
@@ -156,7 +170,7 @@ def plan(data: bytes, attributes: Mapping[str, str], topics: Mapping[str, str],
     if not body or "event" not in body:
         return Replay("structured", attributes.get("function"), attributes.get("reason"),
                       problem="neither a structured dead letter nor one forwarded by Pub/Sub")
-    return plan_structured(body, attributes, topics)
+    return plan_structured(body, attributes, topics, load_event)
 
 
 def _text(value: Any) -> str | None:
@@ -176,9 +190,24 @@ class Summary:
         return self.failed == 0
 
 
+def read_stored_event(uri: str) -> Any:
+    """An event kept in the lake (`gs://bucket/quarantine/events/...json`), with the caller's credentials."""
+    from google.cloud import storage
+
+    bucket, _, name = uri.removeprefix("gs://").partition("/")
+    if os.environ.get("STORAGE_EMULATOR_HOST"):
+        from google.auth.credentials import AnonymousCredentials
+
+        client = storage.Client(project=os.environ.get("GCP_PROJECT", "local"), credentials=AnonymousCredentials())
+    else:
+        client = storage.Client()
+    return json.loads(client.bucket(bucket).blob(name).download_as_bytes(timeout=60))
+
+
 def run(subscriber: Any, publisher: Any, subscription: str, topics: Mapping[str, str], *,
         filters: Filters = Filters(), dry_run: bool = False, limit: int | None = None,
-        out: Callable[[str], None] = print, pull_timeout: float = 5.0) -> Summary:
+        out: Callable[[str], None] = print, pull_timeout: float = 5.0,
+        load_event: Callable[[str], Any] = read_stored_event) -> Summary:
     """Pull the dead-letter subscription until it has nothing new; replay what matches.
 
     Pulls in batches; a message seen before in this run (a lease that expired) is only held.
@@ -215,7 +244,7 @@ def run(subscriber: Any, publisher: Any, subscription: str, topics: Mapping[str,
                 seen.add(item.message.message_id)
                 new += 1
                 if not _one(item, subscriber, publisher, subscription, topics, filters, dry_run, out, summary,
-                            topic_of):
+                            topic_of, load_event):
                     held.append(item.ack_id)
             if not new:
                 break
@@ -237,10 +266,10 @@ def _nack(subscriber: Any, subscription: str, ack_ids: list[str]) -> None:
 
 def _one(item: Any, subscriber: Any, publisher: Any, subscription: str, topics: Mapping[str, str],
          filters: Filters, dry_run: bool, out: Callable[[str], None], summary: Summary,
-         topic_of: Callable[[str], str]) -> bool:
+         topic_of: Callable[[str], str], load_event: Callable[[str], Any]) -> bool:
     """Replay one pulled dead letter; True when it was acked (replayed), False to keep it."""
     message = item.message
-    replay = plan(bytes(message.data), dict(message.attributes), topics, topic_of)
+    replay = plan(bytes(message.data), dict(message.attributes), topics, topic_of, load_event)
     if not filters.match(replay):
         summary.not_matching += 1
         return False
@@ -265,45 +294,7 @@ def _one(item: Any, subscriber: Any, publisher: Any, subscription: str, topics: 
     return True
 
 
-def _topic(name: str | None, project: str) -> str | None:
-    return None if not name else name if name.startswith("projects/") else f"projects/{project}/topics/{name}"
+if __name__ == "__main__":  # `python -m shared.replay`: the command line is in shared/replay_cli.py
+    from shared.replay_cli import main
 
-
-def main(argv: list[str] | None = None) -> int:
-    """The CLI: locally through `./local_emulator.sh replay`, in Google Cloud as the README shows."""
-    import argparse
-
-    parser = argparse.ArgumentParser(prog="python -m shared.replay", description=__doc__.split("\n\n")[0])
-    parser.add_argument("--project", default=os.environ.get("GCP_PROJECT"), help="default: $GCP_PROJECT")
-    parser.add_argument("--subscription", required=True, help="the dead-letter subscription (id or full path)")
-    parser.add_argument("--ingest-topic", default=os.environ.get("INGEST_TOPIC"), help="default: $INGEST_TOPIC")
-    parser.add_argument("--backfill-topic", default=os.environ.get("BACKFILL_TOPIC"), help="default: $BACKFILL_TOPIC")
-    parser.add_argument("--reason", help="only dead letters of this reason (source_not_found, ...)")
-    parser.add_argument("--function", help="only these: ingest, backfill, load_bigquery, load_postgres "
-                                           "(or a platform dead letter's source subscription)")
-    parser.add_argument("--service", help="only this service")
-    parser.add_argument("--date", help="only this date (YYYY-MM-DD)")
-    parser.add_argument("--limit", type=int, help="replay at most this many")
-    parser.add_argument("--dry-run", action="store_true", help="print what would be replayed; acknowledge nothing")
-    args = parser.parse_args(argv)
-    if not args.project:
-        parser.error("--project (or GCP_PROJECT) is required")
-    from google.cloud import pubsub_v1
-
-    subscription = args.subscription if args.subscription.startswith("projects/") else \
-        f"projects/{args.project}/subscriptions/{args.subscription}"
-    topics = {k: v for k, v in ((INGEST, _topic(args.ingest_topic, args.project)),
-                                (BACKFILL, _topic(args.backfill_topic, args.project))) if v}
-    filters = Filters(args.reason, args.function, args.service, args.date)
-    subscriber, publisher = pubsub_v1.SubscriberClient(), pubsub_v1.PublisherClient()
-    with subscriber:
-        summary = run(subscriber, publisher, subscription, topics, filters=filters, dry_run=args.dry_run,
-                      limit=args.limit, out=lambda line: print(line, flush=True))
-    print(f"replay: {summary.replayed} replayed, {summary.would_replay} would be replayed (dry run), "
-          f"{summary.not_matching} not matching, {summary.not_replayable} not replayable, "
-          f"{summary.failed} failed; everything not replayed stays in {subscription}", file=sys.stderr)
-    return 0 if summary.ok else 1
-
-
-if __name__ == "__main__":
     sys.exit(main())

@@ -69,6 +69,31 @@ def test_what_cannot_be_replayed_says_why():
     assert no_topic.problem == "no topic given for backfill"
 
 
+def test_an_event_kept_in_the_lake_is_read_back_and_a_truncated_one_is_kept():
+    original = b'{"date":"2021-01-15","service":"yellow"}'
+    data, attrs = structured("ingest", "invalid_input", {}, original, {"a": "b"})
+    body = json.loads(data)
+    stored = body["event"]
+    body["event"] = {"attributes": stored["attributes"], "stored_at": "gs://lake/quarantine/events/ingest/x.json"}
+    asked = []
+
+    def load(uri):
+        asked.append(uri)
+        return stored
+
+    got = plan(json.dumps(body).encode(), attrs, TOPICS, no_lookup, load)
+    assert asked == ["gs://lake/quarantine/events/ingest/x.json"]
+    assert (got.topic, got.data, dict(got.attributes), got.problem) == (TOPICS["ingest"], original, {"a": "b"}, None)
+
+    def unreadable(uri):
+        raise PermissionError("403 storage.objects.get")
+
+    assert "cannot read the stored event" in plan(json.dumps(body).encode(), attrs, TOPICS, no_lookup,
+                                                  unreadable).problem
+    body["event"] = {"attributes": {}, "truncated": True, "data_preview": "{...}"}
+    assert "too large" in plan(json.dumps(body).encode(), attrs, TOPICS, no_lookup).problem
+
+
 def test_platform_dead_letter_goes_to_its_source_subscriptions_topic_without_the_added_attributes():
     attrs = {"k": "v", "CloudPubSubDeadLetterSourceSubscription": "taxi-ingest-push",
              "CloudPubSubDeadLetterSourceSubscriptionProject": "p",
