@@ -104,12 +104,15 @@ resource "google_storage_bucket_iam_member" "lake" {
   member = each.value.member
 }
 
-# The loaders write their run ledger records (shared/ledger.py), and nothing else: create and
-# overwrite objects under runs/ only. ingest's objectUser already covers runs/.
+# The loaders and the backfills write their run ledger records (shared/ledger.py: the loaders'
+# attempts, the backfills' `queued` dates), and nothing else: objects under runs/ only. ingest's
+# objectUser already covers runs/.
 resource "google_storage_bucket_iam_member" "loaders_write_runs" {
   for_each = {
     load_bigquery = local.sa.load_bigquery
     load_postgres = local.sa.load_postgres
+    backfill      = local.sa.backfill
+    backfill_http = local.sa.backfill_http
   }
 
   bucket = google_storage_bucket.lake.name

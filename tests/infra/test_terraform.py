@@ -493,11 +493,13 @@ def test_lake_is_versioned_with_lifecycle_for_raw_rejects_staging_and_runs(confi
     assert attr(runs, "age") == "${var.runs_delete_after_days}"
 
 
-def test_loaders_write_only_the_run_ledger(config):
-    """The loaders read the lake; their one write is their run ledger record, under runs/."""
-    grants = [g for g in config.instances("google_storage_bucket_iam_member") if g.key in ("load_bigquery", "load_postgres")]
+def test_loaders_and_backfills_write_only_the_run_ledger(config):
+    """The loaders and the backfills read the lake; their one write is their run ledger record
+    (a loader's attempt, a backfill's `queued` date), under runs/."""
+    writers = ("load_bigquery", "load_postgres", "backfill", "backfill_http")
+    grants = [g for g in config.instances("google_storage_bucket_iam_member") if g.key in writers]
     writes = [g for g in grants if g.value(attr(g.body, "role")) != "roles/storage.objectViewer"]
-    assert len(writes) == 2, [g.address for g in grants]
+    assert sorted(g.key for g in writes) == sorted(writers), [g.address for g in grants]
     for grant in writes:
         (condition,) = blocks(grant.body, "condition")
         assert "/objects/runs/" in str(attr(condition, "expression")), f"{grant.address} may write beyond runs/"
