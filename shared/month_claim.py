@@ -57,7 +57,7 @@ class MonthClaim:
             self._write(if_generation_match=0)
         except PreconditionFailed:
             held = self.bucket.get_blob(self.name)
-            if held is not None and age_seconds(held) < STALE_SECONDS:
+            if live(held):
                 return False
             try:  # the holder is gone (or released it just now): take over, one winner
                 self._write(if_generation_match=held.generation if held is not None else 0)
@@ -102,6 +102,16 @@ def age_seconds(blob: Any) -> float:
     """Seconds since this generation of the object was written (the holder's last heartbeat)."""
     written = blob.updated or blob.time_created
     return (dt.datetime.now(dt.timezone.utc) - written).total_seconds()
+
+
+def live(held: Any) -> bool:
+    """A claim object (or None) whose holder is still there: heartbeated within STALE_SECONDS."""
+    return held is not None and age_seconds(held) < STALE_SECONDS
+
+
+def is_free(bucket: Any, name: str) -> bool:
+    """Nobody holds the claim: never taken, released, or its holder went stale."""
+    return not live(bucket.get_blob(name))
 
 
 def wait_for(found: Callable[[], Any], claim_free: Callable[[], bool], deadline: float) -> Any:

@@ -83,10 +83,6 @@ def ensure_month(bucket: Any, request: IngestRequest, settings: Settings, rules:
         manifest = _current_manifest(bucket, manifest_name, derived_from(source, rules), stale_split)
         return Month(source, manifest) if manifest is not None else None
 
-    def claim_free() -> bool:
-        held = bucket.get_blob(claim_name)
-        return held is None or month_claim.age_seconds(held) >= month_claim.STALE_SECONDS
-
     started = time.monotonic()
     deadline = started + settings.split_wait_seconds
     while True:
@@ -100,7 +96,7 @@ def ensure_month(bucket: Any, request: IngestRequest, settings: Settings, rules:
             break
         logs.info("another instance is preparing this month; waiting for its manifest", service=request.service,
                   date=request.date, object=claim_name)
-        found = month_claim.wait_for(current, claim_free, deadline)
+        found = month_claim.wait_for(current, lambda: month_claim.is_free(bucket, claim_name), deadline)
         if found is not None:
             break
         if time.monotonic() >= deadline:

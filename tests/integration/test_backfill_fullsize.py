@@ -71,13 +71,18 @@ def clear_month() -> None:
         pass  # a fresh stack: the first load creates the table
 
 
-def retries_logged(state_dir: Path) -> list[str]:
-    """Lines where a function raised for a redelivery about this month."""
+def month_log_lines(state_dir: Path, marker: str) -> list[str]:
+    """The functions' log lines about this month that contain `marker`."""
     lines = []
     for log in (state_dir / "logs").glob("fn-*.log"):
         lines += [line for line in log.read_text(errors="replace").splitlines()
-                  if "will be retried" in line and f'"date":"{YEAR:04d}-{MONTH:02d}-' in line]
+                  if marker in line and f'"date":"{YEAR:04d}-{MONTH:02d}-' in line]
     return lines
+
+
+def retries_logged(state_dir: Path) -> list[str]:
+    """Lines where a function raised for a redelivery about this month."""
+    return month_log_lines(state_dir, "will be retried")
 
 
 @pytest.fixture(scope="module")
@@ -112,6 +117,8 @@ def test_a_full_size_month_backfill_completes_exactly_first_time_and_again_rewri
         day = days[date]
         assert day["lake_rows"] == day["bigquery_rows"] == day["postgres_rows"] == full_month[date], (date, day)
     assert retries_logged(state_dir)[retries_before:] == [], "every delivery must succeed the first time"
+    # ... and the log lines it searches are there to be found (the outcomes match the same pattern).
+    assert len(month_log_lines(state_dir, '"message":"partition written"')) >= len(DATES)
     print(f"\nfull-size month: {ROWS:,} source rows, {sum(full_month.values()):,} loaded, "
           f"31 dates complete in {seconds:.0f} s")
 
