@@ -18,49 +18,19 @@ size) must also complete, every date equal in the lake, BigQuery and Postgres.
 
 from __future__ import annotations
 
-import contextlib
 import datetime as dt
 import json
 import os
-import re
-import subprocess
 import sys
 import time
 from pathlib import Path
-from typing import Any, Iterator
+from typing import Any
 
 from bench import child
+from local.stack.throwaway import log_counts, throwaway_stack
 
 SETTLE_TIMEOUT = 1800  # seconds a backfill may take before the benchmark gives up
 POLL_SECONDS = 1.0
-
-
-@contextlib.contextmanager
-def throwaway_stack(work: Path, port_base: int, source_template: str) -> Iterator[dict[str, str]]:
-    """`./local_emulator.sh up` with its state in `work`; yields the stack's environment; `down --clean`."""
-    state = work / "stack"
-    work.chmod(0o755)  # PostgreSQL runs as the postgres user and must reach its data directory
-    env = {**os.environ, "TAXI_STATE_DIR": str(state), "TAXI_PORT_BASE": str(port_base),
-           "SOURCE_URL_TEMPLATE": source_template, "LOG_LEVEL": "INFO"}
-    script = str(child.REPO / "local_emulator.sh")
-    try:
-        subprocess.run([script, "up"], env=env, check=True, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
-                       text=True)
-        yield {**read_env(state / "env"), "TAXI_STATE_DIR": str(state)}
-    except subprocess.CalledProcessError as exc:
-        raise RuntimeError(f"the throwaway stack did not start:\n{exc.stderr[-3000:]}") from exc
-    finally:
-        subprocess.run([script, "down", "--clean"], env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-
-
-def read_env(path: Path) -> dict[str, str]:
-    """The stack's env file: `export NAME='value'` lines."""
-    out = {}
-    for line in path.read_text().splitlines():
-        match = re.match(r"^export (\w+)='(.*)'$", line)
-        if match:
-            out[match[1]] = match[2].replace("'\\''", "'")
-    return out
 
 
 class Destinations:
@@ -143,19 +113,6 @@ def wait_complete(dest: Destinations, start: dt.date, end: dt.date, expected: di
             raise RuntimeError(f"backfill {start}..{end} not complete after {SETTLE_TIMEOUT} s: "
                                f"lake {len(lake)}/{len(days)} dates")
         time.sleep(POLL_SECONDS)
-
-
-def log_counts(state: Path) -> dict[str, int]:
-    """What the stack's logs say about delivery: failures the functions raised (each one a
-    redelivery), and pushes the Pub/Sub emulator reports as failed."""
-    logs = state / "logs"
-    text = {p.name: p.read_text(errors="replace") for p in logs.glob("*.log")}
-    relay = text.get("relay.log", "")
-    return {"function_retries": sum(t.count("will be retried") for n, t in text.items() if n.startswith("fn-")),
-            "failed_pushes": relay.count('"event": "delivery_failed"'),  # the relay's json.dumps lines
-            "relay_dead_letters": relay.count('"event": "dead_lettered"'),
-            "dead_letters": sum(t.count("rejected the event") for n, t in text.items() if n.startswith("fn-")),
-            "ingest_outcomes": text.get("fn-ingest.log", "").count('"function":"ingest"')}
 
 
 def timeline(dest: Destinations, start: dt.date, end: dt.date, published_at: dt.datetime) -> dict[str, Any]:
@@ -244,7 +201,7 @@ def run(source: Path, service: str, work: Path, tlc_url: str, port_base: int, ye
     """The floor, the month's backfill twice, and optionally a year's backfill; every figure."""
     template = tlc_url + "/{service}/{service}_tripdata_{year}-{month:02d}.csv.gz"
     start, end = dt.date(2021, 1, 1), dt.date(2021, 1, 31)
-    with throwaway_stack(work, port_base, template) as env:
+    with throwaway_stack(work, port_base, {"SOURCE_URL_TEMPLATE": template}) as env:
         state = Path(env["TAXI_STATE_DIR"])
         dest = Destinations(env, service)
         result: dict[str, Any] = {"floor": floor(env, source, service, work)}

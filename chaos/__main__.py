@@ -1,0 +1,5 @@
+import sys
+
+from chaos.report import main
+
+sys.exit(main())
