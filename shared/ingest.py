@@ -43,7 +43,7 @@ def ingest(bucket: Any, request: IngestRequest, settings: Settings) -> dict[str,
     month = staging.ensure_month(bucket, request, settings, rules, timings)
     try:
         trips_bytes = month.staged(bucket, request.date, "trips").download_as_bytes()
-    except NotFound:  # the cache lost a file: split the month again rather than fail the date
+    except NotFound:  # a newer split superseded this one (its manifest is used), or the cache lost a file (split again)
         month = staging.ensure_month(bucket, request, settings, rules, timings,
                                      stale_split=month.manifest["split_id"])
         trips_bytes = month.staged(bucket, request.date, "trips").download_as_bytes()

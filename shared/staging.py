@@ -184,6 +184,7 @@ def _split_and_stage(bucket: Any, request: IngestRequest, source: Source, rules:
                     "days": {day.isoformat(): part.counts() for day, part in split.days.items()}}
         bucket.blob(paths.staging_manifest(service, year, month)).upload_from_string(
             json.dumps(manifest), content_type="application/json")
+        superseded = _delete_other_splits(bucket, service, year, month, split_id)
     # Unreadable values and malformed lines are worth a person's look: say where they are.
     log, message = ((logs.warning, "month split; rows with unreadable values or the wrong number of fields "
                      "set aside (rejects/: bad_value, malformed_rows.csv)")
@@ -192,9 +193,31 @@ def _split_and_stage(bucket: Any, request: IngestRequest, source: Source, rules:
         object=paths.staging_manifest(service, year, month), rows_read=split.source_rows,
         rows_rejected=split.month_rejected_rows, days=len(split.days),
         bad_values=split.bad_values or None, malformed_rows=len(split.malformed) or None,
-        malformed_object=malformed_name if split.malformed else None,
+        malformed_object=malformed_name if split.malformed else None, superseded_files=superseded or None,
         **{k: v for k, v in timings.items() if k in ("download_seconds", "split_month_seconds")})
     return manifest
+
+
+def _delete_other_splits(bucket: Any, service: str, year: int, month: int, keep: str) -> int:
+    """Delete the month's splits other than `keep`, once the manifest names `keep`.
+
+    Why: a split is superseded when the raw copy or the code changed, and one abandoned half way
+    (its instance killed) is never named by any manifest; both would only wait for the lifecycle
+    rule. A date still reading a superseded split's file finds it gone and reads the manifest
+    again (shared/ingest.py), which names this split: no second split. Best effort: a failure
+    leaves them to the lifecycle rule. Returns how many files were deleted."""
+    kept = paths.staging_split(service, year, month, keep)
+    prefix = kept.rsplit("split=", 1)[0] + "split="
+    deleted = 0
+    try:
+        for blob in bucket.list_blobs(prefix=prefix):
+            if not blob.name.startswith(kept):
+                delete_if_exists(bucket, blob.name, generation=blob.generation)
+                deleted += 1
+    except Exception as exc:  # noqa: BLE001 - the lifecycle rule is the backstop
+        logs.warning("could not delete superseded staging splits; the lifecycle rule will", service=service,
+                     month=f"{year:04d}-{month:02d}", error=f"{type(exc).__name__}: {exc}"[:300])
+    return deleted
 
 
 def _quarantine_raw(bucket: Any, source: Source) -> None:

@@ -279,6 +279,30 @@ def test_a_stale_claim_of_a_crashed_holder_is_taken_over(fresh_bucket, tlc, monk
     assert fresh_bucket.get_blob(paths.staging_claim("yellow", 2021, 8)) is None
 
 
+def test_a_new_split_deletes_the_splits_it_supersedes(fresh_bucket, tlc):
+    """Found by `python -m chaos`: the raw copy deleted (the lifecycle rule) and downloaded again
+    made a second split, and the first stayed under staging/ for good. Also an abandoned split
+    (its instance killed half way) is never named by a manifest: the next split deletes it."""
+    data_dir, _ = tlc
+    serve_month(data_dir, 2021, 9, rows=2_000)
+    abandoned = fresh_bucket.blob(paths.staging_day("yellow", dt.date(2021, 9, 1), "trips", "abandoned0"))
+    abandoned.upload_from_string(b"half a file")
+    ingest_function.handle(now_event("2021-09-01"))
+    first = staged_manifest(fresh_bucket, 2021, 9)["split_id"]
+    assert split_ids(fresh_bucket) == {first}, "the abandoned split is deleted"
+
+    raw_name = paths.raw_object("yellow", "yellow_tripdata_2021-09.csv.gz")
+    fresh_bucket.delete_blob(raw_name)  # as the lifecycle rule does after raw_delete_after_days
+    ingest_function.handle(now_event("2021-09-02"))
+    second = staged_manifest(fresh_bucket, 2021, 9)["split_id"]
+    assert second != first, "a new raw copy is split again"
+    assert split_ids(fresh_bucket) == {second}
+    ingest_function.handle(now_event("2021-09-01"))  # derived from the old raw copy: rewritten from the new split
+    assert split_ids(fresh_bucket) == {second}, "the date reads the current split, no third split"
+    trips = fresh_bucket.get_blob(paths.trips_object("yellow", dt.date(2021, 9, 1)))
+    assert trips.metadata["raw_generation"] == str(fresh_bucket.get_blob(raw_name).generation)
+
+
 def test_a_message_too_large_for_a_dead_letter_is_kept_whole_in_the_lake(fresh_bucket, tlc, dead_letters):
     """A 6 MB `date` made the dead letter exceed Pub/Sub's 10 MB (the event is base64 inside it):
     nothing structured was published. Now the error is bounded and the original event is stored."""
