@@ -113,18 +113,63 @@ def event_time(cloud_event: Any) -> dt.datetime | None:
     return _event_time(cloud_event)
 
 
-def _object_from_resource(resource: Mapping[str, Any]) -> ObjectEvent:
-    bucket, name, generation = resource.get("bucket"), resource.get("name"), resource.get("generation")
-    if not bucket or not name:
-        raise ValidationError("object event without bucket or name", field="data.name", value=name)
+def json_object(raw: bytes, field: str, what: str = "message body") -> dict[str, Any]:
+    """A JSON object from outside, or a ValidationError naming `field`.
+
+    Everything json can raise on hostile input is bad input, not a crash: malformed JSON and
+    bad UTF-8 (ValueError), an integer of over 4,300 digits (ValueError from int()), deep
+    nesting (RecursionError). A key given twice is refused too: json keeps the last one
+    silently, so `{"date": "2021-01-15", "date": "2021-01-16"}` would ingest a date that the
+    sender may not have meant."""
+    preview = raw[:200].decode("utf-8", "replace")
     try:
-        gen = int(generation)
-    except (TypeError, ValueError) as exc:
-        raise ValidationError("object event without a numeric generation", field="data.generation",
-                              value=generation) from exc
-    size = resource.get("size")
+        body = json.loads(raw, object_pairs_hook=_unique_keys)
+    except _DuplicateKey as exc:
+        raise ValidationError(f"{what} gives the key {exc.key!r} more than once", field=exc.key,
+                              value=preview) from None
+    except ValueError as exc:
+        raise ValidationError(f"{what} is not JSON: {exc}", field=field, value=preview) from exc
+    except RecursionError as exc:
+        raise ValidationError(f"{what} is nested too deeply", field=field, value=preview) from exc
+    if not isinstance(body, dict):
+        raise ValidationError(f"{what} must be a JSON object", field=field, value=preview)
+    return body
+
+
+class _DuplicateKey(Exception):
+    def __init__(self, key: str) -> None:
+        super().__init__(key)
+        self.key = key
+
+
+def _unique_keys(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
+    seen: dict[str, Any] = {}
+    for key, value in pairs:
+        if key in seen:
+            raise _DuplicateKey(key)
+        seen[key] = value
+    return seen
+
+
+def _object_from_resource(resource: Mapping[str, Any]) -> ObjectEvent:
+    """The object resource, each field checked: an event is outside input like a message, and a
+    field of the wrong type (a list of metadata, a float generation) must be a ValidationError
+    naming it, never an AttributeError that the boundary would take for a transient failure."""
+    for key in ("bucket", "name"):
+        value = resource.get(key)
+        if not isinstance(value, str) or not value.strip():
+            raise ValidationError(f"object event without a {key}", field=f"data.{key}", value=value)
+    generation = resource.get("generation")
+    text = str(generation) if isinstance(generation, (str, int)) and not isinstance(generation, bool) else ""
+    if not text.isdigit() or int(text) <= 0:  # GCS generations are positive integers (JSON API: strings)
+        raise ValidationError("object event without a positive whole-number generation", field="data.generation",
+                              value=generation)
     metadata = resource.get("metadata") or {}
-    return ObjectEvent(str(bucket), str(name), gen, {str(k): str(v) for k, v in metadata.items()},
+    if not isinstance(metadata, Mapping):
+        raise ValidationError("object metadata is not a map", field="data.metadata", value=metadata)
+    size = resource.get("size")
+    return ObjectEvent(resource["bucket"], resource["name"], int(text),
+                       {str(k): str(v) for k, v in metadata.items()},
                        int(size) if str(size or "").isdigit() else None)
 
 
@@ -142,13 +187,7 @@ def object_event(cloud_event: Any) -> ObjectEvent | None:
         message = pubsub_message(cloud_event)
         if message.attributes.get("eventType") != "OBJECT_FINALIZE":
             return None
-        resource: dict[str, Any] = {}
-        if message.data:
-            try:
-                resource = json.loads(message.data)
-            except json.JSONDecodeError as exc:
-                raise ValidationError("notification payload is not JSON", field="message.data",
-                                      value=message.data[:80].decode("utf-8", "replace")) from exc
+        resource = json_object(message.data, "message.data", "notification payload") if message.data else {}
         resource.setdefault("bucket", message.attributes.get("bucketId"))
         resource.setdefault("name", message.attributes.get("objectId"))
         resource.setdefault("generation", message.attributes.get("objectGeneration"))

@@ -2,13 +2,18 @@
 
 A finalize event names one generation of one object. The loaders act on that
 generation only:
-- objects outside `trips/`, events that are not a finalize, names that do not
-  parse and objects of another bucket are ignored (INFO): the Pub/Sub emulator
-  applies no subscription filter, and in Google Cloud a bucket notification
-  covers every prefix;
+- objects outside `trips/`, events that are not a finalize and objects of another
+  bucket are ignored (INFO): they are routine traffic, because in Google Cloud a
+  bucket notification covers every prefix (raw/, runs/, staging/ are written all
+  the time) and fake-gcs-server notifies for every bucket of the emulator;
+- a name under `trips/` that is not a partition (`pickup_date=2021-13-01`, an
+  unknown service, `other.parquet`) is bad input: dead-lettered, naming it;
 - an event whose generation is no longer the live one is stale: a newer version
-  has its own event (or the object was deleted), so loading the old bytes would
-  only regress the destination. It is skipped (INFO);
+  has its own event, so loading the old bytes would only regress the
+  destination. It is skipped (INFO). An event for an object that does not exist
+  at all is dead-lettered (`object_not_found`): nothing in the pipeline deletes a
+  partition, so the event is wrong or a person deleted the day, and either way
+  somebody must look;
 - otherwise exactly that generation is read (`generation=` on the download; a
   replace between the check and the read shows up as 404 = stale too), decoded
   and checked against the one schema in `shared/schemas.py`. A corrupt file or
@@ -28,7 +33,7 @@ import pyarrow.parquet as pq
 from google.api_core.exceptions import NotFound
 
 from shared import clients, ledger, logs, paths
-from shared.errors import SourceError, classify
+from shared.errors import SourceError, ValidationError, classify
 from shared.events import ObjectEvent, object_event
 from shared.schemas import arrow_schema
 from shared.settings import Settings
@@ -80,9 +85,15 @@ def resolve(cloud_event: Any, settings: Settings) -> tuple[PartitionLoad | None,
     if event.bucket != settings.lake_bucket:
         return None, {"message": "event ignored: object of another bucket", "ignored": "other_bucket", **where}
     partition = paths.parse_partition(event.name)
-    if partition is None or partition.kind != "trips":
-        return None, {"message": "event ignored: not a trips/ partition", "ignored": "not_trips", **where}
-    return PartitionLoad(event, partition), {}
+    if partition is not None and partition.kind == "trips":
+        return PartitionLoad(event, partition), {}
+    if event.name.startswith("trips/"):
+        # Only data.parquet partitions live under trips/ (the loaders' namespace): anything else
+        # there (a 13th month, an unknown service, another file name) was put by mistake, and a
+        # person must hear of it rather than find the day silently not loaded.
+        raise ValidationError("not a trips partition name: trips/{service}/pickup_date=YYYY-MM-DD/data.parquet, "
+                              "with a known service and a real date", field="name", value=event.name)
+    return None, {"message": "event ignored: not a trips/ partition", "ignored": "not_trips", **where}
 
 
 def live_generation(bucket: Any, name: str) -> int | None:
@@ -156,10 +167,16 @@ def run_load(cloud_event: Any, settings: Settings, loader: Loader) -> dict[str, 
     try:
         bucket = clients.storage().bucket(settings.lake_bucket)
         with logs.timed(timings, "read_seconds"):
-            reason = stale_reason(load, live_generation(bucket, load.event.name))
+            live = live_generation(bucket, load.event.name)
+            reason = stale_reason(load, live)
             data = None if reason else read_generation(bucket, load)
             if reason is None and data is None:
                 reason = "object replaced or deleted since the event"
+        if live is None:
+            # Nothing in the pipeline deletes a trips/ partition: an event for an object that does not
+            # exist names the wrong object (or a person deleted the day), never a routine late event.
+            raise SourceError("the event names a partition object that does not exist", reason="object_not_found",
+                              field="name", value=load.event.name, generation=load.generation)
         if reason:
             return {**load.fields(), "message": f"stale event skipped: {reason}", "skipped": "stale", "rows": 0}
         with logs.timed(timings, "decode_seconds"):

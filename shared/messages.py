@@ -8,14 +8,13 @@ dead-letters. No key of a message can influence which URL is downloaded.
 from __future__ import annotations
 
 import datetime as dt
-import json
 import re
 from dataclasses import dataclass
 from typing import Any, Mapping
 from zoneinfo import ZoneInfo
 
 from shared.errors import ValidationError
-from shared.events import PubsubMessage
+from shared.events import PubsubMessage, json_object
 from shared.schemas import SERVICES
 
 NEW_YORK = ZoneInfo("America/New_York")
@@ -61,26 +60,12 @@ def today_in_new_york(now: dt.datetime | None = None) -> dt.date:
 _ISO_DATE = re.compile(r"\d{4}-\d{2}-\d{2}")  # fromisoformat also takes 2021-W45-5 and 20211112
 
 
-def json_object(raw: bytes, field: str, what: str = "message body") -> dict[str, Any]:
-    """A JSON object from outside, or a ValidationError naming `field`. Deep nesting is bad input
-    too: json raises RecursionError for it, which is not a JSONDecodeError."""
-    preview = raw[:200].decode("utf-8", "replace")
-    try:
-        body = json.loads(raw)
-    except (json.JSONDecodeError, UnicodeDecodeError) as exc:
-        raise ValidationError(f"{what} is not JSON: {exc}", field=field, value=preview) from exc
-    except RecursionError as exc:
-        raise ValidationError(f"{what} is nested too deeply", field=field, value=preview) from exc
-    if not isinstance(body, dict):
-        raise ValidationError(f"{what} must be a JSON object", field=field, value=preview)
-    return body
-
-
 def message_fields(message: PubsubMessage) -> dict[str, Any]:
     """JSON body when there is one, else the attributes (scheduler and gcloud both work), never
     both: an attribute beside a body would otherwise be silently ignored. Attributes named goog*
-    are Google's own (reserved) and are left alone."""
-    if message.data.strip():
+    are Google's own (reserved) and are left alone. Only an empty body means "no body": a body of
+    whitespace used to read as `{}`, which for ingest is a valid request for yesterday."""
+    if message.data:  # a blank body is a body, and not JSON: it must not fall back to the defaults
         beside = sorted(k for k in message.attributes if not k.lower().startswith("goog"))
         if beside:
             raise ValidationError("give the request as a JSON body or as attributes, not both",

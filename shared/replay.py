@@ -81,10 +81,12 @@ class Filters:
 
 
 def _fields(data: bytes) -> dict[str, Any]:
-    """An ingest-like JSON body's keys (service, date), or {} for anything else."""
+    """An ingest-like JSON body's keys (service, date), or {} for anything else. A dead letter
+    holds whatever was sent, deep nesting included (RecursionError, not a ValueError): one such
+    letter made the whole replay run stop with a traceback."""
     try:
         body = json.loads(data) if data.strip() else {}
-    except (ValueError, UnicodeDecodeError):
+    except (ValueError, RecursionError):
         return {}
     return body if isinstance(body, dict) else {}
 

@@ -54,6 +54,35 @@ def test_finalize_without_generation_is_invalid():
     assert err.value.field == "data.generation"
 
 
+@pytest.mark.parametrize("change, field", [
+    ({"bucket": None}, "data.bucket"),  # was reported as data.name
+    ({"bucket": ["lake"]}, "data.bucket"),
+    ({"name": ""}, "data.name"),
+    ({"name": {"a": 1}}, "data.name"),
+    ({"generation": 1.5}, "data.generation"),  # int() truncated it to 1
+    ({"generation": True}, "data.generation"),
+    ({"generation": "-3"}, "data.generation"),
+    ({"generation": float("inf")}, "data.generation"),  # OverflowError: was a crash
+    ({"metadata": ["a"]}, "data.metadata"),  # AttributeError: was a crash
+    ({"metadata": "rows=3"}, "data.metadata"),
+])
+def test_a_malformed_object_resource_names_the_field(change, field):
+    with pytest.raises(ValidationError) as err:
+        object_event(eventarc_finalized({**RESOURCE, **change}))
+    assert err.value.field == field
+
+
+@pytest.mark.parametrize("payload", [b"[1, 2]", b"[" * 100_000 + b"]" * 100_000, b'{"name": "\xff"}', b"{not json"])
+def test_a_malformed_notification_payload_is_bad_input_not_a_crash(payload):
+    """A list payload raised AttributeError, deep nesting RecursionError, bad UTF-8 UnicodeDecodeError:
+    all three were classed transient and retried."""
+    event = pubsub_notification()
+    event.data["message"]["data"] = base64.b64encode(payload).decode()
+    with pytest.raises(ValidationError) as err:
+        object_event(event)
+    assert err.value.field == "message.data"
+
+
 def test_partition_names_round_trip():
     day = dt.date(2021, 1, 15)
     name = paths.trips_object("green", day)

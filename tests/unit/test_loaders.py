@@ -18,7 +18,7 @@ from google.api_core import exceptions as gexc
 from shared import bigquery_load as bql
 from shared import loading
 from shared import postgres_load as pgl
-from shared.errors import ConfigError, PermanentError, SourceError, TransientError
+from shared.errors import ConfigError, PermanentError, SourceError, TransientError, ValidationError
 from shared.schemas import arrow_schema, columns
 from shared.settings import LOAD_BIGQUERY, Settings, get_settings
 from tests.gcs_events import gcs_finalized_event, pubsub_notification_event, real_day_partition
@@ -77,14 +77,24 @@ def test_both_envelopes_resolve_to_the_same_partition(build):
     (pubsub_notification_event(BUCKET, NAME, GEN, event_type="OBJECT_METADATA_UPDATE"), "not_finalize"),
     (gcs_finalized_event(BUCKET, "rejects/yellow/pickup_date=2021-01-15/data.parquet", GEN), "not_trips"),
     (gcs_finalized_event(BUCKET, "staging/yellow/month=2021-01/clean.parquet", GEN), "not_trips"),
-    (pubsub_notification_event(BUCKET, "trips/yellow/pickup_date=2021-02-30/data.parquet", GEN), "not_trips"),
-    (pubsub_notification_event(BUCKET, "trips/blue/pickup_date=2021-01-15/data.parquet", GEN), "not_trips"),
-    (gcs_finalized_event(BUCKET, "trips/yellow/pickup_date=2021-01-15/other.csv", GEN), "not_trips"),
     (gcs_finalized_event("another-bucket", NAME, GEN), "other_bucket"),
 ])
 def test_other_events_are_ignored_with_a_reason(event, reason):
     load, ignored = loading.resolve(event, settings())
     assert load is None and ignored["ignored"] == reason and ignored["message"].startswith("event ignored")
+
+
+@pytest.mark.parametrize("event", [
+    pubsub_notification_event(BUCKET, "trips/yellow/pickup_date=2021-02-30/data.parquet", GEN),
+    pubsub_notification_event(BUCKET, "trips/blue/pickup_date=2021-01-15/data.parquet", GEN),
+    gcs_finalized_event(BUCKET, "trips/yellow/pickup_date=2021-01-15/other.csv", GEN),
+    gcs_finalized_event(BUCKET, "trips/yellow/pickup_date=2021-13-01/data.parquet", GEN),
+])
+def test_a_name_under_trips_that_is_no_partition_is_invalid_not_ignored(event):
+    """They were ignored at INFO: a mistaken object in the loaders' namespace went unnoticed."""
+    with pytest.raises(ValidationError) as caught:
+        loading.resolve(event, settings())
+    assert caught.value.field == "name" and caught.value.value.startswith("trips/")
 
 
 def test_a_finalize_without_generation_is_invalid():
@@ -153,9 +163,18 @@ class FakeStorage:
         return FakeBucket(self.store)
 
 
-@pytest.mark.parametrize("live, reason", [(None, "deleted"), (GEN + 5, "replaced")])
+def test_run_load_dead_letters_an_event_for_an_object_that_does_not_exist(monkeypatch):
+    """Was skipped as stale at INFO; nothing deletes a partition, so the event is wrong: permanent."""
+    monkeypatch.setattr(loading.clients, "storage", lambda: FakeStorage({}))
+    with pytest.raises(PermanentError) as caught:
+        loading.run_load(gcs_finalized_event(BUCKET, NAME, GEN), settings(),
+                         lambda *a: pytest.fail("a missing object must not be loaded"))
+    assert (caught.value.reason, caught.value.field, caught.value.value) == ("object_not_found", "name", NAME)
+
+
+@pytest.mark.parametrize("live, reason", [(GEN + 5, "replaced")])
 def test_run_load_skips_stale_events_without_calling_the_loader(monkeypatch, live, reason):
-    store = {} if live is None else {NAME: (live, parquet(trips_table()))}
+    store = {NAME: (live, parquet(trips_table()))}
     monkeypatch.setattr(loading.clients, "storage", lambda: FakeStorage(store))
     outcome = loading.run_load(gcs_finalized_event(BUCKET, NAME, GEN), settings(),
                                lambda *a: pytest.fail("a stale event must not be loaded"))

@@ -95,6 +95,21 @@ def test_malformed_json_and_non_object():
         parse_ingest(message(b"[1, 2]"), 1, NOW)
 
 
+@pytest.mark.parametrize("data, field", [
+    (b'{"date": 1' + b"0" * 5000 + b"}", "data"),  # int() refuses > 4,300 digits: a ValueError, was a crash
+    (b'{"date": "\xff"}', "data"),  # not UTF-8
+    (b"   ", "data"),  # blank: used to read as {} = a valid request for yesterday
+    (b"\n", "data"),
+    (b'{"date": "2021-01-15", "date": "2021-01-16"}', "date"),  # json keeps the last key silently
+    (b'{"service": "green", "force": true, "force": false}', "force"),
+])
+def test_hostile_bodies_are_bad_input_naming_the_field(data, field):
+    """Found by the bad-input corpus (tests/integration/bad_inputs.py)."""
+    with pytest.raises(ValidationError) as err:
+        parse_ingest(message(data), 1, NOW)
+    assert err.value.field == field
+
+
 def test_pubsub_message_from_cloud_event_like_functions_framework_builds_it():
     body = base64.b64encode(b'{"date": "2021-01-15"}').decode()
     event = CloudEvent(

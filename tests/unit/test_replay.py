@@ -43,6 +43,13 @@ def test_ingest_dead_letter_without_context_takes_service_and_date_from_the_mess
     assert (got.service, got.date, got.topic) == ("yellow", "2021-01-15", TOPICS["ingest"])
 
 
+def test_a_deeply_nested_original_message_is_replayed_verbatim_not_a_crash():
+    """The bad-input corpus leaves such dead letters; json's RecursionError stopped the whole replay run."""
+    original = b"[" * 50_000 + b"]" * 50_000
+    got = plan(*structured("ingest", "invalid_input", {}, original), TOPICS, no_lookup)
+    assert (got.topic, got.data, got.service, got.date) == (TOPICS["ingest"], original, None, None)
+
+
 def test_backfill_dead_letter_goes_back_to_the_backfill_topic():
     original = b'{"start":"2021-01-01","end":"2021-01-31"}'
     got = plan(*structured("backfill", "publish_failed", {}, original), TOPICS, no_lookup)
