@@ -61,7 +61,6 @@ ABANDONED_AFTER_SECONDS = ledger.LOST_AFTER_SECONDS + 600
 LOADED, IN_FLIGHT, PENDING = "loaded", "in_flight", "pending"
 ABANDONED, DEAD_LETTERED, NOT_LOADED = "abandoned", ledger.DEAD_LETTERED, "not_loaded"
 UNKNOWN_GENERATION, REANNOUNCED = "unknown_generation", "reannounced"
-REANNOUNCE_STATES = (ABANDONED, DEAD_LETTERED, NOT_LOADED)
 
 
 @dataclass(frozen=True)
