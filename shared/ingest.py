@@ -5,7 +5,8 @@ month by shared/staging.py (one instance makes it, the dates arriving meanwhile 
 Publishing a date then costs a download of its staged file, a decode for the checks, and an
 upload of the same bytes. Idempotent: `trips/` records what it derives from (raw generation,
 code version, rules); a rerun with all unchanged rewrites nothing unless `force` (so the
-loaders are not woken for nothing). Rejects are written before trips, because trips'
+loaders are not woken for nothing), except that a partition a loader never loaded is
+re-announced, so a plain republish repairs a lost finalize event (shared/reannounce.py). Rejects are written before trips, because trips'
 finalize event is what the loaders act on.
 """
 
@@ -18,7 +19,7 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 from google.api_core.exceptions import NotFound
 
-from shared import logs, paths, staging
+from shared import logs, paths, reannounce, staging
 from shared.cleaning import CHECKED_COLUMNS, Rules, check_partition
 from shared.errors import QualityCheckError
 from shared.lake import upload_bytes
@@ -38,8 +39,9 @@ def ingest(bucket: Any, request: IngestRequest, settings: Settings) -> dict[str,
         current = bucket.get_blob(trips_name)
         if current is not None and all((current.metadata or {}).get(k) == v
                                        for k, v in staging.derived_from(source, rules).items()):
-            return {**outcome, "message": "partition already up to date; nothing rewritten", "skipped": True,
-                    "raw_generation": source.raw.generation, "rows_written": int(current.metadata.get("rows_written", 0))}
+            return {**outcome, "raw_generation": source.raw.generation,
+                    "rows_written": int(current.metadata.get("rows_written", 0)),
+                    **reannounce.repair_if_lost(bucket, request.service, request.date, current)}
     month = staging.ensure_month(bucket, request, settings, rules, timings)
     try:
         trips_bytes = month.staged(bucket, request.date, "trips").download_as_bytes()
@@ -74,6 +76,7 @@ def ingest(bucket: Any, request: IngestRequest, settings: Settings) -> dict[str,
         else:
             staging.delete_if_exists(bucket, rejects_name)
         written = upload_bytes(bucket, trips_name, trips_bytes, meta)
+    reannounce.record_generation(written.generation)
     message = "partition written" if trips.num_rows else "partition written: the source has no rows for this date"
     return {**outcome, **counts, **timings, "message": message, "generation": written.generation,
             "severity": "INFO" if trips.num_rows else "WARNING",

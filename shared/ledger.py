@@ -15,6 +15,9 @@ that writes the `running` record. An event that never names a date (a backfill, 
 outside trips/) leaves no record. Per attempt: one read (the previous record: attempt
 number and history) and two writes (running, then the outcome).
 
+A record names the trips `generation` its delivery acted on (a loader's: its finalize event's;
+ingest's: the one it wrote), so a republish can tell who never loaded it (shared/reannounce.py).
+
 The record's summary is also in the object's custom metadata, so `status` reads a whole
 range with one listing and no download. Bodies are bounded (error messages truncated, a
 short history), because a record must stay a few KB whatever an error says.
@@ -28,11 +31,11 @@ from __future__ import annotations
 import contextvars
 import datetime as dt
 import json
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any, Iterable, Mapping
 
 from shared import logs, paths
-from shared.events import delivery_attempt, parse_timestamp
+from shared.events import delivery_attempt, object_event, parse_timestamp
 from shared.schemas import SERVICES
 
 RUNNING, SUCCEEDED, SKIPPED = "running", "succeeded", "skipped_up_to_date"
@@ -81,6 +84,7 @@ class Run:
     started_at: dt.datetime = field(default_factory=_now)
     history: list[dict[str, Any]] = field(default_factory=list)
     previous_read: bool = False
+    generation: int | None = None  # the trips generation acted on: its finalize event's, or what ingest wrote
 
     @property
     def name(self) -> str | None:
@@ -119,7 +123,12 @@ def begin(function: str, cloud_event: Any, bucket_name: str | None) -> contextva
         event_id, message_id, delivery_attempt = _event_ids(cloud_event)
     except Exception:  # noqa: BLE001 - an odd event must not stop the work
         event_id = message_id = delivery_attempt = None
-    return _current.set(Run(function, event_id, message_id, delivery_attempt, bucket_name=bucket_name))
+    try:  # a finalize event (the loaders') names the generation they act on
+        finalized = object_event(cloud_event)
+    except Exception:  # noqa: BLE001 - a malformed event is the handler's to reject
+        finalized = None
+    return _current.set(Run(function, event_id, message_id, delivery_attempt, bucket_name=bucket_name,
+                            generation=finalized.generation if finalized else None))
 
 
 def end(token: contextvars.Token) -> None:
@@ -216,7 +225,7 @@ def record_body(run: Run, outcome: str, reason: str | None = None, error: str | 
         "function": run.function, "service": run.service,
         "date": run.date.isoformat() if run.date else None,
         "event_id": _short(run.event_id, 100), "message_id": _short(run.message_id, 100),
-        "attempt": run.attempt, "outcome": outcome, "reason": _short(reason, 100),
+        "attempt": run.attempt, "outcome": outcome, "reason": _short(reason, 100), "generation": run.generation,
         "error": _short(error, MAX_ERROR_CHARS), "rows": _int(rows),
         "started_at": run.started_at.isoformat(),
         "finished_at": None if outcome in (RUNNING, QUEUED) else now.isoformat(),
@@ -232,7 +241,7 @@ def record_metadata(body: Mapping[str, Any]) -> dict[str, str]:
     """What a listing returns with each object: enough for `status`, no download needed."""
     meta = {"outcome": body["outcome"], "attempt": str(body["attempt"]), "updated_at": body["updated_at"],
             "started_at": body["started_at"]}
-    for key in ("reason", "rows", "message_id"):
+    for key in ("reason", "rows", "message_id", "generation"):
         if body.get(key) is not None:
             meta[key] = str(body[key])
     if body.get("error"):
@@ -297,11 +306,13 @@ class RunRecord:
     error: str | None = None
     rows: int | None = None
     updated_at: dt.datetime | None = None
+    generation: int | None = None  # the trips generation the delivery acted on; None in older records
 
     def as_dict(self) -> dict[str, Any]:
         return {"function": self.function, "event_id": self.event_id, "outcome": self.outcome,
                 "attempt": self.attempt, "reason": self.reason, "error": self.error, "rows": self.rows,
-                "updated_at": self.updated_at.isoformat() if self.updated_at else None}
+                "updated_at": self.updated_at.isoformat() if self.updated_at else None,
+                "generation": self.generation}
 
     def describe(self) -> str:
         """One line for people: `ingest retrying, attempt 3 (download_failed)`."""
@@ -324,7 +335,7 @@ def read_runs(bucket: Any, service: str, start: dt.date, end: dt.date) -> dict[d
         updated = parse_timestamp(meta.get("updated_at")) or getattr(blob, "updated", None)
         found.setdefault(name.date, []).append(RunRecord(
             name.function, name.event_id, outcome, _int(meta.get("attempt")) or 1, meta.get("reason"),
-            meta.get("error"), _int(meta.get("rows")), updated))
+            meta.get("error"), _int(meta.get("rows")), updated, _int(meta.get("generation"))))
     return found
 
 
@@ -345,10 +356,9 @@ def effective(record: RunRecord, now: dt.datetime) -> RunRecord:
         return record
     if (now - record.updated_at).total_seconds() <= LOST_AFTER_SECONDS:
         return record
-    return RunRecord(record.function, record.event_id, RETRYING, record.attempt, "no_outcome",
-                     f"attempt {record.attempt} recorded no outcome within {LOST_AFTER_SECONDS} s "
-                     "(timeout, out of memory or crash); the platform redelivers it",
-                     record.rows, record.updated_at)
+    return replace(record, outcome=RETRYING, reason="no_outcome",
+                   error=f"attempt {record.attempt} recorded no outcome within {LOST_AFTER_SECONDS} s "
+                   "(timeout, out of memory or crash); the platform redelivers it")
 
 
 _PRIORITY = {RUNNING: 0, RETRYING: 1, QUEUED: 2, DEAD_LETTERED: 3}
