@@ -1,0 +1,131 @@
+"""The chaos harness's own logic, from plain data: its workload, its schedules, its source's
+faults and, above all, that its comparison sees a difference (a harness that cannot fail
+proves nothing)."""
+
+from __future__ import annotations
+
+import copy
+import datetime as dt
+import gzip
+import urllib.error
+import urllib.request
+from pathlib import Path
+
+import pytest
+
+from chaos import report, state, workload
+from chaos.run import Options, _superseded_queued, fault_schedule
+from chaos.source import serve
+from chaos.stack_faults import KINDS
+from shared.ledger import RunRecord
+
+
+def options(**overrides) -> Options:
+    base = dict(seed=1, quick=False, rate=0.1, port_base=27000, work=Path("/nonexistent"), rows_per_day=10,
+                publish_seconds=1, fault_count=len(KINDS) + 3, fault_gap_seconds=10, quiet_seconds=1,
+                settle_timeout=1)
+    return Options(**{**base, **overrides})
+
+
+def test_the_workload_is_the_same_for_a_seed_and_holds_every_date_at_least_once():
+    one, again, other = workload.build(7, quick=False), workload.build(7, quick=False), workload.build(8, quick=False)
+    assert one == again and one.messages != other.messages
+    asked = {(m.body["service"], m.body["date"]) for m in one.messages if m.topic == "ingest"}
+    assert asked == {(s, d.isoformat()) for s, d in one.dates}
+    assert len(one.messages) + one.fanout() >= 1000, "issue 12: at least 1,000 events"
+    assert any(m.rows for m in one.months), "a full-size month"
+    quick = workload.build(7, quick=True)
+    assert 80 <= len(quick.messages) + quick.fanout() <= 130 and len(quick.months) == 1
+
+
+def test_every_fault_kind_comes_before_any_repeats():
+    schedule = fault_schedule(options())
+    kinds = [k for _, k in schedule]
+    assert sorted(kinds[:len(KINDS)]) == sorted(KINDS)
+    assert [t for t, _ in schedule] == sorted(t for t, _ in schedule)
+    assert fault_schedule(options()) == schedule != fault_schedule(options(seed=2))
+
+
+def day(rows=10, checksum="a"):
+    return {"trips": rows, "checksum": checksum, "rows_written": rows, "rows_rejected": 1, "rows_read": rows + 1,
+            "rejects": 1}
+
+
+def final_state(**days):
+    keyed = {k.replace("_", "/", 1).replace("_", "-"): v for k, v in days.items()}
+    return {"lake": {"days": keyed, "manifests": {"yellow/2019-01": {
+                "source_rows": 12, "rows_read": 11, "rows_written": 10, "rows_rejected": 1, "month_rejected_rows": 1,
+                "conserved": True}}, "leftovers": {"claims": [], "orphan_splits": []}},
+            "bigquery": {"days": {k: {"rows": v["trips"], "checksum": "b"} for k, v in keyed.items()},
+                         "staging_tables": []},
+            "postgres": {"days": {k: {"rows": v["trips"], "checksum": "p"} for k, v in keyed.items()},
+                         "other_tables": []}}
+
+
+def test_compare_finds_a_changed_row_a_lost_date_and_a_leftover():
+    dates = [("yellow", dt.date(2019, 1, 1)), ("yellow", dt.date(2019, 1, 2))]
+    model = final_state(yellow_2019_01_01=day(), yellow_2019_01_02=day())
+    assert state.compare(model, copy.deepcopy(model), dates)["dates_equal"] == 2
+
+    actual = copy.deepcopy(model)
+    actual["lake"]["days"]["yellow/2019-01-01"]["checksum"] = "changed"
+    del actual["postgres"]["days"]["yellow/2019-01-02"]
+    actual["lake"]["leftovers"]["claims"] = ["staging/yellow/month=2019-01/_claim"]
+    result = state.compare(model, actual, dates)
+    assert result["dates_equal"] == 0
+    assert {(d["date"], d["where"]) for d in result["differences"]} == {("yellow/2019-01-01", "lake"),
+                                                                        ("yellow/2019-01-02", "postgres")}
+    clean = {"name": "clean", "accounting": {"stuck": [], "dead_lettered_without_letter": [], "dead_letters": 0,
+                                             "function_retries": 0}, "source": {"injected": []}}
+    problems = report.verdict(result, {**clean, "name": "faulty"}, clean)
+    assert any("differ" in p for p in problems) and any("_claim" in p for p in problems)
+
+
+def test_lake_rows_that_disagree_with_their_manifest_counts_are_a_difference():
+    dates = [("yellow", dt.date(2019, 1, 1))]
+    model = final_state(yellow_2019_01_01=day())
+    actual = copy.deepcopy(model)
+    actual["lake"]["days"]["yellow/2019-01-01"]["rows_written"] = 9
+    assert [d["where"] for d in state.compare(model, actual, dates)["differences"]] == ["lake_counts"]
+
+
+def test_a_queued_record_is_superseded_only_by_an_ingest_record_after_it():
+    t0 = dt.datetime(2026, 1, 1, tzinfo=dt.timezone.utc)
+    d = dt.date(2019, 1, 1)
+    queued = RunRecord("backfill", "7", "queued", 1, updated_at=t0)
+    earlier = RunRecord("ingest", "3", "succeeded", 1, updated_at=t0 - dt.timedelta(seconds=5))
+    later = RunRecord("ingest", "9", "succeeded", 1, updated_at=t0 + dt.timedelta(seconds=5))
+    assert _superseded_queued([("yellow", d, queued), ("yellow", d, earlier)]) == set()
+    assert _superseded_queued([("yellow", d, queued), ("yellow", d, later)]) == {("yellow", d, "7")}
+
+
+def get(url: str) -> tuple[int, bytes]:
+    try:
+        with urllib.request.urlopen(url, timeout=10) as response:
+            return response.status, response.read()
+    except urllib.error.HTTPError as exc:
+        return exc.code, exc.read()
+
+
+@pytest.mark.parametrize("kind", ["500", "503", "html", "truncated", "changed"])
+def test_the_source_fails_the_first_request_of_a_month_then_at_its_rate(tmp_path, kind):
+    source = serve(tmp_path, seed=1, rate=0.0, hang_seconds=1, rows_per_day=20)
+    source.kinds = (kind,)
+    url = f"http://127.0.0.1:{source.server_address[1]}/yellow/yellow_tripdata_2019-01.csv.gz"
+    try:
+        assert get(url)[0] == 200 and not source.injected, "faults are off until enabled"
+        whole = (tmp_path / "yellow" / "yellow_tripdata_2019-01.csv.gz").read_bytes()
+        source.enabled = True
+        status, body = get(url)
+        assert source.injected[0]["kind"] == kind and len(source.injected) == 1
+        if kind in ("500", "503"):
+            assert status == int(kind)
+        elif kind == "html":
+            assert status == 200 and body.startswith(b"<!DOCTYPE html>")
+        elif kind == "truncated":
+            assert status == 200 and body == whole[:len(whole) // 2]
+        else:  # changed: other bytes, the same rows
+            assert status == 200 and body != whole and gzip.decompress(body) == gzip.decompress(whole)
+        assert get(url) == (200, whole) and len(source.injected) == 1, "rate 0: the second request is served"
+    finally:
+        source.shutdown()
