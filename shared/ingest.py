@@ -6,8 +6,8 @@ Publishing a date then costs a download of its staged file, a decode for the che
 upload of the same bytes. Idempotent: `trips/` records what it derives from (raw generation,
 code version, rules); a rerun with all unchanged rewrites nothing unless `force` (so the
 loaders are not woken for nothing), except that a partition a loader never loaded is
-re-announced, so a plain republish repairs a lost finalize event (shared/reannounce.py). Rejects are written before trips, because trips'
-finalize event is what the loaders act on.
+re-announced, so a plain republish repairs a lost finalize event (shared/reannounce.py).
+Rejects are written before trips, because trips' finalize event is what the loaders act on.
 """
 
 from __future__ import annotations
