@@ -89,6 +89,7 @@ def table(report: dict[str, Any]) -> str:
         ("retries seen", f"{acc['function_retries']} raised by functions, {acc['failed_pushes']} failed pushes"),
         ("dead letters by reason", ", ".join(f"{k} {v}" for k, v in acc["dead_letters_by_reason"].items()) or "none"),
         ("repair backfills (clean / faulty)", f"{clean['repair_backfills']} / {faulty['repair_backfills']}"),
+        ("not complete before each repair", "; ".join(str(r["states"]) for r in faulty["repair_rounds"]) or "none"),
         ("stuck in flight", len(acc["stuck"])),
         ("dates compared x 3 destinations", comparison["dates"]),
         ("dates equal to the clean run", comparison["dates_equal"]),

@@ -59,6 +59,7 @@ class Run:
     published: list[tuple[dt.datetime, Any]] = field(default_factory=list)  # (when, workload.Message)
     republished: int = 0
     repair_backfills: int = 0
+    repair_rounds: list[dict[str, Any]] = field(default_factory=list)  # what each round found not complete
 
 
 def fault_schedule(options: Options) -> list[tuple[float, str]]:
@@ -122,7 +123,7 @@ def execute(name: str, workload: Workload, options: Options, source_dir: Path, f
     return {"name": name, "state": final, "accounting": accounting,
             "source": {"requests": source.requests, "injected": source.injected},
             "stack_faults": run.faults, "published": len(run.published), "republished": run.republished,
-            "repair_backfills": run.repair_backfills,
+            "repair_backfills": run.repair_backfills, "repair_rounds": run.repair_rounds,
             "seconds": {"active": round(active, 1), "settled": round(settled, 1),
                         "total": round(time.monotonic() - started, 1)}}
 
@@ -218,9 +219,10 @@ def _settle(workload: Workload, publisher: observe.Publisher, run: Run, bucket: 
         if mark != last:
             last, still_since = mark, time.monotonic()
         elif time.monotonic() - still_since >= options.quiet_seconds:
-            months = incomplete_months(workload, env)
-            if not months or run.repair_backfills >= options.repair_rounds * len(workload.months):
+            months, states = incomplete_months(workload, env)
+            if not months or len(run.repair_rounds) >= options.repair_rounds:
                 return
+            run.repair_rounds.append({"states": states, "months": len(months)})
             for month in months:
                 dates = month.dates
                 publisher.publish("backfill", {"start": dates[0].isoformat(), "end": dates[-1].isoformat(),
@@ -230,18 +232,22 @@ def _settle(workload: Workload, publisher: observe.Publisher, run: Run, bucket: 
         time.sleep(1.0)
 
 
-def incomplete_months(workload: Workload, env: dict[str, str]) -> list[Any]:
-    """The workload's months with a date not `complete` in the lake, BigQuery and Postgres."""
+def incomplete_months(workload: Workload, env: dict[str, str]) -> tuple[list[Any], dict[str, int]]:
+    """The workload's months with a date not `complete` in the lake, BigQuery and Postgres, and
+    those dates by state (`partial`, `dead_lettered`, ...)."""
     from shared import status
     from shared.settings import Settings
 
     settings = Settings.from_env(env)
-    out = []
+    out, states = [], {}
     for month in workload.months:
         report = status.report(month.service, month.dates[0], month.dates[-1], settings)
-        if any(day.state != status.COMPLETE for day in report.days):
+        not_complete = [day.state for day in report.days if day.state != status.COMPLETE]
+        if not_complete:
             out.append(month)
-    return out
+        for state_name in not_complete:
+            states[state_name] = states.get(state_name, 0) + 1
+    return out, dict(sorted(states.items()))
 
 
 def _accounting(run: Run, records: list, dead: observe.DeadLetters, log_counts: dict[str, int]) -> dict[str, Any]:
