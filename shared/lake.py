@@ -22,7 +22,7 @@ import pyarrow.parquet as pq
 
 from shared.cleaning import MAX_BAD_FLOOR, MAX_BAD_SHARE, MONTH_LEVEL_REASONS, Rules, clean_batch, reason_counts
 from shared.errors import SourceError
-from shared.month_file import Lent, Malformed, TypedReadFailed, corrupt, open_batches
+from shared.month_file import CORRUPT_SOURCE, Lent, Malformed, TypedReadFailed, corrupt, open_batches
 from shared.schemas import arrow_schema, reject_schema
 from shared.split_output import PARQUET_TYPE, Key, MemoryOutput, SplitOutput
 
@@ -211,7 +211,7 @@ def _check_malformed(split: MonthSplit) -> None:
     lines = len(split.malformed)
     if lines > max(MAX_BAD_FLOOR, MAX_BAD_SHARE * (split.source_rows + lines)):
         raise SourceError(f"{lines} CSV rows have the wrong number of fields (more than {MAX_BAD_SHARE:.0%})",
-                          reason="corrupt_source", field="rows", value=split.malformed[0][:200])
+                          reason=CORRUPT_SOURCE, field="rows", value=split.malformed[0][:200])
 
 
 def month_days(year: int, month: int) -> list[dt.date]:

@@ -25,6 +25,8 @@ CSV_BLOCK = 1 << 20
 PARQUET_BATCH = 100_000
 MAX_MALFORMED_KEPT = 10_000
 
+CORRUPT_SOURCE = "corrupt_source"  # the reason of a file that cannot be read as its format
+
 
 class Malformed:
     """The CSV reader's handler for rows with the wrong number of fields: each is skipped and
@@ -93,7 +95,7 @@ def open_batches(source: BinaryIO, fmt: str, service: str, as_text: bool = False
 
 
 def corrupt(exc: BaseException) -> SourceError:
-    return SourceError(f"source file is corrupt or unreadable: {exc}", reason="corrupt_source",
+    return SourceError(f"source file is corrupt or unreadable: {exc}", reason=CORRUPT_SOURCE,
                        field="source", value=str(exc)[:300])
 
 

@@ -23,6 +23,7 @@ CHUNK = 1 << 20
 FORMATS = {".csv.gz": "csv.gz", ".csv": "csv", ".parquet": "parquet"}
 _MAGIC = {"csv.gz": b"\x1f\x8b", "parquet": b"PAR1"}
 _RETRY_STATUS = {408, 425, 429, 500, 502, 503, 504}
+NOT_A_PREFIX = "not_a_"  # the reasons of a body that is not the promised format
 
 
 def source_url(template: str, service: str, year: int, month: int) -> str:
@@ -42,10 +43,10 @@ def check_magic(fmt: str, head: bytes, url: str) -> None:
     """Refuse bodies that cannot be the promised format (HTML error pages, JSON errors)."""
     expected = _MAGIC.get(fmt)
     if expected is not None and not head.startswith(expected):
-        raise SourceError(f"{url} is not a {fmt} file (starts with {head[:40]!r})", reason="not_a_" + fmt.replace(".", "_"),
+        raise SourceError(f"{url} is not a {fmt} file (starts with {head[:40]!r})", reason=NOT_A_PREFIX + fmt.replace(".", "_"),
                           field="source", value=url)
     if fmt == "csv" and head.lstrip()[:1] in (b"<", b"{"):
-        raise SourceError(f"{url} is not a CSV file (starts with {head[:40]!r})", reason="not_a_csv",
+        raise SourceError(f"{url} is not a CSV file (starts with {head[:40]!r})", reason=NOT_A_PREFIX + "csv",
                           field="source", value=url)
 
 
@@ -88,7 +89,13 @@ class _VerifiedBody(io.RawIOBase):
 
 def download_to_blob(url: str, blob, *, timeout: int, attempts: int, if_generation_match: int | None = None,
                      session: requests.Session | None = None) -> int:
-    """Stream `url` into `blob` with bounded retries and exponential backoff; returns bytes."""
+    """Stream `url` into `blob` with bounded retries and exponential backoff; returns bytes.
+
+    Retried: 408/425/429/5xx, connection errors, timeouts, a cut body, and a body that is not the
+    promised format (an error page served with 200 by a CDN or a rate limiter is usually gone a
+    moment later; `python -m chaos` showed one such page dead-lettering a date). Not retried: 404
+    and other refusals. When every attempt got an error page, that SourceError is raised: the
+    source really serves something else."""
     fmt = source_format(url)
     http = session or requests.Session()
     last: Exception | None = None
@@ -108,11 +115,17 @@ def download_to_blob(url: str, blob, *, timeout: int, attempts: int, if_generati
                 blob.upload_from_file(io.BufferedReader(body, CHUNK), content_type="application/octet-stream",
                                       if_generation_match=if_generation_match)
                 return body.bytes_read
+        except SourceError as exc:
+            if not exc.reason.startswith(NOT_A_PREFIX):
+                raise
+            last = exc
         except (TransientError, requests.RequestException) as exc:
             last = exc
-            if attempt < attempts:
-                delay = min(2 ** (attempt - 1), 30)
-                logs.warning("download failed, retrying", url=url, attempt=attempt, retry_in_seconds=delay,
-                             error=str(exc)[:300])
-                time.sleep(delay)
+        if attempt < attempts:
+            delay = min(2 ** (attempt - 1), 30)
+            logs.warning("download failed, retrying", url=url, attempt=attempt, retry_in_seconds=delay,
+                         error=str(last)[:300])
+            time.sleep(delay)
+    if isinstance(last, SourceError):
+        raise last
     raise TransientError(f"download of {url} failed after {attempts} attempts: {last}", reason="download_failed")

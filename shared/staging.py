@@ -29,6 +29,7 @@ from shared import logs, month_claim, paths
 from shared.cleaning import Rules, code_version
 from shared.errors import SourceError, TransientError
 from shared.lake import split_month, upload_bytes
+from shared.month_file import CORRUPT_SOURCE
 from shared.messages import IngestRequest
 from shared.settings import Settings
 from shared.source import download_to_blob, source_format, source_url
@@ -122,11 +123,25 @@ def _current_manifest(bucket: Any, name: str, wanted: dict[str, str], stale_spli
 
 def _make_month(bucket: Any, request: IngestRequest, settings: Settings, rules: Rules,
                 timings: dict[str, float], split_id: str) -> Month:
-    """Under the claim: download the raw copy if absent, split it, write the manifest."""
-    source = source_of(bucket, request, settings)
-    if source.raw is None:
-        source = _download(bucket, request, source, settings, timings)
-    return Month(source, _split_and_stage(bucket, request, source, rules, timings, split_id))
+    """Under the claim: download the raw copy if absent, split it, write the manifest.
+
+    A raw copy whose gzip or parquet turns out corrupt is quarantined by the split, and the
+    month is downloaded and split once more in the same call: a file cut short by a proxy (the
+    HTTP transfer complete, the gzip stream not) is usually whole the next time, and found by
+    `python -m chaos` dead-lettering a date. Corrupt twice, the SourceError is raised (permanent)."""
+    for attempt in (1, 2):
+        source = source_of(bucket, request, settings)
+        if source.raw is None:
+            source = _download(bucket, request, source, settings, timings)
+        try:
+            return Month(source, _split_and_stage(bucket, request, source, rules, timings, split_id))
+        except SourceError as exc:
+            if attempt == 2 or exc.reason != CORRUPT_SOURCE:
+                raise
+            logs.warning("the month file is corrupt; quarantined, downloading it once more",
+                         service=request.service, date=request.date, object=source.raw.name, url=source.url,
+                         error=exc.message[:300])
+    raise AssertionError("unreachable")
 
 
 def _download(bucket: Any, request: IngestRequest, source: Source, settings: Settings,

@@ -19,11 +19,13 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
 
+from chaos import source as chaos_source
 from functions import ingest as ingest_function
 from local.tlc_data import generate_month, write_csv, write_month
 from shared import clients, month_claim, paths
 from shared.errors import TransientError
 from tests.gcs_events import message_published_event
+from tests.integration.conftest import TEMPLATE
 from tests.integration.months import serve_month
 
 def read_object(bucket, name):
@@ -172,6 +174,25 @@ def test_bad_sources_are_dead_lettered_and_write_no_partition(fresh_bucket, tlc,
     assert not list(clients.storage().list_blobs(fresh_bucket.name, prefix="raw/")), "a bad raw copy is not kept as raw"
     assert not list(clients.storage().list_blobs(fresh_bucket.name, prefix="staging/")), \
         "a failed split leaves no staged file, whole or truncated, and no claim"
+
+
+@pytest.mark.parametrize("kind", ["html", "truncated", "cut"])
+def test_a_source_fault_on_the_first_download_heals_in_the_same_call(fresh_bucket, settings_env, tmp_path, kind):
+    """Found by `python -m chaos`: an error page served with 200 (html) or a gzip cut short with a
+    matching Content-Length (truncated) on the month's one download dead-lettered the date
+    holding the claim. Now the download is retried (html, and cut: a short body) or the month
+    downloaded once more after the corrupt split (truncated), and the date succeeds first time."""
+    source = chaos_source.serve(tmp_path / "source", seed=1, rate=0.0, hang_seconds=1, rows_per_day=50)
+    source.kinds, source.enabled = (kind,), True  # the first request of the month gets the fault
+    settings_env(SOURCE_URL_TEMPLATE=TEMPLATE.format(base=f"http://127.0.0.1:{source.server_address[1]}", prefix=""),
+                 DOWNLOAD_MAX_ATTEMPTS="2", DOWNLOAD_TIMEOUT_SECONDS="5")
+    try:
+        ingest_function.handle(now_event("2021-10-05"))
+    finally:
+        source.shutdown()
+    assert [f["kind"] for f in source.injected] == [kind]
+    assert fresh_bucket.get_blob(paths.trips_object("yellow", dt.date(2021, 10, 5))) is not None, \
+        "written by this one call (a dead-lettered date writes no partition)"
 
 
 def test_invalid_message_is_dead_lettered_with_field_and_value(fresh_bucket, tlc, dead_letters):
