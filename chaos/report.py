@@ -23,7 +23,7 @@ from chaos import run as runner
 from chaos import state, workload as workloads
 from local.stack.throwaway import REPO
 
-QUICK = dict(rows_per_day=300, publish_seconds=10.0, fault_count=4, fault_gap_seconds=6.0, quiet_seconds=8.0,
+QUICK = dict(rows_per_day=300, publish_seconds=20.0, fault_count=5, fault_gap_seconds=5.0, quiet_seconds=8.0,
              settle_timeout=240.0)
 FULL = dict(rows_per_day=500, publish_seconds=150.0, fault_count=30, fault_gap_seconds=10.0, quiet_seconds=20.0,
             settle_timeout=1800.0)
@@ -43,9 +43,13 @@ def prepare_source(directory: Path, months: tuple[workloads.Month, ...]) -> None
         write_month(path, generate_month(month.service, month.year, month.month, rows=month.rows, seed=3), "csv.gz")
 
 
-def verdict(comparison: dict[str, Any], faulty: dict[str, Any], clean: dict[str, Any]) -> list[str]:
+def verdict(comparison: dict[str, Any], faulty: dict[str, Any], clean: dict[str, Any],
+            clean_leftovers: dict[str, Any] | None = None) -> list[str]:
     """Every reason the run failed, for people; empty when it passed."""
     problems = []
+    clean_left = {k: v for k, v in (clean_leftovers or {}).items() if v}
+    if clean_left:
+        problems.append(f"the clean run left behind: {clean_left}")
     if comparison["differences"]:
         problems.append(f"{len(comparison['differences'])} (date, destination) pairs differ from the clean run")
     if comparison["months_not_conserved"] or comparison["manifests_differing"]:
@@ -96,6 +100,8 @@ def table(report: dict[str, Any]) -> str:
         ("months conserved", f"{len(report['faulty_months']) - len(comparison['months_not_conserved'])}"
                              f" of {len(report['faulty_months'])}"),
         ("left behind", {k: len(v) for k, v in comparison["leftovers"].items()}),
+        ("left by a killed load (expire in Google Cloud)",
+         f"{len(comparison['crash_leftovers']['bigquery_staging_tables'])} BigQuery staging tables"),
         ("wall time clean / faulty (s)", f"{clean['seconds']['total']} / {faulty['seconds']['total']} "
                                          f"(faulty: faults {faulty['seconds']['active']}, settled at "
                                          f"{faulty['seconds']['settled']})"),
@@ -125,7 +131,7 @@ def main(argv: list[str] | None = None) -> int:
     clean = runner.execute("clean", work, options, source_dir, faulty=False)
     print(f"chaos: clean run done in {clean['seconds']['total']} s", file=sys.stderr)
     faulty = runner.execute("faulty", work, options, source_dir, faulty=True)
-    comparison = state.compare(clean["state"], faulty["state"], work.dates)
+    comparison = state.compare(clean["state"], faulty["state"], work.dates, faulty["stack_faults"])
     per_date = {}
     for message in work.messages:
         if message.topic == "ingest":
@@ -142,7 +148,8 @@ def main(argv: list[str] | None = None) -> int:
         "faulty": {k: v for k, v in faulty.items() if k != "state"},
         "faulty_months": manifests, "comparison": comparison, "wall_seconds": round(time.monotonic() - started, 1),
     }
-    report["problems"] = verdict(comparison, faulty, clean)
+    clean_leftovers = state.compare(clean["state"], clean["state"], work.dates)["leftovers"]
+    report["problems"] = verdict(comparison, faulty, clean, clean_leftovers)
     out = args.json or args.work / "report.json"
     out.write_text(json.dumps(report, indent=2, default=str))
     print(table(report))

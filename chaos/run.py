@@ -157,7 +157,7 @@ def _inject(stack: Stack, run: Run, schedule: list[tuple[float, str]], workload:
             error = None
         except Exception as exc:  # noqa: BLE001 - recorded; the run goes on (and its state is compared)
             detail, error = {}, f"{type(exc).__name__}: {exc}"[:500]
-        run.faults.append({"kind": kind, "at_s": round(time.monotonic() - begun, 2), **detail,
+        run.faults.append({"kind": kind, "at_s": round(time.monotonic() - begun, 2), "at": when.isoformat(), **detail,
                            **({"error": error} if error else {})})
         if kind == "pubsub":
             run.pubsub_restarts.append(when)

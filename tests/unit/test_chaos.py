@@ -57,7 +57,7 @@ def final_state(**days):
                 "source_rows": 12, "rows_read": 11, "rows_written": 10, "rows_rejected": 1, "month_rejected_rows": 1,
                 "conserved": True}}, "leftovers": {"claims": [], "orphan_splits": []}},
             "bigquery": {"days": {k: {"rows": v["trips"], "checksum": "b"} for k, v in keyed.items()},
-                         "staging_tables": []},
+                         "staging_tables": {}},
             "postgres": {"days": {k: {"rows": v["trips"], "checksum": "p"} for k, v in keyed.items()},
                          "other_tables": []}}
 
@@ -79,6 +79,19 @@ def test_compare_finds_a_changed_row_a_lost_date_and_a_leftover():
                                              "function_retries": 0}, "source": {"injected": []}}
     problems = report.verdict(result, {**clean, "name": "faulty"}, clean)
     assert any("differ" in p for p in problems) and any("_claim" in p for p in problems)
+
+
+def test_a_staging_table_is_excused_only_by_a_kill_of_its_load():
+    dates = [("yellow", dt.date(2019, 1, 1))]
+    model = final_state(yellow_2019_01_01=day())
+    actual = copy.deepcopy(model)
+    actual["bigquery"]["staging_tables"] = {"_staging_a": "2026-01-01T10:00:00+00:00",
+                                            "_staging_b": "2026-01-01T10:05:00+00:00"}
+    faults = [{"kind": "kill_load_bigquery", "at": "2026-01-01T10:00:30+00:00"},
+              {"kind": "pg_fast", "at": "2026-01-01T10:05:10+00:00"}]
+    result = state.compare(model, actual, dates, faults)
+    assert result["crash_leftovers"]["bigquery_staging_tables"] == ["_staging_a"]
+    assert result["leftovers"]["bigquery_staging_tables"] == ["_staging_b"], "a Postgres restart kills no BigQuery load"
 
 
 def test_lake_rows_that_disagree_with_their_manifest_counts_are_a_difference():
