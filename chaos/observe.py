@@ -48,6 +48,19 @@ class Publisher:
                 time.sleep(0.5)
 
 
+    def publish_notification(self, blob: Any) -> None:
+        """The finalize notification GCS (here fake-gcs-server) sends for `blob`, JSON_API_V1, on the
+        lake-events topic: what Pub/Sub would have delivered had the emulator not lost it."""
+        path = self.clients.topic_path(self.env["LAKE_EVENTS_TOPIC"], self.env["GCP_PROJECT"])
+        resource = {"kind": "storage#object", "bucket": blob.bucket.name, "name": blob.name,
+                    "generation": str(blob.generation), "metageneration": str(blob.metageneration or 1),
+                    "size": str(blob.size or 0), "contentType": blob.content_type or "", "metadata": blob.metadata or {}}
+        attributes = {"eventType": "OBJECT_FINALIZE", "payloadFormat": "JSON_API_V1", "bucketId": blob.bucket.name,
+                      "objectId": blob.name, "objectGeneration": str(blob.generation)}
+        self.clients.publisher().publish(path, json.dumps(resource).encode(), **attributes).result(timeout=30)
+        self.sent["lake_events"] += 1
+
+
 class DeadLetters:
     """Pulls the dead-letter subscription until stopped, surviving emulator restarts."""
 

@@ -89,7 +89,8 @@ def table(report: dict[str, Any]) -> str:
         ("source requests / faults", f"{faulty['source']['requests']} / {len(faulty['source']['injected'])}"),
         ("faults by kind", ", ".join(f"{k} {v}" for k, v in sorted(kinds.items()))),
         ("stack faults that failed", sum(1 for f in faulty["stack_faults"] if "error" in f)),
-        ("republished after Pub/Sub restarts", faulty["republished"]),
+        ("published again after Pub/Sub restarts", f"{faulty['republished']} messages, "
+                                                   f"{faulty['renotified']} finalize notifications"),
         ("retries seen", f"{acc['function_retries']} raised by functions, {acc['failed_pushes']} failed pushes"),
         ("dead letters by reason", ", ".join(f"{k} {v}" for k, v in acc["dead_letters_by_reason"].items()) or "none"),
         ("repair backfills (clean / faulty)", f"{clean['repair_backfills']} / {faulty['repair_backfills']}"),

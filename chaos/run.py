@@ -32,6 +32,7 @@ from chaos.workload import Workload
 from local.stack import throwaway
 
 HANG_SECONDS = 15.0
+LOADERS = ("load_bigquery", "load_postgres")
 STACK_SETTINGS = {"DOWNLOAD_TIMEOUT_SECONDS": "10"}  # below HANG_SECONDS: a hang is a timeout
 
 
@@ -58,6 +59,7 @@ class Run:
     pubsub_restarts: list[dt.datetime] = field(default_factory=list)
     published: list[tuple[dt.datetime, Any]] = field(default_factory=list)  # (when, workload.Message)
     republished: int = 0
+    renotified: int = 0  # finalize notifications published again after a Pub/Sub restart
     repair_backfills: int = 0
     repair_rounds: list[dict[str, Any]] = field(default_factory=list)  # what each round found not complete
 
@@ -123,6 +125,7 @@ def execute(name: str, workload: Workload, options: Options, source_dir: Path, f
     return {"name": name, "state": final, "accounting": accounting,
             "source": {"requests": source.requests, "injected": source.injected},
             "stack_faults": run.faults, "published": len(run.published), "republished": run.republished,
+            "renotified": run.renotified,
             "repair_backfills": run.repair_backfills, "repair_rounds": run.repair_rounds,
             "seconds": {"active": round(active, 1), "settled": round(settled, 1),
                         "total": round(time.monotonic() - started, 1)}}
@@ -162,6 +165,7 @@ def _inject(stack: Stack, run: Run, schedule: list[tuple[float, str]], workload:
         if kind == "pubsub":
             run.pubsub_restarts.append(when)
             run.republished += republish_lost(when, workload, publisher, run, bucket)
+            run.renotified += renotify_lost(workload, publisher, bucket)
 
 
 def republish_lost(restart: dt.datetime, workload: Workload, publisher: observe.Publisher, run: Run,
@@ -203,6 +207,26 @@ def republish_lost(restart: dt.datetime, workload: Workload, publisher: observe.
                    for s, d, r in records)
         if not seen:
             publisher.publish("backfill", message.body)
+            count += 1
+    return count
+
+
+def renotify_lost(workload: Workload, publisher: observe.Publisher, bucket: Any) -> int:
+    """After a Pub/Sub restart: the finalize notification again for each of the workload's trips
+    objects whose live generation is not recorded as loaded by both loaders (it may have sat in
+    the emulator's lake-events backlog); a duplicate only makes a loader replace the day again."""
+    from shared import ledger, paths
+
+    wanted = set(workload.dates)
+    loaded = {(s, d, r.function, r.generation) for s, d, r in observe.ledger_records(bucket, workload.months)
+              if r.outcome in (ledger.SUCCEEDED, ledger.SKIPPED)}
+    count = 0
+    for blob in bucket.list_blobs(prefix="trips/"):
+        partition = paths.parse_partition(blob.name)
+        if partition is None or partition.kind != "trips" or (partition.service, partition.date) not in wanted:
+            continue
+        if any((partition.service, partition.date, loader, blob.generation) not in loaded for loader in LOADERS):
+            publisher.publish_notification(blob)
             count += 1
     return count
 

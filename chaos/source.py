@@ -27,6 +27,7 @@ from __future__ import annotations
 import gzip
 import random
 import shutil
+import sys
 import threading
 import time
 from pathlib import Path
@@ -74,6 +75,11 @@ class ChaosSource(TLCServer):
                 kind = self.kinds[pick]
             self.injected.append({"kind": kind, "path": path, "at_s": round(time.monotonic() - self.started, 3)})
             return kind
+
+    def handle_error(self, request: Any, client_address: Any) -> None:
+        """A client resetting a connection this server cut or left hanging is the fault working, not news."""
+        if not isinstance(sys.exc_info()[1], (ConnectionResetError, BrokenPipeError)):
+            super().handle_error(request, client_address)
 
     def changed_file(self, original: Path) -> Path:
         """The same month recompressed at gzip level 1: new bytes, the same rows (cached)."""
