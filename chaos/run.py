@@ -49,7 +49,7 @@ class Options:
     fault_gap_seconds: float
     quiet_seconds: float
     settle_timeout: float
-    repair_rounds: int = 3
+    max_repair_rounds: int = 3  # only_missing backfill rounds before the run is judged as it stands
 
 
 @dataclass
@@ -244,7 +244,7 @@ def _settle(workload: Workload, publisher: observe.Publisher, run: Run, bucket: 
             last, still_since = mark, time.monotonic()
         elif time.monotonic() - still_since >= options.quiet_seconds:
             months, states = incomplete_months(workload, env)
-            if not months or len(run.repair_rounds) >= options.repair_rounds:
+            if not months or len(run.repair_rounds) >= options.max_repair_rounds:
                 return
             run.repair_rounds.append({"states": states, "months": len(months)})
             for month in months:
