@@ -81,11 +81,15 @@ def months_for(quick: bool) -> tuple[Month, ...]:
     return (Month(service, year, month, rows), *small)
 
 
-def build(seed: int, quick: bool, force_share: float = 0.05, backfill_share: float = 0.5) -> Workload:
-    """Each date 1-3 times, `force_share` of dates once more with force, a backfill over about
-    `backfill_share` of the months (always the full-size one), all shuffled by the seed."""
+def build(seed: int, quick: bool, force_share: float = 0.05, backfill_share: float = 0.6) -> Workload:
+    """Each date 1-3 times, `force_share` of dates once more with force, and a whole-month backfill
+    over `backfill_share` of the months (always the full-size one; the others drawn by the seed),
+    all shuffled by the seed."""
     rng = random.Random(f"{seed}/workload")
     months = months_for(quick)
+    others = [m for m in months if m.rows is None]
+    backfilled = {m for m in months if m.rows is not None} | set(
+        rng.sample(others, max(1 if quick else 0, round(backfill_share * len(others)))))
     messages: list[Message] = []
     for month in months:
         for day in month.dates:
@@ -93,7 +97,7 @@ def build(seed: int, quick: bool, force_share: float = 0.05, backfill_share: flo
             messages += [Message("ingest", body)] * rng.randint(1, 3)
             if rng.random() < force_share:
                 messages.append(Message("ingest", {**body, "force": True}))
-        if month.rows is not None or rng.random() < backfill_share:
+        if month in backfilled:
             first, last = month.dates[0], month.dates[-1]
             messages.append(Message("backfill", {"start": first.isoformat(), "end": last.isoformat(),
                                                  "service": month.service}))
