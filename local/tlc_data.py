@@ -1,7 +1,7 @@
 """Fake NYC TLC month files, realistic enough that the pipeline cannot tell them from the real ones.
 
 Why: the local stack, the integration tests and the benchmarks run without internet, yet the
-pipeline must meet the genuine format and its quirks (see ../shared/data/real/SOURCES.md):
+pipeline must meet the genuine format and its quirks (see tests/data/SOURCES.md):
 column names and order of the published files, `.20`-style distances, Y/N flags, zero passengers,
 the 2020+ tail of rows with empty VendorID/passenger_count/RatecodeID/store_and_fwd_flag/
 payment_type/congestion_surcharge, a few pickups outside the month (previous/next month,
