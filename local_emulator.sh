@@ -9,7 +9,7 @@
 #   ./local_emulator.sh backfill START END [SERVICE]   publish a backfill request
 #   ./local_emulator.sh status START END [SERVICE]     the status function's text report
 #   ./local_emulator.sh replay [--reason R] [--function F] [--service S] [--date D] [--dry-run]
-#                                                dead letters back to their topics (shared/replay.py)
+#                                                dead letters back to their topics (shared/operate/replay.py)
 #   ./local_emulator.sh runs DATE [SERVICE]      one date's attempts from the run ledger
 #   ./local_emulator.sh logs [NAME]              logs of a function (ingest, ...) or emulator
 #   ./local_emulator.sh env                      export lines: eval "$(./local_emulator.sh env)"

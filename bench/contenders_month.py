@@ -5,7 +5,7 @@
               to_parquet partitioned by pickup date.
 - duckdb:     COPY (SELECT ... WHERE passenger_count > 0) TO dir (FORMAT parquet, PARTITION_BY
               pickup_date): what a user would pick instead of a pipeline.
-- split:      this project's whole-month split (shared.lake.split_month, the code ingest runs
+- split:      this project's whole-month split (shared.ingest.lake.split_month, the code ingest runs
               on a month's first date), every day's trips and rejects written to disk.
 - ingest_31:  this project's ingest function called for each of the month's dates, as a
               backfill feeds one warm instance: real CloudEvents, a real download from a local
@@ -69,9 +69,9 @@ def duckdb(spec: dict[str, Any], clock: Clock) -> dict[str, Any]:
 
 def split(spec: dict[str, Any], clock: Clock) -> dict[str, Any]:
     with clock:
-        from shared.cleaning import Rules
-        from shared.lake import split_month
-        from shared.split_output import DirectoryOutput
+        from shared.ingest.cleaning import Rules
+        from shared.ingest.lake import split_month
+        from shared.ingest.split_output import DirectoryOutput
 
         with open(spec["source"], "rb") as handle:  # files {day}.trips.parquet, streamed as written
             month = split_month(handle, spec["fmt"], spec["service"], spec["year"], spec["month"], Rules(),
@@ -84,8 +84,8 @@ def ingest_31(spec: dict[str, Any], clock: Clock) -> dict[str, Any]:
     """Every date of the month through the ingest entry point, in order, in one warm process."""
     with clock:
         from functions import ingest  # first: `shared` picks Arrow's allocator before pyarrow loads
-        from shared import clients
-    from shared.lake import month_days
+        from shared.core import clients
+    from shared.ingest.lake import month_days
     from tests.gcs_events import message_published_event
 
     clients.storage().create_bucket(spec["env"]["LAKE_BUCKET"])

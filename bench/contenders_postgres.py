@@ -59,9 +59,9 @@ def pg_ours(spec: dict[str, Any], clock: Clock) -> dict[str, Any]:
     import datetime as dt
 
     from functions import load_postgres  # first: `shared` picks Arrow's allocator before pyarrow loads
-    from shared import clients, paths, pg
-    from shared.lake import upload_bytes
-    from shared.postgres_load import table_ref
+    from shared.core import clients, paths, pg
+    from shared.ingest.lake import upload_bytes
+    from shared.load.postgres import table_ref
     from tests.gcs_events import pubsub_notification_event
 
     name = paths.trips_object(spec["service"], dt.date.fromisoformat(spec["day"]))
@@ -94,8 +94,8 @@ def pg_ours(spec: dict[str, Any], clock: Clock) -> dict[str, Any]:
 
 
 def pg_copy(spec: dict[str, Any], clock: Clock) -> dict[str, Any]:
-    from shared.postgres_load import create_table_sql, table_ref
-    from shared.schemas import columns
+    from shared.load.postgres import create_table_sql, table_ref
+    from shared.core.schemas import columns
 
     schema, service = spec["env"]["PG_SCHEMA"], spec["service"]
     conn = _connect(spec)

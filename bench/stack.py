@@ -38,8 +38,8 @@ class Destinations:
 
     def __init__(self, env: dict[str, str], service: str) -> None:
         os.environ.update(env)
-        from shared import clients
-        from shared.settings import Settings
+        from shared.core import clients
+        from shared.core.settings import Settings
 
         clients.reset()
         self.settings = Settings.from_env(env)
@@ -84,7 +84,7 @@ class Destinations:
 
 
 def publish(env: dict[str, str], topic: str, body: dict[str, Any]) -> None:
-    from shared import clients
+    from shared.core import clients
 
     clients.publisher().publish(clients.topic_path(env[topic], env["GCP_PROJECT"]),
                                 json.dumps(body).encode()).result(timeout=60)
@@ -118,7 +118,7 @@ def wait_complete(dest: Destinations, start: dt.date, end: dt.date, expected: di
 def timeline(dest: Destinations, start: dt.date, end: dt.date, published_at: dt.datetime) -> dict[str, Any]:
     """Seconds from the publish to each function's first and last finished run on the range,
     from the run ledger (runs/): where the backfill's time goes."""
-    from shared.ledger import read_runs
+    from shared.core.ledger import read_runs
 
     bucket = dest.storage.bucket(dest.settings.lake_bucket)
     finished: dict[str, list[float]] = {}
@@ -142,9 +142,9 @@ def bq_load(spec: dict[str, Any], clock: child.Clock) -> dict[str, Any]:
     """The floor's BigQuery step: one load job of the whole month's parquet, into a table of its own."""
     from google.cloud import bigquery
 
-    from shared import clients
+    from shared.core import clients
 
-    from shared.bigquery_load import schema_fields
+    from shared.load.bigquery import schema_fields
 
     client = clients.bigquery()
     table = f"{spec['env']['GCP_PROJECT']}.{spec['env']['BQ_DATASET']}._bench_floor_month"
@@ -168,7 +168,7 @@ def floor(env: dict[str, str], source: Path, service: str, work: Path) -> dict[s
     import pyarrow.csv as pacsv
     import pyarrow.parquet as pq
 
-    from shared import clients
+    from shared.core import clients
 
     base = {"source": str(source), "fmt": "csv.gz", "service": service, "year": 2021, "month": 1}
     out = work / "floor-split"

@@ -17,7 +17,7 @@ import time
 from collections import Counter
 from typing import Any, Iterable, Mapping
 
-from shared import ledger
+from shared.core import ledger
 
 TERMINAL = frozenset({ledger.SUCCEEDED, ledger.SKIPPED, ledger.DEAD_LETTERED})
 
@@ -26,7 +26,7 @@ class Publisher:
     """Publishes to the stack's topics, retrying while the emulator is away; counts what it sent."""
 
     def __init__(self, env: Mapping[str, str]) -> None:
-        from shared import clients
+        from shared.core import clients
 
         self.env = env
         self.clients = clients

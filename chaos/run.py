@@ -92,8 +92,8 @@ def execute(name: str, workload: Workload, options: Options, source_dir: Path, f
     try:
         with throwaway.throwaway_stack(work, options.port_base, extra) as env:
             os.environ.update(env)
-            from shared import clients
-            from shared.settings import Settings
+            from shared.core import clients
+            from shared.core.settings import Settings
 
             clients.reset()
             stack = Stack(env, throwaway.stack_env(Path(env["TAXI_STATE_DIR"]), options.port_base, extra))
@@ -215,7 +215,7 @@ def renotify_lost(workload: Workload, publisher: observe.Publisher, bucket: Any)
     """After a Pub/Sub restart: the finalize notification again for each of the workload's trips
     objects whose live generation is not recorded as loaded by both loaders (it may have sat in
     the emulator's lake-events backlog); a duplicate only makes a loader replace the day again."""
-    from shared import ledger, paths
+    from shared.core import ledger, paths
 
     wanted = set(workload.dates)
     loaded = {(s, d, r.function, r.generation) for s, d, r in observe.ledger_records(bucket, workload.months)
@@ -259,8 +259,8 @@ def _settle(workload: Workload, publisher: observe.Publisher, run: Run, bucket: 
 def incomplete_months(workload: Workload, env: dict[str, str]) -> tuple[list[Any], dict[str, int]]:
     """The workload's months with a date not `complete` in the lake, BigQuery and Postgres, and
     those dates by state (`partial`, `dead_lettered`, ...)."""
-    from shared import status
-    from shared.settings import Settings
+    from shared.operate import status
+    from shared.core.settings import Settings
 
     settings = Settings.from_env(env)
     out, states = [], {}

@@ -90,7 +90,7 @@ class Stack:
         return detail
 
     def delete_raw(self) -> list[str]:
-        from shared import clients
+        from shared.core import clients
 
         bucket = clients.storage().bucket(self.env["LAKE_BUCKET"])
         names = [blob.name for blob in bucket.list_blobs(prefix="raw/")]

@@ -24,8 +24,8 @@ from typing import Any, Iterable, Mapping
 import pandas as pd
 import pyarrow.parquet as pq
 
-from shared import paths
-from shared.schemas import SERVICES
+from shared.core import paths
+from shared.core.schemas import SERVICES
 
 _MASK = (1 << 64) - 1
 
@@ -137,8 +137,8 @@ def read_postgres(conn: Any, schema: str, services: Iterable[str]) -> dict[str, 
 
 def snapshot(env: Mapping[str, str], dates: list[tuple[str, dt.date]]) -> dict[str, Any]:
     """Everything above for one stack (its env file), the dates of the workload."""
-    from shared import clients
-    from shared.settings import Settings
+    from shared.core import clients
+    from shared.core.settings import Settings
 
     settings = Settings.from_env(env)
     services = {s for s, _ in dates}
@@ -194,7 +194,7 @@ KILLS_A_BIGQUERY_LOAD = ("kill_load_bigquery", "bigquery")
 
 def _staging_leftovers(tables: Mapping[str, str | None], faults: Iterable[Mapping[str, Any]]) -> tuple[list, list]:
     """(crash leftovers, the rest). A load killed mid-way cannot drop its staging table: in Google
-    Cloud its expiration (shared/bigquery_load.py STAGING_TTL) deletes it; the emulator ignores
+    Cloud its expiration (shared/load/bigquery.py STAGING_TTL) deletes it; the emulator ignores
     expirations. Any other staging table left behind is a bug."""
     kills = [dt.datetime.fromisoformat(f["at"]) for f in faults if f.get("kind") in KILLS_A_BIGQUERY_LOAD]
     crashed, rest = [], []

@@ -10,14 +10,14 @@ from __future__ import annotations
 
 from typing import Any
 
-from shared import logs
-from shared.backfill import outcome, run
-from shared.errors import ConfigError
-from shared.events import pubsub_message
-from shared.messages import message_fields
-from shared.runtime import event_function, http_error_response
-from shared.settings import BACKFILL, Settings, get_settings
-from shared.status import request_fields
+from shared.core import logs
+from shared.operate.backfill import outcome, run
+from shared.core.errors import ConfigError
+from shared.core.events import pubsub_message
+from shared.core.messages import message_fields
+from shared.core.runtime import event_function, http_error_response
+from shared.core.settings import BACKFILL, Settings, get_settings
+from shared.operate.status import request_fields
 
 HTTP_FUNCTION = "backfill_http"
 

@@ -4,13 +4,13 @@ from __future__ import annotations
 
 from typing import Any
 
-from shared import clients, ledger
-from shared.errors import PipelineError
-from shared.events import pubsub_message
-from shared.ingest import ingest
-from shared.messages import parse_ingest
-from shared.runtime import event_function
-from shared.settings import INGEST, Settings
+from shared.core import clients, ledger
+from shared.core.errors import PipelineError
+from shared.core.events import pubsub_message
+from shared.ingest.day import ingest
+from shared.core.messages import parse_ingest
+from shared.core.runtime import event_function
+from shared.core.settings import INGEST, Settings
 
 
 @event_function(INGEST)

@@ -12,12 +12,12 @@ from __future__ import annotations
 import time
 from typing import Any
 
-from shared import logs
-from shared.errors import ConfigError
-from shared.runtime import http_error_response
-from shared.settings import STATUS, get_settings
-from shared.status import parse_status_request, report, request_fields
-from shared.status_page import render_html, render_text
+from shared.core import logs
+from shared.core.errors import ConfigError
+from shared.core.runtime import http_error_response
+from shared.core.settings import STATUS, get_settings
+from shared.operate.status import parse_status_request, report, request_fields
+from shared.operate.status_page import render_html, render_text
 
 CONTENT_TYPES = {"html": "text/html; charset=utf-8", "text": "text/plain; charset=utf-8"}
 

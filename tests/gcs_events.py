@@ -76,8 +76,8 @@ def message_published_event(body: dict, publish_time: str | None = None) -> Clou
 
 def real_day_partition(sample_csv, day: dt.date = dt.date(2021, 1, 1)) -> pa.Table:
     """The real sample through the ingest's own split and extraction: a genuine trips/ partition."""
-    from shared.cleaning import Rules
-    from shared.lake import split_month
+    from shared.ingest.cleaning import Rules
+    from shared.ingest.lake import split_month
 
     with open(sample_csv, "rb") as handle:
         split = split_month(handle, "csv", "yellow", day.year, day.month, Rules())

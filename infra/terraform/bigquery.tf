@@ -1,6 +1,6 @@
 # The BigQuery dataset. The {service}_trips tables are NOT declared here: load_bigquery creates each
 # table on first load (day-partitioned on pickup_date, clustered, with column descriptions) from
-# shared/schemas.py, which is the one place the schema lives. Declaring them here as well would be a
+# shared/core/schemas.py, which is the one place the schema lives. Declaring them here as well would be a
 # second copy that drifts, and Terraform would then fight the loader over schema and partition
 # settings (BQ_PARTITION_EXPIRATION_DAYS is passed to the loader for that reason).
 

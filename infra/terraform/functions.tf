@@ -1,6 +1,6 @@
 # The six Cloud Functions (2nd gen): one resource with an instance per entry point of main.py, all
 # built from one source zip. local.functions holds what differs between them.
-# Environment variables are the settings of shared/settings.py; each function gets exactly the ones
+# Environment variables are the settings of shared/core/settings.py; each function gets exactly the ones
 # `env_vars_for(<function>)` lists (tests/infra/test_terraform.py checks it).
 
 locals {

@@ -104,7 +104,7 @@ resource "google_storage_bucket_iam_member" "lake" {
   member = each.value.member
 }
 
-# The loaders and the backfills write their run ledger records (shared/ledger.py: the loaders'
+# The loaders and the backfills write their run ledger records (shared/core/ledger.py: the loaders'
 # attempts, the backfills' `queued` dates), and nothing else: objects under runs/ only. ingest's
 # objectUser already covers runs/.
 resource "google_storage_bucket_iam_member" "loaders_write_runs" {
@@ -138,7 +138,7 @@ resource "google_pubsub_topic_iam_member" "backfills_publish_ingest" {
   member = each.value
 }
 
-# The event functions dead-letter permanent failures themselves (shared/runtime.py).
+# The event functions dead-letter permanent failures themselves (shared/core/runtime.py).
 resource "google_pubsub_topic_iam_member" "functions_publish_dead_letters" {
   for_each = {
     ingest        = local.sa.ingest

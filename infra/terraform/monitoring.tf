@@ -1,4 +1,4 @@
-# Monitoring: log-based metrics read from the logs the functions already write (shared/logs.py: one
+# Monitoring: log-based metrics read from the logs the functions already write (shared/core/logs.py: one
 # JSON line per event, parsed by Cloud Logging into jsonPayload), alert policies and one dashboard.
 # No code path exists for metrics: every number here is a field of an outcome log line.
 # What each metric and alert measures, and where it is blind: README.md, Monitoring.
@@ -8,7 +8,7 @@ locals {
 
   loaders = ["load_bigquery", "load_postgres"]
 
-  # The loaders' success outcome (shared/bigquery_load.py, shared/postgres_load.py): the day was
+  # The loaders' success outcome (shared/load/bigquery.py, shared/load/postgres.py): the day was
   # replaced. Skips (stale event, generation already loaded) and ignored events say otherwise.
   loader_success_messages = {
     load_bigquery = "day replaced in BigQuery"
@@ -36,7 +36,7 @@ locals {
       "(${join(" OR ", [for name in local.loaders : "(jsonPayload.function=\"${name}\" AND jsonPayload.message=${jsonencode(local.loader_success_messages[name])})"])})",
     ])
     # A permanent failure: `<function> rejected the event: ...` at ERROR, the event dead-lettered
-    # (shared/runtime.py).
+    # (shared/core/runtime.py).
     dead_lettered = join(" AND ", [
       local.function_logs,
       "severity=ERROR",

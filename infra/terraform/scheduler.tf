@@ -29,7 +29,7 @@ resource "google_cloud_scheduler_job" "daily_ingest" {
 # partition is in the lake but not loaded everywhere: a loader outage longer than its retries, or a
 # finalize notification that never arrived, would otherwise leave a day partial for good. Dates
 # being worked on, never ingested (their month may not be published yet) or quarantined are left
-# alone (shared/backfill.py, `repair`).
+# alone (shared/operate/backfill.py, `repair`).
 resource "google_cloud_scheduler_job" "repair" {
   name        = "${local.p}-repair"
   description = "Republish recent dates whose partition is not loaded everywhere."

@@ -79,7 +79,7 @@ resource "google_storage_bucket" "lake" {
     }
   }
 
-  # runs/: the run ledger (shared/ledger.py), one small JSON per (function, event) that status reads to
+  # runs/: the run ledger (shared/core/ledger.py), one small JSON per (function, event) that status reads to
   # tell running / retrying / dead_lettered dates; past this age a date's attempts are history.
   lifecycle_rule {
     condition {

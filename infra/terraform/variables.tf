@@ -290,7 +290,7 @@ variable "invoker_members" {
   }
 }
 
-# --- application settings (shared/settings.py; the same validation) ---------------------------
+# --- application settings (shared/core/settings.py; the same validation) ---------------------------
 
 variable "log_level" {
   description = "LOG_LEVEL of every function."

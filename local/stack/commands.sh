@@ -236,16 +236,16 @@ EOF
 
 # ---- replay, runs ----------------------------------------------------------------------
 
-# Dead letters back to where they came from (shared/replay.py), from the stack's dead-letter
+# Dead letters back to where they came from (shared/operate/replay.py), from the stack's dead-letter
 # subscription; the same module replays in Google Cloud (README, "Replaying dead letters").
 cmd_replay() {
   resolve_ports
   service_alive pubsub || die "the stack is down: ./local_emulator.sh up"
   load_env_file
-  "$PY" -m shared.replay --subscription "$DEAD_LETTER_SUBSCRIPTION" "$@"
+  "$PY" -m shared.operate.replay --subscription "$DEAD_LETTER_SUBSCRIPTION" "$@"
 }
 
-# One date's attempts from the run ledger (shared/ledger.py), newest last.
+# One date's attempts from the run ledger (shared/core/ledger.py), newest last.
 cmd_runs() {
   local date="${1:-}" service="${2:-yellow}"
   valid_date "$date" && valid_service "$service" || die "usage: ./local_emulator.sh runs YYYY-MM-DD [SERVICE]"

@@ -1,7 +1,7 @@
 """`./local_emulator.sh runs DATE [SERVICE]`: one date's attempts from the run ledger, for people.
 
 Why: status says what a date's state is; when it is `retrying` or `dead_lettered` the next
-question is what each attempt did. The records are read through shared/ledger.py (`read_date`),
+question is what each attempt did. The records are read through shared/core/ledger.py (`read_date`),
 from the stack's lake bucket; each record is one (function, event) with its earlier attempts.
 """
 
@@ -11,8 +11,8 @@ import datetime as dt
 import sys
 from typing import Any
 
-from shared import clients, ledger
-from shared.settings import get_settings
+from shared.core import clients, ledger
+from shared.core.settings import get_settings
 
 COLUMNS = ("function", "event_id", "attempt", "outcome", "reason", "rows", "started_at", "finished_at")
 

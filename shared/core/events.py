@@ -20,7 +20,7 @@ import json
 from dataclasses import dataclass, field
 from typing import Any, Mapping
 
-from shared.errors import ValidationError
+from shared.core.errors import ValidationError
 
 PUBSUB_TYPE = "google.cloud.pubsub.topic.v1.messagePublished"
 GCS_FINALIZED_TYPE = "google.cloud.storage.object.v1.finalized"

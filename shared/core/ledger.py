@@ -3,12 +3,12 @@
 Why: the lake, BigQuery and Postgres only say what is there. A date whose ingest is in
 flight, or failing and being retried, looks exactly like a date nobody asked for; a
 dead-lettered date looks the same too. So every attempt leaves a small record in the lake
-bucket, `runs/{service}/pickup_date=D/{function}/{event id}.json` (shared/paths.py): one
+bucket, `runs/{service}/pickup_date=D/{function}/{event id}.json` (shared/core/paths.py): one
 object per (function, event), overwritten by each delivery of that event, so a date costs
 a few small objects whatever the number of retries. No new server: it is GCS, locally
 fake-gcs-server, and a lifecycle rule deletes it after `runs_delete_after_days`.
 
-Written from one place, the function boundary (shared/runtime.py): `begin` when an event
+Written from one place, the function boundary (shared/core/runtime.py): `begin` when an event
 arrives, `finish` with its outcome. The boundary cannot know the (service, date) before
 the handler parsed the event, so handlers call `started(service, date)` once they know it;
 that writes the `running` record. An event that never names a date (a backfill, an object
@@ -16,7 +16,7 @@ outside trips/) leaves no record. Per attempt: one read (the previous record: at
 number and history) and two writes (running, then the outcome).
 
 A record names the trips `generation` its delivery acted on (a loader's: its finalize event's;
-ingest's: the one it wrote), so a republish can tell who never loaded it (shared/reannounce.py).
+ingest's: the one it wrote), so a republish can tell who never loaded it (shared/ingest/reannounce.py).
 
 The record's summary is also in the object's custom metadata, so `status` reads a whole
 range with one listing and no download. Bodies are bounded (error messages truncated, a
@@ -34,9 +34,9 @@ import json
 from dataclasses import dataclass, field, replace
 from typing import Any, Iterable, Mapping
 
-from shared import logs, paths
-from shared.events import delivery_attempt, object_event, parse_timestamp
-from shared.schemas import SERVICES
+from shared.core import logs, paths
+from shared.core.events import delivery_attempt, object_event, parse_timestamp
+from shared.core.schemas import SERVICES
 
 RUNNING, SUCCEEDED, SKIPPED = "running", "succeeded", "skipped_up_to_date"
 RETRYING, DEAD_LETTERED = "retrying", "dead_lettered"
@@ -189,7 +189,7 @@ def _guarded(run: Run, what: str, action: Any) -> None:
 
 def _bucket(run: Run) -> Any:
     if run.bucket is None:
-        from shared import clients
+        from shared.core import clients
 
         run.bucket = clients.storage().bucket(run.bucket_name)
     return run.bucket

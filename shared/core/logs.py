@@ -15,7 +15,7 @@ import time
 from contextlib import contextmanager
 from typing import Any, Iterator
 
-from shared.errors import bounded
+from shared.core.errors import bounded
 
 _LEVELS = {"DEBUG": 10, "INFO": 20, "WARNING": 30, "ERROR": 40}
 # A string field's most characters: Cloud Logging takes entries up to 256 KB, and a value from

@@ -13,9 +13,9 @@ from dataclasses import dataclass
 from typing import Any, Mapping
 from zoneinfo import ZoneInfo
 
-from shared.errors import ValidationError
-from shared.events import PubsubMessage, json_object
-from shared.schemas import SERVICES
+from shared.core.errors import ValidationError
+from shared.core.events import PubsubMessage, json_object
+from shared.core.schemas import SERVICES
 
 NEW_YORK = ZoneInfo("America/New_York")
 # First month TLC published for each service; earlier dates can only be a mistake.

@@ -8,7 +8,7 @@
     rejects/{service}/pickup_date=YYYY-MM-DD/data.parquet    rows of that date failing a rule
     rejects/{service}/source_month=YYYY-MM/data.parquet      rows of a month file not of that month
     quarantine/{service}/pickup_date=YYYY-MM-DD/data.parquet output that failed data-quality checks
-    runs/{service}/pickup_date=YYYY-MM-DD/{function}/{event id}.json   the run ledger (shared/ledger.py)
+    runs/{service}/pickup_date=YYYY-MM-DD/{function}/{event id}.json   the run ledger (shared/core/ledger.py)
 """
 
 from __future__ import annotations
@@ -18,7 +18,7 @@ import re
 from dataclasses import dataclass
 from urllib.parse import urlparse
 
-from shared.schemas import SERVICES
+from shared.core.schemas import SERVICES
 
 _PARTITION_RE = re.compile(
     r"^(?P<kind>trips|rejects|quarantine)/(?P<service>[a-z]+)/pickup_date=(?P<date>\d{4}-\d{2}-\d{2})/data\.parquet$"
@@ -51,7 +51,7 @@ def staging_manifest(service: str, year: int, month: int) -> str:
 
 
 def staging_claim(service: str, year: int, month: int) -> str:
-    """Held while one instance splits the month (see shared/ingest.py)."""
+    """Held while one instance splits the month (see shared/ingest/day.py)."""
     return f"staging/{service}/month={year:04d}-{month:02d}/_claim"
 
 

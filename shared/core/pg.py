@@ -21,7 +21,7 @@ import threading
 from contextlib import contextmanager
 from typing import Any, Iterator
 
-from shared.settings import Settings
+from shared.core.settings import Settings
 
 POOL_SIZE = 4
 _lock = threading.Lock()

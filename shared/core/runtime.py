@@ -13,7 +13,7 @@ If the dead letter itself cannot be published, the error is raised: the event is
 retried rather than lost.
 
 Every delivery that names a (service, date) also leaves its record in the run ledger
-(shared/ledger.py): the boundary opens the run, the handler calls `ledger.started` once it
+(shared/core/ledger.py): the boundary opens the run, the handler calls `ledger.started` once it
 knows the date, and the boundary writes the outcome (succeeded, skipped_up_to_date,
 retrying, dead_lettered) right before it acks or raises. Ledger writes never change that
 decision.
@@ -29,10 +29,10 @@ import traceback
 import uuid
 from typing import Any, Callable, Mapping
 
-from shared import clients, ledger, logs
-from shared.errors import ConfigError, PermanentError, PipelineError, TransientError, classify
-from shared.events import delivery_attempt, event_time
-from shared.settings import Settings, get_settings
+from shared.core import clients, ledger, logs
+from shared.core.errors import ConfigError, PermanentError, PipelineError, TransientError, classify
+from shared.core.events import delivery_attempt, event_time
+from shared.core.settings import Settings, get_settings
 
 Handler = Callable[[Any, Settings], Mapping[str, Any]]
 MAX_DEAD_LETTER_BYTES = 1_000_000  # Pub/Sub takes 10 MB, but pull clients often only 4 MB: keep letters small

@@ -15,7 +15,7 @@ from dataclasses import dataclass, field
 from functools import lru_cache
 from typing import Any, Callable, Mapping
 
-from shared.errors import ConfigError
+from shared.core.errors import ConfigError
 
 INGEST = "ingest"
 BACKFILL = "backfill"

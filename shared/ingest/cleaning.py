@@ -33,8 +33,8 @@ from typing import Any, Callable
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from shared.errors import QualityCheckError, SourceError
-from shared.schemas import Column, arrow_schema, columns, has_column, source_columns
+from shared.core.errors import QualityCheckError, SourceError
+from shared.core.schemas import Column, arrow_schema, columns, has_column, source_columns
 
 MONTH_LEVEL_REASONS = ("missing_pickup_datetime", "outside_source_month")
 DAY_LEVEL_REASONS = ("bad_value", "zero_passengers", "missing_passenger_count")
@@ -66,9 +66,9 @@ def code_version() -> str:
     several threads at once raised SystemError (recursion depth mismatch) on Python 3.11."""
     with _CODE_VERSION_LOCK:
         digest = hashlib.sha256()
-        here = Path(__file__).parent
-        for name in ("cleaning.py", "schemas.py", "month_file.py", "lake.py"):
-            digest.update(code_text((here / name).read_text()).encode())
+        library = Path(__file__).parents[1]  # shared/
+        for name in ("ingest/cleaning.py", "core/schemas.py", "ingest/month_file.py", "ingest/lake.py"):
+            digest.update(code_text((library / name).read_text()).encode())
         return digest.hexdigest()[:16]
 
 

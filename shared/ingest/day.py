@@ -1,12 +1,12 @@
 """Ingest one (service, date): the month (once) -> that date's checked partition in trips/.
 
 The month behind the date, its raw copy and its split into daily files, is made once per
-month by shared/staging.py (one instance makes it, the dates arriving meanwhile wait for it).
+month by shared/ingest/staging.py (one instance makes it, the dates arriving meanwhile wait for it).
 Publishing a date then costs a download of its staged file, a decode for the checks, and an
 upload of the same bytes. Idempotent: `trips/` records what it derives from (raw generation,
 code version, rules); a rerun with all unchanged rewrites nothing unless `force` (so the
 loaders are not woken for nothing), except that a partition a loader never loaded is
-re-announced, so a plain republish repairs a lost finalize event (shared/reannounce.py).
+re-announced, so a plain republish repairs a lost finalize event (shared/ingest/reannounce.py).
 Rejects are written before trips, because trips' finalize event is what the loaders act on.
 """
 
@@ -19,12 +19,13 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 from google.api_core.exceptions import NotFound
 
-from shared import logs, paths, reannounce, staging
-from shared.cleaning import CHECKED_COLUMNS, Rules, check_partition
-from shared.errors import QualityCheckError
-from shared.lake import upload_bytes
-from shared.messages import IngestRequest
-from shared.settings import Settings
+from shared.core import logs, paths
+from shared.ingest import reannounce, staging
+from shared.ingest.cleaning import CHECKED_COLUMNS, Rules, check_partition
+from shared.core.errors import QualityCheckError
+from shared.ingest.lake import upload_bytes
+from shared.core.messages import IngestRequest
+from shared.core.settings import Settings
 
 
 def ingest(bucket: Any, request: IngestRequest, settings: Settings) -> dict[str, Any]:

@@ -20,11 +20,11 @@ import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
-from shared.cleaning import MAX_BAD_FLOOR, MAX_BAD_SHARE, MONTH_LEVEL_REASONS, Rules, clean_batch, reason_counts
-from shared.errors import SourceError
-from shared.month_file import CORRUPT_SOURCE, Lent, Malformed, TypedReadFailed, corrupt, open_batches
-from shared.schemas import arrow_schema, reject_schema
-from shared.split_output import PARQUET_TYPE, Key, MemoryOutput, SplitOutput
+from shared.ingest.cleaning import MAX_BAD_FLOOR, MAX_BAD_SHARE, MONTH_LEVEL_REASONS, Rules, clean_batch, reason_counts
+from shared.core.errors import SourceError
+from shared.ingest.month_file import CORRUPT_SOURCE, Lent, Malformed, TypedReadFailed, corrupt, open_batches
+from shared.core.schemas import arrow_schema, reject_schema
+from shared.ingest.split_output import PARQUET_TYPE, Key, MemoryOutput, SplitOutput
 
 COMPRESSION = "zstd"
 # Memory bound, measured with `python -m bench` on a full month: a larger flush threshold buys

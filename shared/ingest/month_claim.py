@@ -26,7 +26,7 @@ from typing import Any, Callable
 
 from google.api_core.exceptions import NotFound, PreconditionFailed
 
-from shared import logs
+from shared.core import logs
 
 HEARTBEAT_SECONDS = 10
 STALE_SECONDS = 60  # six missed heartbeats: the holder is gone (crashed, killed, timed out)

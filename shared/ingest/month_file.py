@@ -16,8 +16,8 @@ import pyarrow as pa
 import pyarrow.csv as pacsv
 import pyarrow.parquet as pq
 
-from shared.cleaning import csv_column_types, map_columns
-from shared.errors import SourceError
+from shared.ingest.cleaning import csv_column_types, map_columns
+from shared.core.errors import SourceError
 
 # Memory bound, measured with `python -m bench` on a full month: larger CSV blocks buy no
 # speed but cost RSS (16 MiB blocks: ~470 MB peak with a 400k-row flush threshold).

@@ -4,7 +4,7 @@ Why (issue 12): the loaders act on the trips object's finalize event, and that o
 lost (a notification never sent, a loader's subscription gone, a loader outage that outlived the
 retries). A plain republish of the date then said "already up to date" and the day stayed
 partial with no error anywhere. Now ingest, finding the partition up to date, reads the date's
-run records (one listing, shared/ledger.py) and asks whether each loader loaded the partition's
+run records (one listing, shared/core/ledger.py) and asks whether each loader loaded the partition's
 current generation. If one did not and is not going to, ingest re-announces the partition: it
 rewrites exactly that generation onto itself (a server-side copy, no download, conditioned on
 `if_generation_match`), which makes a new generation and so a new finalize event for both
@@ -31,7 +31,7 @@ a backfill may be retried), and a reload storm while the loaders are working wou
   event) is judged. Run records are deleted after `runs_delete_after_days`, and records written
   before they named a generation name none: for such a day the ledger cannot tell "loaded" from
   "lost", and guessing "lost" would reload every old day a plain backfill republishes. Those are
-  the scheduled `repair` backfill's (shared/backfill.py), which reads the destinations themselves.
+  the scheduled `repair` backfill's (shared/operate/backfill.py), which reads the destinations themselves.
 The common path, a duplicate delivery of an up-to-date date, costs one listing of that date's
 run records (a few small objects).
 """
@@ -44,8 +44,8 @@ from typing import Any, Iterable, Mapping
 
 from google.api_core.exceptions import NotFound, PreconditionFailed
 
-from shared import ledger
-from shared.settings import LOAD_BIGQUERY, LOAD_POSTGRES
+from shared.core import ledger
+from shared.core.settings import LOAD_BIGQUERY, LOAD_POSTGRES
 
 LOADERS = (LOAD_BIGQUERY, LOAD_POSTGRES)
 # The normal finalize -> load latency, with a wide margin: the notification (seconds, now and then

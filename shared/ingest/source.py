@@ -16,8 +16,8 @@ from typing import Iterator
 
 import requests
 
-from shared import logs
-from shared.errors import SourceError, TransientError
+from shared.core import logs
+from shared.core.errors import SourceError, TransientError
 
 CHUNK = 1 << 20
 FORMATS = {".csv.gz": "csv.gz", ".csv": "csv", ".parquet": "parquet"}

@@ -2,7 +2,7 @@
 
 Every date of a month needs the same work first: download the month file (kept verbatim
 under raw/) and split it into cleaned daily files under staging/. One instance does it while
-holding the month's claim (shared/month_claim.py); the dates that arrive meanwhile wait for
+holding the month's claim (shared/ingest/month_claim.py); the dates that arrive meanwhile wait for
 its manifest and then publish themselves from it, so a whole-month backfill downloads and
 parses the month once and every delivery succeeds the first time.
 
@@ -25,15 +25,16 @@ from typing import Any
 
 from google.api_core.exceptions import NotFound, PreconditionFailed
 
-from shared import logs, month_claim, paths
-from shared.cleaning import Rules, code_version
-from shared.errors import SourceError, TransientError
-from shared.lake import split_month, upload_bytes
-from shared.month_file import CORRUPT_SOURCE
-from shared.messages import IngestRequest
-from shared.settings import Settings
-from shared.source import download_to_blob, source_format, source_url
-from shared.split_output import BucketOutput, Key
+from shared.core import logs, paths
+from shared.ingest import month_claim
+from shared.ingest.cleaning import Rules, code_version
+from shared.core.errors import SourceError, TransientError
+from shared.ingest.lake import split_month, upload_bytes
+from shared.ingest.month_file import CORRUPT_SOURCE
+from shared.core.messages import IngestRequest
+from shared.core.settings import Settings
+from shared.ingest.source import download_to_blob, source_format, source_url
+from shared.ingest.split_output import BucketOutput, Key
 
 UPLOAD_CHUNK = 8 << 20  # resumable upload chunk: bounds memory while streaming the download
 READ_CHUNK = 2 << 20
@@ -219,7 +220,7 @@ def _delete_other_splits(bucket: Any, service: str, year: int, month: int, keep:
     Why: a split is superseded when the raw copy or the code changed, and one abandoned half way
     (its instance killed) is never named by any manifest; both would only wait for the lifecycle
     rule. A date still reading a superseded split's file finds it gone and reads the manifest
-    again (shared/ingest.py), which names this split: no second split. Best effort: a failure
+    again (shared/ingest/day.py), which names this split: no second split. Best effort: a failure
     leaves them to the lifecycle rule. Returns how many files were deleted."""
     kept = paths.staging_split(service, year, month, keep)
     prefix = kept.rsplit("split=", 1)[0] + "split="

@@ -30,11 +30,11 @@ from typing import Any, Callable
 from google.api_core import exceptions as gexc
 from google.cloud import bigquery as bq
 
-from shared import clients, logs
-from shared.errors import PermanentError, PipelineError, TransientError, classify
-from shared.loading import PartitionData, PartitionLoad
-from shared.schemas import columns
-from shared.settings import Settings
+from shared.core import clients, logs
+from shared.core.errors import PermanentError, PipelineError, TransientError, classify
+from shared.load.partition import PartitionData, PartitionLoad
+from shared.core.schemas import columns
+from shared.core.settings import Settings
 
 JOB_TIMEOUT_SECONDS = 480
 STAGING_TTL = dt.timedelta(hours=6)
@@ -55,7 +55,7 @@ def table_id(settings: Settings, service: str) -> str:
 
 
 def schema_fields(service: str) -> list[bq.SchemaField]:
-    """Explicit schema with the TLC meaning of every column (from shared/schemas.py)."""
+    """Explicit schema with the TLC meaning of every column (from shared/core/schemas.py)."""
     return [bq.SchemaField(c.name, c.bq_type, mode="NULLABLE", description=c.description)
             for c in columns(service)]
 

@@ -16,7 +16,7 @@ generation only:
   somebody must look;
 - otherwise exactly that generation is read (`generation=` on the download; a
   replace between the check and the read shows up as 404 = stale too), decoded
-  and checked against the one schema in `shared/schemas.py`. A corrupt file or
+  and checked against the one schema in `shared/core/schemas.py`. A corrupt file or
   a schema mismatch is a PermanentError: it is dead-lettered, and the previous
   contents of the day stay in place because nothing was written yet.
 """
@@ -32,11 +32,11 @@ import pyarrow.compute as pc
 import pyarrow.parquet as pq
 from google.api_core.exceptions import NotFound
 
-from shared import clients, ledger, logs, paths
-from shared.errors import SourceError, ValidationError, classify
-from shared.events import ObjectEvent, object_event
-from shared.schemas import arrow_schema
-from shared.settings import Settings
+from shared.core import clients, ledger, logs, paths
+from shared.core.errors import SourceError, ValidationError, classify
+from shared.core.events import ObjectEvent, object_event
+from shared.core.schemas import arrow_schema
+from shared.core.settings import Settings
 
 
 @dataclass(frozen=True)

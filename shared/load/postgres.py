@@ -12,7 +12,7 @@ A failure anywhere rolls everything back: the previous contents of the day stay.
 Tables come from a migrations step run once per process under an advisory
 lock: ordered, idempotent statements recorded in `{schema}.schema_migrations`
 (all are applied again if a table was dropped by hand).
-The column comments carry the TLC data dictionary from shared/schemas.py; their
+The column comments carry the TLC data dictionary from shared/core/schemas.py; their
 migration id contains a fingerprint of the descriptions, so an edited
 description is applied by the next cold start.
 """
@@ -27,11 +27,11 @@ from typing import Any, Iterator
 import pyarrow as pa
 import pyarrow.csv as pacsv
 
-from shared import logs, pg
-from shared.errors import ConfigError, TransientError
-from shared.loading import PartitionData, PartitionLoad
-from shared.schemas import SERVICES, columns
-from shared.settings import Settings
+from shared.core import logs, pg
+from shared.core.errors import ConfigError, TransientError
+from shared.load.partition import PartitionData, PartitionLoad
+from shared.core.schemas import SERVICES, columns
+from shared.core.settings import Settings
 
 COPY_ROWS = 8192  # rows per CopyData message (~1 MiB): far fewer syscalls than pg8000's 8 KiB reads
 LOCK_TIMEOUT = "120s"

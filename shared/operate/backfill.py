@@ -14,7 +14,7 @@ worked on (`running`, `retrying`), never one that was never ingested (its month 
 published yet) and never a quarantined one (the same data would fail the same check). A
 loader outage longer than the retries, or a finalize notification that was lost, ends there.
 
-`only_missing` asks `shared.status` which dates are not `complete` everywhere
+`only_missing` asks `shared.operate.status` which dates are not `complete` everywhere
 and publishes only those. Such a date whose trips object already exists (a
 partial, mismatched or quarantined date) is published with `force`, because
 ingest skips a partition that is up to date with its raw copy, and only a
@@ -28,11 +28,11 @@ import json
 from dataclasses import dataclass, field
 from typing import Any, Callable, Mapping
 
-from shared import logs
-from shared.errors import TransientError
-from shared.messages import BackfillRequest, IngestRequest, expand, parse_backfill
-from shared.settings import Settings
-from shared.status import COMPLETE, DEAD_LETTERED, MISMATCH, PARTIAL, StatusReport
+from shared.core import logs
+from shared.core.errors import TransientError
+from shared.core.messages import BackfillRequest, IngestRequest, expand, parse_backfill
+from shared.core.settings import Settings
+from shared.operate.status import COMPLETE, DEAD_LETTERED, MISMATCH, PARTIAL, StatusReport
 
 PUBLISH_TIMEOUT_SECONDS = 120
 REPAIRABLE = (PARTIAL, MISMATCH, DEAD_LETTERED)
@@ -69,7 +69,7 @@ class Plan:
 
 
 def _read_status(service: str, start: dt.date, end: dt.date, settings: Settings) -> StatusReport:
-    from shared import status
+    from shared.operate import status
 
     return status.report(service, start, end, settings)
 
@@ -134,7 +134,7 @@ def run(fields: Mapping[str, Any], settings: Settings, *, publisher: Any = None,
         record_queued: QueuedRecorder | None = None) -> tuple[Plan, int]:
     """Parse, plan and (unless dry_run) publish; returns the plan and the count published.
 
-    Each published (service, date) gets a `queued` record in the run ledger (shared/ledger.py),
+    Each published (service, date) gets a `queued` record in the run ledger (shared/core/ledger.py),
     written after the publish and never failing it; with an injected `publisher` (a test's
     world) only when `record_queued` is given too.
     """
@@ -142,7 +142,7 @@ def run(fields: Mapping[str, Any], settings: Settings, *, publisher: Any = None,
     plan = make_plan(request, settings, status_reader)
     if request.dry_run or not plan.messages:
         return plan, 0
-    from shared import clients, ledger
+    from shared.core import clients, ledger
 
     if record_queued is None and publisher is None:
         record_queued = ledger.queued

@@ -2,12 +2,12 @@
 
 Why here and not in a function: a replay is an operator's decision (the setting is fixed, the
 month is published now), taken from a shell with the operator's own credentials, and it must be
-the same code locally (`./local_emulator.sh replay`) and in Google Cloud (`python -m shared.replay`
+the same code locally (`./local_emulator.sh replay`) and in Google Cloud (`python -m shared.operate.replay`
 with application-default credentials and the names from `terraform output`). It only uses
 deployed resources: the dead-letter subscription and the topics.
 
 Two kinds of dead letter share the dead-letter topic (README, "The message contracts"):
-- structured, published by a function (shared/runtime.py): JSON `{"function", "reason", "error",
+- structured, published by a function (shared/core/runtime.py): JSON `{"function", "reason", "error",
   "context", "event"}`. For `ingest` and `backfill` the original Pub/Sub message is the push
   envelope's `event.data.message` (base64 `data`, `attributes`): republished verbatim to that
   function's topic. For the loaders the original event is a GCS finalize notification, which in
@@ -35,7 +35,7 @@ import sys
 from dataclasses import dataclass, field, replace
 from typing import Any, Callable, Mapping
 
-from shared import paths
+from shared.core import paths
 
 INGEST, BACKFILL = "ingest", "backfill"
 LOADERS = ("load_bigquery", "load_postgres")
@@ -96,7 +96,7 @@ def plan_structured(body: Mapping[str, Any], attributes: Mapping[str, str], topi
     """A function's dead letter -> its replay. `topics`: function -> full topic path (ingest, backfill).
 
     An original event over 1 MB is not in the dead letter but in the lake (`event.stored_at`,
-    shared/runtime.py): `load_event(gs://...)` reads it back.
+    shared/core/runtime.py): `load_event(gs://...)` reads it back.
     """
     function = body.get("function") or attributes.get("function")
     reason = body.get("reason") or attributes.get("reason")
@@ -296,7 +296,7 @@ def _one(item: Any, subscriber: Any, publisher: Any, subscription: str, topics: 
     return True
 
 
-if __name__ == "__main__":  # `python -m shared.replay`: the command line is in shared/replay_cli.py
-    from shared.replay_cli import main
+if __name__ == "__main__":  # `python -m shared.operate.replay`: the command line is in shared/operate/replay_cli.py
+    from shared.operate.replay_cli import main
 
     sys.exit(main())

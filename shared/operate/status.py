@@ -8,7 +8,7 @@ inclusive date range it reads:
 - BigQuery: a grouped COUNT(*) per `pickup_date` of `{service}_trips`;
 - Postgres: a grouped count per `pickup_date` of `{schema}.{service}_trips` and
   the newest `loads` ledger entry per date (which generation was loaded);
-- the run ledger (`runs/`, shared/ledger.py), one listing: where the counts say
+- the run ledger (`runs/`, shared/core/ledger.py), one listing: where the counts say
   `missing` or `partial`, a date whose work is in flight or was given up on is
   `queued`, `running`, `retrying` or `dead_lettered` instead, so a date being processed is
   never reported as never asked for. The counts still decide `complete`.
@@ -24,12 +24,12 @@ import os
 from dataclasses import dataclass, field
 from typing import Any, Callable, ContextManager, Mapping
 
-from shared import ledger as run_ledger
-from shared import paths
-from shared.errors import ValidationError
-from shared.messages import json_object, parse_date, parse_service, today_in_new_york
-from shared.settings import Settings
-from shared.source import source_url
+from shared.core import ledger as run_ledger
+from shared.core import paths
+from shared.core.errors import ValidationError
+from shared.core.messages import json_object, parse_date, parse_service, today_in_new_york
+from shared.core.settings import Settings
+from shared.ingest.source import source_url
 
 COMPLETE, PARTIAL, MISMATCH, FAILED, MISSING = "complete", "partial", "mismatch", "failed", "missing"
 RUNNING, RETRYING, DEAD_LETTERED = run_ledger.RUNNING, run_ledger.RETRYING, run_ledger.DEAD_LETTERED
@@ -394,9 +394,9 @@ def report(service: str, start: dt.date, end: dt.date, settings: Settings, *,
            connection: Callable[[Settings], ContextManager[Any]] | None = None) -> StatusReport:
     """Read all three places for (service, start..end) and classify every date.
 
-    Postgres is reached through `shared.pg` (Cloud SQL connector or direct, pooled).
+    Postgres is reached through `shared.core.pg` (Cloud SQL connector or direct, pooled).
     """
-    from shared import clients, pg
+    from shared.core import clients, pg
 
     bucket = bucket if bucket is not None else clients.storage().bucket(settings.lake_bucket)
     lake = read_lake(bucket, service, start, end)

@@ -15,7 +15,7 @@ import datetime as dt
 from html import escape
 from typing import Any
 
-from shared.status import STATE_MEANING, STATES, DayStatus, StatusReport
+from shared.operate.status import STATE_MEANING, STATES, DayStatus, StatusReport
 
 COLOURS = {  # background, text: readable, and distinguishable without relying on red/green alone
     "complete": ("#2e7d32", "#ffffff"),

@@ -3,7 +3,7 @@
 They check what `terraform validate` cannot: that the deployment matches the code. Every entry
 point in main.py has its function; each function runs as its own service account; every event
 trigger retries; the buckets are never public; IAM is additive and never primitive; and each
-function gets exactly the environment variables `shared.settings.env_vars_for(function)` lists.
+function gets exactly the environment variables `shared.core.settings.env_vars_for(function)` lists.
 
 The functions are one `for_each` resource over `local.functions`, so the checks run on each of its
 instances: `each.key` and `each.value.<x>` are read from that literal map, a `dynamic` block counts
@@ -12,7 +12,7 @@ for the instances its condition selects, and the environment is `local.env.commo
 rather than pass unread.
 
 Needs only python-hcl2 (or checkov's fork of it, which installs the same `hcl2` module) and the
-standard library; `shared/settings.py` imports nothing but `shared/errors.py`.
+standard library; `shared/core/settings.py` imports nothing but `shared/core/errors.py`.
 Set TERRAFORM_DIR to check another copy of the configuration.
 """
 
@@ -35,7 +35,7 @@ REPO = Path(__file__).resolve().parents[2]
 if str(REPO) not in sys.path:
     sys.path.insert(0, str(REPO))
 
-from shared import settings as app_settings  # noqa: E402  (after the sys.path fix-up)
+from shared.core import settings as app_settings  # noqa: E402  (after the sys.path fix-up)
 
 TF_DIR = Path(os.environ.get("TERRAFORM_DIR", REPO / "infra" / "terraform"))
 MAIN_PY = REPO / "main.py"
@@ -630,7 +630,7 @@ def test_every_setting_a_function_reads_is_set(config, entry_point):
     fn = function_for(config, entry_point)
     env, secrets = function_env(config, fn)
     wanted = app_settings.env_vars_for(SETTINGS_PROFILE.get(entry_point, entry_point))
-    assert wanted, f"shared.settings lists no variable for {entry_point}"
+    assert wanted, f"shared.core.settings lists no variable for {entry_point}"
     missing = [name for name in wanted if name not in env and name not in secrets]
     assert not missing, f"{fn.address} does not set {missing}"
     both = set(env) & secrets
@@ -645,14 +645,14 @@ def test_no_function_gets_settings_it_does_not_read(config, entry_point):
     env, secrets = function_env(config, fn)
     wanted = set(app_settings.env_vars_for(SETTINGS_PROFILE.get(entry_point, entry_point)))
     extra = sorted((set(env) | secrets) - wanted)
-    assert not extra, f"{fn.address} sets {extra}, which shared/settings.py does not list for {entry_point}"
+    assert not extra, f"{fn.address} sets {extra}, which shared/core/settings.py does not list for {entry_point}"
 
 
 @pytest.mark.parametrize("entry_point", ENTRY_POINTS)
 def test_no_unknown_environment_variables(config, entry_point):
     env, secrets = function_env(config, function_for(config, entry_point))
     unknown = sorted((set(env) | secrets) - known_setting_vars())
-    assert not unknown, f"not settings of shared/settings.py (typo?): {unknown}"
+    assert not unknown, f"not settings of shared/core/settings.py (typo?): {unknown}"
 
 
 def test_password_only_from_secret_manager(config):
@@ -834,7 +834,7 @@ def test_every_alert_notifies_the_configured_channels(config):
 def test_function_logs_are_the_functions_stdout_on_cloud_run(config):
     logs_filter = _flat(_local(config, "function_logs"))
     assert "resource.type=cloud_run_revision" in logs_filter
-    assert "run.googleapis.com%2Fstdout" in logs_filter, "functions log to stdout (shared/logs.py)"
+    assert "run.googleapis.com%2Fstdout" in logs_filter, "functions log to stdout (shared/core/logs.py)"
     assert "resource.labels.service_name=" in logs_filter and "local.function_names" in logs_filter
     # The functions' names and the names the log filters and request metrics use are one local.
     for fn in functions(config):
@@ -843,11 +843,11 @@ def test_function_logs_are_the_functions_stdout_on_cloud_run(config):
 
 @pytest.mark.parametrize("name,fragments,source", [
     ("partition_written", ["jsonPayload.function=ingest", "jsonPayload.message=~^partition written"],
-     ("ingest.py", '"partition written')),
+     ("ingest/day.py", '"partition written')),
     ("day_loaded", ["local.loader_success_messages", "jsonPayload.function=", "jsonPayload.message="],
      None),
-    ("dead_lettered", ["severity=ERROR", "rejected the event: "], ("runtime.py", "rejected the event: ")),
-    ("retried", ["severity=WARNING", "failed, will be retried: "], ("runtime.py", "failed, will be retried: ")),
+    ("dead_lettered", ["severity=ERROR", "rejected the event: "], ("core/runtime.py", "rejected the event: ")),
+    ("retried", ["severity=WARNING", "failed, will be retried: "], ("core/runtime.py", "failed, will be retried: ")),
 ])
 def test_log_filters_match_what_the_code_logs(config, name, fragments, source):
     filters = _local(config, "log_filters")
@@ -864,8 +864,8 @@ def test_log_filters_match_what_the_code_logs(config, name, fragments, source):
 def test_loader_success_messages_are_the_loaders_outcomes(config):
     messages = _local(config, "loader_success_messages")
     assert set(messages) == {"load_bigquery", "load_postgres"}
-    assert f'"message": "{messages["load_bigquery"]}"' in _source("bigquery_load.py")
-    assert f'"message": "{messages["load_postgres"]}"' in _source("postgres_load.py")
+    assert f'"message": "{messages["load_bigquery"]}"' in _source("load/bigquery.py")
+    assert f'"message": "{messages["load_postgres"]}"' in _source("load/postgres.py")
 
 
 # metric resource -> (its filter in local.log_filters, value field or None for a counter, label fields)
@@ -898,7 +898,7 @@ def test_log_metrics_read_the_structured_fields(config, name):
     for label, extractor in extractors.items():
         assert extractor == f"EXTRACT(jsonPayload.{label})", f"{metric.address}: label {label} from {extractor}"
     # The fields exist in what the functions log.
-    code = _source("runtime.py", "loading.py", "ingest.py", "staging.py", "errors.py")
+    code = _source("core/runtime.py", "load/partition.py", "ingest/day.py", "ingest/staging.py", "core/errors.py")
     for field in [f for f in (value_field, *labels) if f]:
         assert re.search(rf'["\']{field}["\']|\b{field}=', code), f"no function logs a {field!r} field"
 

@@ -24,7 +24,7 @@ import pytest
 import requests
 
 from local.tlc_server import serve_in_thread
-from shared import clients
+from shared.core import clients
 from tests.integration import stack_http
 
 REQUIRED = ("GCP_PROJECT", "LAKE_BUCKET", "DEAD_LETTER_TOPIC", "STORAGE_EMULATOR_HOST", "PUBSUB_EMULATOR_HOST",

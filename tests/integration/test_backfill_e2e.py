@@ -28,7 +28,7 @@ from typing import Any, Callable
 import pytest
 import requests
 
-from shared import clients, paths
+from shared.core import clients, paths
 from tests.integration import stack_http
 from tests.integration.stack_http import by_date, reloaded
 

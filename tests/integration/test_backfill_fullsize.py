@@ -24,8 +24,8 @@ import pytest
 from google.api_core.exceptions import NotFound
 
 from local.tlc_data import generate_month, write_month
-from shared import clients, paths
-from shared.settings import Settings
+from shared.core import clients, paths
+from shared.core.settings import Settings
 from tests.integration import stack_http
 from tests.integration.stack_http import by_date, reloaded
 

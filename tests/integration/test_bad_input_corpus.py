@@ -27,10 +27,10 @@ import requests
 from cloudevents.conversion import to_structured
 from cloudevents.http import CloudEvent
 
-from shared import clients
-from shared.pg import connection
-from shared.schemas import SERVICES
-from shared.settings import STATUS, get_settings
+from shared.core import clients
+from shared.core.pg import connection
+from shared.core.schemas import SERVICES
+from shared.core.settings import STATUS, get_settings
 from tests.integration import bad_inputs, stack_http
 from tests.integration.bad_inputs import EVENTS, MESSAGES, REAL, Event, Message
 

@@ -22,8 +22,9 @@ import pytest
 from chaos import source as chaos_source
 from functions import ingest as ingest_function
 from local.tlc_data import generate_month, write_csv, write_month
-from shared import clients, month_claim, paths
-from shared.errors import TransientError
+from shared.core import clients, paths
+from shared.ingest import month_claim
+from shared.core.errors import TransientError
 from tests.gcs_events import message_published_event
 from tests.integration.conftest import TEMPLATE
 from tests.integration.months import serve_month

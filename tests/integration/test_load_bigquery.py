@@ -16,8 +16,9 @@ import pyarrow as pa
 import pytest
 
 from functions import load_bigquery
-from shared import bigquery_load, clients, paths
-from shared.lake import upload_parquet
+from shared.load import bigquery as bigquery_load
+from shared.core import clients, paths
+from shared.ingest.lake import upload_parquet
 from tests.gcs_events import deliver_concurrently, gcs_finalized_event, pubsub_notification_event
 
 DAY = dt.date(2021, 1, 1)

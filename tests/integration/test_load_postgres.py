@@ -16,10 +16,11 @@ import pyarrow as pa
 import pytest
 
 from functions import load_postgres
-from shared import loading, paths, pg, postgres_load
-from shared.errors import TransientError
-from shared.lake import upload_parquet
-from shared.settings import LOAD_POSTGRES, get_settings
+from shared.load import partition as loading, postgres as postgres_load
+from shared.core import paths, pg
+from shared.core.errors import TransientError
+from shared.ingest.lake import upload_parquet
+from shared.core.settings import LOAD_POSTGRES, get_settings
 from tests.gcs_events import deliver_concurrently, gcs_finalized_event, pubsub_notification_event
 
 DAY = dt.date(2021, 1, 1)

@@ -18,9 +18,9 @@ from pathlib import Path
 
 import pytest
 
-from shared import clients, ledger, paths
-from shared.pg import connection
-from shared.settings import Settings
+from shared.core import clients, ledger, paths
+from shared.core.pg import connection
+from shared.core.settings import Settings
 
 DAY = dt.date(2021, 1, 20)
 SERVICE = "yellow"

@@ -16,8 +16,9 @@ from pathlib import Path
 
 import requests
 
-from shared import clients, ledger, paths, reannounce
-from shared.settings import Settings
+from shared.core import clients, ledger, paths
+from shared.ingest import reannounce
+from shared.core.settings import Settings
 from tests.integration import stack_http
 from tests.integration.stack_http import by_date, reloaded
 from tests.integration.test_backfill_e2e import delete_day_from_postgres
@@ -60,7 +61,7 @@ def test_repair_reloads_only_the_days_a_destination_lost(urls, gcloud):
     assert {d: after[d]["state"] for d in untouched} == untouched, "repair leaves other days alone"
 
 
-# --- a plain republish repairs a lost finalize event (shared/reannounce.py) ---------------------------
+# --- a plain republish repairs a lost finalize event (shared/ingest/reannounce.py) ---------------------------
 
 LOST_DAY = "2021-02-24"  # no other test uses it
 POSTGRES_SUBSCRIPTION = "taxi-lake-postgres-push"  # local/stack/resources.py: load_postgres's

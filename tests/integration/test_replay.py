@@ -22,7 +22,8 @@ from pathlib import Path
 import pytest
 from google.api_core.exceptions import DeadlineExceeded
 
-from shared import clients, replay
+from shared.core import clients
+from shared.operate import replay
 from tests.integration import stack_http
 
 SERVICE, DATE = "yellow", "2017-06-14"

@@ -15,9 +15,10 @@ import pytest
 
 from functions import ingest as ingest_function
 from functions import load_bigquery, load_postgres
-from shared import ledger, paths, status
-from shared.errors import TransientError
-from shared.settings import Settings
+from shared.core import ledger, paths
+from shared.operate import status
+from shared.core.errors import TransientError
+from shared.core.settings import Settings
 from tests.gcs_events import gcs_finalized_event, message_published_event
 from tests.integration.months import serve_month
 

@@ -20,9 +20,9 @@ from pathlib import Path
 
 import pytest
 
-from shared.ledger import RunRecord
-from shared.status import STATES, LakeDay, LedgerEntry, build_report
-from shared.status_page import render_html
+from shared.core.ledger import RunRecord
+from shared.operate.status import STATES, LakeDay, LedgerEntry, build_report
+from shared.operate.status_page import render_html
 
 ROOT = Path(__file__).resolve().parents[2]
 ARTIFACTS = ROOT / "test-artifacts"

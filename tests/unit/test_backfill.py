@@ -12,11 +12,12 @@ from cloudevents.http import CloudEvent
 from werkzeug.test import EnvironBuilder
 from werkzeug.wrappers import Request
 
-from shared import backfill, clients
-from shared.errors import TransientError, ValidationError
-from shared.messages import expand, parse_backfill
-from shared.settings import Settings, get_settings
-from shared.status import (COMPLETE, DEAD_LETTERED, FAILED, MISMATCH, MISSING, PARTIAL, RETRYING, RUNNING, DayStatus,
+from shared.operate import backfill
+from shared.core import clients
+from shared.core.errors import TransientError, ValidationError
+from shared.core.messages import expand, parse_backfill
+from shared.core.settings import Settings, get_settings
+from shared.operate.status import (COMPLETE, DEAD_LETTERED, FAILED, MISMATCH, MISSING, PARTIAL, RETRYING, RUNNING, DayStatus,
                            StatusReport)
 
 NOW = dt.datetime(2026, 11, 25, 12, 0, tzinfo=dt.timezone.utc)

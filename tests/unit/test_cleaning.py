@@ -9,10 +9,10 @@ import pyarrow.csv as pacsv
 import pyarrow.parquet as pq
 import pytest
 
-from shared.cleaning import Rules, check_partition, code_text, code_version, map_columns, reason_counts
-from shared.errors import QualityCheckError, SourceError
-from shared.lake import split_month
-from shared.schemas import arrow_schema, columns
+from shared.ingest.cleaning import Rules, check_partition, code_text, code_version, map_columns, reason_counts
+from shared.core.errors import QualityCheckError, SourceError
+from shared.ingest.lake import split_month
+from shared.core.schemas import arrow_schema, columns
 
 from tests.conftest import REAL_YELLOW_SAMPLE as REAL
 

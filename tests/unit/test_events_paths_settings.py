@@ -7,10 +7,10 @@ import json
 import pytest
 from cloudevents.http import CloudEvent
 
-from shared import paths
-from shared.errors import ConfigError, ValidationError
-from shared.events import object_event
-from shared.settings import Settings, env_vars_for
+from shared.core import paths
+from shared.core.errors import ConfigError, ValidationError
+from shared.core.events import object_event
+from shared.core.settings import Settings, env_vars_for
 
 RESOURCE = {"bucket": "lake", "name": "trips/yellow/pickup_date=2021-01-15/data.parquet",
             "generation": "1700000000000001", "metageneration": "1", "size": "1234",

@@ -15,13 +15,13 @@ import pytest
 from cloudevents.http import CloudEvent
 from google.api_core.exceptions import NotFound
 
-from shared import clients, ledger, paths
-from shared.errors import PermanentError, SourceError, TransientError
-from shared.ledger import DEAD_LETTERED, QUEUED, RETRYING, RUNNING, SKIPPED, SUCCEEDED, RunRecord
-from shared.runtime import event_function
-from shared.settings import get_settings
-from shared.status import COMPLETE, MISMATCH, MISSING, PARTIAL, LakeDay, build_report
-from shared.status_page import hover_text, render_html, render_text
+from shared.core import clients, ledger, paths
+from shared.core.errors import PermanentError, SourceError, TransientError
+from shared.core.ledger import DEAD_LETTERED, QUEUED, RETRYING, RUNNING, SKIPPED, SUCCEEDED, RunRecord
+from shared.core.runtime import event_function
+from shared.core.settings import get_settings
+from shared.operate.status import COMPLETE, MISMATCH, MISSING, PARTIAL, LakeDay, build_report
+from shared.operate.status_page import hover_text, render_html, render_text
 
 DAY = dt.date(2021, 1, 15)
 NOW = dt.datetime(2026, 1, 2, 12, 0, tzinfo=dt.timezone.utc)

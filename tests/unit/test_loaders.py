@@ -15,12 +15,12 @@ import pyarrow.parquet as pq
 import pytest
 from google.api_core import exceptions as gexc
 
-from shared import bigquery_load as bql
-from shared import loading
-from shared import postgres_load as pgl
-from shared.errors import ConfigError, PermanentError, SourceError, TransientError, ValidationError
-from shared.schemas import arrow_schema, columns
-from shared.settings import LOAD_BIGQUERY, Settings, get_settings
+from shared.load import bigquery as bql
+from shared.load import partition as loading
+from shared.load import postgres as pgl
+from shared.core.errors import ConfigError, PermanentError, SourceError, TransientError, ValidationError
+from shared.core.schemas import arrow_schema, columns
+from shared.core.settings import LOAD_BIGQUERY, Settings, get_settings
 from tests.gcs_events import gcs_finalized_event, pubsub_notification_event, real_day_partition
 
 BUCKET = "lake-bucket"
@@ -106,7 +106,7 @@ def test_a_finalize_without_generation_is_invalid():
 
 def test_entry_points_log_ignored_events_at_info_without_touching_any_client(monkeypatch, capsys):
     from functions import load_bigquery, load_postgres
-    from shared import clients
+    from shared.core import clients
 
     for key, value in ENV.items():
         monkeypatch.setenv(key, value)
@@ -406,7 +406,7 @@ def test_migrations_are_ordered_and_idempotent_and_comments_follow_descriptions(
         for sql in statements:
             assert sql.startswith(("CREATE TABLE IF NOT EXISTS", "CREATE INDEX IF NOT EXISTS", "COMMENT ON"))
     before = ids[-1]
-    from shared import schemas
+    from shared.core import schemas
 
     edited = tuple(c if c.name != "extra" else schemas.Column(c.name, c.kind, "changed", c.sources)
                    for c in schemas.YELLOW)

@@ -2,7 +2,7 @@
 
 import json
 
-from shared import logs
+from shared.core import logs
 
 
 def test_every_string_field_and_the_message_are_bounded(capsys):

@@ -7,9 +7,9 @@ import json
 import pytest
 from cloudevents.http import CloudEvent
 
-from shared.errors import ValidationError
-from shared.events import PubsubMessage, pubsub_message
-from shared.messages import expand, parse_backfill, parse_ingest
+from shared.core.errors import ValidationError
+from shared.core.events import PubsubMessage, pubsub_message
+from shared.core.messages import expand, parse_backfill, parse_ingest
 
 NOW = dt.datetime(2026, 11, 25, 12, 0, tzinfo=dt.timezone.utc)
 

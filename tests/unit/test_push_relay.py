@@ -50,11 +50,11 @@ def test_push_body_has_googles_fields():
 
 
 def test_functions_framework_turns_the_push_body_into_the_message_the_functions_read():
-    """functions-framework 3.10.2's own conversion of a raw push request, then shared.events."""
+    """functions-framework 3.10.2's own conversion of a raw push request, then shared.core.events."""
     import flask
     from functions_framework.event_conversion import background_event_to_cloud_event
 
-    from shared.events import PUBSUB_TYPE, pubsub_message
+    from shared.core.events import PUBSUB_TYPE, pubsub_message
 
     body = push_body(message(), "projects/p/subscriptions/taxi-ingest-push", 1)
     with flask.Flask(__name__).test_request_context("/", method="POST", json=body):

@@ -1,4 +1,4 @@
-"""When a plain republish re-announces an up-to-date partition (shared/reannounce.py), from plain
+"""When a plain republish re-announces an up-to-date partition (shared/ingest/reannounce.py), from plain
 run records and ages; and that the run records name the generation the decision compares.
 
 The integration test (tests/integration/test_repair.py) loses a real finalize event on the
@@ -11,9 +11,10 @@ import datetime as dt
 
 import pytest
 
-from shared import ledger, reannounce
-from shared.ledger import DEAD_LETTERED, RETRYING, RUNNING, SKIPPED, SUCCEEDED, RunRecord
-from shared.reannounce import (ABANDONED, IN_FLIGHT, LOADED, NOT_LOADED, PENDING, REANNOUNCED,
+from shared.core import ledger
+from shared.ingest import reannounce
+from shared.core.ledger import DEAD_LETTERED, RETRYING, RUNNING, SKIPPED, SUCCEEDED, RunRecord
+from shared.ingest.reannounce import (ABANDONED, IN_FLIGHT, LOADED, NOT_LOADED, PENDING, REANNOUNCED,
                                UNKNOWN_GENERATION, decide)
 from tests.gcs_events import gcs_finalized_event, message_published_event, pubsub_notification_event
 from tests.unit.test_ledger import DAY, FakeBucket

@@ -10,11 +10,11 @@ import pytest
 from werkzeug.test import EnvironBuilder
 from werkzeug.wrappers import Request
 
-from shared import status
-from shared.errors import ValidationError
-from shared.status import (COMPLETE, DEAD_LETTERED, FAILED, MISMATCH, MISSING, PARTIAL, QUEUED, RETRYING, RUNNING, LakeDay,
+from shared.operate import status
+from shared.core.errors import ValidationError
+from shared.operate.status import (COMPLETE, DEAD_LETTERED, FAILED, MISMATCH, MISSING, PARTIAL, QUEUED, RETRYING, RUNNING, LakeDay,
                            LedgerEntry, build_report, classify, parse_status_request, read_lake, read_postgres)
-from shared.status_page import render_html, render_text
+from shared.operate.status_page import render_html, render_text
 
 NOW = dt.datetime(2026, 11, 25, 12, 0, tzinfo=dt.timezone.utc)
 D1, D2, D3 = dt.date(2021, 1, 1), dt.date(2021, 1, 2), dt.date(2021, 1, 3)
@@ -303,7 +303,7 @@ def test_text_table():
 @pytest.fixture
 def entry(monkeypatch):
     from functions import status as status_function
-    from shared.settings import get_settings
+    from shared.core.settings import get_settings
 
     for key, value in {"GCP_PROJECT": "p", "LAKE_BUCKET": "lake", "DEAD_LETTER_TOPIC": "dead"}.items():
         monkeypatch.setenv(key, value)
