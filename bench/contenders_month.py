@@ -22,7 +22,7 @@ import json
 from pathlib import Path
 from typing import Any
 
-from bench.child import Clock
+from bench.measure import Clock
 
 # The tutorial's dtypes for the yellow CSV (nullable integers: the month's tail has empty cells).
 TUTORIAL_DTYPES = {"VendorID": "Int64", "passenger_count": "Int64", "trip_distance": float, "RatecodeID": "Int64",

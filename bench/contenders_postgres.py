@@ -23,7 +23,7 @@ import shutil
 import subprocess
 from typing import Any
 
-from bench.child import Clock
+from bench.measure import Clock
 
 
 def _connect(spec: dict[str, Any]) -> Any:

@@ -3,7 +3,7 @@
 1. Generates the month with the generator the local stack serves (local/tlc_data.py):
    January 2021 yellow at full size by default, deterministic from --seed.
 2. Starts its own TLC file host, fake-gcs-server and PostgreSQL (bench/servers.py).
-3. Runs rounds: in each, every contender once, in its own process (bench/child.py), so a
+3. Runs rounds: in each, every contender once, in its own process (bench/spawn.py starts bench/child.py), so a
    noisy neighbour hits a whole round alike. The Postgres contenders load the day that
    round's ingest wrote to the lake (and the same rows as CSV / DataFrame).
 4. Checks the contenders did comparable work (row counts), prints the Markdown report and
@@ -27,7 +27,7 @@ from pathlib import Path
 if __package__ in (None, ""):  # run as a script (python bench/run.py): the repository is the root
     sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from bench import child, report, servers  # noqa: E402
+from bench import report, servers, spawn  # noqa: E402
 from local.tlc_data import DEFAULT_SEED  # noqa: E402
 
 FULL_ROWS = 1_369_765  # yellow, January 2021, as published
@@ -83,12 +83,13 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
 
 
 def _git_commit() -> str | None:
-    proc = subprocess.run(["git", "rev-parse", "--short", "HEAD"], cwd=child.REPO, capture_output=True, text=True)
+    proc = subprocess.run(["git", "rev-parse", "--short", "HEAD"], cwd=spawn.REPO, capture_output=True, text=True)
     return proc.stdout.strip() or None
 
 
 def make_month(tlc_root: Path, service: str, rows: int, seed: int) -> Path:
-    from local.tlc_data import generate_month, write_month
+    from local.tlc_data import generate_month
+    from local.tlc_files import write_month
 
     path = tlc_root / service / f"{service}_tripdata_2021-01.csv.gz"
     write_month(path, generate_month(service, 2021, 1, rows=rows, seed=seed))
@@ -130,7 +131,7 @@ def run_round(index: int, args: argparse.Namespace, source: Path, work: Path, en
         spec = {**base, "out": str(out / name)}
         if name == "ingest_31":
             spec["env"] = {**env, "LAKE_BUCKET": f"bench-lake-{index}"}
-        rnd[name] = child.run(name, spec, work)
+        rnd[name] = spawn.run(name, spec, work)
         print(f"  run {index + 1}: {name:<10} done", file=sys.stderr, flush=True)
         if name == "split":  # the Postgres contenders' day, as files
             parquet, csv = day_files(out / name, args.day, work)
@@ -139,7 +140,7 @@ def run_round(index: int, args: argparse.Namespace, source: Path, work: Path, en
         spec = {**base, "env": {**env, **pg.settings_env(f"bench_{name}_{index}"), "LAKE_BUCKET": f"bench-lake-{index}"},
                 "bucket": f"bench-lake-{index}", "day": args.day.isoformat(),
                 "parquet": str(parquet), "csv": str(csv), "to_sql_rows": args.to_sql_rows}
-        rnd[name] = child.run(name, spec, work)
+        rnd[name] = spawn.run(name, spec, work)
         print(f"  run {index + 1}: {name:<10} done", file=sys.stderr, flush=True)
     out.rmdir()
     check_comparable(rnd)

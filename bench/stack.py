@@ -26,7 +26,8 @@ import time
 from pathlib import Path
 from typing import Any
 
-from bench import child
+from bench import spawn
+from bench.measure import Clock
 from local.stack.throwaway import log_counts, throwaway_stack
 
 SETTLE_TIMEOUT = 1800  # seconds a backfill may take before the benchmark gives up
@@ -118,7 +119,7 @@ def wait_complete(dest: Destinations, start: dt.date, end: dt.date, expected: di
 def timeline(dest: Destinations, start: dt.date, end: dt.date, published_at: dt.datetime) -> dict[str, Any]:
     """Seconds from the publish to each function's first and last finished run on the range,
     from the run ledger (runs/): where the backfill's time goes."""
-    from shared.core.ledger import read_runs
+    from shared.core.ledger_read import read_runs
 
     bucket = dest.storage.bucket(dest.settings.lake_bucket)
     finished: dict[str, list[float]] = {}
@@ -138,7 +139,7 @@ def wait_ingest_outcomes(state: Path, count: int, timeout: float = 600) -> None:
         time.sleep(POLL_SECONDS)
 
 
-def bq_load(spec: dict[str, Any], clock: child.Clock) -> dict[str, Any]:
+def bq_load(spec: dict[str, Any], clock: Clock) -> dict[str, Any]:
     """The floor's BigQuery step: one load job of the whole month's parquet, into a table of its own."""
     from google.cloud import bigquery
 
@@ -172,7 +173,7 @@ def floor(env: dict[str, str], source: Path, service: str, work: Path) -> dict[s
 
     base = {"source": str(source), "fmt": "csv.gz", "service": service, "year": 2021, "month": 1}
     out = work / "floor-split"
-    split = child.run("split", {**base, "out": str(out)}, work)
+    split = spawn.run("split", {**base, "out": str(out)}, work)
     month = pa.concat_tables([pq.read_table(p) for p in sorted(out.glob("*.trips.parquet"))])
     expected: dict[str, int] = {}
     for p in sorted(out.glob("*.trips.parquet")):
@@ -184,8 +185,8 @@ def floor(env: dict[str, str], source: Path, service: str, work: Path) -> dict[s
     blob = clients.storage().bucket(env["LAKE_BUCKET"]).blob("bench/month.parquet")
     blob.upload_from_filename(str(parquet))
     pg_env = {**env, "PG_SCHEMA": "bench_floor"}
-    copy = child.run("pg_copy", {**base, "env": pg_env, "csv": str(csv)}, work)
-    load = child.run("bq_load", {**base, "env": env, "uri": f"gs://{env['LAKE_BUCKET']}/bench/month.parquet"}, work)
+    copy = spawn.run("pg_copy", {**base, "env": pg_env, "csv": str(csv)}, work)
+    load = spawn.run("bq_load", {**base, "env": env, "uri": f"gs://{env['LAKE_BUCKET']}/bench/month.parquet"}, work)
     blob.delete()
     csv.unlink()
     parquet.unlink()

@@ -18,6 +18,7 @@ from collections import Counter
 from typing import Any, Iterable, Mapping
 
 from shared.core import ledger
+from shared.core import ledger_read
 
 TERMINAL = frozenset({ledger.SUCCEEDED, ledger.SKIPPED, ledger.DEAD_LETTERED})
 
@@ -132,17 +133,17 @@ class DeadLetters:
         return ids
 
 
-def ledger_records(bucket: Any, months: Iterable[Any]) -> list[tuple[str, dt.date, ledger.RunRecord]]:
+def ledger_records(bucket: Any, months: Iterable[Any]) -> list[tuple[str, dt.date, ledger_read.RunRecord]]:
     """Every run record of the workload's months: (service, date, record)."""
     out = []
     for month in months:
         dates = month.dates
-        for day, records in ledger.read_runs(bucket, month.service, dates[0], dates[-1]).items():
+        for day, records in ledger_read.read_runs(bucket, month.service, dates[0], dates[-1]).items():
             out += [(month.service, day, r) for r in records]
     return out
 
 
-def in_flight(records: Iterable[tuple[str, dt.date, ledger.RunRecord]]) -> list[tuple[str, dt.date, ledger.RunRecord]]:
+def in_flight(records: Iterable[tuple[str, dt.date, ledger_read.RunRecord]]) -> list[tuple[str, dt.date, ledger_read.RunRecord]]:
     """Records whose event has no outcome yet (queued, running, retrying), newest first."""
     return sorted((r for r in records if r[2].outcome not in TERMINAL),
                   key=lambda r: r[2].updated_at or dt.datetime.min.replace(tzinfo=dt.timezone.utc), reverse=True)

@@ -31,7 +31,8 @@ FULL = dict(rows_per_day=500, publish_seconds=150.0, fault_count=30, fault_gap_s
 
 def prepare_source(directory: Path, months: tuple[workloads.Month, ...]) -> None:
     """Write the months of an exact size (the full-size one) once; the others the server generates."""
-    from local.tlc_data import generate_month, write_month
+    from local.tlc_data import generate_month
+    from local.tlc_files import write_month
 
     for month in months:
         if month.rows is None:

@@ -5,7 +5,7 @@ The protocol, the same for the clean run and the faulty one:
 2. The workload's messages published in their seeded order, paced over `publish_seconds`;
    meanwhile (faulty run) the source fails at its rate and the stack faults fire on their
    seeded schedule (chaos/stack_faults.py). After a Pub/Sub restart, what the emulator lost
-   is published again (`republish_lost`), as a durable Pub/Sub would have delivered it.
+   is published again (chaos/redeliver.py), as a durable Pub/Sub would have delivered it.
 3. Faults off, then settle: wait until the run ledger has been still for `quiet_seconds`;
    if a date is not `complete` everywhere, publish what the deployment's scheduled `repair`
    job publishes (an `only_missing` backfill of the dates' months) and wait again.
@@ -25,14 +25,13 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from chaos import observe, state
+from chaos import observe, redeliver, state
 from chaos.source import serve
 from chaos.stack_faults import KINDS, Stack
 from chaos.workload import Workload
 from local.stack import throwaway
 
 HANG_SECONDS = 15.0
-LOADERS = ("load_bigquery", "load_postgres")
 STACK_SETTINGS = {"DOWNLOAD_TIMEOUT_SECONDS": "10"}  # below HANG_SECONDS: a hang is a timeout
 
 
@@ -164,71 +163,8 @@ def _inject(stack: Stack, run: Run, schedule: list[tuple[float, str]], workload:
                            **({"error": error} if error else {})})
         if kind == "pubsub":
             run.pubsub_restarts.append(when)
-            run.republished += republish_lost(when, workload, publisher, run, bucket)
-            run.renotified += renotify_lost(workload, publisher, bucket)
-
-
-def republish_lost(restart: dt.datetime, workload: Workload, publisher: observe.Publisher, run: Run,
-                   bucket: Any) -> int:
-    """After a Pub/Sub restart at `restart`: publish again each date whose last message (ours,
-    or a backfill's, by its `queued` record) has no outcome recorded after it, or whose ingest
-    is still running or retrying (its message died with the emulator); and each backfill of
-    ours whose range shows no record since it was published (it never ran)."""
-    records = observe.ledger_records(bucket, workload.months)
-    last_asked: dict[tuple[str, dt.date], dt.datetime] = {}
-    for when, message in run.published:
-        if message.topic == "ingest" and when <= restart:
-            key = (message.body["service"], dt.date.fromisoformat(message.body["date"]))
-            last_asked[key] = max(when, last_asked.get(key, when))
-    latest_ingest: dict[tuple[str, dt.date], Any] = {}
-    for service, day, record in records:
-        key = (service, day)
-        if record.outcome == "queued":
-            if record.updated_at and record.updated_at <= restart:
-                last_asked[key] = max(record.updated_at, last_asked.get(key, record.updated_at))
-        elif record.function == "ingest":
-            held = latest_ingest.get(key)
-            if held is None or (record.updated_at or restart) > (held.updated_at or restart):
-                latest_ingest[key] = record
-    again = set()
-    for key, asked in last_asked.items():
-        record = latest_ingest.get(key)
-        if record is None or record.updated_at is None or record.updated_at < asked \
-                or record.outcome not in observe.TERMINAL:
-            again.add(key)
-    for service, day in sorted(again):
-        publisher.publish("ingest", {"date": day.isoformat(), "service": service})
-    count = len(again)
-    for when, message in run.published:
-        if message.topic != "backfill" or when > restart:
-            continue
-        start, end = (dt.date.fromisoformat(message.body[k]) for k in ("start", "end"))
-        seen = any(s == message.body["service"] and start <= d <= end and r.updated_at and r.updated_at >= when
-                   for s, d, r in records)
-        if not seen:
-            publisher.publish("backfill", message.body)
-            count += 1
-    return count
-
-
-def renotify_lost(workload: Workload, publisher: observe.Publisher, bucket: Any) -> int:
-    """After a Pub/Sub restart: the finalize notification again for each of the workload's trips
-    objects whose live generation is not recorded as loaded by both loaders (it may have sat in
-    the emulator's lake-events backlog); a duplicate only makes a loader replace the day again."""
-    from shared.core import ledger, paths
-
-    wanted = set(workload.dates)
-    loaded = {(s, d, r.function, r.generation) for s, d, r in observe.ledger_records(bucket, workload.months)
-              if r.outcome in (ledger.SUCCEEDED, ledger.SKIPPED)}
-    count = 0
-    for blob in bucket.list_blobs(prefix="trips/"):
-        partition = paths.parse_partition(blob.name)
-        if partition is None or partition.kind != "trips" or (partition.service, partition.date) not in wanted:
-            continue
-        if any((partition.service, partition.date, loader, blob.generation) not in loaded for loader in LOADERS):
-            publisher.publish_notification(blob)
-            count += 1
-    return count
+            run.republished += redeliver.republish_lost(when, workload, publisher, run.published, bucket)
+            run.renotified += redeliver.renotify_lost(workload, publisher, bucket)
 
 
 def _settle(workload: Workload, publisher: observe.Publisher, run: Run, bucket: Any, env: dict[str, str],
@@ -259,13 +195,13 @@ def _settle(workload: Workload, publisher: observe.Publisher, run: Run, bucket: 
 def incomplete_months(workload: Workload, env: dict[str, str]) -> tuple[list[Any], dict[str, int]]:
     """The workload's months with a date not `complete` in the lake, BigQuery and Postgres, and
     those dates by state (`partial`, `dead_lettered`, ...)."""
-    from shared.operate import status
+    from shared.operate import status, status_reads
     from shared.core.settings import Settings
 
     settings = Settings.from_env(env)
     out, states = [], {}
     for month in workload.months:
-        report = status.report(month.service, month.dates[0], month.dates[-1], settings)
+        report = status_reads.report(month.service, month.dates[0], month.dates[-1], settings)
         not_complete = [day.state for day in report.days if day.state != status.COMPLETE]
         if not_complete:
             out.append(month)

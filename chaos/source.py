@@ -33,7 +33,7 @@ import time
 from pathlib import Path
 from typing import Any
 
-from local.tlc_data import write_gzip
+from local.tlc_files import write_gzip
 from local.tlc_server import _MONTH_PATH, TLCServer, _Handler
 
 KINDS = ("500", "503", "hang", "cut", "truncated", "html", "changed")

@@ -17,7 +17,7 @@ from shared.core.events import pubsub_message
 from shared.core.messages import message_fields
 from shared.core.runtime import event_function, http_error_response
 from shared.core.settings import BACKFILL, Settings, get_settings
-from shared.operate.status import request_fields
+from shared.core.messages import request_fields
 
 HTTP_FUNCTION = "backfill_http"
 

@@ -16,7 +16,9 @@ from shared.core import logs
 from shared.core.errors import ConfigError
 from shared.core.runtime import http_error_response
 from shared.core.settings import STATUS, get_settings
-from shared.operate.status import parse_status_request, report, request_fields
+from shared.core.messages import request_fields
+from shared.operate.status_reads import report
+from shared.operate.status_request import parse_status_request
 from shared.operate.status_page import render_html, render_text
 
 CONTENT_TYPES = {"html": "text/html; charset=utf-8", "text": "text/plain; charset=utf-8"}

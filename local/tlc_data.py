@@ -12,69 +12,24 @@ takes seconds. Output is deterministic: the same arguments give byte-identical f
 the pipeline's idempotency tests download a month twice and compare.
 
 `generate_month(...)` returns the columns as the CSV shows them (strings, nulls = empty cells);
-`typed=True` returns the types of TLC's parquet files instead. `write_month` accepts either.
+`typed=True` returns the types of TLC's parquet files instead. The columns themselves are in
+local/tlc_columns.py; `local.tlc_files.write_month` writes either rendering as a file.
 """
 
 from __future__ import annotations
 
-import argparse
 import calendar
 import datetime as dt
-import os
-import struct
-import sys
-import tempfile
-import zlib
-from concurrent.futures import ThreadPoolExecutor
-from pathlib import Path
-from typing import Any, Mapping
+from typing import Any
 
 import numpy as np
 import pyarrow as pa
-import pyarrow.compute as pc
-import pyarrow.csv as pcsv
-import pyarrow.parquet as pq
 
-SERVICES = ("yellow", "green", "fhv")
-FORMATS = ("csv.gz", "csv", "parquet")
+from local.tlc_columns import ARROW_TYPES, FHV_TLC_NAMES, SERVICES, SPECS, TAIL_NULLS, strings_array, to_source_strings
+
 DEFAULT_SEED = 20210101
 DEFAULT_ROWS_PER_DAY = 1_500
 TAIL_FRACTION = 0.03  # share of rows at the end of a 2020+ month with the vendor fields empty
-
-# Column kinds drive both renderings: "int"/"intf" (int64 / float64 in parquet, digits in CSV),
-# "money" (shortest decimal: 8, 0.5, 51.95), "dist" (two decimals, no leading zero: .20, 2.10),
-# "ts" ('YYYY-MM-DD HH:MM:SS', naive local time), "str".
-_YELLOW = [("VendorID", "int"), ("tpep_pickup_datetime", "ts"), ("tpep_dropoff_datetime", "ts"),
-           ("passenger_count", "intf"), ("trip_distance", "dist"), ("RatecodeID", "intf"),
-           ("store_and_fwd_flag", "str"), ("PULocationID", "int"), ("DOLocationID", "int"),
-           ("payment_type", "int"), ("fare_amount", "money"), ("extra", "money"), ("mta_tax", "money"),
-           ("tip_amount", "money"), ("tolls_amount", "money"), ("improvement_surcharge", "money"),
-           ("total_amount", "money"), ("congestion_surcharge", "money")]
-_GREEN = [("VendorID", "int"), ("lpep_pickup_datetime", "ts"), ("lpep_dropoff_datetime", "ts"),
-          ("store_and_fwd_flag", "str"), ("RatecodeID", "intf"), ("PULocationID", "int"),
-          ("DOLocationID", "int"), ("passenger_count", "intf"), ("trip_distance", "dist"),
-          ("fare_amount", "money"), ("extra", "money"), ("mta_tax", "money"), ("tip_amount", "money"),
-          ("tolls_amount", "money"), ("ehail_fee", "money"), ("improvement_surcharge", "money"),
-          ("total_amount", "money"), ("payment_type", "intf"), ("trip_type", "intf"),
-          ("congestion_surcharge", "money")]
-# DataTalksClub's CSV mirror (the default source) keeps the 2019 names for every year.
-_FHV = [("dispatching_base_num", "str"), ("pickup_datetime", "ts"), ("dropOff_datetime", "ts"),
-        ("PUlocationID", "intf"), ("DOlocationID", "intf"), ("SR_Flag", "intf"),
-        ("Affiliated_base_number", "str")]
-# TLC's own 2021+ parquet files spell three of them differently.
-FHV_TLC_NAMES = {"dropOff_datetime": "dropoff_datetime", "PUlocationID": "PULocationID",
-                 "DOlocationID": "DOLocationID"}
-_SPECS = {"yellow": _YELLOW, "green": _GREEN, "fhv": _FHV}
-_KINDS = {name: kind for spec in _SPECS.values() for name, kind in spec}
-_KINDS.update({new: _KINDS[old] for old, new in FHV_TLC_NAMES.items()})
-_ARROW = {"int": pa.int64(), "intf": pa.float64(), "money": pa.float64(), "dist": pa.float64(),
-          "ts": pa.timestamp("us"), "str": pa.string()}
-# Columns emptied in the month's tail (2020+ files), per service.
-_TAIL_NULLS = {"yellow": ("VendorID", "passenger_count", "RatecodeID", "store_and_fwd_flag", "payment_type",
-                          "congestion_surcharge"),
-               "green": ("VendorID", "store_and_fwd_flag", "RatecodeID", "passenger_count", "payment_type",
-                         "trip_type", "congestion_surcharge"),
-               "fhv": ()}
 
 # Demand shape: relative trips per hour (weekday / weekend) and per weekday (Mon..Sun).
 _HOURS_WEEKDAY = np.array([1.6, 1.0, .7, .5, .6, 1.0, 2.0, 3.4, 4.3, 4.4, 4.4, 4.6,
@@ -88,12 +43,6 @@ _HOT_GREEN = [74, 75, 41, 42, 166, 7, 82, 129, 95, 97, 244, 43, 152, 116, 181, 6
 _FHV_BASES = np.array(["B00009", "B00013", "B00014", "B00021", "B00037", "B00053", "B00112", "B00149",
                        "B00221", "B00254", "B00256", "B00310", "B00647", "B01145", "B01239", "B02510",
                        "B02800", "B02844", "B03016", "B03160"])
-
-
-def source_columns(service: str, *, tlc_names: bool = False) -> list[str]:
-    """Column names, in file order, of a month file of `service`."""
-    names = [name for name, _ in _SPECS[service]]
-    return [FHV_TLC_NAMES.get(n, n) for n in names] if tlc_names else names
 
 
 def _rng(service: str, year: int, month: int, seed: int) -> np.random.Generator:
@@ -238,19 +187,12 @@ def _from_numpy(values: np.ndarray, type_: pa.DataType, mask: np.ndarray | None 
     return pa.Array.from_buffers(type_, len(values), [validity, pa.py_buffer(values)], null_count=-1)
 
 
-def _strings(texts: list[str]) -> pa.Array:
-    """A short string array built from buffers (see _from_numpy)."""
-    data = "".join(texts).encode()
-    offsets = np.cumsum([0] + [len(t.encode()) for t in texts]).astype(np.int32)
-    return pa.Array.from_buffers(pa.string(), len(texts), [None, pa.py_buffer(offsets), pa.py_buffer(data)])
-
-
 def _typed_array(kind: str, values: Any, n: int, mask: np.ndarray | None) -> pa.Array:
     if values is None:
-        return pa.nulls(n, _ARROW[kind])
+        return pa.nulls(n, ARROW_TYPES[kind])
     if kind == "str":
         choices, index = np.unique(values, return_inverse=True)
-        return _strings([str(c) for c in choices]).take(_from_numpy(index.astype(np.int64), pa.int64(), mask))
+        return strings_array([str(c) for c in choices]).take(_from_numpy(index.astype(np.int64), pa.int64(), mask))
     if kind == "ts":
         values = values.astype(np.int64) * 1_000_000
     elif kind == "money":
@@ -259,7 +201,7 @@ def _typed_array(kind: str, values: Any, n: int, mask: np.ndarray | None) -> pa.
         values = values.astype(np.float64)
     else:
         values = values.astype(np.int64)
-    return _from_numpy(values, _ARROW[kind], mask)
+    return _from_numpy(values, ARROW_TYPES[kind], mask)
 
 
 def generate_month(service: str, year: int, month: int, rows: int | None = None, seed: int = DEFAULT_SEED, *,
@@ -278,159 +220,17 @@ def generate_month(service: str, year: int, month: int, rows: int | None = None,
     if n < 0:
         raise ValueError("rows must be >= 0")
     rng = _rng(service, year, month, seed)
-    pickup, n_tail = _pickups(rng, year, month, n, quirks, TAIL_FRACTION if _TAIL_NULLS[service] else 0.0)
+    pickup, n_tail = _pickups(rng, year, month, n, quirks, TAIL_FRACTION if TAIL_NULLS[service] else 0.0)
     cols = _fhv(rng, pickup) if service == "fhv" else _taxi(service, rng, pickup, n_tail)
     nulls = cols.pop("_nulls", {})
     tail = np.arange(n) >= n - n_tail
     arrays, names = [], []
-    for name, kind in _SPECS[service]:
+    for name, kind in SPECS[service]:
         key = "pickup" if name.endswith("pickup_datetime") else "dropoff" if kind == "ts" else name
         mask = nulls.get(name)
-        if name in _TAIL_NULLS[service]:
+        if name in TAIL_NULLS[service]:
             mask = tail if mask is None else mask | tail
         arrays.append(_typed_array(kind, cols[key], n, mask if mask is not None and mask.any() else None))
         names.append(FHV_TLC_NAMES.get(name, name) if tlc_names else name)
     table = pa.table(arrays, names=names)
     return table if typed else to_source_strings(table)
-
-
-def _distance_text(value: float) -> str:
-    """2.10, .20, .00: two decimals and no leading zero, as TLC's meters print them."""
-    text = f"{value:.2f}"
-    return text[1:] if text.startswith("0.") else "-" + text[2:] if text.startswith("-0.") else text
-
-
-def _money_text(value: float) -> str:
-    """The shortest decimal that round-trips, no trailing .0: 8, 0.5, 51.95, -5.5."""
-    text = repr(value + 0.0)  # + 0.0 turns -0.0 into 0.0
-    return text[:-2] if text.endswith(".0") else text
-
-
-_TEXT = {"dist": _distance_text, "money": _money_text, "int": lambda v: str(int(v)), "intf": lambda v: str(int(v))}
-
-
-def _format(kind: str, array: pa.Array) -> pa.Array:
-    if pa.types.is_string(array.type) or pa.types.is_large_string(array.type):
-        return array
-    if kind == "ts":
-        return pc.cast(pc.cast(array, pa.timestamp("s")), pa.string())
-    # Few distinct values per column (fares come in 50-cent steps): format only the distinct ones,
-    # in Python, then expand with take(). Arrow calls with Python scalars would import pandas.
-    encoded = pc.dictionary_encode(array)
-    to_text = _TEXT.get(kind, _money_text)
-    texts = [to_text(v) for v in encoded.dictionary.to_pylist()]
-    return _strings(texts).take(encoded.indices)
-
-
-def to_source_strings(table: pa.Table) -> pa.Table:
-    """A typed month table rendered as its CSV cells; string columns pass through unchanged.
-
-    Columns are formatted in parallel: Arrow kernels release the GIL."""
-    columns = [col.combine_chunks() if isinstance(col, pa.ChunkedArray) else col for col in table.columns]
-    kinds = [_KINDS.get(name, "str") for name in table.column_names]
-    with ThreadPoolExecutor(max_workers=os.cpu_count() or 1) as pool:
-        out = list(pool.map(_format, kinds, columns))
-    return pa.table(out, names=table.column_names)
-
-
-def to_parquet_types(table: pa.Table) -> pa.Table:
-    """A month table (CSV strings or already typed) cast to the types of TLC's parquet files."""
-    return pa.table([pc.cast(col, _ARROW[_KINDS.get(name, "str")]) for name, col in
-                     zip(table.column_names, table.columns)], names=table.column_names)
-
-
-def _format_of(path: Path) -> str:
-    for fmt in FORMATS:
-        if path.name.endswith("." + fmt):
-            return fmt
-    raise ValueError(f"cannot tell the format of {path.name}; pass one of {FORMATS}")
-
-
-def write_csv(table: pa.Table, sink) -> None:
-    """CSV as TLC writes it: unquoted header and cells, `\\n` line ends, empty cells for nulls."""
-    options = pcsv.WriteOptions(quoting_style="none", quoting_header="none", batch_size=65_536)
-    pcsv.write_csv(to_source_strings(table), sink, options)
-
-
-_GZIP_CHUNK = 4 << 20
-_WINDOW = 32 << 10
-
-
-def _deflate_chunk(data: memoryview, start: int, level: int) -> bytes:
-    end = min(start + _GZIP_CHUNK, len(data))
-    primed = {"zdict": bytes(data[start - _WINDOW:start])} if start >= _WINDOW else {}
-    compressor = zlib.compressobj(level, zlib.DEFLATED, -15, 9, **primed)
-    last = end == len(data)
-    return compressor.compress(data[start:end]) + compressor.flush(zlib.Z_FINISH if last else zlib.Z_SYNC_FLUSH)
-
-
-def write_gzip(data: bytes | memoryview, sink, level: int = 6) -> None:
-    """One gzip member, compressed pigz-style: fixed 4 MiB chunks deflated in parallel threads
-    (zlib releases the GIL), each primed with the 32 KiB before it and ended on a byte boundary,
-    then concatenated. Chunking does not depend on the thread count, and mtime is 0, so the bytes
-    are the same on every machine; any gzip reader sees an ordinary single-member file."""
-    data = memoryview(data).cast("B")
-    starts = range(0, max(len(data), 1), _GZIP_CHUNK)
-    sink.write(b"\x1f\x8b\x08\x00" + b"\x00\x00\x00\x00" + b"\x00\xff")  # no name, mtime 0, OS unknown
-    with ThreadPoolExecutor(max_workers=os.cpu_count() or 1) as pool:
-        for block in pool.map(lambda start: _deflate_chunk(data, start, level), starts):
-            sink.write(block)
-    sink.write(struct.pack("<II", zlib.crc32(data), len(data) & 0xFFFFFFFF))
-
-
-def write_month(path: str | os.PathLike, table_or_params: pa.Table | Mapping[str, Any], fmt: str | None = None, *,
-                compresslevel: int = 5) -> Path:
-    """Write a month file atomically (temp file + rename) and return its path.
-
-    table_or_params: a table from generate_month (either rendering) or the keyword arguments of
-    generate_month. fmt: csv.gz, csv or parquet (default: from the file name). Gzip output is
-    deterministic (see write_gzip), so equal tables give byte-identical files.
-    """
-    path = Path(path)
-    fmt = fmt or _format_of(path)
-    if fmt not in FORMATS:
-        raise ValueError(f"fmt must be one of {FORMATS}")
-    table = table_or_params if isinstance(table_or_params, pa.Table) else generate_month(**table_or_params)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    try:
-        with os.fdopen(fd, "wb") as raw:
-            if fmt == "parquet":
-                pq.write_table(to_parquet_types(table), raw, compression="snappy")
-            elif fmt == "csv":
-                write_csv(table, raw)
-            else:
-                buffer = pa.BufferOutputStream()
-                write_csv(table, buffer)
-                write_gzip(buffer.getvalue(), raw, compresslevel)
-        os.chmod(tmp, 0o644)  # mkstemp makes 0600; a served or cached file is meant to be read
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
-    return path
-
-
-def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(description="Write a fake NYC TLC month file.")
-    parser.add_argument("--service", choices=SERVICES, default="yellow")
-    parser.add_argument("--year", type=int, default=2021)
-    parser.add_argument("--month", type=int, default=1)
-    parser.add_argument("--rows", type=int, default=None, help="total rows (default rows-per-day x days)")
-    parser.add_argument("--rows-per-day", type=int, default=DEFAULT_ROWS_PER_DAY)
-    parser.add_argument("--seed", type=int, default=DEFAULT_SEED)
-    parser.add_argument("--format", choices=FORMATS, default=None, help="default: from --out")
-    parser.add_argument("--no-quirks", action="store_true", help="no out-of-month pickups, no empty tail")
-    parser.add_argument("--tlc-names", action="store_true", help="FHV: TLC 2021+ parquet column names")
-    parser.add_argument("--compresslevel", type=int, default=5, help="gzip level (6 is 2.5x slower for 3%% less)")
-    parser.add_argument("--out", required=True)
-    args = parser.parse_args(argv)
-    table = generate_month(args.service, args.year, args.month, args.rows, args.seed, rows_per_day=args.rows_per_day,
-                           quirks=not args.no_quirks, tlc_names=args.tlc_names)
-    path = write_month(args.out, table, args.format, compresslevel=args.compresslevel)
-    print(f"{path}: {table.num_rows} rows, {path.stat().st_size} bytes", file=sys.stderr)
-    return 0
-
-
-if __name__ == "__main__":
-    sys.exit(main())

@@ -242,7 +242,7 @@ cmd_replay() {
   resolve_ports
   service_alive pubsub || die "the stack is down: ./local_emulator.sh up"
   load_env_file
-  "$PY" -m shared.operate.replay --subscription "$DEAD_LETTER_SUBSCRIPTION" "$@"
+  "$PY" -m shared.operate.replay_cli --subscription "$DEAD_LETTER_SUBSCRIPTION" "$@"
 }
 
 # One date's attempts from the run ledger (shared/core/ledger.py), newest last.

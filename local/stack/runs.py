@@ -11,7 +11,8 @@ import datetime as dt
 import sys
 from typing import Any
 
-from shared.core import clients, ledger
+from shared.core import clients
+from shared.core import ledger_read
 from shared.core.settings import get_settings
 
 COLUMNS = ("function", "event_id", "attempt", "outcome", "reason", "rows", "started_at", "finished_at")
@@ -55,7 +56,7 @@ def main(argv: list[str]) -> int:
         return 2
     day, service = dt.date.fromisoformat(argv[1]), argv[2] if len(argv) == 3 else "yellow"
     bucket = clients.storage().bucket(get_settings().lake_bucket)
-    sys.stdout.write(render(service, day, ledger.read_date(bucket, service, day)))
+    sys.stdout.write(render(service, day, ledger_read.read_date(bucket, service, day)))
     return 0
 
 

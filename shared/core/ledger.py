@@ -19,7 +19,7 @@ A record names the trips `generation` its delivery acted on (a loader's: its fin
 ingest's: the one it wrote), so a republish can tell who never loaded it (shared/ingest/reannounce.py).
 
 The record's summary is also in the object's custom metadata, so `status` reads a whole
-range with one listing and no download. Bodies are bounded (error messages truncated, a
+range with one listing and no download (shared/core/ledger_read.py reads it). Bodies are bounded (error messages truncated, a
 short history), because a record must stay a few KB whatever an error says.
 
 A ledger write never changes the outcome of the work: any failure is logged (WARNING) and
@@ -31,11 +31,11 @@ from __future__ import annotations
 import contextvars
 import datetime as dt
 import json
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field
 from typing import Any, Iterable, Mapping
 
 from shared.core import logs, paths
-from shared.core.events import delivery_attempt, object_event, parse_timestamp
+from shared.core.events import delivery_attempt, object_event
 from shared.core.schemas import SERVICES
 
 RUNNING, SUCCEEDED, SKIPPED = "running", "succeeded", "skipped_up_to_date"
@@ -226,7 +226,7 @@ def record_body(run: Run, outcome: str, reason: str | None = None, error: str | 
         "date": run.date.isoformat() if run.date else None,
         "event_id": _short(run.event_id, 100), "message_id": _short(run.message_id, 100),
         "attempt": run.attempt, "outcome": outcome, "reason": _short(reason, 100), "generation": run.generation,
-        "error": _short(error, MAX_ERROR_CHARS), "rows": _int(rows),
+        "error": _short(error, MAX_ERROR_CHARS), "rows": as_int(rows),
         "started_at": run.started_at.isoformat(),
         "finished_at": None if outcome in (RUNNING, QUEUED) else now.isoformat(),
         "updated_at": now.isoformat(),
@@ -284,118 +284,8 @@ def queued(bucket_name: str | None, function: str, published: Iterable[tuple[str
         return sum(pool.map(write, runs))
 
 
-def _int(value: Any) -> int | None:
+def as_int(value: Any) -> int | None:
     try:
         return None if value is None or isinstance(value, bool) else int(value)
     except (TypeError, ValueError):
         return None
-
-
-# --- reading: one listing per (service, range) -------------------------------------------------------
-
-
-@dataclass(frozen=True)
-class RunRecord:
-    """The latest state of one (function, event) on one date, as its object's metadata tells it."""
-
-    function: str
-    event_id: str
-    outcome: str
-    attempt: int
-    reason: str | None = None
-    error: str | None = None
-    rows: int | None = None
-    updated_at: dt.datetime | None = None
-    generation: int | None = None  # the trips generation the delivery acted on; None in older records
-
-    def as_dict(self) -> dict[str, Any]:
-        return {"function": self.function, "event_id": self.event_id, "outcome": self.outcome,
-                "attempt": self.attempt, "reason": self.reason, "error": self.error, "rows": self.rows,
-                "updated_at": self.updated_at.isoformat() if self.updated_at else None,
-                "generation": self.generation}
-
-    def describe(self) -> str:
-        """One line for people: `ingest retrying, attempt 3 (download_failed)`."""
-        why = f" ({self.reason})" if self.reason else ""
-        return f"{self.function} {self.outcome}, attempt {self.attempt}{why}"
-
-
-def read_runs(bucket: Any, service: str, start: dt.date, end: dt.date) -> dict[dt.date, list[RunRecord]]:
-    """Every run record of start..end, by date, from one listing bounded by start/end offsets."""
-    prefix, start_offset, end_offset = paths.runs_range(service, start, end)
-    found: dict[dt.date, list[RunRecord]] = {}
-    for blob in bucket.list_blobs(prefix=prefix, start_offset=start_offset, end_offset=end_offset):
-        name = paths.parse_run_record(blob.name)
-        if name is None or name.service != service or not start <= name.date <= end:
-            continue
-        meta = blob.metadata or {}
-        outcome = meta.get("outcome")
-        if outcome not in OUTCOMES:
-            continue
-        updated = parse_timestamp(meta.get("updated_at")) or getattr(blob, "updated", None)
-        found.setdefault(name.date, []).append(RunRecord(
-            name.function, name.event_id, outcome, _int(meta.get("attempt")) or 1, meta.get("reason"),
-            meta.get("error"), _int(meta.get("rows")), updated, _int(meta.get("generation"))))
-    return found
-
-
-def latest_by_function(records: Iterable[RunRecord]) -> list[RunRecord]:
-    """Each function's newest record on a date (a later event supersedes an earlier one's fate)."""
-    latest: dict[str, RunRecord] = {}
-    oldest = dt.datetime.min.replace(tzinfo=dt.timezone.utc)
-    for record in records:
-        held = latest.get(record.function)
-        if held is None or (record.updated_at or oldest) >= (held.updated_at or oldest):
-            latest[record.function] = record
-    return sorted(latest.values(), key=lambda r: r.function)
-
-
-def effective(record: RunRecord, now: dt.datetime) -> RunRecord:
-    """A `running` record left behind by an attempt that ended without an outcome reads as retrying."""
-    if record.outcome != RUNNING or record.updated_at is None:
-        return record
-    if (now - record.updated_at).total_seconds() <= LOST_AFTER_SECONDS:
-        return record
-    return replace(record, outcome=RETRYING, reason="no_outcome",
-                   error=f"attempt {record.attempt} recorded no outcome within {LOST_AFTER_SECONDS} s "
-                   "(timeout, out of memory or crash); the platform redelivers it")
-
-
-_PRIORITY = {RUNNING: 0, RETRYING: 1, QUEUED: 2, DEAD_LETTERED: 3}
-
-
-def in_flight(records: Iterable[RunRecord], now: dt.datetime) -> RunRecord | None:
-    """What the ledger says beyond the counts: the record of a date that is running, retrying,
-    queued or dead-lettered (in that order of precedence: work under way matters more than a past
-    failure), from each function's latest record; None when every function's latest attempt
-    succeeded. A `queued` record is superseded by any ingest record at or after it (the message
-    it queued was delivered)."""
-    records = list(records)
-    oldest = dt.datetime.min.replace(tzinfo=dt.timezone.utc)
-    ingest_seen = max(((r.updated_at or oldest) for r in records if r.function == QUEUED_FOR), default=None)
-    candidates = [effective(r, now) for r in latest_by_function(records)]
-    candidates = [r for r in candidates if r.outcome in _PRIORITY and not (
-        r.outcome == QUEUED and ingest_seen is not None and ingest_seen >= (r.updated_at or oldest))]
-    if not candidates:
-        return None
-    return min(candidates, key=lambda r: (_PRIORITY[r.outcome], -(r.updated_at or oldest).timestamp()))
-
-
-def read_date(bucket: Any, service: str, day: dt.date) -> list[dict[str, Any]]:
-    """Every record of one date, whole (one download each: a date has a few), oldest attempt first.
-
-    For people (`./local_emulator.sh runs DATE`): unlike `read_runs` it returns the bodies, with
-    the earlier attempts each record keeps under `history`. Unreadable records are skipped.
-    """
-    prefix, start_offset, end_offset = paths.runs_range(service, day, day)
-    records = []
-    for blob in bucket.list_blobs(prefix=prefix, start_offset=start_offset, end_offset=end_offset):
-        if paths.parse_run_record(blob.name) is None:
-            continue
-        try:
-            body = json.loads(blob.download_as_bytes(timeout=WRITE_TIMEOUT_SECONDS))
-        except ValueError:
-            continue
-        if isinstance(body, dict):
-            records.append(body)
-    return sorted(records, key=lambda r: (str(r.get("started_at") or ""), str(r.get("function") or "")))

@@ -195,3 +195,20 @@ def expand(request: BackfillRequest) -> list[IngestRequest]:
         for i in range(days)
         for service in request.services
     ]
+
+
+def request_fields(request: Any) -> dict[str, Any]:
+    """A JSON object body, or the query parameters, never both: one source of input, each key once."""
+    raw = request.get_data(cache=True) or b""
+    if raw.strip():
+        if request.args:
+            raise ValidationError("give the request as a JSON body or as query parameters, not both",
+                                  field="body", value=raw[:200].decode("utf-8", "replace"))
+        return json_object(raw, "body", what="body")
+    fields: dict[str, Any] = {}
+    for key in request.args:
+        values = request.args.getlist(key)
+        if len(values) > 1:
+            raise ValidationError("given more than once", field=key, value=values)
+        fields[key] = values[0]
+    return fields

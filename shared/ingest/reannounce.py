@@ -45,6 +45,7 @@ from typing import Any, Iterable, Mapping
 from google.api_core.exceptions import NotFound, PreconditionFailed
 
 from shared.core import ledger
+from shared.core import ledger_read
 from shared.core.settings import LOAD_BIGQUERY, LOAD_POSTGRES
 
 LOADERS = (LOAD_BIGQUERY, LOAD_POSTGRES)
@@ -70,10 +71,10 @@ class Decision:
     loaders: Mapping[str, str]  # each loader's state for the current generation
 
 
-def loader_state(records: Iterable[ledger.RunRecord], generation: int, age_seconds: float,
+def loader_state(records: Iterable[ledger_read.RunRecord], generation: int, age_seconds: float,
                  now: dt.datetime) -> str:
     """One loader's state for `generation`, from its run records (of any generation)."""
-    mine = [ledger.effective(r, now) for r in records if r.generation == generation]
+    mine = [ledger_read.effective(r, now) for r in records if r.generation == generation]
     outcomes = {r.outcome for r in mine}
     if outcomes & {ledger.SUCCEEDED, ledger.SKIPPED}:
         return LOADED
@@ -88,7 +89,7 @@ def loader_state(records: Iterable[ledger.RunRecord], generation: int, age_secon
     return PENDING if age_seconds < REANNOUNCE_GRACE_SECONDS else NOT_LOADED
 
 
-def decide(records: Iterable[ledger.RunRecord], generation: int, age_seconds: float,
+def decide(records: Iterable[ledger_read.RunRecord], generation: int, age_seconds: float,
            now: dt.datetime) -> Decision:
     """Re-announce `generation` (created `age_seconds` ago) or not, from the date's run records.
 
@@ -139,7 +140,7 @@ def repair_if_lost(bucket: Any, service: str, day: dt.date, current: Any,
     generation = int(current.generation)
     written = current.time_created or current.updated
     age = (now - written).total_seconds() if written else float("inf")
-    decision = decide(ledger.read_runs(bucket, service, day, day).get(day, []), generation, age, now)
+    decision = decide(ledger_read.read_runs(bucket, service, day, day).get(day, []), generation, age, now)
     fields = {"generation": generation, "loaders": dict(decision.loaders), "reannounce": decision.why}
     if decision.reannounce:
         new = rewrite_onto_itself(bucket, current)

@@ -69,9 +69,9 @@ class Plan:
 
 
 def _read_status(service: str, start: dt.date, end: dt.date, settings: Settings) -> StatusReport:
-    from shared.operate import status
+    from shared.operate import status_reads
 
-    return status.report(service, start, end, settings)
+    return status_reads.report(service, start, end, settings)
 
 
 def make_plan(request: BackfillRequest, settings: Settings, status_reader: StatusReader | None = None) -> Plan:

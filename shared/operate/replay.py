@@ -2,7 +2,7 @@
 
 Why here and not in a function: a replay is an operator's decision (the setting is fixed, the
 month is published now), taken from a shell with the operator's own credentials, and it must be
-the same code locally (`./local_emulator.sh replay`) and in Google Cloud (`python -m shared.operate.replay`
+the same code locally (`./local_emulator.sh replay`) and in Google Cloud (`python -m shared.operate.replay_cli`
 with application-default credentials and the names from `terraform output`). It only uses
 deployed resources: the dead-letter subscription and the topics.
 
@@ -294,9 +294,3 @@ def _one(item: Any, subscriber: Any, publisher: Any, subscription: str, topics: 
     summary.replayed += 1
     out(f"replayed {replay.describe()} message {new_id} (dead letter {message.message_id})")
     return True
-
-
-if __name__ == "__main__":  # `python -m shared.operate.replay`: the command line is in shared/operate/replay_cli.py
-    from shared.operate.replay_cli import main
-
-    sys.exit(main())

@@ -1,4 +1,4 @@
-"""The command line of shared/operate/replay.py: `python -m shared.operate.replay` (or `python -m shared.operate.replay_cli`).
+"""The command line of shared/operate/replay.py: `python -m shared.operate.replay_cli`.
 
 Thin on purpose: it turns arguments into the library's topics and filters and the operator's
 clients (application-default credentials in Google Cloud; the emulator locally, where
@@ -22,7 +22,7 @@ def main(argv: list[str] | None = None) -> int:
     """The CLI: locally through `./local_emulator.sh replay`, in Google Cloud as the README shows."""
     import argparse
 
-    parser = argparse.ArgumentParser(prog="python -m shared.operate.replay", description="Replay dead letters to their topics.")
+    parser = argparse.ArgumentParser(prog="python -m shared.operate.replay_cli", description="Replay dead letters to their topics.")
     parser.add_argument("--project", default=os.environ.get("GCP_PROJECT"), help="default: $GCP_PROJECT")
     parser.add_argument("--subscription", required=True, help="the dead-letter subscription (id or full path)")
     parser.add_argument("--ingest-topic", default=os.environ.get("INGEST_TOPIC"), help="default: $INGEST_TOPIC")

@@ -6,7 +6,8 @@ from pathlib import Path
 
 import pyarrow as pa
 
-from local.tlc_data import generate_month, write_month
+from local.tlc_data import generate_month
+from local.tlc_files import write_month
 
 
 def serve_month(data_dir: Path, year: int, month: int, rows: int, seed: int = 3) -> pa.Table:

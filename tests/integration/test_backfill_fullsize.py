@@ -23,7 +23,8 @@ import pyarrow.csv as pacsv
 import pytest
 from google.api_core.exceptions import NotFound
 
-from local.tlc_data import generate_month, write_month
+from local.tlc_data import generate_month
+from local.tlc_files import write_month
 from shared.core import clients, paths
 from shared.core.settings import Settings
 from tests.integration import stack_http

@@ -21,7 +21,8 @@ import pytest
 
 from chaos import source as chaos_source
 from functions import ingest as ingest_function
-from local.tlc_data import generate_month, write_csv, write_month
+from local.tlc_data import generate_month
+from local.tlc_files import write_csv, write_month
 from shared.core import clients, paths
 from shared.ingest import month_claim
 from shared.core.errors import TransientError

@@ -19,6 +19,7 @@ from pathlib import Path
 import pytest
 
 from shared.core import clients, ledger, paths
+from shared.core import ledger_read
 from shared.core.pg import connection
 from shared.core.settings import Settings
 
@@ -100,7 +101,7 @@ def test_a_published_date_reaches_gcs_bigquery_and_postgres_once(stack, settings
     assert destination_state(settings) == loaded, "destinations unchanged by a repeated message"
 
     def latest() -> dict:
-        found = ledger.latest_by_function(ledger.read_runs(bucket, SERVICE, DAY, DAY).get(DAY, []))
+        found = ledger_read.latest_by_function(ledger_read.read_runs(bucket, SERVICE, DAY, DAY).get(DAY, []))
         outcomes = {r.function: r.outcome for r in found}
         return outcomes if outcomes.get("ingest") == ledger.SKIPPED and len(outcomes) == 3 else None
 

@@ -19,7 +19,8 @@ from types import SimpleNamespace
 
 import pytest
 
-from local.stack.push_relay import PushRelay, Route
+from local.stack.push_protocol import Route
+from local.stack.push_relay import PushRelay
 
 MIN_BACKOFF, MAX_BACKOFF, MAX_ATTEMPTS = 0.2, 1.0, 5
 

@@ -17,6 +17,7 @@ from pathlib import Path
 import requests
 
 from shared.core import clients, ledger, paths
+from shared.core import ledger_read
 from shared.ingest import reannounce
 from shared.core.settings import Settings
 from tests.integration import stack_http
@@ -78,7 +79,7 @@ def ingest_record(bucket, message_id: str) -> dict:
     """Ingest's finished run record of that message (the function's own account of it)."""
     def finished():
         day = dt.date.fromisoformat(LOST_DAY)
-        found = [r for r in ledger.read_date(bucket, SERVICE, day)
+        found = [r for r in ledger_read.read_date(bucket, SERVICE, day)
                  if r.get("function") == "ingest" and r.get("message_id") == message_id]
         return found[0] if found and found[0]["outcome"] != ledger.RUNNING else None
 
@@ -161,7 +162,7 @@ def test_a_plain_republish_repairs_a_lost_finalize_event(urls):
     time.sleep(3)  # a would-be finalize event gets time to arrive
     assert bucket.get_blob(name).generation == current.generation
     assert by_date(stack_http.status(urls, SERVICE, [LOST_DAY]))[LOST_DAY]["state"] == "complete"
-    woken = [r for r in ledger.read_date(bucket, SERVICE, dt.date.fromisoformat(LOST_DAY))
+    woken = [r for r in ledger_read.read_date(bucket, SERVICE, dt.date.fromisoformat(LOST_DAY))
              if r["function"] != "ingest" and r["started_at"] > settled["started_at"]]
     assert woken == [], "no loader ran again"
     assert [e["reannounce"] for e in ingest_outcomes("already up to date")][-1] == "loaded"

@@ -16,7 +16,7 @@ import pytest
 from functions import ingest as ingest_function
 from functions import load_bigquery, load_postgres
 from shared.core import ledger, paths
-from shared.operate import status
+from shared.operate import status, status_reads
 from shared.core.errors import TransientError
 from shared.core.settings import Settings
 from tests.gcs_events import gcs_finalized_event, message_published_event
@@ -31,7 +31,7 @@ def now_event(day: dt.date, **extra):
 
 
 def days(bucket, start: dt.date, end: dt.date) -> dict[str, status.DayStatus]:
-    report = status.report(SERVICE, start, end, Settings.from_env(function="status"), bucket=bucket)
+    report = status_reads.report(SERVICE, start, end, Settings.from_env(function="status"), bucket=bucket)
     return {day.date.isoformat(): day for day in report.days}
 
 

@@ -20,7 +20,7 @@ from pathlib import Path
 
 import pytest
 
-from shared.core.ledger import RunRecord
+from shared.core.ledger_read import RunRecord
 from shared.operate.status import STATES, LakeDay, LedgerEntry, build_report
 from shared.operate.status_page import render_html
 

@@ -17,7 +17,7 @@ from chaos import report, state, workload
 from chaos.run import Options, _superseded_queued, fault_schedule
 from chaos.source import serve
 from chaos.stack_faults import KINDS
-from shared.core.ledger import RunRecord
+from shared.core.ledger_read import RunRecord
 
 
 def options(**overrides) -> Options:

@@ -222,7 +222,8 @@ def test_only_an_empty_cell_is_null_anything_else_unreadable_is_a_bad_value(text
 
 def test_the_second_read_of_a_large_gzip_month_is_not_disturbed_by_the_first():
     """pyarrow's reader reads ahead on its own threads; the retry must not share the file with it."""
-    from local.tlc_data import generate_month, write_csv
+    from local.tlc_data import generate_month
+    from local.tlc_files import write_csv
 
     month = generate_month("yellow", 2021, 1, rows=120_000, seed=3)
     fares = month["fare_amount"].to_pylist()

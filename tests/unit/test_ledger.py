@@ -16,8 +16,10 @@ from cloudevents.http import CloudEvent
 from google.api_core.exceptions import NotFound
 
 from shared.core import clients, ledger, paths
+from shared.core import ledger_read
 from shared.core.errors import PermanentError, SourceError, TransientError
-from shared.core.ledger import DEAD_LETTERED, QUEUED, RETRYING, RUNNING, SKIPPED, SUCCEEDED, RunRecord
+from shared.core.ledger import DEAD_LETTERED, QUEUED, RETRYING, RUNNING, SKIPPED, SUCCEEDED
+from shared.core.ledger_read import RunRecord
 from shared.core.runtime import event_function
 from shared.core.settings import get_settings
 from shared.operate.status import COMPLETE, MISMATCH, MISSING, PARTIAL, LakeDay, build_report
@@ -221,7 +223,7 @@ def test_bodies_are_bounded_whatever_the_error_says(lake):
 def test_reading_lists_once_with_offsets(lake):
     entry(lambda: {"rows_written": 3})(event())
     lake.objects["runs/yellow/pickup_date=2021-01-16/ingest/7.json"] = (b"{}", {"outcome": RUNNING, "attempt": "1"})
-    runs = ledger.read_runs(lake, "yellow", DAY, DAY)
+    runs = ledger_read.read_runs(lake, "yellow", DAY, DAY)
     assert lake.listed == [paths.runs_range("yellow", DAY, DAY)]
     assert list(runs) == [DAY] and runs[DAY][0].outcome == SUCCEEDED and runs[DAY][0].rows == 3
 
@@ -259,7 +261,7 @@ def rec(function, outcome, minutes_ago=1, attempt=1, reason=None, event_id="1"):
     ([rec("backfill", QUEUED, 5), rec("load_postgres", RETRYING, 1)], RETRYING),
 ])
 def test_in_flight(records, expected):
-    found = ledger.in_flight(records, NOW)
+    found = ledger_read.in_flight(records, NOW)
     assert (found.outcome if found else None) == expected
 
 
@@ -311,7 +313,7 @@ def test_queued_writes_one_record_per_published_date_named_after_the_message(lak
     assert (body["outcome"], body["function"], body["message_id"], body["finished_at"]) == (
         QUEUED, "backfill", "m1", None)
     assert body["updated_at"] == body["started_at"] == queued_at.isoformat()  # older than any ingest record
-    runs = ledger.read_runs(lake, "green", other, other)
+    runs = ledger_read.read_runs(lake, "green", other, other)
     assert [(r.function, r.outcome, r.event_id) for r in runs[other]] == [("backfill", QUEUED, "m2")]
     day = report_with(runs[other]).days[0]
     assert (day.state, day.label) == (QUEUED, "queued (backfill)")

@@ -12,8 +12,10 @@ import datetime as dt
 import pytest
 
 from shared.core import ledger
+from shared.core import ledger_read
 from shared.ingest import reannounce
-from shared.core.ledger import DEAD_LETTERED, RETRYING, RUNNING, SKIPPED, SUCCEEDED, RunRecord
+from shared.core.ledger import DEAD_LETTERED, RETRYING, RUNNING, SKIPPED, SUCCEEDED
+from shared.core.ledger_read import RunRecord
 from shared.ingest.reannounce import (ABANDONED, IN_FLIGHT, LOADED, NOT_LOADED, PENDING, REANNOUNCED,
                                UNKNOWN_GENERATION, decide)
 from tests.gcs_events import gcs_finalized_event, message_published_event, pubsub_notification_event
@@ -105,7 +107,7 @@ def test_a_loader_record_names_its_events_generation_through_a_listing(event, ge
     finally:
         ledger.end(token)
     assert bucket.record(run.name)["generation"] == generation
-    [record] = ledger.read_runs(bucket, "yellow", DAY, DAY)[DAY]
+    [record] = ledger_read.read_runs(bucket, "yellow", DAY, DAY)[DAY]
     assert record.generation == generation and record.as_dict()["generation"] == generation
 
 

@@ -10,10 +10,13 @@ import pytest
 from werkzeug.test import EnvironBuilder
 from werkzeug.wrappers import Request
 
-from shared.operate import status
+from shared.core import messages
+from shared.operate import status_reads, status_request
 from shared.core.errors import ValidationError
 from shared.operate.status import (COMPLETE, DEAD_LETTERED, FAILED, MISMATCH, MISSING, PARTIAL, QUEUED, RETRYING, RUNNING, LakeDay,
-                           LedgerEntry, build_report, classify, parse_status_request, read_lake, read_postgres)
+                                   LedgerEntry, build_report, classify)
+from shared.operate.status_reads import read_lake, read_postgres
+from shared.operate.status_request import parse_status_request
 from shared.operate.status_page import render_html, render_text
 
 NOW = dt.datetime(2026, 11, 25, 12, 0, tzinfo=dt.timezone.utc)
@@ -178,7 +181,7 @@ def test_read_bigquery_table_not_created_yet_holds_nothing():
         def query(self, *args, **kwargs):  # pragma: no cover - must not be reached
             raise AssertionError("queried a missing table")
 
-    assert status.read_bigquery(Client(), "p.nyc_taxi.yellow_trips", D1, D3) == {}
+    assert status_reads.read_bigquery(Client(), "p.nyc_taxi.yellow_trips", D1, D3) == {}
 
 
 def test_read_bigquery_grouped_count_with_date_parameters():
@@ -192,7 +195,7 @@ def test_read_bigquery_grouped_count_with_date_parameters():
             seen["sql"], seen["params"] = sql, {p.name: p.value for p in job_config.query_parameters}
             return SimpleNamespace(result=lambda timeout: [{"pickup_date": D1, "n": 10}, {"pickup_date": D2, "n": 3}])
 
-    assert status.read_bigquery(Client(), "p.nyc_taxi.yellow_trips", D1, D3) == {D1: 10, D2: 3}
+    assert status_reads.read_bigquery(Client(), "p.nyc_taxi.yellow_trips", D1, D3) == {D1: 10, D2: 3}
     assert "`p.nyc_taxi.yellow_trips`" in seen["sql"] and seen["params"] == {"start": D1, "end": D3}
 
 
@@ -202,7 +205,7 @@ VALID = {"service": "yellow", "start": "2021-01-01", "end": "2021-01-07"}
 
 
 def test_valid_request_and_defaults():
-    assert parse_status_request(VALID, 3660, NOW) == status.StatusRequest("yellow", D1, dt.date(2021, 1, 7), "json")
+    assert parse_status_request(VALID, 3660, NOW) == status_request.StatusRequest("yellow", D1, dt.date(2021, 1, 7), "json")
     wanted = parse_status_request({"start": "2021-01-01", "end": "2021-01-01", "format": "html"}, 3660, NOW)
     assert (wanted.service, wanted.format) == ("yellow", "html")
 
@@ -246,15 +249,15 @@ def request(method="GET", query=None, body=None):
 
 
 def test_request_fields_from_query_or_body_never_both():
-    assert status.request_fields(request(query=VALID)) == VALID
-    assert status.request_fields(request("POST", body=VALID)) == VALID
+    assert messages.request_fields(request(query=VALID)) == VALID
+    assert messages.request_fields(request("POST", body=VALID)) == VALID
     with pytest.raises(ValidationError):
-        status.request_fields(request("POST", query={"format": "html"}, body=VALID))
+        messages.request_fields(request("POST", query={"format": "html"}, body=VALID))
     with pytest.raises(ValidationError) as err:
-        status.request_fields(request(query="start=2021-01-01&start=2021-01-02"))
+        messages.request_fields(request(query="start=2021-01-01&start=2021-01-02"))
     assert err.value.field == "start"
     with pytest.raises(ValidationError):
-        status.request_fields(request("POST", body="[1, 2]"))
+        messages.request_fields(request("POST", body="[1, 2]"))
 
 
 # --- rendering ----------------------------------------------------------------------------------------

@@ -21,7 +21,9 @@ import pyarrow.csv as pcsv
 import pyarrow.parquet as pq
 import pytest
 
-from local.tlc_data import generate_month, source_columns, write_gzip, write_month
+from local.tlc_columns import source_columns
+from local.tlc_data import generate_month
+from local.tlc_files import write_gzip, write_month
 from local.tlc_server import serve_in_thread
 
 YELLOW = ("VendorID,tpep_pickup_datetime,tpep_dropoff_datetime,passenger_count,trip_distance,RatecodeID,"
@@ -121,7 +123,7 @@ def test_parquet_has_tlc_types(tmp_path):
 def test_default_size_and_cli(tmp_path):
     assert generate_month("yellow", 2021, 2).num_rows == 1_500 * 28
     out = tmp_path / "g.csv.gz"
-    subprocess.run([sys.executable, "-m", "local.tlc_data", "--service", "green", "--year", "2020", "--month", "10",
+    subprocess.run([sys.executable, "-m", "local.tlc_files", "--service", "green", "--year", "2020", "--month", "10",
                     "--rows", "1234", "--format", "csv.gz", "--out", str(out)], check=True, capture_output=True)
     assert out.read_bytes() == write_month(tmp_path / "h.csv.gz", generate_month("green", 2020, 10, rows=1234)).read_bytes()
 
