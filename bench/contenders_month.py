@@ -25,11 +25,24 @@ from typing import Any
 from bench.measure import Clock
 
 # The tutorial's dtypes for the yellow CSV (nullable integers: the month's tail has empty cells).
-TUTORIAL_DTYPES = {"VendorID": "Int64", "passenger_count": "Int64", "trip_distance": float, "RatecodeID": "Int64",
-                   "store_and_fwd_flag": str, "PULocationID": "Int64", "DOLocationID": "Int64",
-                   "payment_type": "Int64", "fare_amount": float, "extra": float, "mta_tax": float,
-                   "tip_amount": float, "tolls_amount": float, "improvement_surcharge": float,
-                   "total_amount": float, "congestion_surcharge": float}
+TUTORIAL_DTYPES = {
+    "VendorID": "Int64",
+    "passenger_count": "Int64",
+    "trip_distance": float,
+    "RatecodeID": "Int64",
+    "store_and_fwd_flag": str,
+    "PULocationID": "Int64",
+    "DOLocationID": "Int64",
+    "payment_type": "Int64",
+    "fare_amount": float,
+    "extra": float,
+    "mta_tax": float,
+    "tip_amount": float,
+    "tolls_amount": float,
+    "improvement_surcharge": float,
+    "total_amount": float,
+    "congestion_surcharge": float,
+}
 
 
 def gunzip(spec: dict[str, Any], clock: Clock) -> dict[str, Any]:
@@ -44,8 +57,9 @@ def tutorial(spec: dict[str, Any], clock: Clock) -> dict[str, Any]:
     with clock:
         import pandas as pd
 
-        frame = pd.read_csv(spec["source"], dtype=TUTORIAL_DTYPES,
-                            parse_dates=["tpep_pickup_datetime", "tpep_dropoff_datetime"])
+        frame = pd.read_csv(
+            spec["source"], dtype=TUTORIAL_DTYPES, parse_dates=["tpep_pickup_datetime", "tpep_dropoff_datetime"]
+        )
         frame = frame[frame["passenger_count"] > 0]
         frame["pickup_date"] = frame["tpep_pickup_datetime"].dt.date
         frame.to_parquet(spec["out"], partition_cols=["pickup_date"], compression="zstd")
@@ -74,10 +88,20 @@ def split(spec: dict[str, Any], clock: Clock) -> dict[str, Any]:
         from shared.ingest.split_output import DirectoryOutput
 
         with open(spec["source"], "rb") as handle:  # files {day}.trips.parquet, streamed as written
-            month = split_month(handle, spec["fmt"], spec["service"], spec["year"], spec["month"], Rules(),
-                                DirectoryOutput(Path(spec["out"])))
-    return {"rows_in": month.source_rows, "rows_out": sum(p.rows_written for p in month.days.values()),
-            "rows_rejected": sum(p.rows_rejected for p in month.days.values()) + month.month_rejected_rows}
+            month = split_month(
+                handle,
+                spec["fmt"],
+                spec["service"],
+                spec["year"],
+                spec["month"],
+                Rules(),
+                DirectoryOutput(Path(spec["out"])),
+            )
+    return {
+        "rows_in": month.source_rows,
+        "rows_out": sum(p.rows_written for p in month.days.values()),
+        "rows_rejected": sum(p.rows_rejected for p in month.days.values()) + month.month_rejected_rows,
+    }
 
 
 def ingest_31(spec: dict[str, Any], clock: Clock) -> dict[str, Any]:
@@ -97,10 +121,20 @@ def ingest_31(spec: dict[str, Any], clock: Clock) -> dict[str, Any]:
         with clock, contextlib.redirect_stdout(captured):
             ingest.handle(event)
         outcome = _outcome(captured.getvalue(), day)
-        per_date.append({"date": day, "wall": clock.wall - wall, "cpu": clock.cpu - cpu,
-                         "rows_written": outcome["rows_written"], "rows_rejected": outcome["rows_rejected"]})
-    return {"rows_out": sum(d["rows_written"] for d in per_date),
-            "rows_rejected": sum(d["rows_rejected"] for d in per_date), "per_date": per_date}
+        per_date.append(
+            {
+                "date": day,
+                "wall": clock.wall - wall,
+                "cpu": clock.cpu - cpu,
+                "rows_written": outcome["rows_written"],
+                "rows_rejected": outcome["rows_rejected"],
+            }
+        )
+    return {
+        "rows_out": sum(d["rows_written"] for d in per_date),
+        "rows_rejected": sum(d["rows_rejected"] for d in per_date),
+        "per_date": per_date,
+    }
 
 
 def _outcome(log_text: str, day: str) -> dict[str, Any]:

@@ -30,8 +30,13 @@ def _connect(spec: dict[str, Any]) -> Any:
     import pg8000.dbapi
 
     env = spec["env"]
-    return pg8000.dbapi.connect(user=env["PG_USER"], password=env["PG_PASSWORD"], host=env["PG_HOST"],
-                                port=int(env["PG_PORT"]), database=env["PG_DATABASE"])
+    return pg8000.dbapi.connect(
+        user=env["PG_USER"],
+        password=env["PG_PASSWORD"],
+        host=env["PG_HOST"],
+        port=int(env["PG_PORT"]),
+        database=env["PG_DATABASE"],
+    )
 
 
 def _count(spec: dict[str, Any], table: str) -> int:
@@ -89,13 +94,15 @@ def pg_ours(spec: dict[str, Any], clock: Clock) -> dict[str, Any]:
     replace = Clock()
     with replace:
         _load(load_postgres.handle, event)
-    steps = {k: outcome[k] for k in ("read_seconds", "decode_seconds", "copy_seconds", "commit_seconds") if k in outcome}
+    steps = {
+        k: outcome[k] for k in ("read_seconds", "decode_seconds", "copy_seconds", "commit_seconds") if k in outcome
+    }
     return {"rows_out": _count(spec, table), "replace_wall": replace.wall, "steps": steps}
 
 
 def pg_copy(spec: dict[str, Any], clock: Clock) -> dict[str, Any]:
-    from shared.load.postgres import create_table_sql, table_ref
     from shared.core.schemas import columns
+    from shared.load.postgres import create_table_sql, table_ref
 
     schema, service = spec["env"]["PG_SCHEMA"], spec["service"]
     conn = _connect(spec)
@@ -107,9 +114,23 @@ def pg_copy(spec: dict[str, Any], clock: Clock) -> dict[str, Any]:
     conn.close()
     env = spec["env"]
     names = ", ".join(c.name for c in columns(service))
-    command = [shutil.which("psql") or "psql", "-X", "-q", "-v", "ON_ERROR_STOP=1", "-h", env["PG_HOST"],
-               "-p", env["PG_PORT"], "-U", env["PG_USER"], "-d", env["PG_DATABASE"],
-               "-c", f"\\copy {table_ref(schema, service)} ({names}) FROM '{spec['csv']}' WITH (FORMAT csv)"]
+    command = [
+        shutil.which("psql") or "psql",
+        "-X",
+        "-q",
+        "-v",
+        "ON_ERROR_STOP=1",
+        "-h",
+        env["PG_HOST"],
+        "-p",
+        env["PG_PORT"],
+        "-U",
+        env["PG_USER"],
+        "-d",
+        env["PG_DATABASE"],
+        "-c",
+        f"\\copy {table_ref(schema, service)} ({names}) FROM '{spec['csv']}' WITH (FORMAT csv)",
+    ]
     with clock:
         subprocess.run(command, env={**os.environ, "PGPASSWORD": env["PG_PASSWORD"]}, check=True)
     # This process only waits for psql: its high-water mark would not be psql's.
@@ -125,8 +146,14 @@ def pg_to_sql(spec: dict[str, Any], clock: Clock) -> dict[str, Any]:
     full_rows = len(frame)
     if spec.get("to_sql_rows") and spec["to_sql_rows"] < full_rows:
         frame = frame.head(spec["to_sql_rows"])
-    url = sqlalchemy.URL.create("postgresql+psycopg2", username=env["PG_USER"], password=env["PG_PASSWORD"],
-                                host=env["PG_HOST"], port=int(env["PG_PORT"]), database=env["PG_DATABASE"])
+    url = sqlalchemy.URL.create(
+        "postgresql+psycopg2",
+        username=env["PG_USER"],
+        password=env["PG_PASSWORD"],
+        host=env["PG_HOST"],
+        port=int(env["PG_PORT"]),
+        database=env["PG_DATABASE"],
+    )
     schema = env["PG_SCHEMA"]
     engine = sqlalchemy.create_engine(url)
     with engine.begin() as conn:

@@ -23,7 +23,7 @@ class Clock:
         own, children = resource.getrusage(resource.RUSAGE_SELF), resource.getrusage(resource.RUSAGE_CHILDREN)
         return own.ru_utime + own.ru_stime + children.ru_utime + children.ru_stime
 
-    def __enter__(self) -> "Clock":
+    def __enter__(self) -> Clock:
         self._wall0, self._cpu0 = time.perf_counter(), self._cpu()
         return self
 

@@ -8,8 +8,9 @@ min-max over rounds are shown. Absolute seconds stay in the JSON, for the curiou
 from __future__ import annotations
 
 import statistics
+from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any, Callable
+from typing import Any
 
 Round = dict[str, dict[str, Any]]  # contender -> its figures in one round
 
@@ -37,10 +38,12 @@ def _ratio(key: str, a: str, b: str) -> Callable[[Round], float]:
 TARGETS = (
     Target("month split wall / DuckDB", _ratio("wall", "split", "duckdb"), 1.2, "x", ("split", "duckdb")),
     Target("month split peak RSS", lambda r: r["split"]["peak_mb"], 300, " MB", ("split",)),
-    Target("31-date ingest CPU / one month split", _ratio("cpu", "ingest_31", "split"), 2.0, "x",
-           ("ingest_31", "split")),
-    Target("Postgres day load wall / psql \\copy", _ratio("wall", "pg_ours", "pg_copy"), 1.6, "x",
-           ("pg_ours", "pg_copy")),
+    Target(
+        "31-date ingest CPU / one month split", _ratio("cpu", "ingest_31", "split"), 2.0, "x", ("ingest_31", "split")
+    ),
+    Target(
+        "Postgres day load wall / psql \\copy", _ratio("wall", "pg_ours", "pg_copy"), 1.6, "x", ("pg_ours", "pg_copy")
+    ),
 )
 
 
@@ -55,10 +58,18 @@ def _cell(figure: dict[str, float] | None, runs: int, unit: str = "x", digits: i
     return text if runs == 1 else f"{text} ({figure['min']:.{digits}f}-{figure['max']:.{digits}f})"
 
 
-MONTH = (("gunzip", "gunzip (the floor)"), ("tutorial", "tutorial: pandas"), ("duckdb", "DuckDB COPY"),
-         ("split", "ours: whole-month split"), ("ingest_31", "ours: 31 dates through ingest"))
-POSTGRES = (("pg_copy", "psql \\copy (the floor)"), ("pg_ours", "ours: load_postgres"),
-            ("pg_to_sql", "pandas to_sql (tutorial)"))
+MONTH = (
+    ("gunzip", "gunzip (the floor)"),
+    ("tutorial", "tutorial: pandas"),
+    ("duckdb", "DuckDB COPY"),
+    ("split", "ours: whole-month split"),
+    ("ingest_31", "ours: 31 dates through ingest"),
+)
+POSTGRES = (
+    ("pg_copy", "psql \\copy (the floor)"),
+    ("pg_ours", "ours: load_postgres"),
+    ("pg_to_sql", "pandas to_sql (tutorial)"),
+)
 MONTH_BASES = ("gunzip", "tutorial", "duckdb")
 
 
@@ -92,24 +103,40 @@ def _contender(name: str, rounds: list[Round], present: set[str]) -> dict[str, A
 def summarize(rounds: list[Round]) -> dict[str, Any]:
     """Every figure the report shows, as data (the Markdown renders it; the JSON keeps it)."""
     present = set.intersection(*(set(r) for r in rounds)) if rounds else set()
-    summary: dict[str, Any] = {"runs": len(rounds), "targets": [],
-                               "contenders": {name: _contender(name, rounds, present) for name in sorted(present)}}
+    summary: dict[str, Any] = {
+        "runs": len(rounds),
+        "targets": [],
+        "contenders": {name: _contender(name, rounds, present) for name in sorted(present)},
+    }
     for target in TARGETS:
         if set(target.needs) <= present:
             figure = spread([target.value(r) for r in rounds])
-            summary["targets"].append({"target": target.label, "limit": target.limit, "unit": target.unit,
-                                       **figure, "met": figure["median"] <= target.limit})
+            summary["targets"].append(
+                {
+                    "target": target.label,
+                    "limit": target.limit,
+                    "unit": target.unit,
+                    **figure,
+                    "met": figure["median"] <= target.limit,
+                }
+            )
     return summary
 
 
 def markdown(summary: dict[str, Any], meta: dict[str, Any]) -> str:
     runs, contenders = summary["runs"], summary["contenders"]
-    lines = [f"Source: {meta['service']} {meta['month']}, {meta['rows']:,} rows ({meta['source_mb']:.1f} MB "
-             f"{meta['fmt']}), seed {meta['seed']}; {runs} run(s) per contender, each in its own process; "
-             "ratios are per run, median (min-max).", ""]
+    lines = [
+        f"Source: {meta['service']} {meta['month']}, {meta['rows']:,} rows ({meta['source_mb']:.1f} MB "
+        f"{meta['fmt']}), seed {meta['seed']}; {runs} run(s) per contender, each in its own process; "
+        "ratios are per run, median (min-max).",
+        "",
+    ]
     if meta.get("quick"):
-        lines[-1:] = ["--quick: a small month checks that every contender works; imports and start-up weigh "
-                      "far more than at full size, so these ratios say nothing about the targets.", ""]
+        lines[-1:] = [
+            "--quick: a small month checks that every contender works; imports and start-up weigh "
+            "far more than at full size, so these ratios say nothing about the targets.",
+            "",
+        ]
     month = [(n, label) for n, label in MONTH if n in contenders]
     if month:
         bases = [b for b in MONTH_BASES if b in contenders]
@@ -123,8 +150,10 @@ def markdown(summary: dict[str, Any], meta: dict[str, Any]) -> str:
         lines.append("")
     if "ingest_31" in contenders:
         entry = contenders["ingest_31"]
-        text = (f"Ingest, {entry['dates']} dates a run: the first date (it splits the month) takes "
-                f"{_cell(entry['first_date_x_later'], runs)} a later date's median wall time")
+        text = (
+            f"Ingest, {entry['dates']} dates a run: the first date (it splits the month) takes "
+            f"{_cell(entry['first_date_x_later'], runs)} a later date's median wall time"
+        )
         if "later_date_x_split" in entry:
             text += f"; a later date takes {_cell(entry['later_date_x_split'], runs)} a whole-month split"
         lines += [text + ".", ""]
@@ -136,18 +165,24 @@ def markdown(summary: dict[str, Any], meta: dict[str, Any]) -> str:
             note = ""
             if entry.get("extrapolate_to", entry.get("rows_out")) != entry.get("rows_out"):
                 note = f" (sample of {entry['rows_out']:,}, extrapolated to {entry['extrapolate_to']:,})"
-            lines.append(f"| {label} | {_cell(entry.get('wall_x_pg_copy'), runs)}{note} | "
-                         f"{_cell(entry.get('peak_mb'), runs, ' MB', 0)} | {_rows(entry)} |")
+            lines.append(
+                f"| {label} | {_cell(entry.get('wall_x_pg_copy'), runs)}{note} | "
+                f"{_cell(entry.get('peak_mb'), runs, ' MB', 0)} | {_rows(entry)} |"
+            )
         if "replace_x_pg_copy" in contenders.get("pg_ours", {}):
-            lines.append(f"| ours, replacing a loaded day | {_cell(contenders['pg_ours']['replace_x_pg_copy'], runs)} | | |")
+            lines.append(
+                f"| ours, replacing a loaded day | {_cell(contenders['pg_ours']['replace_x_pg_copy'], runs)} | | |"
+            )
         lines.append("")
     if summary["targets"]:
         lines += ["| target | measured | limit | |", "|---|---|---|---|"]
         for target in summary["targets"]:
             digits = 0 if target["unit"] == " MB" else 2
             met = "met" if target["met"] else "**NOT met**"
-            lines.append(f"| {target['target']} | {_cell(target, runs, target['unit'], digits)} | "
-                         f"{target['limit']:g}{target['unit']} | {met} |")
+            lines.append(
+                f"| {target['target']} | {_cell(target, runs, target['unit'], digits)} | "
+                f"{target['limit']:g}{target['unit']} | {met} |"
+            )
     return "\n".join(lines)
 
 

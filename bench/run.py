@@ -38,31 +38,65 @@ ALL = MONTH_CONTENDERS + PG_CONTENDERS
 
 
 def parse_args(argv: list[str] | None) -> argparse.Namespace:
-    parser = argparse.ArgumentParser(prog="python -m bench", description=__doc__,
-                                     formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--quick", action="store_true",
-                        help=f"a 1/{QUICK_DIVISOR} month and one run: checks the benchmark works (CI)")
+    parser = argparse.ArgumentParser(
+        prog="python -m bench", description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    parser.add_argument(
+        "--quick", action="store_true", help=f"a 1/{QUICK_DIVISOR} month and one run: checks the benchmark works (CI)"
+    )
     parser.add_argument("--rows", type=int, help=f"rows in the month (default {FULL_ROWS:,})")
     parser.add_argument("--runs", type=int, help="runs of each contender (default 3; --quick: 1)")
-    parser.add_argument("--service", choices=("yellow", "green", "fhv"), default="yellow",
-                        help="the month's service (default yellow; the others run only gunzip, split and ingest_31, "
-                             "the contenders that read any service)")
+    parser.add_argument(
+        "--service",
+        choices=("yellow", "green", "fhv"),
+        default="yellow",
+        help="the month's service (default yellow; the others run only gunzip, split and ingest_31, "
+        "the contenders that read any service)",
+    )
     parser.add_argument("--seed", type=int, default=DEFAULT_SEED, help=f"generator seed (default {DEFAULT_SEED})")
-    parser.add_argument("--day", type=dt.date.fromisoformat, default=dt.date(2021, 1, 15),
-                        help="the day the Postgres contenders load (default 2021-01-15)")
-    parser.add_argument("--to-sql-rows", type=int,
-                        help="load only this many rows with pandas to_sql and extrapolate (default: the whole day)")
-    parser.add_argument("--only", nargs="+", choices=ALL, default=None, metavar="CONTENDER",
-                        help=f"a subset of {', '.join(ALL)} (pg_* bring split and ingest_31, which make their day)")
-    parser.add_argument("--stack", action="store_true",
-                        help="instead of the contenders: the month's backfill through a throwaway local stack, "
-                             "against the in-process floor (bench/stack.py)")
-    parser.add_argument("--year", type=int, metavar="YEAR",
-                        help="with --stack: also backfill YEAR (12 months at the generator's default size)")
-    parser.add_argument("--port-base", type=int, default=27000,
-                        help="with --stack: TAXI_PORT_BASE of the throwaway stack (default 27000)")
-    parser.add_argument("--json", type=Path, default=Path(".state/bench/results.json"),
-                        help="where the raw figures go (default .state/bench/results.json)")
+    parser.add_argument(
+        "--day",
+        type=dt.date.fromisoformat,
+        default=dt.date(2021, 1, 15),
+        help="the day the Postgres contenders load (default 2021-01-15)",
+    )
+    parser.add_argument(
+        "--to-sql-rows",
+        type=int,
+        help="load only this many rows with pandas to_sql and extrapolate (default: the whole day)",
+    )
+    parser.add_argument(
+        "--only",
+        nargs="+",
+        choices=ALL,
+        default=None,
+        metavar="CONTENDER",
+        help=f"a subset of {', '.join(ALL)} (pg_* bring split and ingest_31, which make their day)",
+    )
+    parser.add_argument(
+        "--stack",
+        action="store_true",
+        help="instead of the contenders: the month's backfill through a throwaway local stack, "
+        "against the in-process floor (bench/stack.py)",
+    )
+    parser.add_argument(
+        "--year",
+        type=int,
+        metavar="YEAR",
+        help="with --stack: also backfill YEAR (12 months at the generator's default size)",
+    )
+    parser.add_argument(
+        "--port-base",
+        type=int,
+        default=27000,
+        help="with --stack: TAXI_PORT_BASE of the throwaway stack (default 27000)",
+    )
+    parser.add_argument(
+        "--json",
+        type=Path,
+        default=Path(".state/bench/results.json"),
+        help="where the raw figures go (default .state/bench/results.json)",
+    )
     args = parser.parse_args(argv)
     any_service = ("gunzip", "split", "ingest_31")
     if args.only is None:
@@ -121,8 +155,9 @@ def check_comparable(rnd: report.Round) -> None:
         raise RuntimeError(f"the Postgres contenders loaded different row counts: {loaded}")
 
 
-def run_round(index: int, args: argparse.Namespace, source: Path, work: Path, env: dict[str, str],
-              pg: servers.Postgres) -> report.Round:
+def run_round(
+    index: int, args: argparse.Namespace, source: Path, work: Path, env: dict[str, str], pg: servers.Postgres
+) -> report.Round:
     rnd: report.Round = {}
     out = work / f"out-{index}"
     out.mkdir()
@@ -137,9 +172,15 @@ def run_round(index: int, args: argparse.Namespace, source: Path, work: Path, en
             parquet, csv = day_files(out / name, args.day, work)
         shutil.rmtree(out / name, ignore_errors=True)
     for name in (n for n in PG_CONTENDERS if n in args.only):
-        spec = {**base, "env": {**env, **pg.settings_env(f"bench_{name}_{index}"), "LAKE_BUCKET": f"bench-lake-{index}"},
-                "bucket": f"bench-lake-{index}", "day": args.day.isoformat(),
-                "parquet": str(parquet), "csv": str(csv), "to_sql_rows": args.to_sql_rows}
+        spec = {
+            **base,
+            "env": {**env, **pg.settings_env(f"bench_{name}_{index}"), "LAKE_BUCKET": f"bench-lake-{index}"},
+            "bucket": f"bench-lake-{index}",
+            "day": args.day.isoformat(),
+            "parquet": str(parquet),
+            "csv": str(csv),
+            "to_sql_rows": args.to_sql_rows,
+        }
         rnd[name] = spawn.run(name, spec, work)
         print(f"  run {index + 1}: {name:<10} done", file=sys.stderr, flush=True)
     out.rmdir()
@@ -148,11 +189,22 @@ def run_round(index: int, args: argparse.Namespace, source: Path, work: Path, en
 
 
 def _meta(args: argparse.Namespace, source: Path, started: float) -> dict[str, object]:
-    return {"service": args.service, "month": "2021-01", "rows": args.rows, "fmt": "csv.gz", "seed": args.seed,
-            "source_mb": source.stat().st_size / 1e6, "runs": args.runs, "quick": args.quick,
-            "day": args.day.isoformat(), "commit": _git_commit(), "python": platform.python_version(),
-            "cpus": os.cpu_count(), "at": dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds"),
-            "seconds": round(time.monotonic() - started, 1)}
+    return {
+        "service": args.service,
+        "month": "2021-01",
+        "rows": args.rows,
+        "fmt": "csv.gz",
+        "seed": args.seed,
+        "source_mb": source.stat().st_size / 1e6,
+        "runs": args.runs,
+        "quick": args.quick,
+        "day": args.day.isoformat(),
+        "commit": _git_commit(),
+        "python": platform.python_version(),
+        "cpus": os.cpu_count(),
+        "at": dt.datetime.now(dt.UTC).isoformat(timespec="seconds"),
+        "seconds": round(time.monotonic() - started, 1),
+    }
 
 
 def run_stack(args: argparse.Namespace, source: Path, work: Path, started: float) -> int:
@@ -176,16 +228,27 @@ def main(argv: list[str] | None = None) -> int:
     try:
         tlc_root = work / "tlc"
         source = make_month(tlc_root, args.service, args.rows, args.seed)
-        print(f"generated {args.rows:,} rows ({source.stat().st_size / 1e6:.1f} MB csv.gz) in "
-              f"{time.monotonic() - started:.0f} s; " + ("the backfill through a throwaway stack" if args.stack
-                                                     else f"{args.runs} run(s) of {', '.join(args.only)}"),
-              file=sys.stderr, flush=True)
+        print(
+            f"generated {args.rows:,} rows ({source.stat().st_size / 1e6:.1f} MB csv.gz) in "
+            f"{time.monotonic() - started:.0f} s; "
+            + (
+                "the backfill through a throwaway stack"
+                if args.stack
+                else f"{args.runs} run(s) of {', '.join(args.only)}"
+            ),
+            file=sys.stderr,
+            flush=True,
+        )
         if args.stack:
             return run_stack(args, source, work, started)
         with servers.tlc_host(tlc_root) as tlc_url, servers.fake_gcs(work / "gcs") as gcs, servers.postgres() as pg:
-            env = {"STORAGE_EMULATOR_HOST": gcs, "GCP_PROJECT": "bench", "DEAD_LETTER_TOPIC": "bench-dead-letter",
-                   "SOURCE_URL_TEMPLATE": tlc_url + "/{service}/{service}_tripdata_{year}-{month:02d}.csv.gz",
-                   "LOG_LEVEL": "INFO"}
+            env = {
+                "STORAGE_EMULATOR_HOST": gcs,
+                "GCP_PROJECT": "bench",
+                "DEAD_LETTER_TOPIC": "bench-dead-letter",
+                "SOURCE_URL_TEMPLATE": tlc_url + "/{service}/{service}_tripdata_{year}-{month:02d}.csv.gz",
+                "LOG_LEVEL": "INFO",
+            }
             rounds = [run_round(i, args, source, work, env, pg) for i in range(args.runs)]
         meta = _meta(args, source, started)
         summary = report.summarize(rounds)

@@ -17,9 +17,9 @@ import subprocess
 import tempfile
 import time
 import urllib.request
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Callable, Iterator
 
 STARTUP_SECONDS = 60
 
@@ -68,10 +68,28 @@ def fake_gcs(root: Path) -> Iterator[str]:
     log = root / "fake-gcs.log"
     root.mkdir(parents=True, exist_ok=True)
     with open(log, "wb") as out:
-        proc = subprocess.Popen([_get_binary_path(), "-scheme", "http", "-host", "127.0.0.1", "-port", str(port),
-                                 "-external-url", f"http://127.0.0.1:{port}", "-backend", "filesystem",
-                                 "-filesystem-root", str(root / "objects"), "-log-level", "error"],
-                                stdout=out, stderr=subprocess.STDOUT, start_new_session=True)
+        proc = subprocess.Popen(
+            [
+                _get_binary_path(),
+                "-scheme",
+                "http",
+                "-host",
+                "127.0.0.1",
+                "-port",
+                str(port),
+                "-external-url",
+                f"http://127.0.0.1:{port}",
+                "-backend",
+                "filesystem",
+                "-filesystem-root",
+                str(root / "objects"),
+                "-log-level",
+                "error",
+            ],
+            stdout=out,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,
+        )
 
     def ready() -> bool:
         try:
@@ -97,8 +115,14 @@ class Postgres:
 
     def settings_env(self, schema: str) -> dict[str, str]:
         """What the load_postgres function reads from its environment."""
-        return {"PG_HOST": self.host, "PG_PORT": str(self.port), "PG_USER": self.user,
-                "PG_PASSWORD": self.password, "PG_DATABASE": self.database, "PG_SCHEMA": schema}
+        return {
+            "PG_HOST": self.host,
+            "PG_PORT": str(self.port),
+            "PG_USER": self.user,
+            "PG_PASSWORD": self.password,
+            "PG_DATABASE": self.database,
+            "PG_SCHEMA": schema,
+        }
 
 
 def _pg_bin_dir() -> Path:
@@ -125,18 +149,48 @@ def postgres() -> Iterator[Postgres]:
         if run_as:
             shutil.chown(pwfile, "postgres")
         data, log = root / "data", root / "postgres.log"
-        initdb = subprocess.run([*run_as, str(bin_dir / "initdb"), "-D", str(data), "-U", "bench",
-                                 f"--pwfile={pwfile}", "--auth-host=scram-sha-256", "--auth-local=scram-sha-256",
-                                 "-E", "UTF8", "--no-locale"], capture_output=True, text=True)
+        initdb = subprocess.run(
+            [
+                *run_as,
+                str(bin_dir / "initdb"),
+                "-D",
+                str(data),
+                "-U",
+                "bench",
+                f"--pwfile={pwfile}",
+                "--auth-host=scram-sha-256",
+                "--auth-local=scram-sha-256",
+                "-E",
+                "UTF8",
+                "--no-locale",
+            ],
+            capture_output=True,
+            text=True,
+        )
         pwfile.unlink()
         if initdb.returncode:
             raise ServerError(f"initdb failed: {initdb.stderr[-2000:]}")
         port = free_port()
         with open(log, "wb") as out:
-            proc = subprocess.Popen([*run_as, str(bin_dir / "postgres"), "-D", str(data),
-                                     "-c", "listen_addresses=127.0.0.1", "-c", f"port={port}",
-                                     "-c", "unix_socket_directories=", "-c", "max_connections=20"],
-                                    stdout=out, stderr=subprocess.STDOUT, start_new_session=True)
+            proc = subprocess.Popen(
+                [
+                    *run_as,
+                    str(bin_dir / "postgres"),
+                    "-D",
+                    str(data),
+                    "-c",
+                    "listen_addresses=127.0.0.1",
+                    "-c",
+                    f"port={port}",
+                    "-c",
+                    "unix_socket_directories=",
+                    "-c",
+                    "max_connections=20",
+                ],
+                stdout=out,
+                stderr=subprocess.STDOUT,
+                start_new_session=True,
+            )
         pg_isready = [str(bin_dir / "pg_isready"), "-q", "-h", "127.0.0.1", "-p", str(port)]
         _wait(lambda: subprocess.run(pg_isready).returncode == 0, "PostgreSQL", proc, log)
         yield Postgres("127.0.0.1", port, "bench", password, "postgres")

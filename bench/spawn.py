@@ -26,8 +26,9 @@ def run(name: str, spec: dict[str, Any], work: Path) -> dict[str, Any]:
     spec_file.write_text(json.dumps({**spec, "result": str(result)}))
     spec_file.chmod(0o600)
     try:
-        proc = subprocess.run([sys.executable, "-m", "bench.child", name, str(spec_file)],
-                              cwd=REPO, capture_output=True, text=True)
+        proc = subprocess.run(
+            [sys.executable, "-m", "bench.child", name, str(spec_file)], cwd=REPO, capture_output=True, text=True
+        )
         if proc.returncode or not result.exists():
             tail = (proc.stderr or proc.stdout)[-3000:]
             raise RuntimeError(f"contender {name} failed (exit {proc.returncode}):\n{tail}")

@@ -59,8 +59,10 @@ class Destinations:
 
     def bigquery_counts(self, start: dt.date, end: dt.date) -> dict[str, int]:
         table = f"{self.settings.project}.{self.settings.bq_dataset}.{self.service}_trips"
-        sql = (f"SELECT CAST(pickup_date AS STRING) AS d, COUNT(*) AS n FROM `{table}` "
-               f"WHERE pickup_date BETWEEN '{start}' AND '{end}' GROUP BY 1")
+        sql = (
+            f"SELECT CAST(pickup_date AS STRING) AS d, COUNT(*) AS n FROM `{table}` "
+            f"WHERE pickup_date BETWEEN '{start}' AND '{end}' GROUP BY 1"
+        )
         try:
             return {row["d"]: int(row["n"]) for row in self.bigquery.query(sql).result()}
         except Exception as exc:  # noqa: BLE001 - the table appears with the first load
@@ -71,14 +73,22 @@ class Destinations:
     def postgres_counts(self, start: dt.date, end: dt.date) -> dict[str, int]:
         import pg8000.native
 
-        conn = pg8000.native.Connection(user=self.env["PG_USER"], password=self.env["PG_PASSWORD"],
-                                        host=self.env["PG_HOST"], port=int(self.env["PG_PORT"]),
-                                        database=self.env["PG_DATABASE"])
+        conn = pg8000.native.Connection(
+            user=self.env["PG_USER"],
+            password=self.env["PG_PASSWORD"],
+            host=self.env["PG_HOST"],
+            port=int(self.env["PG_PORT"]),
+            database=self.env["PG_DATABASE"],
+        )
         try:
             if not conn.run("SELECT to_regclass(:t)", t=f"{self.settings.pg_schema}.{self.service}_trips")[0][0]:
                 return {}
-            rows = conn.run(f"SELECT pickup_date::text, count(*) FROM {self.settings.pg_schema}.{self.service}_trips "
-                            "WHERE pickup_date BETWEEN :a AND :b GROUP BY 1", a=start, b=end)
+            rows = conn.run(
+                f"SELECT pickup_date::text, count(*) FROM {self.settings.pg_schema}.{self.service}_trips "
+                "WHERE pickup_date BETWEEN :a AND :b GROUP BY 1",
+                a=start,
+                b=end,
+            )
             return {d: int(n) for d, n in rows}
         finally:
             conn.close()
@@ -87,16 +97,18 @@ class Destinations:
 def publish(env: dict[str, str], topic: str, body: dict[str, Any]) -> None:
     from shared.core import clients
 
-    clients.publisher().publish(clients.topic_path(env[topic], env["GCP_PROJECT"]),
-                                json.dumps(body).encode()).result(timeout=60)
+    clients.publisher().publish(clients.topic_path(env[topic], env["GCP_PROJECT"]), json.dumps(body).encode()).result(
+        timeout=60
+    )
 
 
 def days_between(start: dt.date, end: dt.date) -> list[str]:
     return [(start + dt.timedelta(days=i)).isoformat() for i in range((end - start).days + 1)]
 
 
-def wait_complete(dest: Destinations, start: dt.date, end: dt.date, expected: dict[str, int] | None,
-                  since: float) -> dict[str, Any]:
+def wait_complete(
+    dest: Destinations, start: dt.date, end: dt.date, expected: dict[str, int] | None, since: float
+) -> dict[str, Any]:
     """Poll until every date of the range is in the lake, BigQuery and Postgres with equal counts
     (and equal to `expected` when given). Returns the wall time from `since` and the counts."""
     days = days_between(start, end)
@@ -108,11 +120,16 @@ def wait_complete(dest: Destinations, start: dt.date, end: dt.date, expected: di
             bq, pg = dest.bigquery_counts(start, end), dest.postgres_counts(start, end)
             loaded = {d: n for d, n in target.items() if n}  # a date without rows has no rows to find
             if all(bq.get(d) == n for d, n in loaded.items()) and all(pg.get(d) == n for d, n in loaded.items()):
-                return {"wall": time.monotonic() - since, "dates": len(days), "rows": sum(target.values()),
-                        "generations": {d: lake[d][1] for d in days}}
+                return {
+                    "wall": time.monotonic() - since,
+                    "dates": len(days),
+                    "rows": sum(target.values()),
+                    "generations": {d: lake[d][1] for d in days},
+                }
         if time.monotonic() > deadline:
-            raise RuntimeError(f"backfill {start}..{end} not complete after {SETTLE_TIMEOUT} s: "
-                               f"lake {len(lake)}/{len(days)} dates")
+            raise RuntimeError(
+                f"backfill {start}..{end} not complete after {SETTLE_TIMEOUT} s: lake {len(lake)}/{len(days)} dates"
+            )
         time.sleep(POLL_SECONDS)
 
 
@@ -127,8 +144,10 @@ def timeline(dest: Destinations, start: dt.date, end: dt.date, published_at: dt.
         for record in records:
             if record.updated_at is not None and record.outcome in ("succeeded", "skipped_up_to_date"):
                 finished.setdefault(record.function, []).append((record.updated_at - published_at).total_seconds())
-    return {function: {"first": round(min(times), 1), "last": round(max(times), 1), "runs": len(times)}
-            for function, times in sorted(finished.items())}
+    return {
+        function: {"first": round(min(times), 1), "last": round(max(times), 1), "runs": len(times)}
+        for function, times in sorted(finished.items())
+    }
 
 
 def wait_ingest_outcomes(state: Path, count: int, timeout: float = 600) -> None:
@@ -144,15 +163,15 @@ def bq_load(spec: dict[str, Any], clock: Clock) -> dict[str, Any]:
     from google.cloud import bigquery
 
     from shared.core import clients
-
     from shared.load.bigquery import schema_fields
 
     client = clients.bigquery()
     table = f"{spec['env']['GCP_PROJECT']}.{spec['env']['BQ_DATASET']}._bench_floor_month"
     client.delete_table(table, not_found_ok=True)
     client.create_table(bigquery.Table(table, schema=schema_fields(spec["service"])))  # as the loader's table is
-    config = bigquery.LoadJobConfig(source_format=bigquery.SourceFormat.PARQUET,
-                                    write_disposition=bigquery.WriteDisposition.WRITE_APPEND)
+    config = bigquery.LoadJobConfig(
+        source_format=bigquery.SourceFormat.PARQUET, write_disposition=bigquery.WriteDisposition.WRITE_APPEND
+    )
     with clock:
         client.load_table_from_uri(spec["uri"], table, job_config=config).result()
     rows = client.get_table(table).num_rows
@@ -192,10 +211,17 @@ def floor(env: dict[str, str], source: Path, service: str, work: Path) -> dict[s
     parquet.unlink()
     rows = sum(expected.values())
     if not copy["rows_out"] == load["rows_out"] == rows == split["rows_out"]:
-        raise RuntimeError(f"the floor's steps disagree: split {split['rows_out']}, copy {copy['rows_out']}, "
-                           f"load {load['rows_out']}, files {rows}")
-    return {"split": split, "pg_copy": copy, "bq_load": load, "expected": expected,
-            "wall": split["wall"] + copy["wall"] + load["wall"]}
+        raise RuntimeError(
+            f"the floor's steps disagree: split {split['rows_out']}, copy {copy['rows_out']}, "
+            f"load {load['rows_out']}, files {rows}"
+        )
+    return {
+        "split": split,
+        "pg_copy": copy,
+        "bq_load": load,
+        "expected": expected,
+        "wall": split["wall"] + copy["wall"] + load["wall"],
+    }
 
 
 def run(source: Path, service: str, work: Path, tlc_url: str, port_base: int, year: int | None) -> dict[str, Any]:
@@ -208,11 +234,14 @@ def run(source: Path, service: str, work: Path, tlc_url: str, port_base: int, ye
         result: dict[str, Any] = {"floor": floor(env, source, service, work)}
         print("  stack: floor done", flush=True, file=sys.stderr)
 
-        since, published_at = time.monotonic(), dt.datetime.now(dt.timezone.utc)
+        since, published_at = time.monotonic(), dt.datetime.now(dt.UTC)
         publish(env, "BACKFILL_TOPIC", {"start": start.isoformat(), "end": end.isoformat(), "service": service})
         first = wait_complete(dest, start, end, result["floor"]["expected"], since)
-        result["backfill"] = {**{k: v for k, v in first.items() if k != "generations"}, **log_counts(state),
-                              "timeline": timeline(dest, start, end, published_at)}
+        result["backfill"] = {
+            **{k: v for k, v in first.items() if k != "generations"},
+            **log_counts(state),
+            "timeline": timeline(dest, start, end, published_at),
+        }
         print(f"  stack: backfill of {start:%Y-%m} done", flush=True, file=sys.stderr)
 
         outcomes = log_counts(state)["ingest_outcomes"]
@@ -229,33 +258,47 @@ def run(source: Path, service: str, work: Path, tlc_url: str, port_base: int, ye
             since = time.monotonic()
             publish(env, "BACKFILL_TOPIC", {"start": y_start.isoformat(), "end": y_end.isoformat(), "service": service})
             done = wait_complete(dest, y_start, y_end, None, since)
-            result["year"] = {"year": year, **{k: v for k, v in done.items() if k != "generations"},
-                              **log_counts(state)}
+            result["year"] = {
+                "year": year,
+                **{k: v for k, v in done.items() if k != "generations"},
+                **log_counts(state),
+            }
             print(f"  stack: backfill of {year} done", flush=True, file=sys.stderr)
     return result
 
 
 def markdown(result: dict[str, Any], meta: dict[str, Any]) -> str:
     floor, backfill, again = result["floor"], result["backfill"], result["again"]
-    lines = [f"Through the local stack ({meta['service']} 2021-01, {meta['rows']:,} rows, seed {meta['seed']}): "
-             "one backfill message, until every date is in BigQuery and Postgres.", "",
-             "| | wall x floor | |", "|---|---|---|",
-             f"| floor: split + `psql \\copy` + BigQuery load of the month | 1.00x | split "
-             f"{floor['split']['wall'] / floor['wall']:.0%}, copy {floor['pg_copy']['wall'] / floor['wall']:.0%}, "
-             f"load {floor['bq_load']['wall'] / floor['wall']:.0%} |",
-             f"| the 31-date backfill through the stack | {backfill['wall'] / floor['wall']:.2f}x | "
-             f"{backfill['dates']} dates, {backfill['rows']:,} rows; function retries {backfill['function_retries']}, "
-             f"failed deliveries {backfill['failed_pushes']}, dead letters {backfill['dead_letters']} |",
-             "| where the time went | | " + ", ".join(
-                 f"{fn} {t['first']:.0f}-{t['last']:.0f} s" for fn, t in backfill["timeline"].items()) + " |",
-             f"| the same backfill again | - | rewritten: {len(again['rewritten'])}; function retries "
-             f"{again['function_retries']}, failed deliveries {again['failed_pushes']} (cumulative) |"]
+    lines = [
+        f"Through the local stack ({meta['service']} 2021-01, {meta['rows']:,} rows, seed {meta['seed']}): "
+        "one backfill message, until every date is in BigQuery and Postgres.",
+        "",
+        "| | wall x floor | |",
+        "|---|---|---|",
+        f"| floor: split + `psql \\copy` + BigQuery load of the month | 1.00x | split "
+        f"{floor['split']['wall'] / floor['wall']:.0%}, copy {floor['pg_copy']['wall'] / floor['wall']:.0%}, "
+        f"load {floor['bq_load']['wall'] / floor['wall']:.0%} |",
+        f"| the 31-date backfill through the stack | {backfill['wall'] / floor['wall']:.2f}x | "
+        f"{backfill['dates']} dates, {backfill['rows']:,} rows; function retries {backfill['function_retries']}, "
+        f"failed deliveries {backfill['failed_pushes']}, dead letters {backfill['dead_letters']} |",
+        "| where the time went | | "
+        + ", ".join(f"{fn} {t['first']:.0f}-{t['last']:.0f} s" for fn, t in backfill["timeline"].items())
+        + " |",
+        f"| the same backfill again | - | rewritten: {len(again['rewritten'])}; function retries "
+        f"{again['function_retries']}, failed deliveries {again['failed_pushes']} (cumulative) |",
+    ]
     if "year" in result:
         year = result["year"]
-        lines.append(f"| a year ({year['year']}, default-size months) | {year['wall'] / floor['wall']:.2f}x | "
-                     f"{year['dates']} dates, {year['rows']:,} rows, every date equal in the lake, BigQuery "
-                     f"and Postgres; function retries {year['function_retries']} (cumulative) |")
+        lines.append(
+            f"| a year ({year['year']}, default-size months) | {year['wall'] / floor['wall']:.2f}x | "
+            f"{year['dates']} dates, {year['rows']:,} rows, every date equal in the lake, BigQuery "
+            f"and Postgres; function retries {year['function_retries']} (cumulative) |"
+        )
     target = backfill["wall"] / floor["wall"]
-    lines += ["", "| target (issue #11) | measured | limit | |", "|---|---|---|---|",
-              f"| 31-date backfill wall / floor | {target:.2f}x | 3x | {'met' if target <= 3 else 'NOT met'} |"]
+    lines += [
+        "",
+        "| target (issue #11) | measured | limit | |",
+        "|---|---|---|---|",
+        f"| 31-date backfill wall / floor | {target:.2f}x | 3x | {'met' if target <= 3 else 'NOT met'} |",
+    ]
     return "\n".join(lines)

@@ -15,10 +15,10 @@ import json
 import threading
 import time
 from collections import Counter
-from typing import Any, Iterable, Mapping
+from collections.abc import Iterable, Mapping
+from typing import Any
 
-from shared.core import ledger
-from shared.core import ledger_read
+from shared.core import ledger, ledger_read
 
 TERMINAL = frozenset({ledger.SUCCEEDED, ledger.SKIPPED, ledger.DEAD_LETTERED})
 
@@ -48,16 +48,27 @@ class Publisher:
                     raise
                 time.sleep(0.5)
 
-
     def publish_notification(self, blob: Any) -> None:
         """The finalize notification GCS (here fake-gcs-server) sends for `blob`, JSON_API_V1, on the
         lake-events topic: what Pub/Sub would have delivered had the emulator not lost it."""
         path = self.clients.topic_path(self.env["LAKE_EVENTS_TOPIC"], self.env["GCP_PROJECT"])
-        resource = {"kind": "storage#object", "bucket": blob.bucket.name, "name": blob.name,
-                    "generation": str(blob.generation), "metageneration": str(blob.metageneration or 1),
-                    "size": str(blob.size or 0), "contentType": blob.content_type or "", "metadata": blob.metadata or {}}
-        attributes = {"eventType": "OBJECT_FINALIZE", "payloadFormat": "JSON_API_V1", "bucketId": blob.bucket.name,
-                      "objectId": blob.name, "objectGeneration": str(blob.generation)}
+        resource = {
+            "kind": "storage#object",
+            "bucket": blob.bucket.name,
+            "name": blob.name,
+            "generation": str(blob.generation),
+            "metageneration": str(blob.metageneration or 1),
+            "size": str(blob.size or 0),
+            "contentType": blob.content_type or "",
+            "metadata": blob.metadata or {},
+        }
+        attributes = {
+            "eventType": "OBJECT_FINALIZE",
+            "payloadFormat": "JSON_API_V1",
+            "bucketId": blob.bucket.name,
+            "objectId": blob.name,
+            "objectGeneration": str(blob.generation),
+        }
         self.clients.publisher().publish(path, json.dumps(resource).encode(), **attributes).result(timeout=30)
         self.sent["lake_events"] += 1
 
@@ -75,7 +86,7 @@ class DeadLetters:
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._run, name="chaos-dead-letters", daemon=True)
 
-    def start(self) -> "DeadLetters":
+    def start(self) -> DeadLetters:
         self._thread.start()
         return self
 
@@ -98,8 +109,9 @@ class DeadLetters:
                     body = json.loads(message.data)
                 except ValueError:
                     body = {"raw": message.data[:2000].decode("utf-8", "replace")}
-                self.letters.append({"body": body, "attributes": dict(message.attributes),
-                                     "message_id": message.message_id})
+                self.letters.append(
+                    {"body": body, "attributes": dict(message.attributes), "message_id": message.message_id}
+                )
                 ack_ids.append(received.ack_id)
             if ack_ids:
                 self.last_seen = time.monotonic()
@@ -118,7 +130,9 @@ class DeadLetters:
             if isinstance(body, dict) and "reason" in body and "function" in body:
                 out[f"{body['function']}: {body['reason']}"] += 1
             else:
-                out[f"pubsub: attempts exhausted ({letter['attributes'].get('CloudPubSubDeadLetterSourceSubscription', '?')})"] += 1
+                out[
+                    f"pubsub: attempts exhausted ({letter['attributes'].get('CloudPubSubDeadLetterSourceSubscription', '?')})"
+                ] += 1
         return dict(sorted(out.items()))
 
     def event_ids(self) -> set[tuple[str, str]]:
@@ -143,7 +157,12 @@ def ledger_records(bucket: Any, months: Iterable[Any]) -> list[tuple[str, dt.dat
     return out
 
 
-def in_flight(records: Iterable[tuple[str, dt.date, ledger_read.RunRecord]]) -> list[tuple[str, dt.date, ledger_read.RunRecord]]:
+def in_flight(
+    records: Iterable[tuple[str, dt.date, ledger_read.RunRecord]],
+) -> list[tuple[str, dt.date, ledger_read.RunRecord]]:
     """Records whose event has no outcome yet (queued, running, retrying), newest first."""
-    return sorted((r for r in records if r[2].outcome not in TERMINAL),
-                  key=lambda r: r[2].updated_at or dt.datetime.min.replace(tzinfo=dt.timezone.utc), reverse=True)
+    return sorted(
+        (r for r in records if r[2].outcome not in TERMINAL),
+        key=lambda r: r[2].updated_at or dt.datetime.min.replace(tzinfo=dt.UTC),
+        reverse=True,
+    )

@@ -18,8 +18,13 @@ from chaos.workload import Workload
 LOADERS = ("load_bigquery", "load_postgres")
 
 
-def republish_lost(restart: dt.datetime, workload: Workload, publisher: observe.Publisher,
-                   published: list[tuple[dt.datetime, Any]], bucket: Any) -> int:
+def republish_lost(
+    restart: dt.datetime,
+    workload: Workload,
+    publisher: observe.Publisher,
+    published: list[tuple[dt.datetime, Any]],
+    bucket: Any,
+) -> int:
     """After a Pub/Sub restart at `restart`: publish again each date whose last message (ours,
     or a backfill's, by its `queued` record) has no outcome recorded after it, or whose ingest
     is still running or retrying (its message died with the emulator); and each backfill of
@@ -43,8 +48,12 @@ def republish_lost(restart: dt.datetime, workload: Workload, publisher: observe.
     again = set()
     for key, asked in last_asked.items():
         record = latest_ingest.get(key)
-        if record is None or record.updated_at is None or record.updated_at < asked \
-                or record.outcome not in observe.TERMINAL:
+        if (
+            record is None
+            or record.updated_at is None
+            or record.updated_at < asked
+            or record.outcome not in observe.TERMINAL
+        ):
             again.add(key)
     for service, day in sorted(again):
         publisher.publish("ingest", {"date": day.isoformat(), "service": service})
@@ -53,8 +62,10 @@ def republish_lost(restart: dt.datetime, workload: Workload, publisher: observe.
         if message.topic != "backfill" or when > restart:
             continue
         start, end = (dt.date.fromisoformat(message.body[k]) for k in ("start", "end"))
-        seen = any(s == message.body["service"] and start <= d <= end and r.updated_at and r.updated_at >= when
-                   for s, d, r in records)
+        seen = any(
+            s == message.body["service"] and start <= d <= end and r.updated_at and r.updated_at >= when
+            for s, d, r in records
+        )
         if not seen:
             publisher.publish("backfill", message.body)
             count += 1
@@ -68,8 +79,11 @@ def renotify_lost(workload: Workload, publisher: observe.Publisher, bucket: Any)
     from shared.core import ledger, paths
 
     wanted = set(workload.dates)
-    loaded = {(s, d, r.function, r.generation) for s, d, r in observe.ledger_records(bucket, workload.months)
-              if r.outcome in (ledger.SUCCEEDED, ledger.SKIPPED)}
+    loaded = {
+        (s, d, r.function, r.generation)
+        for s, d, r in observe.ledger_records(bucket, workload.months)
+        if r.outcome in (ledger.SUCCEEDED, ledger.SKIPPED)
+    }
     count = 0
     for blob in bucket.list_blobs(prefix="trips/"):
         partition = paths.parse_partition(blob.name)

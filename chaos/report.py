@@ -20,13 +20,26 @@ from pathlib import Path
 from typing import Any
 
 from chaos import run as runner
-from chaos import state, workload as workloads
+from chaos import state
+from chaos import workload as workloads
 from local.stack.throwaway import REPO
 
-QUICK = dict(rows_per_day=300, publish_seconds=20.0, fault_count=5, fault_gap_seconds=5.0, quiet_seconds=8.0,
-             settle_timeout=240.0)
-FULL = dict(rows_per_day=500, publish_seconds=150.0, fault_count=30, fault_gap_seconds=10.0, quiet_seconds=20.0,
-            settle_timeout=1800.0)
+QUICK = dict(
+    rows_per_day=300,
+    publish_seconds=20.0,
+    fault_count=5,
+    fault_gap_seconds=5.0,
+    quiet_seconds=8.0,
+    settle_timeout=240.0,
+)
+FULL = dict(
+    rows_per_day=500,
+    publish_seconds=150.0,
+    fault_count=30,
+    fault_gap_seconds=10.0,
+    quiet_seconds=20.0,
+    settle_timeout=1800.0,
+)
 
 
 def prepare_source(directory: Path, months: tuple[workloads.Month, ...]) -> None:
@@ -44,8 +57,12 @@ def prepare_source(directory: Path, months: tuple[workloads.Month, ...]) -> None
         write_month(path, generate_month(month.service, month.year, month.month, rows=month.rows, seed=3), "csv.gz")
 
 
-def verdict(comparison: dict[str, Any], faulty: dict[str, Any], clean: dict[str, Any],
-            clean_leftovers: dict[str, Any] | None = None) -> list[str]:
+def verdict(
+    comparison: dict[str, Any],
+    faulty: dict[str, Any],
+    clean: dict[str, Any],
+    clean_leftovers: dict[str, Any] | None = None,
+) -> list[str]:
     """Every reason the run failed, for people; empty when it passed."""
     problems = []
     clean_left = {k: v for k, v in (clean_leftovers or {}).items() if v}
@@ -54,8 +71,10 @@ def verdict(comparison: dict[str, Any], faulty: dict[str, Any], clean: dict[str,
     if comparison["differences"]:
         problems.append(f"{len(comparison['differences'])} (date, destination) pairs differ from the clean run")
     if comparison["months_not_conserved"] or comparison["manifests_differing"]:
-        problems.append(f"months not conserved {comparison['months_not_conserved']}, "
-                        f"manifests differing {comparison['manifests_differing']}")
+        problems.append(
+            f"months not conserved {comparison['months_not_conserved']}, "
+            f"manifests differing {comparison['manifests_differing']}"
+        )
     left = {k: v for k, v in comparison["leftovers"].items() if v}
     if left:
         problems.append(f"left behind: {left}")
@@ -64,8 +83,9 @@ def verdict(comparison: dict[str, Any], faulty: dict[str, Any], clean: dict[str,
         if acc["stuck"]:
             problems.append(f"{run['name']}: {len(acc['stuck'])} messages stuck in flight")
         if acc["dead_lettered_without_letter"]:
-            problems.append(f"{run['name']}: {len(acc['dead_lettered_without_letter'])} dead-lettered records "
-                            "with no dead letter")
+            problems.append(
+                f"{run['name']}: {len(acc['dead_lettered_without_letter'])} dead-lettered records with no dead letter"
+            )
     clean_acc = clean["accounting"]
     if clean_acc["dead_letters"] or clean_acc["function_retries"] or clean["source"]["injected"]:
         problems.append("the clean run was not clean (dead letters, retries or faults): no model")
@@ -84,14 +104,19 @@ def table(report: dict[str, Any]) -> str:
     lines = [
         ("seed", report["seed"]),
         ("workload", f"{events['months']} months, {events['dates']} dates, {events['rows_source']:,} source rows"),
-        ("events published", f"{events['messages']} ({events['by_kind']}) + {events['fanout']} backfill fan-out "
-                             f"= {events['messages'] + events['fanout']}"),
+        (
+            "events published",
+            f"{events['messages']} ({events['by_kind']}) + {events['fanout']} backfill fan-out "
+            f"= {events['messages'] + events['fanout']}",
+        ),
         ("duplicates", f"{events['duplicates']} (dates asked for more than once)"),
         ("source requests / faults", f"{faulty['source']['requests']} / {len(faulty['source']['injected'])}"),
         ("faults by kind", ", ".join(f"{k} {v}" for k, v in sorted(kinds.items()))),
         ("stack faults that failed", sum(1 for f in faulty["stack_faults"] if "error" in f)),
-        ("published again after Pub/Sub restarts", f"{faulty['republished']} messages, "
-                                                   f"{faulty['renotified']} finalize notifications"),
+        (
+            "published again after Pub/Sub restarts",
+            f"{faulty['republished']} messages, {faulty['renotified']} finalize notifications",
+        ),
         ("retries seen", f"{acc['function_retries']} raised by functions, {acc['failed_pushes']} failed pushes"),
         ("dead letters by reason", ", ".join(f"{k} {v}" for k, v in acc["dead_letters_by_reason"].items()) or "none"),
         ("repair backfills (clean / faulty)", f"{clean['repair_backfills']} / {faulty['repair_backfills']}"),
@@ -99,14 +124,22 @@ def table(report: dict[str, Any]) -> str:
         ("stuck in flight", len(acc["stuck"])),
         ("dates compared x 3 destinations", comparison["dates"]),
         ("dates equal to the clean run", comparison["dates_equal"]),
-        ("months conserved", f"{len(report['faulty_months']) - len(comparison['months_not_conserved'])}"
-                             f" of {len(report['faulty_months'])}"),
+        (
+            "months conserved",
+            f"{len(report['faulty_months']) - len(comparison['months_not_conserved'])}"
+            f" of {len(report['faulty_months'])}",
+        ),
         ("left behind", {k: len(v) for k, v in comparison["leftovers"].items()}),
-        ("left by a killed load (expire in Google Cloud)",
-         f"{len(comparison['crash_leftovers']['bigquery_staging_tables'])} BigQuery staging tables"),
-        ("wall time clean / faulty (s)", f"{clean['seconds']['total']} / {faulty['seconds']['total']} "
-                                         f"(faulty: faults {faulty['seconds']['active']}, settled at "
-                                         f"{faulty['seconds']['settled']})"),
+        (
+            "left by a killed load (expire in Google Cloud)",
+            f"{len(comparison['crash_leftovers']['bigquery_staging_tables'])} BigQuery staging tables",
+        ),
+        (
+            "wall time clean / faulty (s)",
+            f"{clean['seconds']['total']} / {faulty['seconds']['total']} "
+            f"(faulty: faults {faulty['seconds']['active']}, settled at "
+            f"{faulty['seconds']['settled']})",
+        ),
         ("verdict", "PASS" if not report["problems"] else "FAIL: " + "; ".join(report["problems"])),
     ]
     width = max(len(k) for k, _ in lines)
@@ -122,8 +155,14 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--work", type=Path, default=REPO / ".state" / "chaos")
     parser.add_argument("--json", type=Path, default=None, help="report file (default WORK/report.json)")
     args = parser.parse_args(argv)
-    options = runner.Options(seed=args.seed, quick=args.quick, rate=args.rate, port_base=args.port_base,
-                             work=args.work, **(QUICK if args.quick else FULL))
+    options = runner.Options(
+        seed=args.seed,
+        quick=args.quick,
+        rate=args.rate,
+        port_base=args.port_base,
+        work=args.work,
+        **(QUICK if args.quick else FULL),
+    )
     work = workloads.build(args.seed, args.quick)
     source_dir = args.work / "source"
     source_dir.mkdir(parents=True, exist_ok=True)
@@ -141,14 +180,23 @@ def main(argv: list[str] | None = None) -> int:
             per_date[key] = per_date.get(key, 0) + 1
     manifests = faulty["state"]["lake"]["manifests"]
     report = {
-        "seed": args.seed, "quick": args.quick, "rate": args.rate,
-        "workload": {"months": len(work.months), "dates": len(work.dates), "messages": len(work.messages),
-                     "by_kind": work.counts(), "fanout": work.fanout(),
-                     "duplicates": sum(1 for n in per_date.values() if n > 1),
-                     "rows_source": sum(m["source_rows"] for m in manifests.values())},
+        "seed": args.seed,
+        "quick": args.quick,
+        "rate": args.rate,
+        "workload": {
+            "months": len(work.months),
+            "dates": len(work.dates),
+            "messages": len(work.messages),
+            "by_kind": work.counts(),
+            "fanout": work.fanout(),
+            "duplicates": sum(1 for n in per_date.values() if n > 1),
+            "rows_source": sum(m["source_rows"] for m in manifests.values()),
+        },
         "clean": {k: v for k, v in clean.items() if k != "state"},
         "faulty": {k: v for k, v in faulty.items() if k != "state"},
-        "faulty_months": manifests, "comparison": comparison, "wall_seconds": round(time.monotonic() - started, 1),
+        "faulty_months": manifests,
+        "comparison": comparison,
+        "wall_seconds": round(time.monotonic() - started, 1),
     }
     clean_leftovers = state.compare(clean["state"], clean["state"], work.dates)["leftovers"]
     report["problems"] = verdict(comparison, faulty, clean, clean_leftovers)

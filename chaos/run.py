@@ -72,7 +72,7 @@ def fault_schedule(options: Options) -> list[tuple[float, str]]:
         rng.shuffle(batch)
         kinds += batch
     at, out = 2.0, []
-    for kind in kinds[:options.fault_count]:
+    for kind in kinds[: options.fault_count]:
         out.append((round(at, 2), kind))
         at += options.fault_gap_seconds * rng.uniform(0.6, 1.4)
     return out
@@ -83,9 +83,12 @@ def execute(name: str, workload: Workload, options: Options, source_dir: Path, f
     work = options.work / name
     shutil.rmtree(work, ignore_errors=True)
     work.mkdir(parents=True)
-    source = serve(source_dir, seed=options.seed, rate=options.rate, hang_seconds=HANG_SECONDS,
-                   rows_per_day=options.rows_per_day)
-    template = f"http://127.0.0.1:{source.server_address[1]}/{{service}}/{{service}}_tripdata_{{year}}-{{month:02d}}.csv.gz"
+    source = serve(
+        source_dir, seed=options.seed, rate=options.rate, hang_seconds=HANG_SECONDS, rows_per_day=options.rows_per_day
+    )
+    template = (
+        f"http://127.0.0.1:{source.server_address[1]}/{{service}}/{{service}}_tripdata_{{year}}-{{month:02d}}.csv.gz"
+    )
     extra = {"SOURCE_URL_TEMPLATE": template, **STACK_SETTINGS}
     run, started = Run(name), time.monotonic()
     try:
@@ -102,8 +105,12 @@ def execute(name: str, workload: Workload, options: Options, source_dir: Path, f
             injector = None
             if faulty:
                 source.enabled = True
-                injector = threading.Thread(target=_inject, args=(stack, run, fault_schedule(options), workload,
-                                                                  publisher, bucket), name="chaos-faults", daemon=True)
+                injector = threading.Thread(
+                    target=_inject,
+                    args=(stack, run, fault_schedule(options), workload, publisher, bucket),
+                    name="chaos-faults",
+                    daemon=True,
+                )
             active_started = time.monotonic()
             if injector:
                 injector.start()
@@ -121,17 +128,27 @@ def execute(name: str, workload: Workload, options: Options, source_dir: Path, f
             accounting = _accounting(run, records, dead, throwaway.log_counts(Path(env["TAXI_STATE_DIR"])))
     finally:
         source.shutdown()
-    return {"name": name, "state": final, "accounting": accounting,
-            "source": {"requests": source.requests, "injected": source.injected},
-            "stack_faults": run.faults, "published": len(run.published), "republished": run.republished,
-            "renotified": run.renotified,
-            "repair_backfills": run.repair_backfills, "repair_rounds": run.repair_rounds,
-            "seconds": {"active": round(active, 1), "settled": round(settled, 1),
-                        "total": round(time.monotonic() - started, 1)}}
+    return {
+        "name": name,
+        "state": final,
+        "accounting": accounting,
+        "source": {"requests": source.requests, "injected": source.injected},
+        "stack_faults": run.faults,
+        "published": len(run.published),
+        "republished": run.republished,
+        "renotified": run.renotified,
+        "repair_backfills": run.repair_backfills,
+        "repair_rounds": run.repair_rounds,
+        "seconds": {
+            "active": round(active, 1),
+            "settled": round(settled, 1),
+            "total": round(time.monotonic() - started, 1),
+        },
+    }
 
 
 def _now() -> dt.datetime:
-    return dt.datetime.now(dt.timezone.utc)
+    return dt.datetime.now(dt.UTC)
 
 
 def _publish_workload(workload: Workload, publisher: observe.Publisher, run: Run, seconds: float) -> None:
@@ -146,8 +163,14 @@ def _publish_workload(workload: Workload, publisher: observe.Publisher, run: Run
         run.published.append((when, message))
 
 
-def _inject(stack: Stack, run: Run, schedule: list[tuple[float, str]], workload: Workload,
-            publisher: observe.Publisher, bucket: Any) -> None:
+def _inject(
+    stack: Stack,
+    run: Run,
+    schedule: list[tuple[float, str]],
+    workload: Workload,
+    publisher: observe.Publisher,
+    bucket: Any,
+) -> None:
     begun = time.monotonic()
     for at, kind in schedule:
         delay = begun + at - time.monotonic()
@@ -159,23 +182,34 @@ def _inject(stack: Stack, run: Run, schedule: list[tuple[float, str]], workload:
             error = None
         except Exception as exc:  # noqa: BLE001 - recorded; the run goes on (and its state is compared)
             detail, error = {}, f"{type(exc).__name__}: {exc}"[:500]
-        run.faults.append({"kind": kind, "at_s": round(time.monotonic() - begun, 2), "at": when.isoformat(), **detail,
-                           **({"error": error} if error else {})})
+        run.faults.append(
+            {
+                "kind": kind,
+                "at_s": round(time.monotonic() - begun, 2),
+                "at": when.isoformat(),
+                **detail,
+                **({"error": error} if error else {}),
+            }
+        )
         if kind == "pubsub":
             run.pubsub_restarts.append(when)
             run.republished += redeliver.republish_lost(when, workload, publisher, run.published, bucket)
             run.renotified += redeliver.renotify_lost(workload, publisher, bucket)
 
 
-def _settle(workload: Workload, publisher: observe.Publisher, run: Run, bucket: Any, env: dict[str, str],
-            options: Options) -> None:
+def _settle(
+    workload: Workload, publisher: observe.Publisher, run: Run, bucket: Any, env: dict[str, str], options: Options
+) -> None:
     """Wait for a still ledger; repair what is not complete (as the scheduled repair job would)."""
     deadline = time.monotonic() + options.settle_timeout
     last, still_since = None, time.monotonic()
     while time.monotonic() < deadline:
         records = observe.ledger_records(bucket, workload.months)
-        mark = (len(records), max((r.updated_at for _, _, r in records if r.updated_at), default=None),
-                sum(r.outcome in observe.TERMINAL for _, _, r in records))
+        mark = (
+            len(records),
+            max((r.updated_at for _, _, r in records if r.updated_at), default=None),
+            sum(r.outcome in observe.TERMINAL for _, _, r in records),
+        )
         if mark != last:
             last, still_since = mark, time.monotonic()
         elif time.monotonic() - still_since >= options.quiet_seconds:
@@ -185,8 +219,15 @@ def _settle(workload: Workload, publisher: observe.Publisher, run: Run, bucket: 
             run.repair_rounds.append({"states": states, "months": len(months)})
             for month in months:
                 dates = month.dates
-                publisher.publish("backfill", {"start": dates[0].isoformat(), "end": dates[-1].isoformat(),
-                                               "service": month.service, "only_missing": True})
+                publisher.publish(
+                    "backfill",
+                    {
+                        "start": dates[0].isoformat(),
+                        "end": dates[-1].isoformat(),
+                        "service": month.service,
+                        "only_missing": True,
+                    },
+                )
                 run.repair_backfills += 1
             still_since = time.monotonic()
         time.sleep(1.0)
@@ -195,8 +236,8 @@ def _settle(workload: Workload, publisher: observe.Publisher, run: Run, bucket: 
 def incomplete_months(workload: Workload, env: dict[str, str]) -> tuple[list[Any], dict[str, int]]:
     """The workload's months with a date not `complete` in the lake, BigQuery and Postgres, and
     those dates by state (`partial`, `dead_lettered`, ...)."""
-    from shared.operate import status, status_reads
     from shared.core.settings import Settings
+    from shared.operate import status, status_reads
 
     settings = Settings.from_env(env)
     out, states = [], {}
@@ -226,13 +267,22 @@ def _accounting(run: Run, records: list, dead: observe.DeadLetters, log_counts: 
             continue
         stuck.append({"service": service, "date": day.isoformat(), **record.as_dict()})
     letters = dead.event_ids()
-    unmatched = [{"service": s, "date": d.isoformat(), **r.as_dict()} for s, d, r in records
-                 if r.outcome == "dead_lettered" and (r.function, r.event_id) not in letters
-                 and not (last_restart and r.updated_at and r.updated_at <= last_restart)]
-    return {"records_by_outcome": dict(sorted(by_outcome.items())), "stuck": stuck,
-            "in_flight_lost_with_pubsub": lost, "dead_letters": len(dead.letters),
-            "dead_letters_by_reason": dead.by_reason(), "dead_lettered_without_letter": unmatched,
-            **log_counts}
+    unmatched = [
+        {"service": s, "date": d.isoformat(), **r.as_dict()}
+        for s, d, r in records
+        if r.outcome == "dead_lettered"
+        and (r.function, r.event_id) not in letters
+        and not (last_restart and r.updated_at and r.updated_at <= last_restart)
+    ]
+    return {
+        "records_by_outcome": dict(sorted(by_outcome.items())),
+        "stuck": stuck,
+        "in_flight_lost_with_pubsub": lost,
+        "dead_letters": len(dead.letters),
+        "dead_letters_by_reason": dead.by_reason(),
+        "dead_lettered_without_letter": unmatched,
+        **log_counts,
+    }
 
 
 def _superseded_queued(records: list) -> set[tuple[str, dt.date, str]]:
@@ -242,5 +292,8 @@ def _superseded_queued(records: list) -> set[tuple[str, dt.date, str]]:
         if record.function == "ingest" and record.updated_at:
             key = (service, day)
             ingest_seen[key] = max(record.updated_at, ingest_seen.get(key, record.updated_at))
-    return {(s, d, r.event_id) for s, d, r in records
-            if r.outcome == "queued" and (s, d) in ingest_seen and r.updated_at and ingest_seen[(s, d)] >= r.updated_at}
+    return {
+        (s, d, r.event_id)
+        for s, d, r in records
+        if r.outcome == "queued" and (s, d) in ingest_seen and r.updated_at and ingest_seen[(s, d)] >= r.updated_at
+    }

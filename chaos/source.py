@@ -43,8 +43,17 @@ _HTML = b"<!DOCTYPE html><html><body><h1>Unicorn!</h1><p>This page is taking too
 class ChaosSource(TLCServer):
     """A TLCServer whose month GETs fail at `rate` with the kinds above (see the module docstring)."""
 
-    def __init__(self, address: tuple[str, int], data_dir: str | Path, *, seed: int, rate: float,
-                 hang_seconds: float, kinds: tuple[str, ...] = KINDS, **options: Any) -> None:
+    def __init__(
+        self,
+        address: tuple[str, int],
+        data_dir: str | Path,
+        *,
+        seed: int,
+        rate: float,
+        hang_seconds: float,
+        kinds: tuple[str, ...] = KINDS,
+        **options: Any,
+    ) -> None:
         super().__init__(address, data_dir, **options)
         self.RequestHandlerClass = _ChaosHandler
         self.rate, self.hang_seconds, self.kinds = rate, hang_seconds, kinds
@@ -149,8 +158,10 @@ class _ChaosHandler(_Handler):
 
 def serve(data_dir: Path, *, seed: int, rate: float, hang_seconds: float, rows_per_day: int) -> ChaosSource:
     """Start a ChaosSource on a free port on a daemon thread (faults off until `enabled`)."""
-    server = ChaosSource(("127.0.0.1", 0), data_dir, seed=seed, rate=rate, hang_seconds=hang_seconds,
-                         rows_per_day=rows_per_day)
-    threading.Thread(target=server.serve_forever, kwargs={"poll_interval": 0.05}, name="chaos-source",
-                     daemon=True).start()
+    server = ChaosSource(
+        ("127.0.0.1", 0), data_dir, seed=seed, rate=rate, hang_seconds=hang_seconds, rows_per_day=rows_per_day
+    )
+    threading.Thread(
+        target=server.serve_forever, kwargs={"poll_interval": 0.05}, name="chaos-source", daemon=True
+    ).start()
     return server

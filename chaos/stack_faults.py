@@ -24,18 +24,31 @@ from __future__ import annotations
 import os
 import signal
 import time
+from collections.abc import Mapping
 from pathlib import Path
-from typing import Any, Mapping
+from typing import Any
 
 from local.stack import throwaway
 
 FUNCTIONS = ("ingest", "backfill", "load_bigquery", "load_postgres")
-KINDS = ("pg_fast", "pg_immediate", "pg_terminate", "gcs", "bigquery", "pubsub", "raw_deleted",
-         *(f"kill_{name}" for name in FUNCTIONS))
-_SIGNALS = {"pg_fast": ("postgres", signal.SIGINT), "pg_immediate": ("postgres", signal.SIGQUIT),
-            "gcs": ("gcs", signal.SIGKILL), "bigquery": ("bigquery", signal.SIGTERM),
-            "pubsub": ("pubsub", signal.SIGKILL),
-            **{f"kill_{name}": (f"fn-{name}", signal.SIGKILL) for name in FUNCTIONS}}
+KINDS = (
+    "pg_fast",
+    "pg_immediate",
+    "pg_terminate",
+    "gcs",
+    "bigquery",
+    "pubsub",
+    "raw_deleted",
+    *(f"kill_{name}" for name in FUNCTIONS),
+)
+_SIGNALS = {
+    "pg_fast": ("postgres", signal.SIGINT),
+    "pg_immediate": ("postgres", signal.SIGQUIT),
+    "gcs": ("gcs", signal.SIGKILL),
+    "bigquery": ("bigquery", signal.SIGTERM),
+    "pubsub": ("pubsub", signal.SIGKILL),
+    **{f"kill_{name}": (f"fn-{name}", signal.SIGKILL) for name in FUNCTIONS},
+}
 LOAD_WAIT_SECONDS = 5.0  # how long a PostgreSQL restart waits for a day's load to hit
 
 
@@ -106,16 +119,23 @@ class Stack:
     def _pg(self) -> Any:
         import pg8000.native
 
-        return pg8000.native.Connection(user=self.env["PG_USER"], password=self.env["PG_PASSWORD"],
-                                        host=self.env["PG_HOST"], port=int(self.env["PG_PORT"]),
-                                        database=self.env["PG_DATABASE"], timeout=10)
+        return pg8000.native.Connection(
+            user=self.env["PG_USER"],
+            password=self.env["PG_PASSWORD"],
+            host=self.env["PG_HOST"],
+            port=int(self.env["PG_PORT"]),
+            database=self.env["PG_DATABASE"],
+            timeout=10,
+        )
 
     def terminate_backends(self) -> int:
         """pg_terminate_backend of every other session on the pipeline's database."""
         conn = self._pg()
         try:
-            rows = conn.run("SELECT count(*) FILTER (WHERE pg_terminate_backend(pid)) FROM pg_stat_activity "
-                            "WHERE datname = current_database() AND pid <> pg_backend_pid()")
+            rows = conn.run(
+                "SELECT count(*) FILTER (WHERE pg_terminate_backend(pid)) FROM pg_stat_activity "
+                "WHERE datname = current_database() AND pid <> pg_backend_pid()"
+            )
             return int(rows[0][0])
         finally:
             conn.close()
@@ -129,9 +149,11 @@ class Stack:
             return False
         try:
             while time.monotonic() < deadline:
-                rows = conn.run("SELECT count(*) FROM pg_stat_activity WHERE datname = current_database() "
-                                "AND pid <> pg_backend_pid() AND state = 'active' "
-                                "AND (query ILIKE 'COPY%' OR query ILIKE '%DELETE FROM%' OR query ILIKE '%INSERT%')")
+                rows = conn.run(
+                    "SELECT count(*) FROM pg_stat_activity WHERE datname = current_database() "
+                    "AND pid <> pg_backend_pid() AND state = 'active' "
+                    "AND (query ILIKE 'COPY%' OR query ILIKE '%DELETE FROM%' OR query ILIKE '%INSERT%')"
+                )
                 if rows[0][0]:
                     return True
                 time.sleep(0.05)

@@ -19,7 +19,8 @@ import datetime as dt
 import io
 import json
 from collections import defaultdict
-from typing import Any, Iterable, Mapping
+from collections.abc import Iterable, Mapping
+from typing import Any
 
 import pandas as pd
 import pyarrow.parquet as pq
@@ -51,11 +52,17 @@ def read_lake(bucket: Any, dates: Iterable[tuple[str, dt.date]]) -> dict[str, An
         if trips is not None:
             rows, checksum = lake_checksum(trips.download_as_bytes())
             meta = trips.metadata or {}
-            entry = {"trips": rows, "checksum": checksum, "rows_written": int(meta.get("rows_written", -1)),
-                     "rows_rejected": int(meta.get("rows_rejected", 0)), "rows_read": int(meta.get("rows_read", -1))}
+            entry = {
+                "trips": rows,
+                "checksum": checksum,
+                "rows_written": int(meta.get("rows_written", -1)),
+                "rows_rejected": int(meta.get("rows_rejected", 0)),
+                "rows_read": int(meta.get("rows_read", -1)),
+            }
             rejects = blobs.get(paths.rejects_object(service, date))
-            entry["rejects"] = pq.ParquetFile(io.BytesIO(rejects.download_as_bytes())).metadata.num_rows \
-                if rejects is not None else 0
+            entry["rejects"] = (
+                pq.ParquetFile(io.BytesIO(rejects.download_as_bytes())).metadata.num_rows if rejects is not None else 0
+            )
         days[key] = entry
     return {"days": days, "manifests": _manifests(blobs), "leftovers": _leftovers(blobs)}
 
@@ -74,9 +81,14 @@ def _manifests(blobs: Mapping[str, Any]) -> dict[str, dict[str, Any]]:
         source_rows, month_rejected = int(manifest["source_rows"]), int(manifest.get("month_rejected_rows", 0))
         month = name.split("/month=", 1)[1].split("/", 1)[0]
         out[f"{manifest['service']}/{month}"] = {
-            "source_rows": source_rows, "rows_read": read, "rows_written": written, "rows_rejected": rejected,
-            "month_rejected_rows": month_rejected, "split_id": manifest.get("split_id"),
-            "conserved": read + month_rejected == source_rows and written + rejected == read}
+            "source_rows": source_rows,
+            "rows_read": read,
+            "rows_written": written,
+            "rows_rejected": rejected,
+            "month_rejected_rows": month_rejected,
+            "split_id": manifest.get("split_id"),
+            "conserved": read + month_rejected == source_rows and written + rejected == read,
+        }
     return out
 
 
@@ -102,10 +114,12 @@ def read_bigquery(client: Any, project: str, dataset: str, services: Iterable[st
     """Per `service/date`: rows and checksum; and the dataset's staging tables left behind."""
     days: dict[str, dict[str, Any]] = {}
     for service in sorted(set(services)):
-        sql = (f"SELECT CAST(pickup_date AS STRING) AS d, COUNT(*) AS n, "
-               f"BIT_XOR(FARM_FINGERPRINT(TO_JSON_STRING(t))) AS x, "
-               f"SUM(MOD(FARM_FINGERPRINT(TO_JSON_STRING(t)), 1000000007)) AS s "
-               f"FROM `{project}.{dataset}.{service}_trips` AS t GROUP BY 1")
+        sql = (
+            f"SELECT CAST(pickup_date AS STRING) AS d, COUNT(*) AS n, "
+            f"BIT_XOR(FARM_FINGERPRINT(TO_JSON_STRING(t))) AS x, "
+            f"SUM(MOD(FARM_FINGERPRINT(TO_JSON_STRING(t)), 1000000007)) AS s "
+            f"FROM `{project}.{dataset}.{service}_trips` AS t GROUP BY 1"
+        )
         try:
             rows = list(client.query(sql).result())
         except Exception as exc:  # noqa: BLE001 - a service never loaded has no table: no rows
@@ -114,8 +128,11 @@ def read_bigquery(client: Any, project: str, dataset: str, services: Iterable[st
             raise
         for row in rows:
             days[f"{service}/{row['d']}"] = {"rows": int(row["n"]), "checksum": f"{row['x']}:{row['s']}"}
-    staging = {t.table_id: t.created.isoformat() if t.created else None
-               for t in client.list_tables(f"{project}.{dataset}") if t.table_id.startswith("_staging_")}
+    staging = {
+        t.table_id: t.created.isoformat() if t.created else None
+        for t in client.list_tables(f"{project}.{dataset}")
+        if t.table_id.startswith("_staging_")
+    }
     return {"days": days, "staging_tables": dict(sorted(staging.items()))}
 
 
@@ -128,7 +145,8 @@ def read_postgres(conn: Any, schema: str, services: Iterable[str]) -> dict[str, 
             continue
         rows = conn.run(
             f"SELECT pickup_date::text, count(*), bit_xor(('x' || substr(md5(t::text), 1, 16))::bit(64)::bigint), "
-            f"sum(('x' || substr(md5(t::text), 17, 8))::bit(32)::bigint) FROM {schema}.{service}_trips AS t GROUP BY 1")
+            f"sum(('x' || substr(md5(t::text), 17, 8))::bit(32)::bigint) FROM {schema}.{service}_trips AS t GROUP BY 1"
+        )
         for day, n, x, s in rows:
             days[f"{service}/{day}"] = {"rows": int(n), "checksum": f"{x}:{s}"}
     expected = {f"{s}_trips" for s in SERVICES} | {"loads", "schema_migrations"}  # the loader makes all three
@@ -144,46 +162,73 @@ def snapshot(env: Mapping[str, str], dates: list[tuple[str, dt.date]]) -> dict[s
     services = {s for s, _ in dates}
     import pg8000.native
 
-    conn = pg8000.native.Connection(user=env["PG_USER"], password=env["PG_PASSWORD"], host=env["PG_HOST"],
-                                    port=int(env["PG_PORT"]), database=env["PG_DATABASE"], timeout=120)
+    conn = pg8000.native.Connection(
+        user=env["PG_USER"],
+        password=env["PG_PASSWORD"],
+        host=env["PG_HOST"],
+        port=int(env["PG_PORT"]),
+        database=env["PG_DATABASE"],
+        timeout=120,
+    )
     try:
         postgres = read_postgres(conn, settings.pg_schema, services)
     finally:
         conn.close()
-    return {"lake": read_lake(clients.storage().bucket(settings.lake_bucket), dates),
-            "bigquery": read_bigquery(clients.bigquery(), settings.project, settings.bq_dataset, services),
-            "postgres": postgres}
+    return {
+        "lake": read_lake(clients.storage().bucket(settings.lake_bucket), dates),
+        "bigquery": read_bigquery(clients.bigquery(), settings.project, settings.bq_dataset, services),
+        "postgres": postgres,
+    }
 
 
-def compare(model: Mapping[str, Any], actual: Mapping[str, Any], dates: list[tuple[str, dt.date]],
-            faults: Iterable[Mapping[str, Any]] = ()) -> dict[str, Any]:
+def compare(
+    model: Mapping[str, Any],
+    actual: Mapping[str, Any],
+    dates: list[tuple[str, dt.date]],
+    faults: Iterable[Mapping[str, Any]] = (),
+) -> dict[str, Any]:
     """Each date in each destination against the model; the bookkeeping checks of `actual`.
     `faults`: the stack faults of the run, which explain some staging tables (`crash_leftovers`)."""
     differences: list[dict[str, Any]] = []
     for service, day in dates:
         key = f"{service}/{day.isoformat()}"
-        pairs = {"lake": (_lake_view(model["lake"]["days"].get(key)), _lake_view(actual["lake"]["days"].get(key))),
-                 "bigquery": (model["bigquery"]["days"].get(key), actual["bigquery"]["days"].get(key)),
-                 "postgres": (model["postgres"]["days"].get(key), actual["postgres"]["days"].get(key))}
+        pairs = {
+            "lake": (_lake_view(model["lake"]["days"].get(key)), _lake_view(actual["lake"]["days"].get(key))),
+            "bigquery": (model["bigquery"]["days"].get(key), actual["bigquery"]["days"].get(key)),
+            "postgres": (model["postgres"]["days"].get(key), actual["postgres"]["days"].get(key)),
+        }
         for where, (want, got) in pairs.items():
             if want != got:
                 differences.append({"date": key, "where": where, "model": want, "actual": got})
         lake = actual["lake"]["days"].get(key) or {}
-        if lake.get("trips") is not None and (lake["trips"] != lake["rows_written"] or
-                                              lake["rejects"] != lake["rows_rejected"] or
-                                              lake["rows_written"] + lake["rows_rejected"] != lake["rows_read"]):
+        if lake.get("trips") is not None and (
+            lake["trips"] != lake["rows_written"]
+            or lake["rejects"] != lake["rows_rejected"]
+            or lake["rows_written"] + lake["rows_rejected"] != lake["rows_read"]
+        ):
             differences.append({"date": key, "where": "lake_counts", "actual": lake})
     manifests = actual["lake"]["manifests"]
     not_conserved = sorted(k for k, m in manifests.items() if not m["conserved"])
-    manifest_diff = sorted(k for k in set(model["lake"]["manifests"]) | set(manifests)
-                           if _rows(model["lake"]["manifests"].get(k)) != _rows(manifests.get(k)))
+    manifest_diff = sorted(
+        k
+        for k in set(model["lake"]["manifests"]) | set(manifests)
+        if _rows(model["lake"]["manifests"].get(k)) != _rows(manifests.get(k))
+    )
     equal_dates = len({f"{s}/{d.isoformat()}" for s, d in dates} - {d["date"] for d in differences})
     crashed, unexplained = _staging_leftovers(actual["bigquery"]["staging_tables"], faults)
-    return {"dates": len(dates), "dates_equal": equal_dates, "differences": differences,
-            "months_not_conserved": not_conserved, "manifests_differing": manifest_diff,
-            "leftovers": {**actual["lake"]["leftovers"], "bigquery_staging_tables": unexplained,
-                          "postgres_other_tables": actual["postgres"]["other_tables"]},
-            "crash_leftovers": {"bigquery_staging_tables": crashed}}
+    return {
+        "dates": len(dates),
+        "dates_equal": equal_dates,
+        "differences": differences,
+        "months_not_conserved": not_conserved,
+        "manifests_differing": manifest_diff,
+        "leftovers": {
+            **actual["lake"]["leftovers"],
+            "bigquery_staging_tables": unexplained,
+            "postgres_other_tables": actual["postgres"]["other_tables"],
+        },
+        "crash_leftovers": {"bigquery_staging_tables": crashed},
+    }
 
 
 # A load's staging table lives for seconds; one created this long before the loader was killed or
@@ -210,5 +255,10 @@ def _lake_view(entry: Mapping[str, Any] | None) -> Any:
 
 
 def _rows(manifest: Mapping[str, Any] | None) -> Any:
-    return None if manifest is None else {k: manifest[k] for k in ("source_rows", "rows_read", "rows_written",
-                                                                    "rows_rejected", "month_rejected_rows")}
+    return (
+        None
+        if manifest is None
+        else {
+            k: manifest[k] for k in ("source_rows", "rows_read", "rows_written", "rows_rejected", "month_rejected_rows")
+        }
+    )

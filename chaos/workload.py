@@ -89,7 +89,8 @@ def build(seed: int, quick: bool, force_share: float = 0.05, backfill_share: flo
     months = months_for(quick)
     others = [m for m in months if m.rows is None]
     backfilled = {m for m in months if m.rows is not None} | set(
-        rng.sample(others, max(1 if quick else 0, round(backfill_share * len(others)))))
+        rng.sample(others, max(1 if quick else 0, round(backfill_share * len(others))))
+    )
     messages: list[Message] = []
     for month in months:
         for day in month.dates:
@@ -99,7 +100,8 @@ def build(seed: int, quick: bool, force_share: float = 0.05, backfill_share: flo
                 messages.append(Message("ingest", {**body, "force": True}))
         if month in backfilled:
             first, last = month.dates[0], month.dates[-1]
-            messages.append(Message("backfill", {"start": first.isoformat(), "end": last.isoformat(),
-                                                 "service": month.service}))
+            messages.append(
+                Message("backfill", {"start": first.isoformat(), "end": last.isoformat(), "service": month.service})
+            )
     rng.shuffle(messages)
     return Workload(months, tuple(messages))

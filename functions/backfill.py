@@ -11,13 +11,12 @@ from __future__ import annotations
 from typing import Any
 
 from shared.core import logs
-from shared.operate.backfill import outcome, run
 from shared.core.errors import ConfigError
 from shared.core.events import pubsub_message
-from shared.core.messages import message_fields
+from shared.core.messages import message_fields, request_fields
 from shared.core.runtime import event_function, http_error_response
 from shared.core.settings import BACKFILL, Settings, get_settings
-from shared.core.messages import request_fields
+from shared.operate.backfill import outcome, run
 
 HTTP_FUNCTION = "backfill_http"
 

@@ -7,10 +7,10 @@ from typing import Any
 from shared.core import clients, ledger
 from shared.core.errors import PipelineError
 from shared.core.events import pubsub_message
-from shared.ingest.day import ingest
 from shared.core.messages import parse_ingest
 from shared.core.runtime import event_function
 from shared.core.settings import INGEST, Settings
+from shared.ingest.day import ingest
 
 
 @event_function(INGEST)

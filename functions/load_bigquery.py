@@ -4,10 +4,10 @@ from __future__ import annotations
 
 from typing import Any
 
-from shared.load.bigquery import load_partition
-from shared.load.partition import run_load
 from shared.core.runtime import event_function
 from shared.core.settings import LOAD_BIGQUERY, Settings
+from shared.load.bigquery import load_partition
+from shared.load.partition import run_load
 
 
 @event_function(LOAD_BIGQUERY)

@@ -4,10 +4,10 @@ from __future__ import annotations
 
 from typing import Any
 
-from shared.load.partition import run_load
-from shared.load.postgres import load_partition
 from shared.core.runtime import event_function
 from shared.core.settings import LOAD_POSTGRES, Settings
+from shared.load.partition import run_load
+from shared.load.postgres import load_partition
 
 
 @event_function(LOAD_POSTGRES)

@@ -14,12 +14,12 @@ from typing import Any
 
 from shared.core import logs
 from shared.core.errors import ConfigError
+from shared.core.messages import request_fields
 from shared.core.runtime import http_error_response
 from shared.core.settings import STATUS, get_settings
-from shared.core.messages import request_fields
+from shared.operate.status_page import render_html, render_text
 from shared.operate.status_reads import report
 from shared.operate.status_request import parse_status_request
-from shared.operate.status_page import render_html, render_text
 
 CONTENT_TYPES = {"html": "text/html; charset=utf-8", "text": "text/plain; charset=utf-8"}
 
@@ -34,8 +34,16 @@ def handle_http(request: Any) -> Any:
     except Exception as exc:  # the HTTP boundary: every failure becomes a structured response
         body, status = http_error_response(STATUS, exc)
         return body, 500 if isinstance(exc, ConfigError) else status
-    logs.info("status read", function=STATUS, service=wanted.service, start=wanted.start, end=wanted.end,
-              format=wanted.format, seconds=round(time.perf_counter() - started, 3), **result.summary())
+    logs.info(
+        "status read",
+        function=STATUS,
+        service=wanted.service,
+        start=wanted.start,
+        end=wanted.end,
+        format=wanted.format,
+        seconds=round(time.perf_counter() - started, 3),
+        **result.summary(),
+    )
     headers = {"Cache-Control": "no-store"}
     if wanted.format == "html":
         return render_html(result), 200, {**headers, "Content-Type": CONTENT_TYPES["html"]}

@@ -20,37 +20,92 @@ SERVICES = ("yellow", "green", "fhv")
 # Column kinds drive both renderings: "int"/"intf" (int64 / float64 in parquet, digits in CSV),
 # "money" (shortest decimal: 8, 0.5, 51.95), "dist" (two decimals, no leading zero: .20, 2.10),
 # "ts" ('YYYY-MM-DD HH:MM:SS', naive local time), "str".
-_YELLOW = [("VendorID", "int"), ("tpep_pickup_datetime", "ts"), ("tpep_dropoff_datetime", "ts"),
-           ("passenger_count", "intf"), ("trip_distance", "dist"), ("RatecodeID", "intf"),
-           ("store_and_fwd_flag", "str"), ("PULocationID", "int"), ("DOLocationID", "int"),
-           ("payment_type", "int"), ("fare_amount", "money"), ("extra", "money"), ("mta_tax", "money"),
-           ("tip_amount", "money"), ("tolls_amount", "money"), ("improvement_surcharge", "money"),
-           ("total_amount", "money"), ("congestion_surcharge", "money")]
-_GREEN = [("VendorID", "int"), ("lpep_pickup_datetime", "ts"), ("lpep_dropoff_datetime", "ts"),
-          ("store_and_fwd_flag", "str"), ("RatecodeID", "intf"), ("PULocationID", "int"),
-          ("DOLocationID", "int"), ("passenger_count", "intf"), ("trip_distance", "dist"),
-          ("fare_amount", "money"), ("extra", "money"), ("mta_tax", "money"), ("tip_amount", "money"),
-          ("tolls_amount", "money"), ("ehail_fee", "money"), ("improvement_surcharge", "money"),
-          ("total_amount", "money"), ("payment_type", "intf"), ("trip_type", "intf"),
-          ("congestion_surcharge", "money")]
+_YELLOW = [
+    ("VendorID", "int"),
+    ("tpep_pickup_datetime", "ts"),
+    ("tpep_dropoff_datetime", "ts"),
+    ("passenger_count", "intf"),
+    ("trip_distance", "dist"),
+    ("RatecodeID", "intf"),
+    ("store_and_fwd_flag", "str"),
+    ("PULocationID", "int"),
+    ("DOLocationID", "int"),
+    ("payment_type", "int"),
+    ("fare_amount", "money"),
+    ("extra", "money"),
+    ("mta_tax", "money"),
+    ("tip_amount", "money"),
+    ("tolls_amount", "money"),
+    ("improvement_surcharge", "money"),
+    ("total_amount", "money"),
+    ("congestion_surcharge", "money"),
+]
+_GREEN = [
+    ("VendorID", "int"),
+    ("lpep_pickup_datetime", "ts"),
+    ("lpep_dropoff_datetime", "ts"),
+    ("store_and_fwd_flag", "str"),
+    ("RatecodeID", "intf"),
+    ("PULocationID", "int"),
+    ("DOLocationID", "int"),
+    ("passenger_count", "intf"),
+    ("trip_distance", "dist"),
+    ("fare_amount", "money"),
+    ("extra", "money"),
+    ("mta_tax", "money"),
+    ("tip_amount", "money"),
+    ("tolls_amount", "money"),
+    ("ehail_fee", "money"),
+    ("improvement_surcharge", "money"),
+    ("total_amount", "money"),
+    ("payment_type", "intf"),
+    ("trip_type", "intf"),
+    ("congestion_surcharge", "money"),
+]
 # DataTalksClub's CSV mirror (the default source) keeps the 2019 names for every year.
-_FHV = [("dispatching_base_num", "str"), ("pickup_datetime", "ts"), ("dropOff_datetime", "ts"),
-        ("PUlocationID", "intf"), ("DOlocationID", "intf"), ("SR_Flag", "intf"),
-        ("Affiliated_base_number", "str")]
+_FHV = [
+    ("dispatching_base_num", "str"),
+    ("pickup_datetime", "ts"),
+    ("dropOff_datetime", "ts"),
+    ("PUlocationID", "intf"),
+    ("DOlocationID", "intf"),
+    ("SR_Flag", "intf"),
+    ("Affiliated_base_number", "str"),
+]
 # TLC's own 2021+ parquet files spell three of them differently.
-FHV_TLC_NAMES = {"dropOff_datetime": "dropoff_datetime", "PUlocationID": "PULocationID",
-                 "DOlocationID": "DOLocationID"}
+FHV_TLC_NAMES = {"dropOff_datetime": "dropoff_datetime", "PUlocationID": "PULocationID", "DOlocationID": "DOLocationID"}
 SPECS = {"yellow": _YELLOW, "green": _GREEN, "fhv": _FHV}
 KINDS = {name: kind for spec in SPECS.values() for name, kind in spec}
 KINDS.update({new: KINDS[old] for old, new in FHV_TLC_NAMES.items()})
-ARROW_TYPES = {"int": pa.int64(), "intf": pa.float64(), "money": pa.float64(), "dist": pa.float64(),
-          "ts": pa.timestamp("us"), "str": pa.string()}
+ARROW_TYPES = {
+    "int": pa.int64(),
+    "intf": pa.float64(),
+    "money": pa.float64(),
+    "dist": pa.float64(),
+    "ts": pa.timestamp("us"),
+    "str": pa.string(),
+}
 # Columns emptied in the month's tail (2020+ files), per service.
-TAIL_NULLS = {"yellow": ("VendorID", "passenger_count", "RatecodeID", "store_and_fwd_flag", "payment_type",
-                          "congestion_surcharge"),
-               "green": ("VendorID", "store_and_fwd_flag", "RatecodeID", "passenger_count", "payment_type",
-                         "trip_type", "congestion_surcharge"),
-               "fhv": ()}
+TAIL_NULLS = {
+    "yellow": (
+        "VendorID",
+        "passenger_count",
+        "RatecodeID",
+        "store_and_fwd_flag",
+        "payment_type",
+        "congestion_surcharge",
+    ),
+    "green": (
+        "VendorID",
+        "store_and_fwd_flag",
+        "RatecodeID",
+        "passenger_count",
+        "payment_type",
+        "trip_type",
+        "congestion_surcharge",
+    ),
+    "fhv": (),
+}
 
 
 def source_columns(service: str, *, tlc_names: bool = False) -> list[str]:
@@ -108,5 +163,7 @@ def to_source_strings(table: pa.Table) -> pa.Table:
 
 def to_parquet_types(table: pa.Table) -> pa.Table:
     """A month table (CSV strings or already typed) cast to the types of TLC's parquet files."""
-    return pa.table([pc.cast(col, ARROW_TYPES[KINDS.get(name, "str")]) for name, col in
-                     zip(table.column_names, table.columns)], names=table.column_names)
+    return pa.table(
+        [pc.cast(col, ARROW_TYPES[KINDS.get(name, "str")]) for name, col in zip(table.column_names, table.columns)],
+        names=table.column_names,
+    )

@@ -32,17 +32,120 @@ DEFAULT_ROWS_PER_DAY = 1_500
 TAIL_FRACTION = 0.03  # share of rows at the end of a 2020+ month with the vendor fields empty
 
 # Demand shape: relative trips per hour (weekday / weekend) and per weekday (Mon..Sun).
-_HOURS_WEEKDAY = np.array([1.6, 1.0, .7, .5, .6, 1.0, 2.0, 3.4, 4.3, 4.4, 4.4, 4.6,
-                           4.8, 5.0, 5.3, 5.4, 5.3, 5.6, 5.6, 4.8, 3.8, 3.4, 3.0, 2.3])
-_HOURS_WEEKEND = np.array([3.0, 2.4, 1.8, 1.2, .8, .7, .9, 1.3, 2.0, 3.0, 3.9, 4.5,
-                           4.8, 4.9, 4.9, 4.9, 4.8, 4.8, 4.6, 4.2, 3.6, 3.3, 3.2, 3.0])
-_WEEKDAY_FACTOR = np.array([.95, 1.0, 1.02, 1.05, 1.08, .9, .75])
-_HOT_YELLOW = [236, 237, 161, 162, 186, 170, 142, 239, 141, 48, 68, 234, 79, 140, 263, 238, 230, 132, 138, 107,
-               43, 164, 100, 113, 249, 90, 246, 151, 74, 75]
+_HOURS_WEEKDAY = np.array(
+    [
+        1.6,
+        1.0,
+        0.7,
+        0.5,
+        0.6,
+        1.0,
+        2.0,
+        3.4,
+        4.3,
+        4.4,
+        4.4,
+        4.6,
+        4.8,
+        5.0,
+        5.3,
+        5.4,
+        5.3,
+        5.6,
+        5.6,
+        4.8,
+        3.8,
+        3.4,
+        3.0,
+        2.3,
+    ]
+)
+_HOURS_WEEKEND = np.array(
+    [
+        3.0,
+        2.4,
+        1.8,
+        1.2,
+        0.8,
+        0.7,
+        0.9,
+        1.3,
+        2.0,
+        3.0,
+        3.9,
+        4.5,
+        4.8,
+        4.9,
+        4.9,
+        4.9,
+        4.8,
+        4.8,
+        4.6,
+        4.2,
+        3.6,
+        3.3,
+        3.2,
+        3.0,
+    ]
+)
+_WEEKDAY_FACTOR = np.array([0.95, 1.0, 1.02, 1.05, 1.08, 0.9, 0.75])
+_HOT_YELLOW = [
+    236,
+    237,
+    161,
+    162,
+    186,
+    170,
+    142,
+    239,
+    141,
+    48,
+    68,
+    234,
+    79,
+    140,
+    263,
+    238,
+    230,
+    132,
+    138,
+    107,
+    43,
+    164,
+    100,
+    113,
+    249,
+    90,
+    246,
+    151,
+    74,
+    75,
+]
 _HOT_GREEN = [74, 75, 41, 42, 166, 7, 82, 129, 95, 97, 244, 43, 152, 116, 181, 65, 25, 255, 260, 226]
-_FHV_BASES = np.array(["B00009", "B00013", "B00014", "B00021", "B00037", "B00053", "B00112", "B00149",
-                       "B00221", "B00254", "B00256", "B00310", "B00647", "B01145", "B01239", "B02510",
-                       "B02800", "B02844", "B03016", "B03160"])
+_FHV_BASES = np.array(
+    [
+        "B00009",
+        "B00013",
+        "B00014",
+        "B00021",
+        "B00037",
+        "B00053",
+        "B00112",
+        "B00149",
+        "B00221",
+        "B00254",
+        "B00256",
+        "B00310",
+        "B00647",
+        "B01145",
+        "B01239",
+        "B02510",
+        "B02800",
+        "B02844",
+        "B03016",
+        "B03160",
+    ]
+)
 
 
 def _rng(service: str, year: int, month: int, seed: int) -> np.random.Generator:
@@ -54,16 +157,19 @@ def _epoch(day: dt.datetime) -> int:
     return int((day - dt.datetime(1970, 1, 1)).total_seconds())
 
 
-def _pickups(rng: np.random.Generator, year: int, month: int, n: int, quirks: bool,
-             tail_fraction: float) -> tuple[np.ndarray, int]:
+def _pickups(
+    rng: np.random.Generator, year: int, month: int, n: int, quirks: bool, tail_fraction: float
+) -> tuple[np.ndarray, int]:
     """Pickup times (epoch seconds, naive local) in file order, and the size of the empty-vendor tail."""
     days = calendar.monthrange(year, month)[1]
     start = _epoch(dt.datetime(year, month, 1))
     end = start + days * 86400
-    extra = [start - int(rng.integers(60, 3600)),                  # previous month, late evening
-             _epoch(dt.datetime(2009, 1, 1)) + int(rng.integers(0, 3600)),
-             end + int(rng.integers(0, 1800)),                     # next month, just after midnight
-             _epoch(dt.datetime(2008, 12, 31, 23)) + int(rng.integers(0, 3600))]
+    extra = [
+        start - int(rng.integers(60, 3600)),  # previous month, late evening
+        _epoch(dt.datetime(2009, 1, 1)) + int(rng.integers(0, 3600)),
+        end + int(rng.integers(0, 1800)),  # next month, just after midnight
+        _epoch(dt.datetime(2008, 12, 31, 23)) + int(rng.integers(0, 3600)),
+    ]
     n_out = min(len(extra), n // 25) if quirks else 0
     n_tail = int(round(n * tail_fraction)) if quirks and n >= 20 else 0
     n_in = n - n_out
@@ -76,8 +182,11 @@ def _pickups(rng: np.random.Generator, year: int, month: int, n: int, quirks: bo
     day = np.repeat(np.arange(days), counts)
     weekend = np.repeat(weekdays >= 5, counts)
     u = rng.random(n_in)
-    hour = np.where(weekend, np.searchsorted(np.cumsum(_HOURS_WEEKEND) / _HOURS_WEEKEND.sum(), u, "right"),
-                    np.searchsorted(np.cumsum(_HOURS_WEEKDAY) / _HOURS_WEEKDAY.sum(), u, "right"))
+    hour = np.where(
+        weekend,
+        np.searchsorted(np.cumsum(_HOURS_WEEKEND) / _HOURS_WEEKEND.sum(), u, "right"),
+        np.searchsorted(np.cumsum(_HOURS_WEEKDAY) / _HOURS_WEEKDAY.sum(), u, "right"),
+    )
     ts = start + day * 86400 + np.minimum(hour, 23) * 3600 + rng.integers(0, 3600, n_in)
     tail_mask = np.zeros(n_in, bool)
     tail_mask[rng.choice(n_in, n_tail, replace=False)] = True
@@ -120,10 +229,14 @@ def _taxi(service: str, rng: np.random.Generator, pickup: np.ndarray, n_tail: in
     """Yellow and green rows as numpy arrays (money in cents)."""
     n = len(pickup)
     green = service == "green"
-    vendor = _choice(rng, [1, 2], [.15, .85] if green else [.3, .7], n)
+    vendor = _choice(rng, [1, 2], [0.15, 0.85] if green else [0.3, 0.7], n)
     miles, seconds = _trip(rng, n, 2.6 if green else 1.9, vendor)
-    rate = _choice(rng, [1, 2, 3, 4, 5, 6, 99], [93, 1, .3, .3, 5.5, .05, .05] if green
-                   else [96.5, 2.2, .3, .2, .7, .05, .05], n)
+    rate = _choice(
+        rng,
+        [1, 2, 3, 4, 5, 6, 99],
+        [93, 1, 0.3, 0.3, 5.5, 0.05, 0.05] if green else [96.5, 2.2, 0.3, 0.2, 0.7, 0.05, 0.05],
+        n,
+    )
     hour = (pickup // 3600) % 24
     weekday = (pickup // 86400 + 3) % 7  # 1970-01-01 was a Thursday
     fare = np.maximum(250, _cents((250 + 250 * miles + 35 * seconds / 60) / 50) * 50)
@@ -132,12 +245,12 @@ def _taxi(service: str, rng: np.random.Generator, pickup: np.ndarray, n_tail: in
     extra = np.where((hour >= 20) | (hour < 6), 50, 0) + np.where((hour >= 16) & (hour < 20) & (weekday < 5), 100, 0)
     mta = np.full(n, 50)
     improvement = np.full(n, 30)
-    congestion = np.where(rng.random(n) < (.15 if green else .9), 275 if green else 250, 0)
-    payment = _choice(rng, [1, 2, 3, 4, 5], [50, 48, 1, .8, .2] if green else [70, 28.5, .9, .5, .1], n)
-    tip_rate = np.where(rng.random(n) < .15, 0, rng.uniform(.12, .3, n))
-    tolls = np.where(rng.random(n) < .04, _choice(rng, [612, 1225], [9, 1], n), 0)
+    congestion = np.where(rng.random(n) < (0.15 if green else 0.9), 275 if green else 250, 0)
+    payment = _choice(rng, [1, 2, 3, 4, 5], [50, 48, 1, 0.8, 0.2] if green else [70, 28.5, 0.9, 0.5, 0.1], n)
+    tip_rate = np.where(rng.random(n) < 0.15, 0, rng.uniform(0.12, 0.3, n))
+    tolls = np.where(rng.random(n) < 0.04, _choice(rng, [612, 1225], [9, 1], n), 0)
     # Disputes and refunds: the meter reports the whole fare negated.
-    negative = rng.random(n) < .004
+    negative = rng.random(n) < 0.004
     payment = np.where(negative, _choice(rng, [3, 4], [1, 1], n), payment)
     tip = np.where(payment == 1, _cents((fare + extra) * tip_rate), 0)
     tail = np.arange(n) >= n - n_tail
@@ -151,14 +264,28 @@ def _taxi(service: str, rng: np.random.Generator, pickup: np.ndarray, n_tail: in
     fare, extra, mta, improvement, congestion = (a * sign for a in (fare, extra, mta, improvement, congestion))
     total = fare + extra + mta + tip + tolls + improvement + np.where(folded, 0, congestion)
     passengers = _choice(rng, [0, 1, 2, 3, 4, 5, 6], [2, 70, 14, 4, 2, 4.5, 3.5], n)
-    flag = np.where((vendor == 1) & (rng.random(n) < .03), "Y", "N")
+    flag = np.where((vendor == 1) & (rng.random(n) < 0.03), "Y", "N")
     hot = _HOT_GREEN if green else _HOT_YELLOW
-    cols = {"VendorID": vendor, "pickup": pickup, "dropoff": pickup + seconds, "passenger_count": passengers,
-            "trip_distance": miles, "RatecodeID": rate, "store_and_fwd_flag": flag,
-            "PULocationID": _locations(rng, hot, n), "DOLocationID": _locations(rng, hot, n),
-            "payment_type": payment, "fare_amount": fare, "extra": extra, "mta_tax": mta, "tip_amount": tip,
-            "tolls_amount": tolls, "improvement_surcharge": improvement, "total_amount": total,
-            "congestion_surcharge": congestion}
+    cols = {
+        "VendorID": vendor,
+        "pickup": pickup,
+        "dropoff": pickup + seconds,
+        "passenger_count": passengers,
+        "trip_distance": miles,
+        "RatecodeID": rate,
+        "store_and_fwd_flag": flag,
+        "PULocationID": _locations(rng, hot, n),
+        "DOLocationID": _locations(rng, hot, n),
+        "payment_type": payment,
+        "fare_amount": fare,
+        "extra": extra,
+        "mta_tax": mta,
+        "tip_amount": tip,
+        "tolls_amount": tolls,
+        "improvement_surcharge": improvement,
+        "total_amount": total,
+        "congestion_surcharge": congestion,
+    }
     if green:
         cols["trip_type"] = np.where(rate == 5, 2, 1)
         cols["ehail_fee"] = None
@@ -167,16 +294,25 @@ def _taxi(service: str, rng: np.random.Generator, pickup: np.ndarray, n_tail: in
 
 def _fhv(rng: np.random.Generator, pickup: np.ndarray) -> dict[str, Any]:
     n = len(pickup)
-    pickup = np.where(rng.random(n) < .4, pickup - pickup % 60, pickup)  # many bases report whole minutes
+    pickup = np.where(rng.random(n) < 0.4, pickup - pickup % 60, pickup)  # many bases report whole minutes
     _, seconds = _trip(rng, n, 3.5, None)
     base = _FHV_BASES[rng.choice(len(_FHV_BASES), n)]
-    affiliated = np.where(rng.random(n) < .88, base, _FHV_BASES[rng.choice(len(_FHV_BASES), n)])
-    return {"dispatching_base_num": base, "pickup": pickup, "dropoff": pickup + seconds,
-            "PUlocationID": _locations(rng, _HOT_YELLOW, n), "DOlocationID": _locations(rng, _HOT_YELLOW, n),
-            "SR_Flag": np.where(rng.random(n) < .02, 1, 0),
-            "Affiliated_base_number": affiliated,
-            "_nulls": {"PUlocationID": rng.random(n) < .2, "DOlocationID": rng.random(n) < .1,
-                       "SR_Flag": np.ones(n, bool), "Affiliated_base_number": rng.random(n) < .05}}
+    affiliated = np.where(rng.random(n) < 0.88, base, _FHV_BASES[rng.choice(len(_FHV_BASES), n)])
+    return {
+        "dispatching_base_num": base,
+        "pickup": pickup,
+        "dropoff": pickup + seconds,
+        "PUlocationID": _locations(rng, _HOT_YELLOW, n),
+        "DOlocationID": _locations(rng, _HOT_YELLOW, n),
+        "SR_Flag": np.where(rng.random(n) < 0.02, 1, 0),
+        "Affiliated_base_number": affiliated,
+        "_nulls": {
+            "PUlocationID": rng.random(n) < 0.2,
+            "DOlocationID": rng.random(n) < 0.1,
+            "SR_Flag": np.ones(n, bool),
+            "Affiliated_base_number": rng.random(n) < 0.05,
+        },
+    }
 
 
 def _from_numpy(values: np.ndarray, type_: pa.DataType, mask: np.ndarray | None = None) -> pa.Array:
@@ -204,9 +340,18 @@ def _typed_array(kind: str, values: Any, n: int, mask: np.ndarray | None) -> pa.
     return _from_numpy(values, ARROW_TYPES[kind], mask)
 
 
-def generate_month(service: str, year: int, month: int, rows: int | None = None, seed: int = DEFAULT_SEED, *,
-                   rows_per_day: int = DEFAULT_ROWS_PER_DAY, quirks: bool = True, typed: bool = False,
-                   tlc_names: bool = False) -> pa.Table:
+def generate_month(
+    service: str,
+    year: int,
+    month: int,
+    rows: int | None = None,
+    seed: int = DEFAULT_SEED,
+    *,
+    rows_per_day: int = DEFAULT_ROWS_PER_DAY,
+    quirks: bool = True,
+    typed: bool = False,
+    tlc_names: bool = False,
+) -> pa.Table:
     """One month file of `service` as a table, columns named and ordered as the published file.
 
     rows: total rows (default rows_per_day x days in month). quirks=False drops the out-of-month

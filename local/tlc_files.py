@@ -14,9 +14,10 @@ import struct
 import sys
 import tempfile
 import zlib
+from collections.abc import Mapping
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
-from typing import Any, Mapping
+from typing import Any
 
 import pyarrow as pa
 import pyarrow.csv as pcsv
@@ -47,7 +48,7 @@ _WINDOW = 32 << 10
 
 def _deflate_chunk(data: memoryview, start: int, level: int) -> bytes:
     end = min(start + _GZIP_CHUNK, len(data))
-    primed = {"zdict": bytes(data[start - _WINDOW:start])} if start >= _WINDOW else {}
+    primed = {"zdict": bytes(data[start - _WINDOW : start])} if start >= _WINDOW else {}
     compressor = zlib.compressobj(level, zlib.DEFLATED, -15, 9, **primed)
     last = end == len(data)
     return compressor.compress(data[start:end]) + compressor.flush(zlib.Z_FINISH if last else zlib.Z_SYNC_FLUSH)
@@ -67,8 +68,13 @@ def write_gzip(data: bytes | memoryview, sink, level: int = 6) -> None:
     sink.write(struct.pack("<II", zlib.crc32(data), len(data) & 0xFFFFFFFF))
 
 
-def write_month(path: str | os.PathLike, table_or_params: pa.Table | Mapping[str, Any], fmt: str | None = None, *,
-                compresslevel: int = 5) -> Path:
+def write_month(
+    path: str | os.PathLike,
+    table_or_params: pa.Table | Mapping[str, Any],
+    fmt: str | None = None,
+    *,
+    compresslevel: int = 5,
+) -> Path:
     """Write a month file atomically (temp file + rename) and return its path.
 
     table_or_params: a table from generate_month (either rendering) or the keyword arguments of
@@ -114,8 +120,16 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--compresslevel", type=int, default=5, help="gzip level (6 is 2.5x slower for 3%% less)")
     parser.add_argument("--out", required=True)
     args = parser.parse_args(argv)
-    table = generate_month(args.service, args.year, args.month, args.rows, args.seed, rows_per_day=args.rows_per_day,
-                           quirks=not args.no_quirks, tlc_names=args.tlc_names)
+    table = generate_month(
+        args.service,
+        args.year,
+        args.month,
+        args.rows,
+        args.seed,
+        rows_per_day=args.rows_per_day,
+        quirks=not args.no_quirks,
+        tlc_names=args.tlc_names,
+    )
     path = write_month(args.out, table, args.format, compresslevel=args.compresslevel)
     print(f"{path}: {table.num_rows} rows, {path.stat().st_size} bytes", file=sys.stderr)
     return 0

@@ -45,17 +45,28 @@ FAULTS = ("truncated-gzip", "wrong-header", "html", "404", "500-once", "slow")
 MAX_SLOW_SECONDS = 30.0
 FIRST_MONTH = {"yellow": (2009, 1), "green": (2013, 8), "fhv": (2015, 1)}  # first published files
 CHUNK = 1 << 20
-_MONTH_PATH = re.compile(r"^/(?:faults/(?P<fault>[^/]+)/)?(?P<rel>(?P<service>yellow|green|fhv)/(?P=service)"
-                         r"_tripdata_(?P<year>\d{4})-(?P<month>\d{2})\.(?P<ext>csv\.gz|csv|parquet))$")
-_WRONG_NAMES = {"VendorID": "vendor_id", "tpep_pickup_datetime": "pickup_datetime",
-                "tpep_dropoff_datetime": "dropoff_datetime", "lpep_pickup_datetime": "pickup_datetime",
-                "lpep_dropoff_datetime": "dropoff_datetime", "RatecodeID": "rate_code",
-                "PULocationID": "pickup_location_id", "DOLocationID": "dropoff_location_id",
-                "pickup_datetime": "Pickup_DateTime", "dropOff_datetime": "DropOff_datetime",
-                "dispatching_base_num": "Dispatching_base_num"}
-_HTML = (b"<!DOCTYPE html>\n<html><head><title>Service Unavailable</title></head>\n<body><h1>We're having "
-         b"trouble</h1><p>The file you requested is temporarily unavailable. Please try again later.</p>"
-         b"</body></html>\n")
+_MONTH_PATH = re.compile(
+    r"^/(?:faults/(?P<fault>[^/]+)/)?(?P<rel>(?P<service>yellow|green|fhv)/(?P=service)"
+    r"_tripdata_(?P<year>\d{4})-(?P<month>\d{2})\.(?P<ext>csv\.gz|csv|parquet))$"
+)
+_WRONG_NAMES = {
+    "VendorID": "vendor_id",
+    "tpep_pickup_datetime": "pickup_datetime",
+    "tpep_dropoff_datetime": "dropoff_datetime",
+    "lpep_pickup_datetime": "pickup_datetime",
+    "lpep_dropoff_datetime": "dropoff_datetime",
+    "RatecodeID": "rate_code",
+    "PULocationID": "pickup_location_id",
+    "DOLocationID": "dropoff_location_id",
+    "pickup_datetime": "Pickup_DateTime",
+    "dropOff_datetime": "DropOff_datetime",
+    "dispatching_base_num": "Dispatching_base_num",
+}
+_HTML = (
+    b"<!DOCTYPE html>\n<html><head><title>Service Unavailable</title></head>\n<body><h1>We're having "
+    b"trouble</h1><p>The file you requested is temporarily unavailable. Please try again later.</p>"
+    b"</body></html>\n"
+)
 _CONTENT_TYPES = {"csv.gz": "application/octet-stream", "csv": "text/csv", "parquet": "application/octet-stream"}
 
 
@@ -64,8 +75,16 @@ class TLCServer(ThreadingHTTPServer):
 
     daemon_threads = True
 
-    def __init__(self, address: tuple[str, int], data_dir: str | Path, *, rows_per_day: int = DEFAULT_ROWS_PER_DAY,
-                 seed: int = DEFAULT_SEED, slow_seconds: float = 20.0, latest_month: tuple[int, int] | None = None):
+    def __init__(
+        self,
+        address: tuple[str, int],
+        data_dir: str | Path,
+        *,
+        rows_per_day: int = DEFAULT_ROWS_PER_DAY,
+        seed: int = DEFAULT_SEED,
+        slow_seconds: float = 20.0,
+        latest_month: tuple[int, int] | None = None,
+    ):
         self.data_dir = Path(data_dir).resolve()
         self.data_dir.mkdir(parents=True, exist_ok=True)
         self.rows_per_day = rows_per_day
@@ -109,7 +128,9 @@ class TLCServer(ThreadingHTTPServer):
         path = (self.data_dir / "/".join(parts)).resolve()
         return path if path.is_file() and path.is_relative_to(self.data_dir) else None
 
-    def month_file(self, rel: str, service: str, year: int, month: int, ext: str, *, wrong_header: bool = False) -> Path:
+    def month_file(
+        self, rel: str, service: str, year: int, month: int, ext: str, *, wrong_header: bool = False
+    ) -> Path:
         """The cached file, generated once under a per-path lock (concurrent first requests wait)."""
         path = self.data_dir / (f".faults/wrong-header/{rel}" if wrong_header else rel)
         if path.is_file():
@@ -146,8 +167,9 @@ class _Handler(BaseHTTPRequestHandler):
                 self._reply(500, f"generation failed: {exc}\n".encode(), "text/plain", body)
             raise
         finally:
-            self.log_message('"%s" %s %s %.3fs%s', self.requestline, self._status, self._sent,
-                             time.monotonic() - started, gone)
+            self.log_message(
+                '"%s" %s %s %.3fs%s', self.requestline, self._status, self._sent, time.monotonic() - started, gone
+            )
 
     def _route(self, body: bool) -> None:
         url_path = unquote(urlsplit(self.path).path)
@@ -159,7 +181,13 @@ class _Handler(BaseHTTPRequestHandler):
             return self._send_file(found, body)
         if not match or (fault is not None and fault not in FAULTS) or fault == "404":
             return self._reply(404, b"Not Found\n", "text/plain", body)
-        service, year, month, ext, rel = match["service"], int(match["year"]), int(match["month"]), match["ext"], match["rel"]
+        service, year, month, ext, rel = (
+            match["service"],
+            int(match["year"]),
+            int(match["month"]),
+            match["ext"],
+            match["rel"],
+        )
         if fault == "500-once" and self.server.count_hit(url_path) == 1:
             return self._reply(500, b"Internal Server Error\n", "text/plain", body)
         if fault == "slow" and self.server.stopping.wait(self.server.slow_seconds):
@@ -219,8 +247,12 @@ def serve_in_thread(data_dir: str | Path, port: int = 0, host: str = "127.0.0.1"
 
     options: rows_per_day, seed, slow_seconds, latest_month. Stop with server.shutdown()."""
     server = TLCServer((host, port), data_dir, **options)
-    threading.Thread(target=server.serve_forever, kwargs={"poll_interval": 0.05},  # quick shutdown() in fixtures
-                     name=f"tlc-server-{server.server_address[1]}", daemon=True).start()
+    threading.Thread(
+        target=server.serve_forever,
+        kwargs={"poll_interval": 0.05},  # quick shutdown() in fixtures
+        name=f"tlc-server-{server.server_address[1]}",
+        daemon=True,
+    ).start()
     return server, f"http://{host}:{server.server_address[1]}"
 
 
@@ -231,17 +263,27 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--data-dir", required=True)
     parser.add_argument("--rows-per-day", type=int, default=DEFAULT_ROWS_PER_DAY)
     parser.add_argument("--seed", type=int, default=DEFAULT_SEED)
-    parser.add_argument("--slow-seconds", type=float, default=20.0, help=f"delay of /faults/slow (max {MAX_SLOW_SECONDS:g})")
+    parser.add_argument(
+        "--slow-seconds", type=float, default=20.0, help=f"delay of /faults/slow (max {MAX_SLOW_SECONDS:g})"
+    )
     args = parser.parse_args(argv)
-    server = TLCServer((args.host, args.port), args.data_dir, rows_per_day=args.rows_per_day, seed=args.seed,
-                       slow_seconds=args.slow_seconds)
+    server = TLCServer(
+        (args.host, args.port),
+        args.data_dir,
+        rows_per_day=args.rows_per_day,
+        seed=args.seed,
+        slow_seconds=args.slow_seconds,
+    )
 
     def stop(signum, frame):
         raise KeyboardInterrupt
 
     signal.signal(signal.SIGTERM, stop)
-    print(f"tlc_server: serving {server.data_dir} on http://{args.host}:{server.server_address[1]}",
-          file=sys.stderr, flush=True)
+    print(
+        f"tlc_server: serving {server.data_dir} on http://{args.host}:{server.server_address[1]}",
+        file=sys.stderr,
+        flush=True,
+    )
     try:
         server.serve_forever()
     except KeyboardInterrupt:

@@ -73,13 +73,18 @@ def run_scenario(project: str, retry: tuple[int, int] | None, count: int, window
     publisher.create_topic(name=topic)
     publisher.create_topic(name=dead_topic)
     subscriber.create_subscription(name=dead_sub, topic=dead_topic)
-    request = {"name": push, "topic": topic, "ack_deadline_seconds": 10,
-               "push_config": {"push_endpoint": endpoint.url},
-               "dead_letter_policy": {"dead_letter_topic": dead_topic,
-                                      "max_delivery_attempts": MAX_DELIVERY_ATTEMPTS}}
+    request = {
+        "name": push,
+        "topic": topic,
+        "ack_deadline_seconds": 10,
+        "push_config": {"push_endpoint": endpoint.url},
+        "dead_letter_policy": {"dead_letter_topic": dead_topic, "max_delivery_attempts": MAX_DELIVERY_ATTEMPTS},
+    }
     if retry:
-        request["retry_policy"] = {"minimum_backoff": duration_pb2.Duration(seconds=retry[0]),
-                                   "maximum_backoff": duration_pb2.Duration(seconds=retry[1])}
+        request["retry_policy"] = {
+            "minimum_backoff": duration_pb2.Duration(seconds=retry[0]),
+            "maximum_backoff": duration_pb2.Duration(seconds=retry[1]),
+        }
     subscriber.create_subscription(request=request)
     keys = [f"{tag}-{i}" for i in range(count)]
     started = time.monotonic()
@@ -105,25 +110,34 @@ def run_scenario(project: str, retry: tuple[int, int] | None, count: int, window
     messages = []
     for key in keys:
         times = [t for t, _ in endpoint.pushes[key]]
-        messages.append({
-            "pushes": len(times),
-            "first_after_s": round(times[0] - started, 1) if times else None,
-            "last_after_s": round(times[-1] - started, 1) if times else None,
-            "intervals_s": [round(b - a, 1) for a, b in zip(times, times[1:])],
-            "attempts": [a for _, a in endpoint.pushes[key]],
-            "dead_lettered": key in dead,
-        })
-    return {"retry_policy": f"{retry[0]}s..{retry[1]}s" if retry else None, "messages_failing": count,
-            "window_s": window, "first_push_body": endpoint.first_body, "per_message": messages}
+        messages.append(
+            {
+                "pushes": len(times),
+                "first_after_s": round(times[0] - started, 1) if times else None,
+                "last_after_s": round(times[-1] - started, 1) if times else None,
+                "intervals_s": [round(b - a, 1) for a, b in zip(times, times[1:])],
+                "attempts": [a for _, a in endpoint.pushes[key]],
+                "dead_lettered": key in dead,
+            }
+        )
+    return {
+        "retry_policy": f"{retry[0]}s..{retry[1]}s" if retry else None,
+        "messages_failing": count,
+        "window_s": window,
+        "first_push_body": endpoint.first_body,
+        "per_message": messages,
+    }
 
 
 def summarize(result: dict) -> str:
     per = result["per_message"]
     pushes = [m["pushes"] for m in per]
     dead = sum(m["dead_lettered"] for m in per)
-    lines = [f"retry_policy={result['retry_policy']} failing_at_once={result['messages_failing']} "
-             f"window={result['window_s']}s: pushes per message min {min(pushes)} max {max(pushes)}, "
-             f"dead-lettered {dead}/{len(per)}, stuck (not dead-lettered) {len(per) - dead}"]
+    lines = [
+        f"retry_policy={result['retry_policy']} failing_at_once={result['messages_failing']} "
+        f"window={result['window_s']}s: pushes per message min {min(pushes)} max {max(pushes)}, "
+        f"dead-lettered {dead}/{len(per)}, stuck (not dead-lettered) {len(per) - dead}"
+    ]
     for index, message in enumerate(per[:3]):
         lines.append(f"  message {index}: {message}")
     return "\n".join(lines)

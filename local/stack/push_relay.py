@@ -34,8 +34,9 @@ import signal
 import sys
 import threading
 import time
+from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
-from typing import Any, Callable
+from typing import Any
 
 from local.stack.push_protocol import ACK_STATUSES, Route, backoff_seconds, push_body
 
@@ -112,8 +113,9 @@ class PushRelay:
     """Delivers every route's messages until `stop()`; one streaming pull per route, each
     with its own worker pool, sharing one HTTP session and one timer thread."""
 
-    def __init__(self, routes: list[Route], workers: int = 64, max_messages: int = 200,
-                 log: Callable[..., None] = json_log) -> None:
+    def __init__(
+        self, routes: list[Route], workers: int = 64, max_messages: int = 200, log: Callable[..., None] = json_log
+    ) -> None:
         import requests
         from requests.adapters import HTTPAdapter
 
@@ -133,18 +135,22 @@ class PushRelay:
         self._supervisors: list[threading.Thread] = []
         self._subscriber = None
 
-    def start(self) -> "PushRelay":
+    def start(self) -> PushRelay:
         from google.cloud import pubsub_v1
 
         self._subscriber = pubsub_v1.SubscriberClient()
         for route in self.routes:
-            thread = threading.Thread(target=self._supervise, args=(route,), daemon=True,
-                                      name=f"relay-{route.subscription.rsplit('/', 1)[-1]}")
+            thread = threading.Thread(
+                target=self._supervise,
+                args=(route,),
+                daemon=True,
+                name=f"relay-{route.subscription.rsplit('/', 1)[-1]}",
+            )
             thread.start()
             self._supervisors.append(thread)
         return self
 
-    def __enter__(self) -> "PushRelay":
+    def __enter__(self) -> PushRelay:
         return self.start()
 
     def __exit__(self, *exc: object) -> None:
@@ -159,17 +165,20 @@ class PushRelay:
         from google.cloud.pubsub_v1.subscriber.scheduler import ThreadScheduler
 
         while not self._stopping.is_set():
-            executor = ThreadPoolExecutor(max_workers=self.workers,
-                                          thread_name_prefix=f"relay-{route.subscription.rsplit('/', 1)[-1]}")
+            executor = ThreadPoolExecutor(
+                max_workers=self.workers, thread_name_prefix=f"relay-{route.subscription.rsplit('/', 1)[-1]}"
+            )
             future = self._subscriber.subscribe(
                 route.subscription,
                 callback=lambda message, route=route: self._deliver(route, message),
                 flow_control=pubsub_v1.types.FlowControl(
                     max_messages=self.max_messages,
                     # held while queued for a worker, a full-length request and its backoff
-                    max_lease_duration=max(3600.0, route.ack_deadline + route.max_backoff + 600)),
+                    max_lease_duration=max(3600.0, route.ack_deadline + route.max_backoff + 600),
+                ),
                 scheduler=ThreadScheduler(executor=executor),
-                await_callbacks_on_shutdown=False)
+                await_callbacks_on_shutdown=False,
+            )
             with self._lock:
                 self._futures[route.subscription] = future
             if self._stopping.is_set():  # stop() ran between the check and the registration
@@ -192,11 +201,22 @@ class PushRelay:
             message.ack()
             with self._lock:
                 self._local_attempts.pop(message.message_id, None)
-            self.log("delivered", subscription=route.subscription, message_id=message.message_id,
-                     attempt=attempt, status=status)
+            self.log(
+                "delivered",
+                subscription=route.subscription,
+                message_id=message.message_id,
+                attempt=attempt,
+                status=status,
+            )
             return
-        fields = {"subscription": route.subscription, "endpoint": route.endpoint,
-                  "message_id": message.message_id, "attempt": attempt, "status": status, "error": error}
+        fields = {
+            "subscription": route.subscription,
+            "endpoint": route.endpoint,
+            "message_id": message.message_id,
+            "attempt": attempt,
+            "status": status,
+            "error": error,
+        }
         if route.max_delivery_attempts and attempt >= route.max_delivery_attempts:
             # The emulator forwards it to the dead-letter topic on this nack, as Google would.
             self.log("dead_lettered", **fields, max_delivery_attempts=route.max_delivery_attempts)
@@ -211,12 +231,13 @@ class PushRelay:
 
         try:
             response = self._session.post(
-                route.endpoint, data=json.dumps(body).encode(),
+                route.endpoint,
+                data=json.dumps(body).encode(),
                 # A fresh connection per push: a pooled one races gunicorn closing it after its 2 s
                 # keep-alive (seen as "Connection reset by peer", a failed delivery for nothing).
-                headers={"Content-Type": "application/json", "User-Agent": "local-push-relay",
-                         "Connection": "close"},
-                timeout=(min(CONNECT_TIMEOUT_SECONDS, route.ack_deadline), route.ack_deadline))
+                headers={"Content-Type": "application/json", "User-Agent": "local-push-relay", "Connection": "close"},
+                timeout=(min(CONNECT_TIMEOUT_SECONDS, route.ack_deadline), route.ack_deadline),
+            )
         except requests.RequestException as exc:
             return None, f"{type(exc).__name__}: {exc}"[:300]
         if response.status_code in ACK_STATUSES:
@@ -260,10 +281,19 @@ def main() -> None:
     for signum in (signal.SIGTERM, signal.SIGINT):
         signal.signal(signum, lambda *_: stop.set())
     relay.start()
-    json_log("relay_started", routes=[{"subscription": r.subscription, "endpoint": r.endpoint,
-                                       "backoff_s": [r.min_backoff, r.max_backoff],
-                                       "ack_deadline_s": r.ack_deadline,
-                                       "max_delivery_attempts": r.max_delivery_attempts} for r in routes])
+    json_log(
+        "relay_started",
+        routes=[
+            {
+                "subscription": r.subscription,
+                "endpoint": r.endpoint,
+                "backoff_s": [r.min_backoff, r.max_backoff],
+                "ack_deadline_s": r.ack_deadline,
+                "max_delivery_attempts": r.max_delivery_attempts,
+            }
+            for r in routes
+        ],
+    )
     stop.wait()
     relay.stop()
     json_log("relay_stopped")

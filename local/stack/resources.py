@@ -33,7 +33,7 @@ DEAD_LETTER_SUBSCRIPTION = "taxi-dead-letter-sub"
 # on that attempt they dead-letter a transient failure themselves, with its reason.
 MAX_DELIVERY_ATTEMPTS = int(os.environ.get("MAX_DELIVERY_ATTEMPTS", "5"))
 ACK_DEADLINE_SECONDS = 600  # a month download + split can take minutes: no redelivery meanwhile
-MIN_BACKOFF_SECONDS = 1.0   # the retry policy the relay applies (Google: exponential, min..max)
+MIN_BACKOFF_SECONDS = 1.0  # the retry policy the relay applies (Google: exponential, min..max)
 MAX_BACKOFF_SECONDS = 10.0
 TOPIC_VARS = ("INGEST_TOPIC", "BACKFILL_TOPIC", "DEAD_LETTER_TOPIC", "LAKE_EVENTS_TOPIC")
 
@@ -49,8 +49,7 @@ def create_topics() -> None:
     """Over the emulator's REST API: no client library to import, so it is done in a blink."""
     for var in TOPIC_VARS:
         url = f"http://{env('PUBSUB_EMULATOR_HOST')}/v1/projects/{env('GCP_PROJECT')}/topics/{env(var)}"
-        request = urllib.request.Request(url, method="PUT", data=b"{}",
-                                         headers={"Content-Type": "application/json"})
+        request = urllib.request.Request(url, method="PUT", data=b"{}", headers={"Content-Type": "application/json"})
         try:
             urllib.request.urlopen(request, timeout=30).close()
         except urllib.error.HTTPError as error:
@@ -66,12 +65,15 @@ def create_subscriptions() -> None:
     subscriber = pubsub_v1.SubscriberClient()
     dead_letter_topic = f"projects/{project}/topics/{env('DEAD_LETTER_TOPIC')}"
     with subscriber:
-        _create(subscriber, {
-            "name": subscriber.subscription_path(project, DEAD_LETTER_SUBSCRIPTION),
-            "topic": dead_letter_topic,
-            "ack_deadline_seconds": 60,
-            "message_retention_duration": duration_pb2.Duration(seconds=7 * 86400),
-        })
+        _create(
+            subscriber,
+            {
+                "name": subscriber.subscription_path(project, DEAD_LETTER_SUBSCRIPTION),
+                "topic": dead_letter_topic,
+                "ack_deadline_seconds": 60,
+                "message_retention_duration": duration_pb2.Duration(seconds=7 * 86400),
+            },
+        )
         for name, (topic_var, _function) in PUSH_SUBSCRIPTIONS.items():
             request = {
                 "name": subscriber.subscription_path(project, name),
@@ -110,14 +112,17 @@ def _replace_if_push(subscriber, request: dict) -> None:
 def relay_routes() -> list[dict]:
     """What local/stack/push_relay.py delivers: one route per function subscription."""
     project = env("GCP_PROJECT")
-    return [{
-        "subscription": f"projects/{project}/subscriptions/{name}",
-        "endpoint": env(f"TAXI_FUNCTION_URL_{function}"),
-        "ack_deadline": float(ACK_DEADLINE_SECONDS),
-        "min_backoff": MIN_BACKOFF_SECONDS,
-        "max_backoff": MAX_BACKOFF_SECONDS,
-        "max_delivery_attempts": MAX_DELIVERY_ATTEMPTS,
-    } for name, (_topic_var, function) in PUSH_SUBSCRIPTIONS.items()]
+    return [
+        {
+            "subscription": f"projects/{project}/subscriptions/{name}",
+            "endpoint": env(f"TAXI_FUNCTION_URL_{function}"),
+            "ack_deadline": float(ACK_DEADLINE_SECONDS),
+            "min_backoff": MIN_BACKOFF_SECONDS,
+            "max_backoff": MAX_BACKOFF_SECONDS,
+            "max_delivery_attempts": MAX_DELIVERY_ATTEMPTS,
+        }
+        for name, (_topic_var, function) in PUSH_SUBSCRIPTIONS.items()
+    ]
 
 
 def create_bucket() -> None:
@@ -138,8 +143,11 @@ def create_dataset() -> None:
     from google.auth.credentials import AnonymousCredentials
     from google.cloud import bigquery
 
-    client = bigquery.Client(project=env("GCP_PROJECT"), credentials=AnonymousCredentials(),
-                             client_options=ClientOptions(api_endpoint=env("BIGQUERY_EMULATOR_HOST")))
+    client = bigquery.Client(
+        project=env("GCP_PROJECT"),
+        credentials=AnonymousCredentials(),
+        client_options=ClientOptions(api_endpoint=env("BIGQUERY_EMULATOR_HOST")),
+    )
     dataset = bigquery.Dataset(f"{env('GCP_PROJECT')}.{os.environ.get('BQ_DATASET', 'nyc_taxi')}")
     dataset.location = os.environ.get("BQ_LOCATION", "US")
     client.create_dataset(dataset, exists_ok=True)
@@ -149,8 +157,12 @@ def create_database() -> None:
     import pg8000.native
 
     connection = pg8000.native.Connection(
-        user=env("PG_USER"), password=env("PG_PASSWORD"), host=env("PG_HOST"),
-        port=int(env("PG_PORT")), database="postgres")
+        user=env("PG_USER"),
+        password=env("PG_PASSWORD"),
+        host=env("PG_HOST"),
+        port=int(env("PG_PORT")),
+        database="postgres",
+    )
     try:
         name = env("PG_DATABASE")
         if not connection.run("SELECT 1 FROM pg_database WHERE datname = :name", name=name):

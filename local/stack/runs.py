@@ -11,8 +11,7 @@ import datetime as dt
 import sys
 from typing import Any
 
-from shared.core import clients
-from shared.core import ledger_read
+from shared.core import clients, ledger_read
 from shared.core.settings import get_settings
 
 COLUMNS = ("function", "event_id", "attempt", "outcome", "reason", "rows", "started_at", "finished_at")
@@ -34,8 +33,10 @@ def render(service: str, day: dt.date, records: list[dict[str, Any]]) -> str:
     table = rows(records)
     cells = [[_cell(row.get(column), column) for column in COLUMNS] for row in table]
     widths = [max(len(column), *(len(c[i]) for c in cells)) for i, column in enumerate(COLUMNS)]
-    lines = [f"run ledger of {service} {day}: {len(records)} event(s), {len(table)} attempt(s) (newest last)",
-             "  ".join(column.ljust(width) for column, width in zip(COLUMNS, widths)).rstrip()]
+    lines = [
+        f"run ledger of {service} {day}: {len(records)} event(s), {len(table)} attempt(s) (newest last)",
+        "  ".join(column.ljust(width) for column, width in zip(COLUMNS, widths)).rstrip(),
+    ]
     for row, line in zip(table, cells):
         lines.append("  ".join(cell.ljust(width) for cell, width in zip(line, widths)).rstrip())
         if row.get("error"):

@@ -12,8 +12,8 @@ import contextlib
 import os
 import re
 import subprocess
+from collections.abc import Iterator, Mapping
 from pathlib import Path
-from typing import Iterator, Mapping
 
 REPO = Path(__file__).resolve().parents[2]
 SCRIPT = str(REPO / "local_emulator.sh")
@@ -21,15 +21,21 @@ SCRIPT = str(REPO / "local_emulator.sh")
 
 def stack_env(state: Path, port_base: int, extra: Mapping[str, str] | None = None) -> dict[str, str]:
     """The environment `local_emulator.sh` runs with for that stack (extra: settings for its functions)."""
-    return {**os.environ, "TAXI_STATE_DIR": str(state), "TAXI_PORT_BASE": str(port_base), "LOG_LEVEL": "INFO",
-            **(extra or {})}
+    return {
+        **os.environ,
+        "TAXI_STATE_DIR": str(state),
+        "TAXI_PORT_BASE": str(port_base),
+        "LOG_LEVEL": "INFO",
+        **(extra or {}),
+    }
 
 
 def up(env: Mapping[str, str]) -> None:
     """`./local_emulator.sh up`: starts whatever of the stack is not running (idempotent)."""
     try:
-        subprocess.run([SCRIPT, "up"], env=dict(env), check=True, stdout=subprocess.DEVNULL,
-                       stderr=subprocess.PIPE, text=True)
+        subprocess.run(
+            [SCRIPT, "up"], env=dict(env), check=True, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True
+        )
     except subprocess.CalledProcessError as exc:
         raise RuntimeError(f"the throwaway stack did not start:\n{exc.stderr[-3000:]}") from exc
 
@@ -64,8 +70,10 @@ def log_counts(state: Path) -> dict[str, int]:
     logs = state / "logs"
     text = {p.name: p.read_text(errors="replace") for p in logs.glob("*.log")}
     relay = text.get("relay.log", "")
-    return {"function_retries": sum(t.count("will be retried") for n, t in text.items() if n.startswith("fn-")),
-            "failed_pushes": relay.count('"event": "delivery_failed"'),  # the relay's json.dumps lines
-            "relay_dead_letters": relay.count('"event": "dead_lettered"'),
-            "dead_letters": sum(t.count("rejected the event") for n, t in text.items() if n.startswith("fn-")),
-            "ingest_outcomes": text.get("fn-ingest.log", "").count('"function":"ingest"')}
+    return {
+        "function_retries": sum(t.count("will be retried") for n, t in text.items() if n.startswith("fn-")),
+        "failed_pushes": relay.count('"event": "delivery_failed"'),  # the relay's json.dumps lines
+        "relay_dead_letters": relay.count('"event": "dead_lettered"'),
+        "dead_letters": sum(t.count("rejected the event") for n, t in text.items() if n.startswith("fn-")),
+        "ingest_outcomes": text.get("fn-ingest.log", "").count('"function":"ingest"'),
+    }

@@ -56,9 +56,13 @@ class Destinations:
         project = os.environ["GCP_PROJECT"]
         self.object_name = f"trips/{service}/pickup_date={date.isoformat()}/data.parquet"
         self.bucket = storage.Client(project=project, credentials=AnonymousCredentials()).bucket(
-            os.environ["LAKE_BUCKET"])
-        self.bq = bigquery.Client(project=project, credentials=AnonymousCredentials(),
-                                  client_options=ClientOptions(api_endpoint=os.environ["BIGQUERY_EMULATOR_HOST"]))
+            os.environ["LAKE_BUCKET"]
+        )
+        self.bq = bigquery.Client(
+            project=project,
+            credentials=AnonymousCredentials(),
+            client_options=ClientOptions(api_endpoint=os.environ["BIGQUERY_EMULATOR_HOST"]),
+        )
         self.bq_table = f"{project}.{os.environ.get('BQ_DATASET', 'nyc_taxi')}.{service}_trips"
         self.pg_table = f"{os.environ.get('PG_SCHEMA', 'ny_taxi')}.{service}_trips"
         self._pg = None
@@ -73,7 +77,11 @@ class Destinations:
         if blob.generation != progress.generation:  # a new version: count its rows once
             data = blob.download_as_bytes()
             progress.parquet_rows = pq.ParquetFile(io.BytesIO(data)).metadata.num_rows
-            progress.generation, progress.metadata, progress.updated = blob.generation, blob.metadata or {}, blob.updated
+            progress.generation, progress.metadata, progress.updated = (
+                blob.generation,
+                blob.metadata or {},
+                blob.updated,
+            )
 
     def bigquery_rows(self) -> int | None:
         from google.api_core.exceptions import GoogleAPIError
@@ -92,8 +100,12 @@ class Destinations:
         try:
             if self._pg is None:
                 self._pg = pg8000.native.Connection(
-                    user=os.environ["PG_USER"], password=os.environ["PG_PASSWORD"], host=os.environ["PG_HOST"],
-                    port=int(os.environ["PG_PORT"]), database=os.environ["PG_DATABASE"])
+                    user=os.environ["PG_USER"],
+                    password=os.environ["PG_PASSWORD"],
+                    host=os.environ["PG_HOST"],
+                    port=int(os.environ["PG_PORT"]),
+                    database=os.environ["PG_DATABASE"],
+                )
             return self._pg.run(f"SELECT count(*) FROM {self.pg_table} WHERE pickup_date = :d", d=self.date)[0][0]
         except pg8000.native.DatabaseError:  # no table yet (the connection stays usable)
             return None
@@ -123,8 +135,9 @@ class DeadLetters:
             return []
         if not response.received_messages:
             return []
-        self.subscriber.modify_ack_deadline(subscription=self.path, ack_deadline_seconds=0,
-                                            ack_ids=[m.ack_id for m in response.received_messages])
+        self.subscriber.modify_ack_deadline(
+            subscription=self.path, ack_deadline_seconds=0, ack_ids=[m.ack_id for m in response.received_messages]
+        )
         found = []
         for received in response.received_messages:
             message = received.message
@@ -161,17 +174,21 @@ def wait(args: argparse.Namespace) -> int:
         last_line, last_state = line, progress.line()
         sys.stderr.flush()
         if letters:
-            sys.stderr.write("\nfailed: dead letter(s) about this date:\n  " + "\n  ".join(letters) + "\n"
-                             "logs: ./local_emulator.sh logs ingest (or load_bigquery, load_postgres)\n")
+            sys.stderr.write(
+                "\nfailed: dead letter(s) about this date:\n  " + "\n  ".join(letters) + "\n"
+                "logs: ./local_emulator.sh logs ingest (or load_bigquery, load_postgres)\n"
+            )
             return 1
         if now >= deadline:
-            sys.stderr.write(f"\ntimed out after {args.timeout}s: {progress.line()}\n"
-                             "logs: ./local_emulator.sh logs ingest (or load_bigquery, load_postgres)\n")
+            sys.stderr.write(
+                f"\ntimed out after {args.timeout}s: {progress.line()}\n"
+                "logs: ./local_emulator.sh logs ingest (or load_bigquery, load_postgres)\n"
+            )
             return 1
         time.sleep(POLL_SECONDS)
     if tty:
         sys.stderr.write("\n")
-    seconds = (dt.datetime.now(dt.timezone.utc) - since).total_seconds() if since else time.monotonic() - started
+    seconds = (dt.datetime.now(dt.UTC) - since).total_seconds() if since else time.monotonic() - started
     print(summary(where, progress, seconds, since))
     return 0
 
@@ -195,8 +212,10 @@ def summary(where: Destinations, progress: Progress, seconds: float, since: dt.d
         f"  Postgres       {progress.postgres_rows:>12,}   {os.environ['PG_DATABASE']}.{where.pg_table}",
     ]
     if since and progress.updated and progress.updated < since:
-        lines.append(f"  note: the object was written at {progress.updated:%Y-%m-%d %H:%M:%S} UTC, before this run "
-                     "(the date was already loaded)")
+        lines.append(
+            f"  note: the object was written at {progress.updated:%Y-%m-%d %H:%M:%S} UTC, before this run "
+            "(the date was already loaded)"
+        )
     return "\n".join(lines)
 
 

@@ -60,9 +60,12 @@ def bigquery() -> Any:
 
         if not endpoint.startswith("http"):
             endpoint = f"http://{endpoint}"
-        return bq.Client(project=_project(), location=_bq_location(),
-                         credentials=AnonymousCredentials(),
-                         client_options=ClientOptions(api_endpoint=endpoint))
+        return bq.Client(
+            project=_project(),
+            location=_bq_location(),
+            credentials=AnonymousCredentials(),
+            client_options=ClientOptions(api_endpoint=endpoint),
+        )
     return bq.Client(project=_project(), location=_bq_location())
 
 

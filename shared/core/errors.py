@@ -10,7 +10,6 @@ from __future__ import annotations
 
 from typing import Any
 
-
 MAX_VALUE_CHARS = 300
 MAX_MESSAGE_CHARS = 1000
 
@@ -25,8 +24,9 @@ class PipelineError(Exception):
 
     reason = "error"
 
-    def __init__(self, message: str, *, reason: str | None = None, field: str | None = None,
-                 value: Any = None, **details: Any) -> None:
+    def __init__(
+        self, message: str, *, reason: str | None = None, field: str | None = None, value: Any = None, **details: Any
+    ) -> None:
         super().__init__(message)
         self.message = message
         if reason:
@@ -38,8 +38,11 @@ class PipelineError(Exception):
     def as_dict(self) -> dict[str, Any]:
         """The structured error, bounded: a value from outside may be megabytes (a 6 MB `date`),
         and this dict goes into a log line and a dead letter, which must stay publishable."""
-        out: dict[str, Any] = {"error": type(self).__name__, "reason": self.reason,
-                               "message": bounded(self.message, MAX_MESSAGE_CHARS)}
+        out: dict[str, Any] = {
+            "error": type(self).__name__,
+            "reason": self.reason,
+            "message": bounded(self.message, MAX_MESSAGE_CHARS),
+        }
         if self.field is not None:
             out["field"] = bounded(str(self.field), MAX_VALUE_CHARS)
             value = self.value if isinstance(self.value, (str, int, float, bool, type(None))) else repr(self.value)

@@ -17,8 +17,9 @@ import base64
 import binascii
 import datetime as dt
 import json
+from collections.abc import Mapping
 from dataclasses import dataclass, field
-from typing import Any, Mapping
+from typing import Any
 
 from shared.core.errors import ValidationError
 
@@ -74,13 +75,13 @@ def parse_timestamp(value: str | None) -> dt.datetime | None:
     if "." in text:  # Python < 3.11 parsers and nanosecond precision: trim to microseconds
         head, _, tail = text.partition(".")
         digits = "".join(ch for ch in tail if ch.isdigit())
-        zone = tail[len(digits):]
+        zone = tail[len(digits) :]
         text = f"{head}.{digits[:6].ljust(6, '0')}{zone}"
     try:
         parsed = dt.datetime.fromisoformat(text)
     except ValueError:
         return None
-    return parsed if parsed.tzinfo else parsed.replace(tzinfo=dt.timezone.utc)
+    return parsed if parsed.tzinfo else parsed.replace(tzinfo=dt.UTC)
 
 
 def pubsub_message(cloud_event: Any) -> PubsubMessage:
@@ -88,8 +89,9 @@ def pubsub_message(cloud_event: Any) -> PubsubMessage:
     data = cloud_event.data if isinstance(cloud_event.data, Mapping) else None
     message = data.get("message") if data else None
     if not isinstance(message, Mapping):
-        raise ValidationError("event carries no Pub/Sub message", field="data.message",
-                              value=type(cloud_event.data).__name__)
+        raise ValidationError(
+            "event carries no Pub/Sub message", field="data.message", value=type(cloud_event.data).__name__
+        )
     raw = message.get("data") or ""
     try:
         payload = base64.b64decode(raw, validate=True) if raw else b""
@@ -97,8 +99,12 @@ def pubsub_message(cloud_event: Any) -> PubsubMessage:
         raise ValidationError("message data is not base64", field="message.data", value=str(raw)[:80]) from exc
     attributes = message.get("attributes") or {}
     if not isinstance(attributes, Mapping):
-        raise ValidationError("message attributes are not a map", field="message.attributes", value=str(attributes)[:80])
-    publish_time = parse_timestamp(message.get("publishTime") or message.get("publish_time")) or _event_time(cloud_event)
+        raise ValidationError(
+            "message attributes are not a map", field="message.attributes", value=str(attributes)[:80]
+        )
+    publish_time = parse_timestamp(message.get("publishTime") or message.get("publish_time")) or _event_time(
+        cloud_event
+    )
     message_id = str(message.get("messageId") or message.get("message_id") or _attrs(cloud_event).get("id", ""))
     return PubsubMessage(payload, {str(k): str(v) for k, v in attributes.items()}, message_id, publish_time)
 
@@ -125,8 +131,9 @@ def json_object(raw: bytes, field: str, what: str = "message body") -> dict[str,
     try:
         body = json.loads(raw, object_pairs_hook=_unique_keys)
     except _DuplicateKey as exc:
-        raise ValidationError(f"{what} gives the key {exc.key!r} more than once", field=exc.key,
-                              value=preview) from None
+        raise ValidationError(
+            f"{what} gives the key {exc.key!r} more than once", field=exc.key, value=preview
+        ) from None
     except ValueError as exc:
         raise ValidationError(f"{what} is not JSON: {exc}", field=field, value=preview) from exc
     except RecursionError as exc:
@@ -162,15 +169,20 @@ def _object_from_resource(resource: Mapping[str, Any]) -> ObjectEvent:
     generation = resource.get("generation")
     text = str(generation) if isinstance(generation, (str, int)) and not isinstance(generation, bool) else ""
     if not text.isdigit() or int(text) <= 0:  # GCS generations are positive integers (JSON API: strings)
-        raise ValidationError("object event without a positive whole-number generation", field="data.generation",
-                              value=generation)
+        raise ValidationError(
+            "object event without a positive whole-number generation", field="data.generation", value=generation
+        )
     metadata = resource.get("metadata") or {}
     if not isinstance(metadata, Mapping):
         raise ValidationError("object metadata is not a map", field="data.metadata", value=metadata)
     size = resource.get("size")
-    return ObjectEvent(resource["bucket"], resource["name"], int(text),
-                       {str(k): str(v) for k, v in metadata.items()},
-                       int(size) if str(size or "").isdigit() else None)
+    return ObjectEvent(
+        resource["bucket"],
+        resource["name"],
+        int(text),
+        {str(k): str(v) for k, v in metadata.items()},
+        int(size) if str(size or "").isdigit() else None,
+    )
 
 
 def object_event(cloud_event: Any) -> ObjectEvent | None:
@@ -181,7 +193,9 @@ def object_event(cloud_event: Any) -> ObjectEvent | None:
     kind = _event_type(cloud_event)
     if kind == GCS_FINALIZED_TYPE:
         if not isinstance(cloud_event.data, Mapping):
-            raise ValidationError("finalize event data is not an object", field="data", value=str(cloud_event.data)[:80])
+            raise ValidationError(
+                "finalize event data is not an object", field="data", value=str(cloud_event.data)[:80]
+            )
         return _object_from_resource(cloud_event.data)
     if kind == PUBSUB_TYPE:
         message = pubsub_message(cloud_event)

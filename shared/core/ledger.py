@@ -31,8 +31,9 @@ from __future__ import annotations
 import contextvars
 import datetime as dt
 import json
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
-from typing import Any, Iterable, Mapping
+from typing import Any
 
 from shared.core import logs, paths
 from shared.core.events import delivery_attempt, object_event
@@ -55,7 +56,7 @@ WRITE_TIMEOUT_SECONDS = 15
 
 
 def _now() -> dt.datetime:
-    return dt.datetime.now(dt.timezone.utc)
+    return dt.datetime.now(dt.UTC)
 
 
 def _short(text: Any, limit: int) -> str | None:
@@ -127,8 +128,16 @@ def begin(function: str, cloud_event: Any, bucket_name: str | None) -> contextva
         finalized = object_event(cloud_event)
     except Exception:  # noqa: BLE001 - a malformed event is the handler's to reject
         finalized = None
-    return _current.set(Run(function, event_id, message_id, delivery_attempt, bucket_name=bucket_name,
-                            generation=finalized.generation if finalized else None))
+    return _current.set(
+        Run(
+            function,
+            event_id,
+            message_id,
+            delivery_attempt,
+            bucket_name=bucket_name,
+            generation=finalized.generation if finalized else None,
+        )
+    )
 
 
 def end(token: contextvars.Token) -> None:
@@ -151,8 +160,15 @@ def started(service: str, date: dt.date) -> None:
     _guarded(run, "running", lambda: (_read_previous(run), _write(run, RUNNING)))
 
 
-def finish(run: Run | None, outcome: str, *, reason: str | None = None, error: str | None = None,
-           rows: Any = None, context: Mapping[str, Any] | None = None) -> None:
+def finish(
+    run: Run | None,
+    outcome: str,
+    *,
+    reason: str | None = None,
+    error: str | None = None,
+    rows: Any = None,
+    context: Mapping[str, Any] | None = None,
+) -> None:
     """The boundary records the delivery's outcome (no-op when no (service, date) is known).
 
     A handler that failed before calling `started` may still name its date in the error's
@@ -182,9 +198,15 @@ def _guarded(run: Run, what: str, action: Any) -> None:
     try:
         action()
     except Exception as exc:  # noqa: BLE001 - the ledger never fails the work it describes
-        logs.warning(f"run ledger: writing the {what} record failed; the event's outcome is unchanged",
-                     function=run.function, service=run.service, date=run.date, object=run.name,
-                     event_id=run.event_id, error_message=_short(f"{type(exc).__name__}: {exc}", 300))
+        logs.warning(
+            f"run ledger: writing the {what} record failed; the event's outcome is unchanged",
+            function=run.function,
+            service=run.service,
+            date=run.date,
+            object=run.name,
+            event_id=run.event_id,
+            error_message=_short(f"{type(exc).__name__}: {exc}", 300),
+        )
 
 
 def _bucket(run: Run) -> Any:
@@ -217,16 +239,28 @@ def _read_previous(run: Run) -> None:
         run.history = earlier[-MAX_HISTORY:]
 
 
-def record_body(run: Run, outcome: str, reason: str | None = None, error: str | None = None,
-                rows: Any = None, now: dt.datetime | None = None) -> dict[str, Any]:
+def record_body(
+    run: Run,
+    outcome: str,
+    reason: str | None = None,
+    error: str | None = None,
+    rows: Any = None,
+    now: dt.datetime | None = None,
+) -> dict[str, Any]:
     """The record as stored: the latest state of this event, and a short history of earlier attempts."""
     now = now or _now()
     body = {
-        "function": run.function, "service": run.service,
+        "function": run.function,
+        "service": run.service,
         "date": run.date.isoformat() if run.date else None,
-        "event_id": _short(run.event_id, 100), "message_id": _short(run.message_id, 100),
-        "attempt": run.attempt, "outcome": outcome, "reason": _short(reason, 100), "generation": run.generation,
-        "error": _short(error, MAX_ERROR_CHARS), "rows": as_int(rows),
+        "event_id": _short(run.event_id, 100),
+        "message_id": _short(run.message_id, 100),
+        "attempt": run.attempt,
+        "outcome": outcome,
+        "reason": _short(reason, 100),
+        "generation": run.generation,
+        "error": _short(error, MAX_ERROR_CHARS),
+        "rows": as_int(rows),
         "started_at": run.started_at.isoformat(),
         "finished_at": None if outcome in (RUNNING, QUEUED) else now.isoformat(),
         "updated_at": now.isoformat(),
@@ -239,8 +273,12 @@ def record_body(run: Run, outcome: str, reason: str | None = None, error: str | 
 
 def record_metadata(body: Mapping[str, Any]) -> dict[str, str]:
     """What a listing returns with each object: enough for `status`, no download needed."""
-    meta = {"outcome": body["outcome"], "attempt": str(body["attempt"]), "updated_at": body["updated_at"],
-            "started_at": body["started_at"]}
+    meta = {
+        "outcome": body["outcome"],
+        "attempt": str(body["attempt"]),
+        "updated_at": body["updated_at"],
+        "started_at": body["started_at"],
+    }
     for key in ("reason", "rows", "message_id", "generation"):
         if body.get(key) is not None:
             meta[key] = str(body[key])
@@ -249,17 +287,31 @@ def record_metadata(body: Mapping[str, Any]) -> dict[str, str]:
     return meta
 
 
-def _write(run: Run, outcome: str, reason: str | None = None, error: str | None = None, rows: Any = None,
-           now: dt.datetime | None = None) -> None:
+def _write(
+    run: Run,
+    outcome: str,
+    reason: str | None = None,
+    error: str | None = None,
+    rows: Any = None,
+    now: dt.datetime | None = None,
+) -> None:
     body = record_body(run, outcome, reason, error, rows, now)
     blob = _bucket(run).blob(run.name)
     blob.metadata = record_metadata(body)
-    blob.upload_from_string(json.dumps(body, default=str, separators=(",", ":")), content_type="application/json",
-                            timeout=WRITE_TIMEOUT_SECONDS)
+    blob.upload_from_string(
+        json.dumps(body, default=str, separators=(",", ":")),
+        content_type="application/json",
+        timeout=WRITE_TIMEOUT_SECONDS,
+    )
 
 
-def queued(bucket_name: str | None, function: str, published: Iterable[tuple[str, dt.date, str]],
-           queued_at: dt.datetime, workers: int = 16) -> int:
+def queued(
+    bucket_name: str | None,
+    function: str,
+    published: Iterable[tuple[str, dt.date, str]],
+    queued_at: dt.datetime,
+    workers: int = 16,
+) -> int:
     """Record `queued` for each (service, date, ingest message id) a function published.
 
     Why: between the publish and the delivery of an ingest message nothing else says the date was
@@ -271,8 +323,19 @@ def queued(bucket_name: str | None, function: str, published: Iterable[tuple[str
     """
     if not bucket_name:
         return 0
-    runs = [Run(function, message_id, message_id, None, bucket_name=bucket_name, service=service, date=day,
-                started_at=queued_at) for service, day, message_id in published]
+    runs = [
+        Run(
+            function,
+            message_id,
+            message_id,
+            None,
+            bucket_name=bucket_name,
+            service=service,
+            date=day,
+            started_at=queued_at,
+        )
+        for service, day, message_id in published
+    ]
     from concurrent.futures import ThreadPoolExecutor
 
     def write(run: Run) -> bool:

@@ -11,8 +11,9 @@ from __future__ import annotations
 
 import datetime as dt
 import json
+from collections.abc import Iterable
 from dataclasses import dataclass, replace
-from typing import Any, Iterable
+from typing import Any
 
 from shared.core import paths
 from shared.core.events import parse_timestamp
@@ -27,6 +28,7 @@ from shared.core.ledger import (
     WRITE_TIMEOUT_SECONDS,
     as_int,
 )
+
 
 @dataclass(frozen=True)
 class RunRecord:
@@ -43,10 +45,17 @@ class RunRecord:
     generation: int | None = None  # the trips generation the delivery acted on; None in older records
 
     def as_dict(self) -> dict[str, Any]:
-        return {"function": self.function, "event_id": self.event_id, "outcome": self.outcome,
-                "attempt": self.attempt, "reason": self.reason, "error": self.error, "rows": self.rows,
-                "updated_at": self.updated_at.isoformat() if self.updated_at else None,
-                "generation": self.generation}
+        return {
+            "function": self.function,
+            "event_id": self.event_id,
+            "outcome": self.outcome,
+            "attempt": self.attempt,
+            "reason": self.reason,
+            "error": self.error,
+            "rows": self.rows,
+            "updated_at": self.updated_at.isoformat() if self.updated_at else None,
+            "generation": self.generation,
+        }
 
     def describe(self) -> str:
         """One line for people: `ingest retrying, attempt 3 (download_failed)`."""
@@ -67,16 +76,26 @@ def read_runs(bucket: Any, service: str, start: dt.date, end: dt.date) -> dict[d
         if outcome not in OUTCOMES:
             continue
         updated = parse_timestamp(meta.get("updated_at")) or getattr(blob, "updated", None)
-        found.setdefault(name.date, []).append(RunRecord(
-            name.function, name.event_id, outcome, as_int(meta.get("attempt")) or 1, meta.get("reason"),
-            meta.get("error"), as_int(meta.get("rows")), updated, as_int(meta.get("generation"))))
+        found.setdefault(name.date, []).append(
+            RunRecord(
+                name.function,
+                name.event_id,
+                outcome,
+                as_int(meta.get("attempt")) or 1,
+                meta.get("reason"),
+                meta.get("error"),
+                as_int(meta.get("rows")),
+                updated,
+                as_int(meta.get("generation")),
+            )
+        )
     return found
 
 
 def latest_by_function(records: Iterable[RunRecord]) -> list[RunRecord]:
     """Each function's newest record on a date (a later event supersedes an earlier one's fate)."""
     latest: dict[str, RunRecord] = {}
-    oldest = dt.datetime.min.replace(tzinfo=dt.timezone.utc)
+    oldest = dt.datetime.min.replace(tzinfo=dt.UTC)
     for record in records:
         held = latest.get(record.function)
         if held is None or (record.updated_at or oldest) >= (held.updated_at or oldest):
@@ -90,9 +109,13 @@ def effective(record: RunRecord, now: dt.datetime) -> RunRecord:
         return record
     if (now - record.updated_at).total_seconds() <= LOST_AFTER_SECONDS:
         return record
-    return replace(record, outcome=RETRYING, reason="no_outcome",
-                   error=f"attempt {record.attempt} recorded no outcome within {LOST_AFTER_SECONDS} s "
-                   "(timeout, out of memory or crash); the platform redelivers it")
+    return replace(
+        record,
+        outcome=RETRYING,
+        reason="no_outcome",
+        error=f"attempt {record.attempt} recorded no outcome within {LOST_AFTER_SECONDS} s "
+        "(timeout, out of memory or crash); the platform redelivers it",
+    )
 
 
 _PRIORITY = {RUNNING: 0, RETRYING: 1, QUEUED: 2, DEAD_LETTERED: 3}
@@ -105,11 +128,15 @@ def in_flight(records: Iterable[RunRecord], now: dt.datetime) -> RunRecord | Non
     succeeded. A `queued` record is superseded by any ingest record at or after it (the message
     it queued was delivered)."""
     records = list(records)
-    oldest = dt.datetime.min.replace(tzinfo=dt.timezone.utc)
+    oldest = dt.datetime.min.replace(tzinfo=dt.UTC)
     ingest_seen = max(((r.updated_at or oldest) for r in records if r.function == QUEUED_FOR), default=None)
     candidates = [effective(r, now) for r in latest_by_function(records)]
-    candidates = [r for r in candidates if r.outcome in _PRIORITY and not (
-        r.outcome == QUEUED and ingest_seen is not None and ingest_seen >= (r.updated_at or oldest))]
+    candidates = [
+        r
+        for r in candidates
+        if r.outcome in _PRIORITY
+        and not (r.outcome == QUEUED and ingest_seen is not None and ingest_seen >= (r.updated_at or oldest))
+    ]
     if not candidates:
         return None
     return min(candidates, key=lambda r: (_PRIORITY[r.outcome], -(r.updated_at or oldest).timestamp()))

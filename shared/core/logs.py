@@ -12,8 +12,9 @@ import datetime as dt
 import json
 import sys
 import time
+from collections.abc import Iterator
 from contextlib import contextmanager
-from typing import Any, Iterator
+from typing import Any
 
 from shared.core.errors import bounded
 

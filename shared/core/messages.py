@@ -9,8 +9,9 @@ from __future__ import annotations
 
 import datetime as dt
 import re
+from collections.abc import Mapping
 from dataclasses import dataclass
-from typing import Any, Mapping
+from typing import Any
 from zoneinfo import ZoneInfo
 
 from shared.core.errors import ValidationError
@@ -22,8 +23,9 @@ NEW_YORK = ZoneInfo("America/New_York")
 FIRST_DAY = {"yellow": dt.date(2009, 1, 1), "green": dt.date(2013, 8, 1), "fhv": dt.date(2015, 1, 1)}
 
 INGEST_KEYS = frozenset({"date", "service", "force"})
-BACKFILL_KEYS = frozenset({"start", "end", "last_days", "service", "services", "force", "only_missing", "repair",
-                           "dry_run"})
+BACKFILL_KEYS = frozenset(
+    {"start", "end", "last_days", "service", "services", "force", "only_missing", "repair", "dry_run"}
+)
 MAX_LAST_DAYS = 366
 
 
@@ -53,7 +55,7 @@ class BackfillRequest:
 
 
 def today_in_new_york(now: dt.datetime | None = None) -> dt.date:
-    now = now or dt.datetime.now(dt.timezone.utc)
+    now = now or dt.datetime.now(dt.UTC)
     return now.astimezone(NEW_YORK).date()
 
 
@@ -68,8 +70,11 @@ def message_fields(message: PubsubMessage) -> dict[str, Any]:
     if message.data:  # a blank body is a body, and not JSON: it must not fall back to the defaults
         beside = sorted(k for k in message.attributes if not k.lower().startswith("goog"))
         if beside:
-            raise ValidationError("give the request as a JSON body or as attributes, not both",
-                                  field=f"attributes.{beside[0]}", value=message.attributes[beside[0]])
+            raise ValidationError(
+                "give the request as a JSON body or as attributes, not both",
+                field=f"attributes.{beside[0]}",
+                value=message.attributes[beside[0]],
+            )
         return json_object(message.data, "data")
     return dict(message.attributes)
 
@@ -77,8 +82,11 @@ def message_fields(message: PubsubMessage) -> dict[str, Any]:
 def _check_keys(fields: Mapping[str, Any], allowed: frozenset[str]) -> None:
     unknown = sorted(set(fields) - allowed)
     if unknown:
-        raise ValidationError(f"unknown key {unknown[0]!r}; allowed: {', '.join(sorted(allowed))}",
-                              field=unknown[0], value=fields[unknown[0]])
+        raise ValidationError(
+            f"unknown key {unknown[0]!r}; allowed: {', '.join(sorted(allowed))}",
+            field=unknown[0],
+            value=fields[unknown[0]],
+        )
 
 
 def parse_service(value: Any, field: str = "service") -> str:
@@ -156,14 +164,18 @@ def parse_backfill(fields: Mapping[str, Any], max_dates: int, now: dt.datetime |
         raise ValidationError(f"start is after end ({fields['end']})", field="start", value=fields["start"])
     for service in services:
         if start < FIRST_DAY[service]:
-            raise ValidationError(f"before the first {service} data ({FIRST_DAY[service]})", field="start",
-                                  value=fields["start"])
+            raise ValidationError(
+                f"before the first {service} data ({FIRST_DAY[service]})", field="start", value=fields["start"]
+            )
     count = ((end - start).days + 1) * len(services)
     if count > max_dates:
-        raise ValidationError(f"{count} (service, date) pairs exceed the maximum of {max_dates}",
-                              field="end", value=fields["end"])
+        raise ValidationError(
+            f"{count} (service, date) pairs exceed the maximum of {max_dates}", field="end", value=fields["end"]
+        )
     request = BackfillRequest(
-        start, end, services,
+        start,
+        end,
+        services,
         force=parse_bool(fields.get("force", False), "force"),
         only_missing=parse_bool(fields.get("only_missing", False), "only_missing"),
         dry_run=parse_bool(fields.get("dry_run", False), "dry_run"),
@@ -181,8 +193,9 @@ def _last_days(fields: Mapping[str, Any], today: dt.date, service: str) -> tuple
             raise ValidationError("give last_days or start and end, not both", field=key, value=fields[key])
     days = fields["last_days"]
     if isinstance(days, bool) or not isinstance(days, int) or not 1 <= days <= MAX_LAST_DAYS:
-        raise ValidationError(f"must be a whole number of days from 1 to {MAX_LAST_DAYS}", field="last_days",
-                              value=days)
+        raise ValidationError(
+            f"must be a whole number of days from 1 to {MAX_LAST_DAYS}", field="last_days", value=days
+        )
     end = today - dt.timedelta(days=1)
     return max(end - dt.timedelta(days=days - 1), FIRST_DAY[service]), end
 
@@ -202,8 +215,11 @@ def request_fields(request: Any) -> dict[str, Any]:
     raw = request.get_data(cache=True) or b""
     if raw.strip():
         if request.args:
-            raise ValidationError("give the request as a JSON body or as query parameters, not both",
-                                  field="body", value=raw[:200].decode("utf-8", "replace"))
+            raise ValidationError(
+                "give the request as a JSON body or as query parameters, not both",
+                field="body",
+                value=raw[:200].decode("utf-8", "replace"),
+            )
         return json_object(raw, "body", what="body")
     fields: dict[str, Any] = {}
     for key in request.args:

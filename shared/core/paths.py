@@ -1,14 +1,14 @@
 """The lake's object layout, in one place: every writer and reader builds names here.
 
-    raw/{service}/{source file name}                         exact copy of the month file
-    staging/{service}/month=YYYY-MM/_manifest.json           the month split: its source, counts, split id
-    staging/{service}/month=YYYY-MM/split=ID/pickup_date=D/{trips,rejects}.parquet  each date, cleaned once
-    staging/{service}/month=YYYY-MM/split=ID/month_rejects.parquet  rows of the file from other months
-    trips/{service}/pickup_date=YYYY-MM-DD/data.parquet      the daily partition (loaders' trigger)
-    rejects/{service}/pickup_date=YYYY-MM-DD/data.parquet    rows of that date failing a rule
-    rejects/{service}/source_month=YYYY-MM/data.parquet      rows of a month file not of that month
-    quarantine/{service}/pickup_date=YYYY-MM-DD/data.parquet output that failed data-quality checks
-    runs/{service}/pickup_date=YYYY-MM-DD/{function}/{event id}.json   the run ledger (shared/core/ledger.py)
+raw/{service}/{source file name}                         exact copy of the month file
+staging/{service}/month=YYYY-MM/_manifest.json           the month split: its source, counts, split id
+staging/{service}/month=YYYY-MM/split=ID/pickup_date=D/{trips,rejects}.parquet  each date, cleaned once
+staging/{service}/month=YYYY-MM/split=ID/month_rejects.parquet  rows of the file from other months
+trips/{service}/pickup_date=YYYY-MM-DD/data.parquet      the daily partition (loaders' trigger)
+rejects/{service}/pickup_date=YYYY-MM-DD/data.parquet    rows of that date failing a rule
+rejects/{service}/source_month=YYYY-MM/data.parquet      rows of a month file not of that month
+quarantine/{service}/pickup_date=YYYY-MM-DD/data.parquet output that failed data-quality checks
+runs/{service}/pickup_date=YYYY-MM-DD/{function}/{event id}.json   the run ledger (shared/core/ledger.py)
 """
 
 from __future__ import annotations

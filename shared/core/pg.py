@@ -18,8 +18,9 @@ one is checked (SELECT 1) before it is lent again.
 from __future__ import annotations
 
 import threading
+from collections.abc import Iterator
 from contextlib import contextmanager
-from typing import Any, Iterator
+from typing import Any
 
 from shared.core.settings import Settings
 
@@ -50,16 +51,21 @@ def connect(settings: Settings) -> Any:
         return _cloud_sql_connector().connect(settings.cloud_sql_instance, "pg8000", **kwargs)
     import pg8000.dbapi
 
-    return pg8000.dbapi.connect(user=settings.pg_user, password=settings.pg_password or None,
-                                host=settings.pg_host, port=settings.pg_port, database=settings.pg_database,
-                                timeout=60, application_name="taxi-etl")
+    return pg8000.dbapi.connect(
+        user=settings.pg_user,
+        password=settings.pg_password or None,
+        host=settings.pg_host,
+        port=settings.pg_port,
+        database=settings.pg_database,
+        timeout=60,
+        application_name="taxi-etl",
+    )
 
 
 @contextmanager
 def connection(settings: Settings) -> Iterator[Any]:
     """Borrow a connection; it returns to the pool only if the block ended cleanly."""
-    key = (settings.cloud_sql_instance, settings.pg_host, settings.pg_port, settings.pg_database,
-           settings.pg_user)
+    key = (settings.cloud_sql_instance, settings.pg_host, settings.pg_port, settings.pg_database, settings.pg_user)
     conn = None
     while conn is None:
         with _lock:

@@ -27,7 +27,8 @@ import json
 import time
 import traceback
 import uuid
-from typing import Any, Callable, Mapping
+from collections.abc import Callable, Mapping
+from typing import Any
 
 from shared.core import clients, ledger, logs
 from shared.core.errors import ConfigError, PermanentError, PipelineError, TransientError, classify
@@ -43,8 +44,9 @@ def _event_record(cloud_event: Any) -> dict[str, Any]:
     return {"attributes": {k: str(v) for k, v in attributes.items()}, "data": cloud_event.data}
 
 
-def dead_letter(function: str, settings: Settings, error: PipelineError, cloud_event: Any,
-                context: Mapping[str, Any]) -> str:
+def dead_letter(
+    function: str, settings: Settings, error: PipelineError, cloud_event: Any, context: Mapping[str, Any]
+) -> str:
     """Publish the original event and the reason; returns the dead letter's message id."""
     body = {
         "function": function,
@@ -52,17 +54,14 @@ def dead_letter(function: str, settings: Settings, error: PipelineError, cloud_e
         "error": error.as_dict(),
         "context": dict(context),
         "event": _event_record(cloud_event),
-        "dead_lettered_at": dt.datetime.now(dt.timezone.utc).isoformat(),
+        "dead_lettered_at": dt.datetime.now(dt.UTC).isoformat(),
     }
     data = json.dumps(body, default=str).encode()
     if len(data) > MAX_DEAD_LETTER_BYTES:
         body["event"] = _stored_event(function, settings, cloud_event, body["event"])
         data = json.dumps(body, default=str).encode()
     future = clients.publisher().publish(
-        clients.topic_path(settings.dead_letter_topic, settings.project),
-        data,
-        function=function,
-        reason=error.reason,
+        clients.topic_path(settings.dead_letter_topic, settings.project), data, function=function, reason=error.reason
     )
     return future.result(timeout=60)
 
@@ -72,11 +71,15 @@ def _stored_event(function: str, settings: Settings, cloud_event: Any, record: d
     inside the event) is kept whole in the lake, and the dead letter points at it."""
     attributes = record.get("attributes", {})
     if not settings.lake_bucket:  # backfill without a lake: keep what fits, say so
-        return {"attributes": attributes, "truncated": True,
-                "data_preview": json.dumps(record.get("data"), default=str)[:10_000]}
+        return {
+            "attributes": attributes,
+            "truncated": True,
+            "data_preview": json.dumps(record.get("data"), default=str)[:10_000],
+        }
     name = f"quarantine/events/{function}/{uuid.uuid4().hex}.json"
     clients.storage().bucket(settings.lake_bucket).blob(name).upload_from_string(
-        json.dumps(record, default=str), content_type="application/json")
+        json.dumps(record, default=str), content_type="application/json"
+    )
     return {"attributes": attributes, "stored_at": f"gs://{settings.lake_bucket}/{name}"}
 
 
@@ -84,7 +87,7 @@ def _age_seconds(cloud_event: Any) -> float | None:
     produced = event_time(cloud_event)
     if produced is None:
         return None
-    return (dt.datetime.now(dt.timezone.utc) - produced).total_seconds()
+    return (dt.datetime.now(dt.UTC) - produced).total_seconds()
 
 
 def event_function(function: str) -> Callable[[Handler], Callable[[Any], None]]:
@@ -116,8 +119,14 @@ def event_function(function: str) -> Callable[[Handler], Callable[[Any], None]]:
                 ledger.end(token)
             severity = outcome.pop("severity", "INFO")
             message = outcome.pop("message", f"{function} done")
-            logs.log(severity, message, function=function, seconds=round(time.perf_counter() - started, 3),
-                     event_id=_event_id(cloud_event), **outcome)
+            logs.log(
+                severity,
+                message,
+                function=function,
+                seconds=round(time.perf_counter() - started, 3),
+                event_id=_event_id(cloud_event),
+                **outcome,
+            )
 
         return entry_point
 
@@ -129,8 +138,9 @@ def _record_success(outcome: Mapping[str, Any]) -> None:
     skipped = outcome.get("skipped")
     rows = outcome.get("rows_written", outcome.get("rows"))
     if skipped:
-        ledger.finish(ledger.current(), ledger.SKIPPED, reason="up_to_date" if skipped is True else str(skipped),
-                      rows=rows)
+        ledger.finish(
+            ledger.current(), ledger.SKIPPED, reason="up_to_date" if skipped is True else str(skipped), rows=rows
+        )
     else:
         ledger.finish(ledger.current(), ledger.SUCCEEDED, rows=rows)
 
@@ -140,31 +150,38 @@ def _event_id(cloud_event: Any) -> str | None:
     return attributes.get("id")
 
 
-def _handle_failure(function: str, settings: Settings, cloud_event: Any, exc: Exception,
-                    started: float) -> None:
+def _handle_failure(function: str, settings: Settings, cloud_event: Any, exc: Exception, started: float) -> None:
     error = classify(exc)
     context = dict(error.details.get("context") or {})
     fields = {**context, **{k: v for k, v in error.as_dict().items() if k != "context"}}
     # `message` is logs.log's positional parameter: passing it as a field raised TypeError.
     fields["error_message"] = fields.pop("message", None)
-    fields.update(function=function, event_id=_event_id(cloud_event),
-                  seconds=round(time.perf_counter() - started, 3))
+    fields.update(function=function, event_id=_event_id(cloud_event), seconds=round(time.perf_counter() - started, 3))
     run = ledger.current()
     if isinstance(error, TransientError):
         age = _age_seconds(cloud_event)
         attempt = delivery_attempt()
-        last = bool(settings.max_delivery_attempts) and attempt is not None and attempt >= settings.max_delivery_attempts
+        last = (
+            bool(settings.max_delivery_attempts) and attempt is not None and attempt >= settings.max_delivery_attempts
+        )
         if last:
-            error = PermanentError(f"gave up after {attempt} delivery attempts: {error.message}",
-                                   reason="retries_exhausted", last_reason=error.reason, attempts=attempt)
+            error = PermanentError(
+                f"gave up after {attempt} delivery attempts: {error.message}",
+                reason="retries_exhausted",
+                last_reason=error.reason,
+                attempts=attempt,
+            )
             fields.update(reason=error.reason, error_message=error.message)
         elif age is None or age <= settings.max_event_age_seconds:
             logs.warning(f"{function} failed, will be retried: {error.message}", event_age_seconds=age, **fields)
             ledger.finish(run, ledger.RETRYING, reason=error.reason, error=error.message, context=context)
             raise error from exc
         else:
-            error = PermanentError(f"gave up after {int(age)} s of retries: {error.message}",
-                                   reason="max_event_age_exceeded", last_reason=error.reason)
+            error = PermanentError(
+                f"gave up after {int(age)} s of retries: {error.message}",
+                reason="max_event_age_exceeded",
+                last_reason=error.reason,
+            )
             fields.update(reason=error.reason, error_message=error.message)
     if not isinstance(error, PermanentError):  # pragma: no cover - classify returns one of the two
         raise exc
@@ -173,8 +190,13 @@ def _handle_failure(function: str, settings: Settings, cloud_event: Any, exc: Ex
     try:
         dead_letter_id = dead_letter(function, settings, error, cloud_event, context)
     except Exception as publish_exc:  # raised: the platform redelivers rather than lose the event
-        ledger.finish(run, ledger.RETRYING, reason="dead_letter_failed",
-                      error=f"{error.reason}: {type(publish_exc).__name__}: {publish_exc}", context=context)
+        ledger.finish(
+            run,
+            ledger.RETRYING,
+            reason="dead_letter_failed",
+            error=f"{error.reason}: {type(publish_exc).__name__}: {publish_exc}",
+            context=context,
+        )
         raise
     ledger.finish(run, ledger.DEAD_LETTERED, reason=error.reason, error=error.message, context=context)
     logs.error(f"{function} rejected the event: {error.message}", dead_letter_id=dead_letter_id, **fields)
@@ -185,6 +207,10 @@ def http_error_response(function: str, exc: Exception) -> tuple[dict[str, Any], 
     error = classify(exc)
     status = 400 if isinstance(error, PermanentError) else 503
     fields = {k: v for k, v in error.as_dict().items() if k != "message"}  # see _handle_failure
-    logs.log("WARNING" if status == 400 else "ERROR", f"{function} request failed: {error.message}",
-             function=function, **fields)
+    logs.log(
+        "WARNING" if status == 400 else "ERROR",
+        f"{function} request failed: {error.message}",
+        function=function,
+        **fields,
+    )
     return error.as_dict(), status

@@ -50,12 +50,18 @@ def _c(name: str, kind: str, description: str, *sources: str, optional: bool = F
 
 
 VENDOR = "TPEP/LPEP provider: 1 = Creative Mobile Technologies, 2 = Curb Mobility (VeriFone), 6 = Myle, 7 = Helix."
-RATECODE = ("Final rate code at the end of the trip: 1 = Standard rate, 2 = JFK, 3 = Newark, "
-            "4 = Nassau or Westchester, 5 = Negotiated fare, 6 = Group ride, 99 = Null/unknown.")
-STORE_FWD = ("Y = trip record held in vehicle memory before sending to the vendor (no server "
-             "connection), N = not a store and forward trip.")
-PAYMENT = ("How the passenger paid: 0 = Flex fare trip, 1 = Credit card, 2 = Cash, 3 = No charge, "
-           "4 = Dispute, 5 = Unknown, 6 = Voided trip.")
+RATECODE = (
+    "Final rate code at the end of the trip: 1 = Standard rate, 2 = JFK, 3 = Newark, "
+    "4 = Nassau or Westchester, 5 = Negotiated fare, 6 = Group ride, 99 = Null/unknown."
+)
+STORE_FWD = (
+    "Y = trip record held in vehicle memory before sending to the vendor (no server "
+    "connection), N = not a store and forward trip."
+)
+PAYMENT = (
+    "How the passenger paid: 0 = Flex fare trip, 1 = Credit card, 2 = Cash, 3 = No charge, "
+    "4 = Dispute, 5 = Unknown, 6 = Voided trip."
+)
 PU_LOC = "TLC Taxi Zone (1-265, see taxi_zone_lookup) in which the taximeter was engaged."
 DO_LOC = "TLC Taxi Zone (1-265, see taxi_zone_lookup) in which the taximeter was disengaged."
 PICKUP = "Date and time the meter was engaged, New York local time (naive, not shifted)."
@@ -69,18 +75,28 @@ _MONEY = [
     _c("tip_amount", "float", "Tip; credit card tips only, cash tips are not included, USD.", "tip_amount"),
     _c("tolls_amount", "float", "Total of all tolls paid in the trip, USD.", "tolls_amount"),
 ]
-_IMPROVEMENT = _c("improvement_surcharge", "float", "Improvement surcharge assessed at the flag drop, USD.",
-                  "improvement_surcharge")
-_TOTAL = _c("total_amount", "float", "Total amount charged to passengers, cash tips excluded, USD.",
-            "total_amount")
-_CONGESTION = _c("congestion_surcharge", "float", "NYS congestion surcharge collected for the trip, USD.",
-                 "congestion_surcharge", optional=True)
-_CBD = _c("cbd_congestion_fee", "float",
-          "MTA Congestion Relief Zone toll, from 2025-01-05, USD.", "cbd_congestion_fee", optional=True)
-_PASSENGERS = _c("passenger_count", "int", "Number of passengers in the vehicle, entered by the driver.",
-                 "passenger_count")
-_DISTANCE = _c("trip_distance", "float", "Elapsed trip distance in miles reported by the taximeter.",
-               "trip_distance")
+_IMPROVEMENT = _c(
+    "improvement_surcharge", "float", "Improvement surcharge assessed at the flag drop, USD.", "improvement_surcharge"
+)
+_TOTAL = _c("total_amount", "float", "Total amount charged to passengers, cash tips excluded, USD.", "total_amount")
+_CONGESTION = _c(
+    "congestion_surcharge",
+    "float",
+    "NYS congestion surcharge collected for the trip, USD.",
+    "congestion_surcharge",
+    optional=True,
+)
+_CBD = _c(
+    "cbd_congestion_fee",
+    "float",
+    "MTA Congestion Relief Zone toll, from 2025-01-05, USD.",
+    "cbd_congestion_fee",
+    optional=True,
+)
+_PASSENGERS = _c(
+    "passenger_count", "int", "Number of passengers in the vehicle, entered by the driver.", "passenger_count"
+)
+_DISTANCE = _c("trip_distance", "float", "Elapsed trip distance in miles reported by the taximeter.", "trip_distance")
 _DATE_COL = _c("pickup_date", "date", PICKUP_DATE)
 
 YELLOW = (
@@ -98,8 +114,13 @@ YELLOW = (
     _IMPROVEMENT,
     _TOTAL,
     _CONGESTION,
-    _c("airport_fee", "float", "Fee for pickups at LaGuardia and JFK airports, from 2022, USD.",
-       "airport_fee", optional=True),
+    _c(
+        "airport_fee",
+        "float",
+        "Fee for pickups at LaGuardia and JFK airports, from 2022, USD.",
+        "airport_fee",
+        optional=True,
+    ),
     _CBD,
     _DATE_COL,
 )
@@ -119,26 +140,38 @@ GREEN = (
     _IMPROVEMENT,
     _TOTAL,
     _c("payment_type", "int", PAYMENT, "payment_type"),
-    _c("trip_type", "int", "1 = Street-hail, 2 = Dispatch (assigned automatically by the metered rate).",
-       "trip_type"),
+    _c("trip_type", "int", "1 = Street-hail, 2 = Dispatch (assigned automatically by the metered rate).", "trip_type"),
     _CONGESTION,
     _CBD,
     _DATE_COL,
 )
 
 FHV = (
-    _c("dispatching_base_num", "string", "TLC base license number of the base that dispatched the trip.",
-       "dispatching_base_num"),
-    _c("pickup_datetime", "timestamp", PICKUP.replace("the meter was engaged", "of the pickup"),
-       "pickup_datetime"),
-    _c("dropoff_datetime", "timestamp", DROPOFF.replace("the meter was disengaged", "of the dropoff"),
-       "dropOff_datetime", "dropoff_datetime"),
+    _c(
+        "dispatching_base_num",
+        "string",
+        "TLC base license number of the base that dispatched the trip.",
+        "dispatching_base_num",
+    ),
+    _c("pickup_datetime", "timestamp", PICKUP.replace("the meter was engaged", "of the pickup"), "pickup_datetime"),
+    _c(
+        "dropoff_datetime",
+        "timestamp",
+        DROPOFF.replace("the meter was disengaged", "of the dropoff"),
+        "dropOff_datetime",
+        "dropoff_datetime",
+    ),
     _c("pu_location_id", "int", "TLC Taxi Zone in which the trip began.", "PUlocationID", "PULocationID"),
     _c("do_location_id", "int", "TLC Taxi Zone in which the trip ended.", "DOlocationID", "DOLocationID"),
-    _c("sr_flag", "int", "1 = shared ride requested and matched (Lyft, Via, Uber Pool), empty otherwise.",
-       "SR_Flag"),
-    _c("affiliated_base_number", "string", "TLC base license number of the base the vehicle is affiliated with.",
-       "Affiliated_base_number", "Affiliated_base_num", optional=True),
+    _c("sr_flag", "int", "1 = shared ride requested and matched (Lyft, Via, Uber Pool), empty otherwise.", "SR_Flag"),
+    _c(
+        "affiliated_base_number",
+        "string",
+        "TLC base license number of the base the vehicle is affiliated with.",
+        "Affiliated_base_number",
+        "Affiliated_base_num",
+        optional=True,
+    ),
     _DATE_COL,
 )
 

@@ -11,9 +11,10 @@ from __future__ import annotations
 import dataclasses
 import os
 import string
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
-from functools import lru_cache
-from typing import Any, Callable, Mapping
+from functools import cache
+from typing import Any
 
 from shared.core.errors import ConfigError
 
@@ -81,10 +82,7 @@ def _url_template(value: str) -> str:
 
 
 def _setting(env: str, parse: Callable[[str], Any], default: Any, *functions: str) -> Any:
-    return field(
-        default=default,
-        metadata={"env": env, "parse": parse, "functions": functions or ALL_FUNCTIONS},
-    )
+    return field(default=default, metadata={"env": env, "parse": parse, "functions": functions or ALL_FUNCTIONS})
 
 
 @dataclass(frozen=True)
@@ -95,9 +93,7 @@ class Settings:
     lake_bucket: str = _setting("LAKE_BUCKET", _str, None, INGEST, LOAD_BIGQUERY, LOAD_POSTGRES, STATUS, BACKFILL)
     dead_letter_topic: str = _setting("DEAD_LETTER_TOPIC", _str, None)
     log_level: str = _setting("LOG_LEVEL", _choice("DEBUG", "INFO", "WARNING", "ERROR"), "INFO")
-    max_event_age_seconds: int = _setting(
-        "MAX_EVENT_AGE_SECONDS", _int_range(60, 7 * 86400), 6 * 3600
-    )
+    max_event_age_seconds: int = _setting("MAX_EVENT_AGE_SECONDS", _int_range(60, 7 * 86400), 6 * 3600)
     # The push subscriptions' dead-letter policy: on this attempt a transient failure is
     # dead-lettered by the function itself (structured, with its reason) rather than raised into
     # Pub/Sub's raw forwarding. 0: no such policy (Eventarc triggers; the event age bounds them).
@@ -108,12 +104,8 @@ class Settings:
         "SOURCE_URL_TEMPLATE", _url_template, DEFAULT_SOURCE_URL_TEMPLATE, INGEST, STATUS
     )
     ingest_lag_days: int = _setting("INGEST_LAG_DAYS", _int_range(0, 3660), 1, INGEST)
-    keep_empty_passenger_count: bool = _setting(
-        "KEEP_EMPTY_PASSENGER_COUNT", _bool, False, INGEST
-    )
-    download_timeout_seconds: int = _setting(
-        "DOWNLOAD_TIMEOUT_SECONDS", _int_range(1, 3600), 60, INGEST
-    )
+    keep_empty_passenger_count: bool = _setting("KEEP_EMPTY_PASSENGER_COUNT", _bool, False, INGEST)
+    download_timeout_seconds: int = _setting("DOWNLOAD_TIMEOUT_SECONDS", _int_range(1, 3600), 60, INGEST)
     download_max_attempts: int = _setting("DOWNLOAD_MAX_ATTEMPTS", _int_range(1, 10), 4, INGEST)
     # How long a date waits for another instance's split of its month before it is retried:
     # below the function's timeout (540 s), leaving time to publish the date itself.
@@ -142,9 +134,7 @@ class Settings:
     # backfill (with only_missing it reads the status, hence the lake, BigQuery and Postgres
     # settings above; status bounds its date range with BACKFILL_MAX_DATES)
     ingest_topic: str = _setting("INGEST_TOPIC", _str, None, BACKFILL)
-    backfill_max_dates: int = _setting(
-        "BACKFILL_MAX_DATES", _int_range(1, 100000), 3660, BACKFILL, STATUS
-    )
+    backfill_max_dates: int = _setting("BACKFILL_MAX_DATES", _int_range(1, 100000), 3660, BACKFILL, STATUS)
 
     def __repr__(self) -> str:  # never print the password into a log
         shown = {
@@ -154,7 +144,7 @@ class Settings:
         return f"Settings({shown})"
 
     @classmethod
-    def from_env(cls, env: Mapping[str, str] | None = None, function: str | None = None) -> "Settings":
+    def from_env(cls, env: Mapping[str, str] | None = None, function: str | None = None) -> Settings:
         """Parse and validate. A variable without default is required where it is used: for
         `function`, or, with no function named, only if every function uses it (shared code such
         as the client factories must not demand another function's settings)."""
@@ -162,8 +152,11 @@ class Settings:
         values: dict[str, Any] = {}
         for f in dataclasses.fields(cls):
             name, parse = f.metadata["env"], f.metadata["parse"]
-            used = (function in f.metadata["functions"] if function is not None
-                    else set(f.metadata["functions"]) >= set(ALL_FUNCTIONS))
+            used = (
+                function in f.metadata["functions"]
+                if function is not None
+                else set(f.metadata["functions"]) >= set(ALL_FUNCTIONS)
+            )
             raw = env.get(name)
             if name == "GCP_PROJECT" and raw is None:
                 raw = env.get("GOOGLE_CLOUD_PROJECT")
@@ -182,14 +175,10 @@ class Settings:
 
 def env_vars_for(function: str) -> list[str]:
     """Environment variables `function` reads (for Terraform and docs)."""
-    return [
-        f.metadata["env"]
-        for f in dataclasses.fields(Settings)
-        if function in f.metadata["functions"]
-    ]
+    return [f.metadata["env"] for f in dataclasses.fields(Settings) if function in f.metadata["functions"]]
 
 
-@lru_cache(maxsize=None)
+@cache
 def get_settings(function: str | None = None) -> Settings:
     """Settings of the running process, parsed once per function and reused."""
     return Settings.from_env(function=function)

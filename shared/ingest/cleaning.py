@@ -25,10 +25,11 @@ import ast
 import datetime as dt
 import hashlib
 import threading
+from collections.abc import Callable
 from dataclasses import dataclass
 from functools import lru_cache
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any
 
 import pyarrow as pa
 import pyarrow.compute as pc
@@ -50,8 +51,13 @@ def code_text(source: str) -> str:
     tree = ast.parse(source)
     for node in ast.walk(tree):
         body = getattr(node, "body", None)
-        if (isinstance(body, list) and body and isinstance(body[0], ast.Expr)
-                and isinstance(body[0].value, ast.Constant) and isinstance(body[0].value.value, str)):
+        if (
+            isinstance(body, list)
+            and body
+            and isinstance(body[0], ast.Expr)
+            and isinstance(body[0].value, ast.Constant)
+            and isinstance(body[0].value.value, str)
+        ):
             node.body = body[1:] or [ast.Pass()]
     return ast.unparse(tree)
 
@@ -87,15 +93,22 @@ def map_columns(service: str, names: list[str]) -> dict[str, str]:
         if column is None:
             unknown.append(name)
         elif column.name in mapping:
-            raise SourceError(f"column {column.name} appears twice in the source", reason="wrong_schema",
-                              field="columns", value=[mapping[column.name], name])
+            raise SourceError(
+                f"column {column.name} appears twice in the source",
+                reason="wrong_schema",
+                field="columns",
+                value=[mapping[column.name], name],
+            )
         else:
             mapping[column.name] = name
     missing = [c.name for c in columns(service) if c.sources and not c.optional and c.name not in mapping]
     if missing or unknown:
         raise SourceError(
             f"source is not a {service} trip file: missing {missing or 'none'}, unexpected {unknown[:10] or 'none'}",
-            reason="wrong_schema", field="columns", value=names[:30])
+            reason="wrong_schema",
+            field="columns",
+            value=names[:30],
+        )
     return mapping
 
 
@@ -121,8 +134,9 @@ class _BadBudget:
         self.error = ""
 
 
-def _tolerant(convert: Callable[[pa.Array], pa.Array], array: pa.Array, target: pa.DataType,
-              budget: _BadBudget) -> tuple[pa.Array, pa.Array | None]:
+def _tolerant(
+    convert: Callable[[pa.Array], pa.Array], array: pa.Array, target: pa.DataType, budget: _BadBudget
+) -> tuple[pa.Array, pa.Array | None]:
     """convert(array), except that the values it refuses become null and are flagged in the
     returned mask (None: none refused). Bisects only when a whole slice is refused, so a clean
     batch costs one call and k bad values about 2k log2(n) calls on ever smaller slices."""
@@ -138,8 +152,9 @@ def _tolerant(convert: Callable[[pa.Array], pa.Array], array: pa.Array, target: 
     middle = len(array) // 2
     left, left_bad = _tolerant(convert, array.slice(0, middle), target, budget)
     right, right_bad = _tolerant(convert, array.slice(middle), target, budget)
-    masks = [m if m is not None else pa.repeat(pa.scalar(False), len(a))
-             for m, a in ((left_bad, left), (right_bad, right))]
+    masks = [
+        m if m is not None else pa.repeat(pa.scalar(False), len(a)) for m, a in ((left_bad, left), (right_bad, right))
+    ]
     return pa.concat_arrays([left, right]), pa.concat_arrays(masks)
 
 
@@ -151,8 +166,7 @@ def _either(a: pa.Array | None, b: pa.Array | None) -> pa.Array | None:
     return b if a is None else a if b is None else pc.or_(a, b)
 
 
-def _convert(array: pa.ChunkedArray | pa.Array, column: Column,
-             budget: _BadBudget) -> tuple[pa.Array, pa.Array | None]:
+def _convert(array: pa.ChunkedArray | pa.Array, column: Column, budget: _BadBudget) -> tuple[pa.Array, pa.Array | None]:
     """A source column in its declared type, and the mask of rows whose value could not be."""
     if isinstance(array, pa.ChunkedArray):
         array = array.combine_chunks()
@@ -161,31 +175,50 @@ def _convert(array: pa.ChunkedArray | pa.Array, column: Column,
         array = pc.cast(array, pa.string())
         return pc.if_else(pc.equal(pc.utf8_length(array), 0), pa.scalar(None, pa.string()), array), None
     if pa.types.is_timestamp(array.type) and array.type.tz is not None:
-        raise SourceError(f"{column.name} has a time zone ({array.type.tz}); TLC times are naive local times",
-                          reason="wrong_schema", field=column.name, value=str(array.type))
+        raise SourceError(
+            f"{column.name} has a time zone ({array.type.tz}); TLC times are naive local times",
+            reason="wrong_schema",
+            field=column.name,
+            value=str(array.type),
+        )
     try:
         if pa.types.is_string(array.type) or pa.types.is_large_string(array.type):  # a CSV read as text
             array = pc.if_else(pc.equal(pc.utf8_length(array), 0), pa.scalar(None, array.type), array)
             if column.kind == "timestamp":
-                return _tolerant(lambda a: pc.cast(pc.strptime(a, format="%Y-%m-%d %H:%M:%S", unit="us"), target),
-                                 array, target, budget)
+                return _tolerant(
+                    lambda a: pc.cast(pc.strptime(a, format="%Y-%m-%d %H:%M:%S", unit="us"), target),
+                    array,
+                    target,
+                    budget,
+                )
             if pa.types.is_integer(target):  # TLC writes counts as `1.0` too: via float64, exactly
                 array, bad = _tolerant(lambda a: pc.cast(a, pa.float64()), array, pa.float64(), budget)
                 array, more = _tolerant(lambda a: pc.cast(a, target), array, target, budget)
                 return array, _either(bad, more)
         return _tolerant(lambda a: pc.cast(a, target), array, target, budget)  # safe: 1.5 passengers is refused
     except _TooManyBad:
-        raise SourceError(f"column {column.name} has too many values that are not {column.kind} "
-                          f"(more than {MAX_BAD_SHARE:.0%} of a batch): {budget.error}",
-                          reason="bad_value", field=column.name, value=budget.error[:200]) from None
+        raise SourceError(
+            f"column {column.name} has too many values that are not {column.kind} "
+            f"(more than {MAX_BAD_SHARE:.0%} of a batch): {budget.error}",
+            reason="bad_value",
+            field=column.name,
+            value=budget.error[:200],
+        ) from None
 
 
 def _examples(array: pa.Array, bad: pa.Array) -> list[str]:
     return [str(v) for v in array.filter(bad).slice(0, BAD_EXAMPLES).to_pylist()]
 
 
-def clean_batch(batch: pa.RecordBatch, service: str, mapping: dict[str, str], year: int, month: int,
-                rules: Rules, bad_values: dict[str, dict[str, Any]] | None = None) -> pa.Table:
+def clean_batch(
+    batch: pa.RecordBatch,
+    service: str,
+    mapping: dict[str, str],
+    year: int,
+    month: int,
+    rules: Rules,
+    bad_values: dict[str, dict[str, Any]] | None = None,
+) -> pa.Table:
     """One source batch -> clean columns + pickup_date + reject_reason. Unreadable values are
     tallied per column into `bad_values` ({column: {"rows": n, "examples": [...]}})."""
     arrays, names, bad = [], [], None
@@ -212,8 +245,9 @@ def clean_batch(batch: pa.RecordBatch, service: str, mapping: dict[str, str], ye
     return table.append_column("reject_reason", reject_reasons(table, service, year, month, rules, bad))
 
 
-def reject_reasons(table: pa.Table, service: str, year: int, month: int, rules: Rules,
-                   bad: pa.Array | None = None) -> pa.ChunkedArray:
+def reject_reasons(
+    table: pa.Table, service: str, year: int, month: int, rules: Rules, bad: pa.Array | None = None
+) -> pa.ChunkedArray:
     """The first failing rule per row, or null: vectorised with case_when."""
     first = dt.date(year, month, 1)
     after = dt.date(year + month // 12, month % 12 + 1, 1)
@@ -236,9 +270,12 @@ def reject_reasons(table: pa.Table, service: str, year: int, month: int, rules: 
     if table.num_rows == 0:
         return pa.chunked_array([pa.array([], pa.string())])
     cond = pa.StructArray.from_arrays(
-        [pc.fill_null(c, False).combine_chunks() if isinstance(c, pa.ChunkedArray) else pc.fill_null(c, False)
-         for c in conditions],
-        names=[f"c{i}" for i in range(len(conditions))])
+        [
+            pc.fill_null(c, False).combine_chunks() if isinstance(c, pa.ChunkedArray) else pc.fill_null(c, False)
+            for c in conditions
+        ],
+        names=[f"c{i}" for i in range(len(conditions))],
+    )
     return pa.chunked_array([pc.case_when(cond, *[pa.scalar(r) for r in reasons])])
 
 
@@ -254,33 +291,44 @@ def reason_counts(reject_reason: pa.ChunkedArray | pa.Array) -> dict[str, int]:
 CHECKED_COLUMNS = ("pickup_date", "passenger_count", "pickup_datetime")
 
 
-def check_partition(trips: pa.Table, service: str, day: dt.date, rules: Rules, source_rows_for_day: int,
-                    schema: pa.Schema | None = None) -> None:
+def check_partition(
+    trips: pa.Table, service: str, day: dt.date, rules: Rules, source_rows_for_day: int, schema: pa.Schema | None = None
+) -> None:
     """The tutorial's @test blocks, made strict: a failure keeps the output out of trips/.
     `schema`: the whole file's, when `trips` holds only the CHECKED_COLUMNS it has."""
     expected = arrow_schema(service)
     schema = schema if schema is not None else trips.schema
     if not schema.equals(expected, check_metadata=False):
-        raise QualityCheckError("partition schema differs from the declared schema", field="schema",
-                                value=str(schema)[:300])
+        raise QualityCheckError(
+            "partition schema differs from the declared schema", field="schema", value=str(schema)[:300]
+        )
     if trips.num_rows == 0 and source_rows_for_day > 0:
-        raise QualityCheckError("no rows kept although the source has rows for the date", field="rows",
-                                value=0, source_rows=source_rows_for_day)
+        raise QualityCheckError(
+            "no rows kept although the source has rows for the date",
+            field="rows",
+            value=0,
+            source_rows=source_rows_for_day,
+        )
     if trips.num_rows == 0:
         return
     dates = pc.unique(trips["pickup_date"]).to_pylist()
     if dates != [day]:
-        raise QualityCheckError("rows with another pickup_date in the partition", field="pickup_date",
-                                value=[str(d) for d in dates[:5]])
+        raise QualityCheckError(
+            "rows with another pickup_date in the partition", field="pickup_date", value=[str(d) for d in dates[:5]]
+        )
     if "passenger_count" in trips.column_names:
         passengers = trips["passenger_count"]
         zero = pc.sum(pc.fill_null(pc.equal(passengers, 0), False)).as_py() or 0
         if zero:
-            raise QualityCheckError("rows with zero passengers in the partition", field="passenger_count",
-                                    value=0, rows=zero)
+            raise QualityCheckError(
+                "rows with zero passengers in the partition", field="passenger_count", value=0, rows=zero
+            )
         if not rules.keep_empty_passenger_count and passengers.null_count:
-            raise QualityCheckError("rows with empty passenger_count in the partition", field="passenger_count",
-                                    value=None, rows=passengers.null_count)
+            raise QualityCheckError(
+                "rows with empty passenger_count in the partition",
+                field="passenger_count",
+                value=None,
+                rows=passengers.null_count,
+            )
     if trips["pickup_datetime"].null_count:
-        raise QualityCheckError("rows without pickup_datetime in the partition", field="pickup_datetime",
-                                value=None)
+        raise QualityCheckError("rows without pickup_datetime in the partition", field="pickup_datetime", value=None)

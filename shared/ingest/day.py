@@ -20,12 +20,12 @@ import pyarrow.parquet as pq
 from google.api_core.exceptions import NotFound
 
 from shared.core import logs, paths
-from shared.ingest import reannounce, staging
-from shared.ingest.cleaning import CHECKED_COLUMNS, Rules, check_partition
 from shared.core.errors import QualityCheckError
-from shared.ingest.lake import upload_bytes
 from shared.core.messages import IngestRequest
 from shared.core.settings import Settings
+from shared.ingest import reannounce, staging
+from shared.ingest.cleaning import CHECKED_COLUMNS, Rules, check_partition
+from shared.ingest.lake import upload_bytes
 
 
 def ingest(bucket: Any, request: IngestRequest, settings: Settings) -> dict[str, Any]:
@@ -34,28 +34,40 @@ def ingest(bucket: Any, request: IngestRequest, settings: Settings) -> dict[str,
     rules = Rules(keep_empty_passenger_count=settings.keep_empty_passenger_count)
     trips_name = paths.trips_object(request.service, request.date)
     source = staging.source_of(bucket, request, settings)
-    outcome: dict[str, Any] = {"service": request.service, "date": request.date, "object": trips_name,
-                               "source_url": source.url}
+    outcome: dict[str, Any] = {
+        "service": request.service,
+        "date": request.date,
+        "object": trips_name,
+        "source_url": source.url,
+    }
     if source.raw is not None and not request.force:
         current = bucket.get_blob(trips_name)
-        if current is not None and all((current.metadata or {}).get(k) == v
-                                       for k, v in staging.derived_from(source, rules).items()):
-            return {**outcome, "raw_generation": source.raw.generation,
-                    "rows_written": int(current.metadata.get("rows_written", 0)),
-                    **reannounce.repair_if_lost(bucket, request.service, request.date, current)}
+        if current is not None and all(
+            (current.metadata or {}).get(k) == v for k, v in staging.derived_from(source, rules).items()
+        ):
+            return {
+                **outcome,
+                "raw_generation": source.raw.generation,
+                "rows_written": int(current.metadata.get("rows_written", 0)),
+                **reannounce.repair_if_lost(bucket, request.service, request.date, current),
+            }
     month = staging.ensure_month(bucket, request, settings, rules, timings)
     try:
         trips_bytes = month.staged(bucket, request.date, "trips").download_as_bytes()
     except NotFound:  # a newer split superseded this one (its manifest is used), or the cache lost a file (split again)
-        month = staging.ensure_month(bucket, request, settings, rules, timings,
-                                     stale_split=month.manifest["split_id"])
+        month = staging.ensure_month(bucket, request, settings, rules, timings, stale_split=month.manifest["split_id"])
         trips_bytes = month.staged(bucket, request.date, "trips").download_as_bytes()
     source, manifest = month.source, month.manifest
     outcome["raw_generation"] = source.raw.generation
     derived_from = staging.derived_from(source, rules)
     counts = manifest["days"][request.date.isoformat()]
-    meta = {"service": request.service, "pickup_date": request.date.isoformat(), "source_url": source.url,
-            **derived_from, **counts}
+    meta = {
+        "service": request.service,
+        "pickup_date": request.date.isoformat(),
+        "source_url": source.url,
+        **derived_from,
+        **counts,
+    }
     try:
         with logs.timed(timings, "check_seconds"):
             parquet = pq.ParquetFile(pa.BufferReader(trips_bytes))
@@ -63,8 +75,12 @@ def ingest(bucket: Any, request: IngestRequest, settings: Settings) -> dict[str,
             trips = parquet.read(columns=[c for c in CHECKED_COLUMNS if c in schema.names])
             check_partition(trips, request.service, request.date, rules, counts["rows_read"], schema=schema)
         if trips.num_rows != counts["rows_written"]:
-            raise QualityCheckError("staged partition does not hold the rows the split counted", field="rows",
-                                    value=trips.num_rows, expected=counts["rows_written"])
+            raise QualityCheckError(
+                "staged partition does not hold the rows the split counted",
+                field="rows",
+                value=trips.num_rows,
+                expected=counts["rows_written"],
+            )
     except QualityCheckError as exc:
         quarantine = paths.quarantine_object(request.service, request.date)
         upload_bytes(bucket, quarantine, trips_bytes, {**meta, "failed_check": exc.message})
@@ -79,7 +95,12 @@ def ingest(bucket: Any, request: IngestRequest, settings: Settings) -> dict[str,
         written = upload_bytes(bucket, trips_name, trips_bytes, meta)
     reannounce.record_generation(written.generation)
     message = "partition written" if trips.num_rows else "partition written: the source has no rows for this date"
-    return {**outcome, **counts, **timings, "message": message, "generation": written.generation,
-            "severity": "INFO" if trips.num_rows else "WARNING",
-            "rejected_by_reason": json.dumps(counts["rejected_by_reason"])}
-
+    return {
+        **outcome,
+        **counts,
+        **timings,
+        "message": message,
+        "generation": written.generation,
+        "severity": "INFO" if trips.num_rows else "WARNING",
+        "rejected_by_reason": json.dumps(counts["rejected_by_reason"]),
+    }

@@ -12,18 +12,19 @@ from __future__ import annotations
 import datetime as dt
 import json
 from collections import deque
+from collections.abc import Mapping
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
-from typing import Any, BinaryIO, Mapping
+from typing import Any, BinaryIO
 
 import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
-from shared.ingest.cleaning import MAX_BAD_FLOOR, MAX_BAD_SHARE, MONTH_LEVEL_REASONS, Rules, clean_batch, reason_counts
 from shared.core.errors import SourceError
-from shared.ingest.month_file import CORRUPT_SOURCE, Lent, Malformed, TypedReadFailed, corrupt, open_batches
 from shared.core.schemas import arrow_schema, reject_schema
+from shared.ingest.cleaning import MAX_BAD_FLOOR, MAX_BAD_SHARE, MONTH_LEVEL_REASONS, Rules, clean_batch, reason_counts
+from shared.ingest.month_file import CORRUPT_SOURCE, Lent, Malformed, TypedReadFailed, corrupt, open_batches
 from shared.ingest.split_output import PARQUET_TYPE, Key, MemoryOutput, SplitOutput
 
 COMPRESSION = "zstd"
@@ -40,8 +41,14 @@ def parquet_bytes(table: pa.Table) -> pa.Buffer:
     return sink.getvalue()
 
 
-def upload_bytes(bucket: Any, name: str, data: bytes | pa.Buffer, metadata: Mapping[str, Any] | None = None,
-                 if_generation_match: int | None = None, content_type: str = PARQUET_TYPE) -> Any:
+def upload_bytes(
+    bucket: Any,
+    name: str,
+    data: bytes | pa.Buffer,
+    metadata: Mapping[str, Any] | None = None,
+    if_generation_match: int | None = None,
+    content_type: str = PARQUET_TYPE,
+) -> Any:
     """Upload finished bytes (parquet unless said); metadata values that are not strings are stored as JSON."""
     blob = bucket.blob(name)
     blob.metadata = {k: (v if isinstance(v, str) else json.dumps(v)) for k, v in (metadata or {}).items()} or None
@@ -50,8 +57,9 @@ def upload_bytes(bucket: Any, name: str, data: bytes | pa.Buffer, metadata: Mapp
     return blob
 
 
-def upload_parquet(bucket: Any, name: str, table: pa.Table, metadata: Mapping[str, Any],
-                   if_generation_match: int | None = None) -> Any:
+def upload_parquet(
+    bucket: Any, name: str, table: pa.Table, metadata: Mapping[str, Any], if_generation_match: int | None = None
+) -> Any:
     return upload_bytes(bucket, name, parquet_bytes(table), metadata, if_generation_match)
 
 
@@ -68,8 +76,12 @@ class DaySplit:
         return self.rows_written + self.rows_rejected
 
     def counts(self) -> dict[str, Any]:
-        return {"rows_read": self.rows_read, "rows_written": self.rows_written,
-                "rows_rejected": self.rows_rejected, "rejected_by_reason": self.rejected_by_reason}
+        return {
+            "rows_read": self.rows_read,
+            "rows_written": self.rows_written,
+            "rows_rejected": self.rows_rejected,
+            "rejected_by_reason": self.rejected_by_reason,
+        }
 
 
 @dataclass
@@ -88,8 +100,10 @@ class MonthSplit:
         if not isinstance(self.output, MemoryOutput):
             raise TypeError("tables() reads a MemoryOutput; this split streamed its files elsewhere")
         trips, rejects = (self.output.read((day, kind)) for kind in ("trips", "rejects"))
-        return (pq.read_table(pa.BufferReader(trips)) if trips is not None else None,
-                pq.read_table(pa.BufferReader(rejects)) if rejects is not None else None)
+        return (
+            pq.read_table(pa.BufferReader(trips)) if trips is not None else None,
+            pq.read_table(pa.BufferReader(rejects)) if rejects is not None else None,
+        )
 
 
 class _DayWriters:
@@ -210,8 +224,12 @@ def _check_malformed(split: MonthSplit) -> None:
     """A few malformed lines are rows to set aside; many mean the file is not what it claims."""
     lines = len(split.malformed)
     if lines > max(MAX_BAD_FLOOR, MAX_BAD_SHARE * (split.source_rows + lines)):
-        raise SourceError(f"{lines} CSV rows have the wrong number of fields (more than {MAX_BAD_SHARE:.0%})",
-                          reason=CORRUPT_SOURCE, field="rows", value=split.malformed[0][:200])
+        raise SourceError(
+            f"{lines} CSV rows have the wrong number of fields (more than {MAX_BAD_SHARE:.0%})",
+            reason=CORRUPT_SOURCE,
+            field="rows",
+            value=split.malformed[0][:200],
+        )
 
 
 def month_days(year: int, month: int) -> list[dt.date]:
@@ -220,8 +238,9 @@ def month_days(year: int, month: int) -> list[dt.date]:
     return [first + dt.timedelta(days=i) for i in range((following - first).days)]
 
 
-def split_month(source: BinaryIO, fmt: str, service: str, year: int, month: int, rules: Rules,
-                output: SplitOutput | None = None) -> MonthSplit:
+def split_month(
+    source: BinaryIO, fmt: str, service: str, year: int, month: int, rules: Rules, output: SplitOutput | None = None
+) -> MonthSplit:
     """Parse a month file once into daily trips/rejects parquet files plus the month-level
     rejects, streamed to `output` (default: in memory). Memory: the CSV reader's blocks,
     FLUSH_ROWS decoded rows and what the output buffers per open file, whatever the month's size.
@@ -244,8 +263,9 @@ def split_month(source: BinaryIO, fmt: str, service: str, year: int, month: int,
         return _split_month(Lent(source), fmt, service, year, month, rules, output, as_text=True)
 
 
-def _split_month(source: BinaryIO, fmt: str, service: str, year: int, month: int, rules: Rules,
-                 output: SplitOutput, as_text: bool) -> MonthSplit:
+def _split_month(
+    source: BinaryIO, fmt: str, service: str, year: int, month: int, rules: Rules, output: SplitOutput, as_text: bool
+) -> MonthSplit:
     split = MonthSplit(output)
     writers = _DayWriters(service, output)
     malformed = Malformed()

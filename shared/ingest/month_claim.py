@@ -22,7 +22,8 @@ import json
 import threading
 import time
 import uuid
-from typing import Any, Callable
+from collections.abc import Callable
+from typing import Any
 
 from google.api_core.exceptions import NotFound, PreconditionFailed
 
@@ -47,9 +48,10 @@ class MonthClaim:
 
     def _write(self, if_generation_match: int) -> None:
         blob = self.bucket.blob(self.name)
-        body = {"split_id": self.split_id, "heartbeat_at": dt.datetime.now(dt.timezone.utc).isoformat()}
-        blob.upload_from_string(json.dumps(body), content_type="application/json",
-                                if_generation_match=if_generation_match)
+        body = {"split_id": self.split_id, "heartbeat_at": dt.datetime.now(dt.UTC).isoformat()}
+        blob.upload_from_string(
+            json.dumps(body), content_type="application/json", if_generation_match=if_generation_match
+        )
         self.generation = blob.generation
 
     def acquire(self) -> bool:
@@ -63,8 +65,11 @@ class MonthClaim:
                 self._write(if_generation_match=held.generation if held is not None else 0)
             except PreconditionFailed:
                 return False
-            logs.warning("took over a month split whose holder stopped", object=self.name,
-                         stale_seconds=round(age_seconds(held), 1) if held is not None else None)
+            logs.warning(
+                "took over a month split whose holder stopped",
+                object=self.name,
+                stale_seconds=round(age_seconds(held), 1) if held is not None else None,
+            )
         self._thread = threading.Thread(target=self._heartbeat, name="month-claim", daemon=True)
         self._thread.start()
         return True
@@ -75,8 +80,7 @@ class MonthClaim:
                 self._write(if_generation_match=self.generation)
             except PreconditionFailed:
                 self.lost = True
-                logs.warning("month split claim taken over by another instance; finishing anyway",
-                             object=self.name)
+                logs.warning("month split claim taken over by another instance; finishing anyway", object=self.name)
                 return
             except Exception as exc:  # noqa: BLE001 - a missed beat is retried at the next one
                 logs.warning("month split claim heartbeat failed", object=self.name, error_message=str(exc))
@@ -91,7 +95,7 @@ class MonthClaim:
             except (NotFound, PreconditionFailed):
                 pass
 
-    def __enter__(self) -> "MonthClaim":
+    def __enter__(self) -> MonthClaim:
         return self
 
     def __exit__(self, *exc: Any) -> None:
@@ -101,7 +105,7 @@ class MonthClaim:
 def age_seconds(blob: Any) -> float:
     """Seconds since this generation of the object was written (the holder's last heartbeat)."""
     written = blob.updated or blob.time_created
-    return (dt.datetime.now(dt.timezone.utc) - written).total_seconds()
+    return (dt.datetime.now(dt.UTC) - written).total_seconds()
 
 
 def live(held: Any) -> bool:

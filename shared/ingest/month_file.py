@@ -10,14 +10,15 @@ from __future__ import annotations
 
 import io
 import threading
-from typing import Any, BinaryIO, Iterator
+from collections.abc import Iterator
+from typing import Any, BinaryIO
 
 import pyarrow as pa
 import pyarrow.csv as pacsv
 import pyarrow.parquet as pq
 
-from shared.ingest.cleaning import csv_column_types, map_columns
 from shared.core.errors import SourceError
+from shared.ingest.cleaning import csv_column_types, map_columns
 
 # Memory bound, measured with `python -m bench` on a full month: larger CSV blocks buy no
 # speed but cost RSS (16 MiB blocks: ~470 MB peak with a 400k-row flush threshold).
@@ -62,8 +63,9 @@ def _typed_batches(reader: Iterator[pa.RecordBatch]) -> Iterator[pa.RecordBatch]
         raise
 
 
-def open_batches(source: BinaryIO, fmt: str, service: str, as_text: bool = False,
-                 malformed: Malformed | None = None) -> tuple[dict[str, str], Iterator[pa.RecordBatch]]:
+def open_batches(
+    source: BinaryIO, fmt: str, service: str, as_text: bool = False, malformed: Malformed | None = None
+) -> tuple[dict[str, str], Iterator[pa.RecordBatch]]:
     """Open a month file (file-like) -> (column mapping, batches). Bad files raise SourceError.
     as_text: every CSV column read as text, for the converter to judge value by value.
     malformed: collects CSV rows with the wrong number of fields instead of failing on them."""
@@ -82,7 +84,9 @@ def open_batches(source: BinaryIO, fmt: str, service: str, as_text: bool = False
                 column_types={name: pa.string() for name in types} if as_text else types,
                 # Only an empty cell is null (TLC's own convention): pyarrow's default list would
                 # quietly null "n/a", "NULL" or "nan" in a number column, and never say so.
-                null_values=[""], strings_can_be_null=False),
+                null_values=[""],
+                strings_can_be_null=False,
+            ),
         )
         mapping = map_columns(service, reader.schema.names)
         return mapping, reader if as_text else _typed_batches(reader)
@@ -95,8 +99,9 @@ def open_batches(source: BinaryIO, fmt: str, service: str, as_text: bool = False
 
 
 def corrupt(exc: BaseException) -> SourceError:
-    return SourceError(f"source file is corrupt or unreadable: {exc}", reason=CORRUPT_SOURCE,
-                       field="source", value=str(exc)[:300])
+    return SourceError(
+        f"source file is corrupt or unreadable: {exc}", reason=CORRUPT_SOURCE, field="source", value=str(exc)[:300]
+    )
 
 
 class Lent(io.RawIOBase):

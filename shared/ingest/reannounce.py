@@ -39,13 +39,13 @@ run records (a few small objects).
 from __future__ import annotations
 
 import datetime as dt
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
-from typing import Any, Iterable, Mapping
+from typing import Any
 
 from google.api_core.exceptions import NotFound, PreconditionFailed
 
-from shared.core import ledger
-from shared.core import ledger_read
+from shared.core import ledger, ledger_read
 from shared.core.settings import LOAD_BIGQUERY, LOAD_POSTGRES
 
 LOADERS = (LOAD_BIGQUERY, LOAD_POSTGRES)
@@ -71,16 +71,16 @@ class Decision:
     loaders: Mapping[str, str]  # each loader's state for the current generation
 
 
-def loader_state(records: Iterable[ledger_read.RunRecord], generation: int, age_seconds: float,
-                 now: dt.datetime) -> str:
+def loader_state(
+    records: Iterable[ledger_read.RunRecord], generation: int, age_seconds: float, now: dt.datetime
+) -> str:
     """One loader's state for `generation`, from its run records (of any generation)."""
     mine = [ledger_read.effective(r, now) for r in records if r.generation == generation]
     outcomes = {r.outcome for r in mine}
     if outcomes & {ledger.SUCCEEDED, ledger.SKIPPED}:
         return LOADED
     working = [r for r in mine if r.outcome in (ledger.RUNNING, ledger.RETRYING)]
-    if any(r.updated_at is None or (now - r.updated_at).total_seconds() <= ABANDONED_AFTER_SECONDS
-           for r in working):
+    if any(r.updated_at is None or (now - r.updated_at).total_seconds() <= ABANDONED_AFTER_SECONDS for r in working):
         return IN_FLIGHT
     if working:
         return ABANDONED
@@ -89,16 +89,17 @@ def loader_state(records: Iterable[ledger_read.RunRecord], generation: int, age_
     return PENDING if age_seconds < REANNOUNCE_GRACE_SECONDS else NOT_LOADED
 
 
-def decide(records: Iterable[ledger_read.RunRecord], generation: int, age_seconds: float,
-           now: dt.datetime) -> Decision:
+def decide(records: Iterable[ledger_read.RunRecord], generation: int, age_seconds: float, now: dt.datetime) -> Decision:
     """Re-announce `generation` (created `age_seconds` ago) or not, from the date's run records.
 
     Pure: plain records in, a decision out. Re-announces only when the ledger knows the
     generation, no loader is working on it or may still get its event, and one never will.
     """
     records = list(records)
-    states = {loader: loader_state([r for r in records if r.function == loader], generation, age_seconds, now)
-              for loader in LOADERS}
+    states = {
+        loader: loader_state([r for r in records if r.function == loader], generation, age_seconds, now)
+        for loader in LOADERS
+    }
     if not any(r.generation == generation for r in records):
         return Decision(False, UNKNOWN_GENERATION, states)
     for waiting in (IN_FLIGHT, PENDING):
@@ -132,11 +133,12 @@ def record_generation(generation: int) -> None:
         run.generation = int(generation)
 
 
-def repair_if_lost(bucket: Any, service: str, day: dt.date, current: Any,
-                   now: dt.datetime | None = None) -> dict[str, Any]:
+def repair_if_lost(
+    bucket: Any, service: str, day: dt.date, current: Any, now: dt.datetime | None = None
+) -> dict[str, Any]:
     """Ingest's outcome fields for a partition that is up to date: re-announced when a loader
     never loaded its current generation (see the module docstring), else nothing rewritten."""
-    now = now or dt.datetime.now(dt.timezone.utc)
+    now = now or dt.datetime.now(dt.UTC)
     generation = int(current.generation)
     written = current.time_created or current.updated
     age = (now - written).total_seconds() if written else float("inf")
@@ -146,8 +148,13 @@ def repair_if_lost(bucket: Any, service: str, day: dt.date, current: Any,
         new = rewrite_onto_itself(bucket, current)
         if new is not None:
             record_generation(new)
-            return {**fields, "message": "partition up to date but not loaded everywhere: re-announced",
-                    "severity": "WARNING", "skipped": REANNOUNCED, "generation": new,
-                    "previous_generation": generation}
+            return {
+                **fields,
+                "message": "partition up to date but not loaded everywhere: re-announced",
+                "severity": "WARNING",
+                "skipped": REANNOUNCED,
+                "generation": new,
+                "previous_generation": generation,
+            }
         fields["reannounce"] = "changed_meanwhile"
     return {**fields, "message": "partition already up to date; nothing rewritten", "skipped": True}

@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import io
 import time
-from typing import Iterator
+from collections.abc import Iterator
 
 import requests
 
@@ -35,19 +35,31 @@ def source_format(url: str) -> str:
     for suffix, fmt in FORMATS.items():
         if path.endswith(suffix):
             return fmt
-    raise SourceError("source URL must end in .csv.gz, .csv or .parquet", reason="bad_source_url",
-                      field="SOURCE_URL_TEMPLATE", value=url)
+    raise SourceError(
+        "source URL must end in .csv.gz, .csv or .parquet",
+        reason="bad_source_url",
+        field="SOURCE_URL_TEMPLATE",
+        value=url,
+    )
 
 
 def check_magic(fmt: str, head: bytes, url: str) -> None:
     """Refuse bodies that cannot be the promised format (HTML error pages, JSON errors)."""
     expected = _MAGIC.get(fmt)
     if expected is not None and not head.startswith(expected):
-        raise SourceError(f"{url} is not a {fmt} file (starts with {head[:40]!r})", reason=NOT_A_PREFIX + fmt.replace(".", "_"),
-                          field="source", value=url)
+        raise SourceError(
+            f"{url} is not a {fmt} file (starts with {head[:40]!r})",
+            reason=NOT_A_PREFIX + fmt.replace(".", "_"),
+            field="source",
+            value=url,
+        )
     if fmt == "csv" and head.lstrip()[:1] in (b"<", b"{"):
-        raise SourceError(f"{url} is not a CSV file (starts with {head[:40]!r})", reason=NOT_A_PREFIX + "csv",
-                          field="source", value=url)
+        raise SourceError(
+            f"{url} is not a CSV file (starts with {head[:40]!r})",
+            reason=NOT_A_PREFIX + "csv",
+            field="source",
+            value=url,
+        )
 
 
 class _VerifiedBody(io.RawIOBase):
@@ -74,8 +86,10 @@ class _VerifiedBody(io.RawIOBase):
                 self._buffer = next(self._chunks)
             except StopIteration:
                 if self._expected is not None and self.bytes_read != self._expected:
-                    raise TransientError(f"download of {self._url} ended after {self.bytes_read} of "
-                                         f"{self._expected} bytes", reason="truncated_download")
+                    raise TransientError(
+                        f"download of {self._url} ended after {self.bytes_read} of {self._expected} bytes",
+                        reason="truncated_download",
+                    )
                 return 0
             if not self._checked:
                 check_magic(self._fmt, self._buffer, self._url)
@@ -87,8 +101,15 @@ class _VerifiedBody(io.RawIOBase):
         return size
 
 
-def download_to_blob(url: str, blob, *, timeout: int, attempts: int, if_generation_match: int | None = None,
-                     session: requests.Session | None = None) -> int:
+def download_to_blob(
+    url: str,
+    blob,
+    *,
+    timeout: int,
+    attempts: int,
+    if_generation_match: int | None = None,
+    session: requests.Session | None = None,
+) -> int:
     """Stream `url` into `blob` with bounded retries and exponential backoff; returns bytes.
 
     Retried: 408/425/429/5xx, connection errors, timeouts, a cut body, and a body that is not the
@@ -103,17 +124,32 @@ def download_to_blob(url: str, blob, *, timeout: int, attempts: int, if_generati
         try:
             with http.get(url, stream=True, timeout=(min(timeout, 10), timeout)) as response:
                 if response.status_code == 404:
-                    raise SourceError(f"{url} does not exist (404): month not published yet?",
-                                      reason="source_not_found", field="source", value=url)
+                    raise SourceError(
+                        f"{url} does not exist (404): month not published yet?",
+                        reason="source_not_found",
+                        field="source",
+                        value=url,
+                    )
                 if response.status_code in _RETRY_STATUS:
-                    raise TransientError(f"{url} answered {response.status_code}", reason="source_unavailable",
-                                         status=response.status_code)
+                    raise TransientError(
+                        f"{url} answered {response.status_code}",
+                        reason="source_unavailable",
+                        status=response.status_code,
+                    )
                 if response.status_code != 200:
-                    raise SourceError(f"{url} answered {response.status_code}", reason="source_refused",
-                                      field="source", value=url, status=response.status_code)
+                    raise SourceError(
+                        f"{url} answered {response.status_code}",
+                        reason="source_refused",
+                        field="source",
+                        value=url,
+                        status=response.status_code,
+                    )
                 body = _VerifiedBody(response, fmt, url)
-                blob.upload_from_file(io.BufferedReader(body, CHUNK), content_type="application/octet-stream",
-                                      if_generation_match=if_generation_match)
+                blob.upload_from_file(
+                    io.BufferedReader(body, CHUNK),
+                    content_type="application/octet-stream",
+                    if_generation_match=if_generation_match,
+                )
                 return body.bytes_read
         except SourceError as exc:
             if not exc.reason.startswith(NOT_A_PREFIX):
@@ -123,8 +159,9 @@ def download_to_blob(url: str, blob, *, timeout: int, attempts: int, if_generati
             last = exc
         if attempt < attempts:
             delay = min(2 ** (attempt - 1), 30)
-            logs.warning("download failed, retrying", url=url, attempt=attempt, retry_in_seconds=delay,
-                         error=str(last)[:300])
+            logs.warning(
+                "download failed, retrying", url=url, attempt=attempt, retry_in_seconds=delay, error=str(last)[:300]
+            )
             time.sleep(delay)
     if isinstance(last, SourceError):
         raise last

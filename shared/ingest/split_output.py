@@ -18,8 +18,9 @@ open file is aborted, so a failed split never leaves a truncated file behind as 
 from __future__ import annotations
 
 import datetime as dt
+from collections.abc import Callable
 from pathlib import Path
-from typing import Any, Callable, Protocol
+from typing import Any, Protocol
 
 import pyarrow as pa
 
@@ -90,7 +91,8 @@ class BucketOutput:
 
     def open(self, key: Key) -> Any:
         return self.bucket.blob(self.name(key)).open(
-            "wb", chunk_size=UPLOAD_CHUNK, ignore_flush=True, content_type=PARQUET_TYPE, if_generation_match=0)
+            "wb", chunk_size=UPLOAD_CHUNK, ignore_flush=True, content_type=PARQUET_TYPE, if_generation_match=0
+        )
 
     def commit(self, key: Key, handle: Any) -> None:
         handle.close()

@@ -26,13 +26,13 @@ from typing import Any
 from google.api_core.exceptions import NotFound, PreconditionFailed
 
 from shared.core import logs, paths
-from shared.ingest import month_claim
-from shared.ingest.cleaning import Rules, code_version
 from shared.core.errors import SourceError, TransientError
-from shared.ingest.lake import split_month, upload_bytes
-from shared.ingest.month_file import CORRUPT_SOURCE
 from shared.core.messages import IngestRequest
 from shared.core.settings import Settings
+from shared.ingest import month_claim
+from shared.ingest.cleaning import Rules, code_version
+from shared.ingest.lake import split_month, upload_bytes
+from shared.ingest.month_file import CORRUPT_SOURCE
 from shared.ingest.source import download_to_blob, source_format, source_url
 from shared.ingest.split_output import BucketOutput, Key
 
@@ -66,12 +66,21 @@ def source_of(bucket: Any, request: IngestRequest, settings: Settings) -> Source
 
 def derived_from(source: Source, rules: Rules) -> dict[str, str]:
     """What an output is derived from: if any of it changes, the output is rebuilt."""
-    return {"raw_generation": str(source.raw.generation), "code_version": code_version(),
-            "keep_empty_passenger_count": str(rules.keep_empty_passenger_count)}
+    return {
+        "raw_generation": str(source.raw.generation),
+        "code_version": code_version(),
+        "keep_empty_passenger_count": str(rules.keep_empty_passenger_count),
+    }
 
 
-def ensure_month(bucket: Any, request: IngestRequest, settings: Settings, rules: Rules,
-                 timings: dict[str, float], stale_split: str | None = None) -> Month:
+def ensure_month(
+    bucket: Any,
+    request: IngestRequest,
+    settings: Settings,
+    rules: Rules,
+    timings: dict[str, float],
+    stale_split: str | None = None,
+) -> Month:
     """The month's raw copy and split, made by this instance or waited for (bounded by
     SPLIT_WAIT_SECONDS) while another makes them. `stale_split` names a split that lost files."""
     year, month = request.date.year, request.date.month
@@ -96,17 +105,26 @@ def ensure_month(bucket: Any, request: IngestRequest, settings: Settings, rules:
             with claim:
                 found = current() or _make_month(bucket, request, settings, rules, timings, claim.split_id)
             break
-        logs.info("another instance is preparing this month; waiting for its manifest", service=request.service,
-                  date=request.date, object=claim_name)
+        logs.info(
+            "another instance is preparing this month; waiting for its manifest",
+            service=request.service,
+            date=request.date,
+            object=claim_name,
+        )
         found = month_claim.wait_for(current, lambda: month_claim.is_free(bucket, claim_name), deadline)
         if found is not None:
             break
         if time.monotonic() >= deadline:
-            raise TransientError(f"another instance is still preparing this month after "
-                                 f"{settings.split_wait_seconds} s; retrying later",
-                                 reason="month_split_in_progress", object=claim_name)
-    waited = time.monotonic() - started - sum(timings.get(k, 0) for k in ("download_seconds", "split_month_seconds",
-                                                                            "stage_seconds"))
+            raise TransientError(
+                f"another instance is still preparing this month after {settings.split_wait_seconds} s; retrying later",
+                reason="month_split_in_progress",
+                object=claim_name,
+            )
+    waited = (
+        time.monotonic()
+        - started
+        - sum(timings.get(k, 0) for k in ("download_seconds", "split_month_seconds", "stage_seconds"))
+    )
     if waited > 0.5:
         timings["wait_for_split_seconds"] = round(waited, 3)
     return found
@@ -122,8 +140,9 @@ def _current_manifest(bucket: Any, name: str, wanted: dict[str, str], stale_spli
     return manifest if all(manifest.get(k) == v for k, v in wanted.items()) else None
 
 
-def _make_month(bucket: Any, request: IngestRequest, settings: Settings, rules: Rules,
-                timings: dict[str, float], split_id: str) -> Month:
+def _make_month(
+    bucket: Any, request: IngestRequest, settings: Settings, rules: Rules, timings: dict[str, float], split_id: str
+) -> Month:
     """Under the claim: download the raw copy if absent, split it, write the manifest.
 
     A raw copy whose gzip or parquet turns out corrupt is quarantined by the split, and the
@@ -139,78 +158,126 @@ def _make_month(bucket: Any, request: IngestRequest, settings: Settings, rules: 
         except SourceError as exc:
             if attempt == 2 or exc.reason != CORRUPT_SOURCE:
                 raise
-            logs.warning("the month file is corrupt; quarantined, downloading it once more",
-                         service=request.service, date=request.date, object=source.raw.name, url=source.url,
-                         error=exc.message[:300])
+            logs.warning(
+                "the month file is corrupt; quarantined, downloading it once more",
+                service=request.service,
+                date=request.date,
+                object=source.raw.name,
+                url=source.url,
+                error=exc.message[:300],
+            )
     raise AssertionError("unreachable")
 
 
-def _download(bucket: Any, request: IngestRequest, source: Source, settings: Settings,
-              timings: dict[str, float]) -> Source:
+def _download(
+    bucket: Any, request: IngestRequest, source: Source, settings: Settings, timings: dict[str, float]
+) -> Source:
     name = paths.raw_object(request.service, source.url)
     new = bucket.blob(name, chunk_size=UPLOAD_CHUNK)
-    new.metadata = {"source_url": source.url, "downloaded_at": dt.datetime.now(dt.timezone.utc).isoformat()}
+    new.metadata = {"source_url": source.url, "downloaded_at": dt.datetime.now(dt.UTC).isoformat()}
     with logs.timed(timings, "download_seconds"):
         try:  # create-only: of two instances racing on one month, one copy is kept
-            download_to_blob(source.url, new, timeout=settings.download_timeout_seconds,
-                             attempts=settings.download_max_attempts, if_generation_match=0)
+            download_to_blob(
+                source.url,
+                new,
+                timeout=settings.download_timeout_seconds,
+                attempts=settings.download_max_attempts,
+                if_generation_match=0,
+            )
         except PreconditionFailed:
             logs.info("raw copy written concurrently by another instance; reusing it", object=name)
     return Source(source.url, source.fmt, bucket.get_blob(name))
 
 
-def _split_and_stage(bucket: Any, request: IngestRequest, source: Source, rules: Rules,
-                     timings: dict[str, float], split_id: str) -> dict[str, Any]:
+def _split_and_stage(
+    bucket: Any, request: IngestRequest, source: Source, rules: Rules, timings: dict[str, float], split_id: str
+) -> dict[str, Any]:
     """Split the month straight into this split's own staging files, copy the month's rejects
     into place, and write the manifest naming the split, last."""
     service, year, month = request.service, request.date.year, request.date.month
 
     def staged_name(key: Key) -> str:
         day, kind = key
-        return (paths.staging_day(service, day, kind, split_id) if day is not None
-                else paths.staging_month_rejects(service, year, month, split_id))
+        return (
+            paths.staging_day(service, day, kind, split_id)
+            if day is not None
+            else paths.staging_month_rejects(service, year, month, split_id)
+        )
 
     with logs.timed(timings, "split_month_seconds"):
         try:
             with source.raw.open("rb", chunk_size=READ_CHUNK) as raw_file:
-                split = split_month(raw_file, source.fmt, service, year, month, rules,
-                                    BucketOutput(bucket, staged_name))
+                split = split_month(
+                    raw_file, source.fmt, service, year, month, rules, BucketOutput(bucket, staged_name)
+                )
         except SourceError:
             _quarantine_raw(bucket, source)
             raise
     rejects_name = paths.month_rejects_object(service, year, month)
     malformed_name = paths.malformed_rows_object(service, year, month)
-    meta = {**derived_from(source, rules), "source_url": source.url, "source_rows": split.source_rows,
-            "month_rejected_rows": split.month_rejected_rows, "malformed_rows": len(split.malformed)}
+    meta = {
+        **derived_from(source, rules),
+        "source_url": source.url,
+        "source_rows": split.source_rows,
+        "month_rejected_rows": split.month_rejected_rows,
+        "malformed_rows": len(split.malformed),
+    }
     with logs.timed(timings, "stage_seconds"):
         if split.month_rejected_rows:
             copy = bucket.copy_blob(bucket.blob(staged_name((None, "rejects"))), bucket, rejects_name)
-            copy.metadata = {k: (v if isinstance(v, str) else json.dumps(v)) for k, v in {
-                **meta, "rows_rejected": split.month_rejected_rows,
-                "rejected_by_reason": split.month_rejected_by_reason}.items()}
+            copy.metadata = {
+                k: (v if isinstance(v, str) else json.dumps(v))
+                for k, v in {
+                    **meta,
+                    "rows_rejected": split.month_rejected_rows,
+                    "rejected_by_reason": split.month_rejected_by_reason,
+                }.items()
+            }
             copy.patch()
         else:
             delete_if_exists(bucket, rejects_name)
         if split.malformed:
-            upload_bytes(bucket, malformed_name, ("\n".join(split.malformed) + "\n").encode(), meta,
-                         content_type="text/csv")
+            upload_bytes(
+                bucket, malformed_name, ("\n".join(split.malformed) + "\n").encode(), meta, content_type="text/csv"
+            )
         else:
             delete_if_exists(bucket, malformed_name)
-        manifest = {**meta, "service": service, "split_id": split_id, "bad_values": split.bad_values,
-                    "days": {day.isoformat(): part.counts() for day, part in split.days.items()}}
+        manifest = {
+            **meta,
+            "service": service,
+            "split_id": split_id,
+            "bad_values": split.bad_values,
+            "days": {day.isoformat(): part.counts() for day, part in split.days.items()},
+        }
         bucket.blob(paths.staging_manifest(service, year, month)).upload_from_string(
-            json.dumps(manifest), content_type="application/json")
+            json.dumps(manifest), content_type="application/json"
+        )
         superseded = _delete_other_splits(bucket, service, year, month, split_id)
     # Unreadable values and malformed lines are worth a person's look: say where they are.
-    log, message = ((logs.warning, "month split; rows with unreadable values or the wrong number of fields "
-                     "set aside (rejects/: bad_value, malformed_rows.csv)")
-                    if split.bad_values or split.malformed else (logs.info, "month split"))
-    log(message, service=service, month=f"{year:04d}-{month:02d}", split_id=split_id,
-        object=paths.staging_manifest(service, year, month), rows_read=split.source_rows,
-        rows_rejected=split.month_rejected_rows, days=len(split.days),
-        bad_values=split.bad_values or None, malformed_rows=len(split.malformed) or None,
-        malformed_object=malformed_name if split.malformed else None, superseded_files=superseded or None,
-        **{k: v for k, v in timings.items() if k in ("download_seconds", "split_month_seconds")})
+    log, message = (
+        (
+            logs.warning,
+            "month split; rows with unreadable values or the wrong number of fields "
+            "set aside (rejects/: bad_value, malformed_rows.csv)",
+        )
+        if split.bad_values or split.malformed
+        else (logs.info, "month split")
+    )
+    log(
+        message,
+        service=service,
+        month=f"{year:04d}-{month:02d}",
+        split_id=split_id,
+        object=paths.staging_manifest(service, year, month),
+        rows_read=split.source_rows,
+        rows_rejected=split.month_rejected_rows,
+        days=len(split.days),
+        bad_values=split.bad_values or None,
+        malformed_rows=len(split.malformed) or None,
+        malformed_object=malformed_name if split.malformed else None,
+        superseded_files=superseded or None,
+        **{k: v for k, v in timings.items() if k in ("download_seconds", "split_month_seconds")},
+    )
     return manifest
 
 
@@ -231,8 +298,12 @@ def _delete_other_splits(bucket: Any, service: str, year: int, month: int, keep:
                 delete_if_exists(bucket, blob.name, generation=blob.generation)
                 deleted += 1
     except Exception as exc:  # noqa: BLE001 - the lifecycle rule is the backstop
-        logs.warning("could not delete superseded staging splits; the lifecycle rule will", service=service,
-                     month=f"{year:04d}-{month:02d}", error=f"{type(exc).__name__}: {exc}"[:300])
+        logs.warning(
+            "could not delete superseded staging splits; the lifecycle rule will",
+            service=service,
+            month=f"{year:04d}-{month:02d}",
+            error=f"{type(exc).__name__}: {exc}"[:300],
+        )
     return deleted
 
 

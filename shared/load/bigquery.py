@@ -25,22 +25,31 @@ import io
 import re
 import threading
 import uuid
-from typing import Any, Callable
+from collections.abc import Callable
+from typing import Any
 
 from google.api_core import exceptions as gexc
 from google.cloud import bigquery as bq
 
 from shared.core import clients, logs
 from shared.core.errors import PermanentError, PipelineError, TransientError, classify
-from shared.load.partition import PartitionData, PartitionLoad
 from shared.core.schemas import columns
 from shared.core.settings import Settings
+from shared.load.partition import PartitionData, PartitionLoad
 
 JOB_TIMEOUT_SECONDS = 480
 STAGING_TTL = dt.timedelta(hours=6)
 CLUSTERING = ["pu_location_id", "do_location_id"]
-_TRANSIENT_REASONS = {"backendError", "internalError", "rateLimitExceeded", "jobBackendError",
-                      "jobInternalError", "quotaExceeded", "tableUnavailable", "resourceInUse"}
+_TRANSIENT_REASONS = {
+    "backendError",
+    "internalError",
+    "rateLimitExceeded",
+    "jobBackendError",
+    "jobInternalError",
+    "quotaExceeded",
+    "tableUnavailable",
+    "resourceInUse",
+}
 _CONCURRENT = re.compile(r"concurrent update|serialize access|transaction .*aborted", re.I)
 _ensured: set[str] = set()
 _ensured_lock = threading.Lock()
@@ -56,22 +65,24 @@ def table_id(settings: Settings, service: str) -> str:
 
 def schema_fields(service: str) -> list[bq.SchemaField]:
     """Explicit schema with the TLC meaning of every column (from shared/core/schemas.py)."""
-    return [bq.SchemaField(c.name, c.bq_type, mode="NULLABLE", description=c.description)
-            for c in columns(service)]
+    return [bq.SchemaField(c.name, c.bq_type, mode="NULLABLE", description=c.description) for c in columns(service)]
 
 
 def time_partitioning(settings: Settings) -> bq.TimePartitioning:
     days = settings.bq_partition_expiration_days
-    return bq.TimePartitioning(type_=bq.TimePartitioningType.DAY, field="pickup_date",
-                               expiration_ms=days * 86_400_000 if days else None)
+    return bq.TimePartitioning(
+        type_=bq.TimePartitioningType.DAY, field="pickup_date", expiration_ms=days * 86_400_000 if days else None
+    )
 
 
 def table_definition(settings: Settings, service: str) -> bq.Table:
     table = bq.Table(table_id(settings, service), schema=schema_fields(service))
     table.time_partitioning = time_partitioning(settings)
     table.clustering_fields = CLUSTERING
-    table.description = (f"NYC TLC {service} taxi trips, one row per trip, DAY-partitioned on pickup_date; "
-                         "each day is replaced whole from the lake's trips/ partition.")
+    table.description = (
+        f"NYC TLC {service} taxi trips, one row per trip, DAY-partitioned on pickup_date; "
+        "each day is replaced whole from the lake's trips/ partition."
+    )
     return table
 
 
@@ -90,9 +101,12 @@ def ensure_table(client: Any, settings: Settings, service: str) -> None:
             changed.append("time_partitioning")
         described = {f.name: f.description for f in wanted.schema}
         if any(f.description != described.get(f.name, f.description) for f in current.schema):
-            current.schema = [f if f.name not in described else
-                              bq.SchemaField(f.name, f.field_type, mode=f.mode, description=described[f.name])
-                              for f in current.schema]
+            current.schema = [
+                f
+                if f.name not in described
+                else bq.SchemaField(f.name, f.field_type, mode=f.mode, description=described[f.name])
+                for f in current.schema
+            ]
             changed.append("schema")
         if changed:
             client.update_table(current, changed)
@@ -109,8 +123,12 @@ def job_id(kind: str, table: str, day: dt.date, generation: int, suffix: str = "
 
 
 def labels(load: PartitionLoad) -> dict[str, str]:
-    return {"service": load.service, "pickup_date": load.date.isoformat(), "generation": str(load.generation),
-            "pipeline": "taxi-etl"}
+    return {
+        "service": load.service,
+        "pickup_date": load.date.isoformat(),
+        "generation": str(load.generation),
+        "pipeline": "taxi-etl",
+    }
 
 
 def load_config(load: PartitionLoad, write_disposition: str) -> bq.LoadJobConfig:
@@ -166,8 +184,11 @@ def run_job(client: Any, create: Callable[[str], Any], job_id_: str) -> Any:
 def replace_by_decorator(client: Any, settings: Settings, load: PartitionLoad, data: PartitionData) -> dict[str, Any]:
     target = f"{table_id(settings, load.service)}${load.date:%Y%m%d}"
     config = load_config(load, bq.WriteDisposition.WRITE_TRUNCATE)
-    job = run_job(client, lambda jid: client.load_table_from_uri(load.uri, target, job_id=jid, job_config=config),
-                  job_id("load", table_id(settings, load.service), load.date, load.generation))
+    job = run_job(
+        client,
+        lambda jid: client.load_table_from_uri(load.uri, target, job_id=jid, job_config=config),
+        job_id("load", table_id(settings, load.service), load.date, load.generation),
+    )
     return {"job_id": job.job_id, "rows_loaded": job.output_rows}
 
 
@@ -177,17 +198,25 @@ def replace_by_staging(client: Any, settings: Settings, load: PartitionLoad, dat
     staging = staging_table_id(settings, load, suffix)
     try:
         table = bq.Table(staging, schema=schema_fields(load.service))
-        table.expires = dt.datetime.now(dt.timezone.utc) + STAGING_TTL
+        table.expires = dt.datetime.now(dt.UTC) + STAGING_TTL
         client.create_table(table)
         config = load_config(load, bq.WriteDisposition.WRITE_EMPTY)
         # size=None: a resumable upload (the emulator rejects the multipart upload of small files).
-        run_job(client, lambda jid: client.load_table_from_file(io.BytesIO(data.parquet), staging, job_id=jid,
-                                                                job_config=config, size=None),
-                job_id("stage", target, load.date, load.generation, suffix))
+        run_job(
+            client,
+            lambda jid: client.load_table_from_file(
+                io.BytesIO(data.parquet), staging, job_id=jid, job_config=config, size=None
+            ),
+            job_id("stage", target, load.date, load.generation, suffix),
+        )
         sql = replace_day_sql(target, staging, load.service, load.date)
-        job = run_job(client, lambda jid: client.query(sql, job_id=jid, job_retry=None,
-                                                       job_config=bq.QueryJobConfig(labels=labels(load))),
-                      job_id("replace", target, load.date, load.generation))
+        job = run_job(
+            client,
+            lambda jid: client.query(
+                sql, job_id=jid, job_retry=None, job_config=bq.QueryJobConfig(labels=labels(load))
+            ),
+            job_id("replace", target, load.date, load.generation),
+        )
     finally:
         try:
             client.delete_table(staging, not_found_ok=True)
@@ -206,8 +235,12 @@ def translate(exc: BaseException) -> PipelineError:
     if isinstance(exc, gexc.GoogleAPICallError):
         reasons = {e.get("reason") for e in (exc.errors or []) if isinstance(e, dict)}
         if reasons & _TRANSIENT_REASONS or _CONCURRENT.search(str(exc)):
-            return TransientError(f"{type(exc).__name__}: {exc}", reason="bigquery_transient",
-                                  status=exc.code, bq_reasons=sorted(r for r in reasons if r))
+            return TransientError(
+                f"{type(exc).__name__}: {exc}",
+                reason="bigquery_transient",
+                status=exc.code,
+                bq_reasons=sorted(r for r in reasons if r),
+            )
         if isinstance(exc, gexc.NotFound):  # table/dataset dropped under us: recreate on retry
             _ensured.clear()
             return TransientError(f"{type(exc).__name__}: {exc}", reason="bigquery_not_found", status=404)
@@ -218,8 +251,9 @@ def translate(exc: BaseException) -> PipelineError:
     return classify(exc)
 
 
-def load_partition(load: PartitionLoad, data: PartitionData, settings: Settings,
-                   timings: dict[str, float]) -> dict[str, Any]:
+def load_partition(
+    load: PartitionLoad, data: PartitionData, settings: Settings, timings: dict[str, float]
+) -> dict[str, Any]:
     """Replace the day with the event's generation using the configured strategy."""
     client = clients.bigquery()
     try:
@@ -232,5 +266,9 @@ def load_partition(load: PartitionLoad, data: PartitionData, settings: Settings,
         if error is exc:
             raise
         raise error from exc
-    return {"message": "day replaced in BigQuery", "table": table_id(settings, load.service),
-            "strategy": settings.bq_replace_strategy, **result}
+    return {
+        "message": "day replaced in BigQuery",
+        "table": table_id(settings, load.service),
+        "strategy": settings.bq_replace_strategy,
+        **result,
+    }

@@ -24,8 +24,9 @@ generation only:
 from __future__ import annotations
 
 import datetime as dt
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
-from typing import Any, Callable, Mapping
+from typing import Any
 
 import pyarrow as pa
 import pyarrow.compute as pc
@@ -64,8 +65,12 @@ class PartitionLoad:
 
     def fields(self) -> dict[str, Any]:
         """Outcome/log/dead-letter context: what was being processed."""
-        return {"service": self.service, "date": self.date.isoformat(), "object": self.uri,
-                "generation": self.generation}
+        return {
+            "service": self.service,
+            "date": self.date.isoformat(),
+            "object": self.uri,
+            "generation": self.generation,
+        }
 
 
 @dataclass(frozen=True)
@@ -79,8 +84,11 @@ def resolve(cloud_event: Any, settings: Settings) -> tuple[PartitionLoad | None,
     event = object_event(cloud_event)
     attributes = cloud_event.get_attributes() if hasattr(cloud_event, "get_attributes") else {}
     if event is None:
-        return None, {"message": "event ignored: not an object finalize", "ignored": "not_finalize",
-                      "event_type": attributes.get("type")}
+        return None, {
+            "message": "event ignored: not an object finalize",
+            "ignored": "not_finalize",
+            "event_type": attributes.get("type"),
+        }
     where = {"object": f"gs://{event.bucket}/{event.name}", "generation": event.generation}
     if event.bucket != settings.lake_bucket:
         return None, {"message": "event ignored: object of another bucket", "ignored": "other_bucket", **where}
@@ -91,8 +99,12 @@ def resolve(cloud_event: Any, settings: Settings) -> tuple[PartitionLoad | None,
         # Only data.parquet partitions live under trips/ (the loaders' namespace): anything else
         # there (a 13th month, an unknown service, another file name) was put by mistake, and a
         # person must hear of it rather than find the day silently not loaded.
-        raise ValidationError("not a trips partition name: trips/{service}/pickup_date=YYYY-MM-DD/data.parquet, "
-                              "with a known service and a real date", field="name", value=event.name)
+        raise ValidationError(
+            "not a trips partition name: trips/{service}/pickup_date=YYYY-MM-DD/data.parquet, "
+            "with a known service and a real date",
+            field="name",
+            value=event.name,
+        )
     return None, {"message": "event ignored: not a trips/ partition", "ignored": "not_trips", **where}
 
 
@@ -115,18 +127,30 @@ def decode(load: PartitionLoad, data: bytes) -> pa.Table:
     try:
         table = pq.read_table(pa.BufferReader(data))
     except (pa.ArrowException, OSError) as exc:
-        raise SourceError(f"partition parquet is corrupt or unreadable: {exc}", reason="corrupt_parquet",
-                          field="object", value=load.uri) from exc
+        raise SourceError(
+            f"partition parquet is corrupt or unreadable: {exc}",
+            reason="corrupt_parquet",
+            field="object",
+            value=load.uri,
+        ) from exc
     expected = arrow_schema(load.service)
     actual = pa.schema([pa.field(f.name, f.type) for f in table.schema])  # metadata/nullability aside
     if not actual.equals(expected):
-        raise SourceError("partition schema does not match the trips schema", reason="schema_mismatch",
-                          field="schema", value=_schema_diff(actual, expected))
+        raise SourceError(
+            "partition schema does not match the trips schema",
+            reason="schema_mismatch",
+            field="schema",
+            value=_schema_diff(actual, expected),
+        )
     if table.num_rows:
         dates = pc.unique(table["pickup_date"])
         if len(dates) != 1 or dates[0].as_py() != load.date:
-            raise SourceError("partition holds rows of other dates", reason="date_mismatch",
-                              field="pickup_date", value=str(dates.to_pylist()[:5]))
+            raise SourceError(
+                "partition holds rows of other dates",
+                reason="date_mismatch",
+                field="pickup_date",
+                value=str(dates.to_pylist()[:5]),
+            )
     return table.cast(expected)
 
 
@@ -175,8 +199,13 @@ def run_load(cloud_event: Any, settings: Settings, loader: Loader) -> dict[str, 
         if live is None:
             # Nothing in the pipeline deletes a trips/ partition: an event for an object that does not
             # exist names the wrong object (or a person deleted the day), never a routine late event.
-            raise SourceError("the event names a partition object that does not exist", reason="object_not_found",
-                              field="name", value=load.event.name, generation=load.generation)
+            raise SourceError(
+                "the event names a partition object that does not exist",
+                reason="object_not_found",
+                field="name",
+                value=load.event.name,
+                generation=load.generation,
+            )
         if reason:
             return {**load.fields(), "message": f"stale event skipped: {reason}", "skipped": "stale", "rows": 0}
         with logs.timed(timings, "decode_seconds"):

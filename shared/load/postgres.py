@@ -22,16 +22,17 @@ from __future__ import annotations
 import hashlib
 import re
 import threading
-from typing import Any, Iterator
+from collections.abc import Iterator
+from typing import Any
 
 import pyarrow as pa
 import pyarrow.csv as pacsv
 
 from shared.core import logs, pg
 from shared.core.errors import ConfigError, TransientError
-from shared.load.partition import PartitionData, PartitionLoad
 from shared.core.schemas import SERVICES, columns
 from shared.core.settings import Settings
+from shared.load.partition import PartitionData, PartitionLoad
 
 COPY_ROWS = 8192  # rows per CopyData message (~1 MiB): far fewer syscalls than pg8000's 8 KiB reads
 LOCK_TIMEOUT = "120s"
@@ -67,10 +68,11 @@ def create_table_sql(schema: str, service: str) -> list[str]:
 
 def comment_sql(schema: str, service: str) -> list[str]:
     table = table_ref(schema, service)
-    statements = [f"COMMENT ON TABLE {table} IS " + _literal(
-        f"NYC TLC {service} taxi trips, one row per trip; each pickup_date is replaced whole from the lake.")]
-    statements += [f"COMMENT ON COLUMN {table}.{ident(c.name)} IS {_literal(c.description)}"
-                   for c in columns(service)]
+    statements = [
+        f"COMMENT ON TABLE {table} IS "
+        + _literal(f"NYC TLC {service} taxi trips, one row per trip; each pickup_date is replaced whole from the lake.")
+    ]
+    statements += [f"COMMENT ON COLUMN {table}.{ident(c.name)} IS {_literal(c.description)}" for c in columns(service)]
     return statements
 
 
@@ -107,13 +109,16 @@ def migrate(conn: Any, schema: str) -> list[str]:
     try:
         cursor.execute("SELECT pg_advisory_xact_lock(hashtextextended(%s, 0))", (f"{schema}/migrations",))
         cursor.execute(f"CREATE SCHEMA IF NOT EXISTS {ident(schema)}")
-        cursor.execute(f"CREATE TABLE IF NOT EXISTS {ident(schema)}.schema_migrations ("
-                       "id text PRIMARY KEY, applied_at timestamptz NOT NULL DEFAULT now())")
+        cursor.execute(
+            f"CREATE TABLE IF NOT EXISTS {ident(schema)}.schema_migrations ("
+            "id text PRIMARY KEY, applied_at timestamptz NOT NULL DEFAULT now())"
+        )
         cursor.execute(f"SELECT id FROM {ident(schema)}.schema_migrations")
         done = {row[0] for row in cursor.fetchall()}
         expected = ["loads", *(f"{service}_trips" for service in SERVICES)]
-        cursor.execute("SELECT count(*) FROM pg_tables WHERE schemaname = %s AND tablename = ANY(%s)",
-                       (schema, expected))
+        cursor.execute(
+            "SELECT count(*) FROM pg_tables WHERE schemaname = %s AND tablename = ANY(%s)", (schema, expected)
+        )
         if cursor.fetchone()[0] < len(expected):  # a table was dropped by hand: apply everything again
             done = set()
         applied = []
@@ -122,8 +127,11 @@ def migrate(conn: Any, schema: str) -> list[str]:
                 continue
             for sql in statements:
                 cursor.execute(sql)
-            cursor.execute(f"INSERT INTO {ident(schema)}.schema_migrations (id) VALUES (%s) "
-                           "ON CONFLICT (id) DO UPDATE SET applied_at = now()", (migration_id,))
+            cursor.execute(
+                f"INSERT INTO {ident(schema)}.schema_migrations (id) VALUES (%s) "
+                "ON CONFLICT (id) DO UPDATE SET applied_at = now()",
+                (migration_id,),
+            )
             applied.append(migration_id)
         conn.commit()
     except BaseException:
@@ -173,8 +181,9 @@ def copy_sql(schema: str, service: str) -> str:
     return f"COPY {table_ref(schema, service)} ({names}) FROM STDIN WITH (FORMAT csv)"
 
 
-def replace_day(conn: Any, settings: Settings, load: PartitionLoad, table: pa.Table,
-                timings: dict[str, float]) -> dict[str, Any]:
+def replace_day(
+    conn: Any, settings: Settings, load: PartitionLoad, table: pa.Table, timings: dict[str, float]
+) -> dict[str, Any]:
     """The one transaction; returns outcome fields. Rolls back on any error."""
     schema, service, day = settings.pg_schema, load.service, load.date
     target = table_ref(schema, service)
@@ -182,16 +191,21 @@ def replace_day(conn: Any, settings: Settings, load: PartitionLoad, table: pa.Ta
     try:
         cursor.execute(f"SET LOCAL lock_timeout = '{LOCK_TIMEOUT}'")
         cursor.execute("SELECT pg_advisory_xact_lock(hashtextextended(%s, 0))", (f"{target}/{day.isoformat()}",))
-        cursor.execute(f"SELECT generation FROM {ident(schema)}.loads WHERE service = %s AND pickup_date = %s",
-                       (service, day))
+        cursor.execute(
+            f"SELECT generation FROM {ident(schema)}.loads WHERE service = %s AND pickup_date = %s", (service, day)
+        )
         row = cursor.fetchone()
         if row is not None and int(row[0]) >= load.generation:
             conn.rollback()
             newer = int(row[0]) > load.generation
-            return {"message": "skipped: a newer generation is already loaded" if newer
-                    else "skipped: this generation is already loaded",
-                    "skipped": "older_generation" if newer else "already_loaded", "loaded_generation": int(row[0]),
-                    "rows": 0}
+            return {
+                "message": "skipped: a newer generation is already loaded"
+                if newer
+                else "skipped: this generation is already loaded",
+                "skipped": "older_generation" if newer else "already_loaded",
+                "loaded_generation": int(row[0]),
+                "rows": 0,
+            }
         with logs.timed(timings, "delete_seconds"):
             cursor.execute(f"DELETE FROM {target} WHERE pickup_date = %s", (day,))
             deleted = cursor.rowcount
@@ -205,18 +219,23 @@ def replace_day(conn: Any, settings: Settings, load: PartitionLoad, table: pa.Ta
             "VALUES (%s, %s, %s, %s, %s, now()) ON CONFLICT (service, pickup_date) DO UPDATE SET "
             "generation = EXCLUDED.generation, rows = EXCLUDED.rows, object = EXCLUDED.object, "
             "loaded_at = EXCLUDED.loaded_at",
-            (service, day, load.generation, table.num_rows, load.uri))
+            (service, day, load.generation, table.num_rows, load.uri),
+        )
         with logs.timed(timings, "commit_seconds"):
             conn.commit()
     except BaseException:
         _rollback(conn)
         raise
-    return {"message": "day replaced in PostgreSQL", "rows_deleted": deleted,
-            "replaced_generation": int(row[0]) if row else None}
+    return {
+        "message": "day replaced in PostgreSQL",
+        "rows_deleted": deleted,
+        "replaced_generation": int(row[0]) if row else None,
+    }
 
 
-def load_partition(load: PartitionLoad, data: PartitionData, settings: Settings,
-                   timings: dict[str, float]) -> dict[str, Any]:
+def load_partition(
+    load: PartitionLoad, data: PartitionData, settings: Settings, timings: dict[str, float]
+) -> dict[str, Any]:
     try:
         with pg.connection(settings) as conn:
             ensure_migrated(conn, settings)
@@ -225,7 +244,8 @@ def load_partition(load: PartitionLoad, data: PartitionData, settings: Settings,
         code = exc.args[0].get("C") if exc.args and isinstance(exc.args[0], dict) else None
         if code in _MISSING_OBJECT:  # dropped under a warm instance: migrate again on the retry
             _migrated.clear()
-            raise TransientError(f"table or schema missing: {exc}", reason="database_objects_missing",
-                                 sqlstate=code) from exc
+            raise TransientError(
+                f"table or schema missing: {exc}", reason="database_objects_missing", sqlstate=code
+            ) from exc
         raise
     return {"table": f"{settings.pg_schema}.{load.service}_trips", **result}

@@ -25,8 +25,9 @@ from __future__ import annotations
 
 import datetime as dt
 import json
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
-from typing import Any, Callable, Mapping
+from typing import Any
 
 from shared.core import logs
 from shared.core.errors import TransientError
@@ -55,10 +56,15 @@ class Plan:
     def as_dict(self, published: int) -> dict[str, Any]:
         request = self.request
         body: dict[str, Any] = {
-            "start": request.start.isoformat(), "end": request.end.isoformat(),
-            "services": list(request.services), "force": request.force,
-            "only_missing": request.only_missing, "dry_run": request.dry_run,
-            "dates": self.dates, "planned": len(self.messages), "published": published,
+            "start": request.start.isoformat(),
+            "end": request.end.isoformat(),
+            "services": list(request.services),
+            "force": request.force,
+            "only_missing": request.only_missing,
+            "dry_run": request.dry_run,
+            "dates": self.dates,
+            "planned": len(self.messages),
+            "published": published,
             "skipped_complete": self.skipped_complete,
             "messages": [m.as_message() for m in self.messages],
         }
@@ -99,15 +105,18 @@ def make_plan(request: BackfillRequest, settings: Settings, status_reader: Statu
     return Plan(request, messages, skipped, states)
 
 
-def publish(messages: list[IngestRequest], topic: str, publisher: Any,
-            published_ids: list[tuple[str, dt.date, str]] | None = None) -> int:
+def publish(
+    messages: list[IngestRequest],
+    topic: str,
+    publisher: Any,
+    published_ids: list[tuple[str, dt.date, str]] | None = None,
+) -> int:
     """Publish every message (batched by the client), await all futures; returns how many were sent.
 
     `published_ids` receives (service, date, message id) of each message sent (the run ledger's
     `queued` records). Raises TransientError if any publish failed: the backfill is retried whole.
     """
-    futures = [publisher.publish(topic, json.dumps(m.as_message(), separators=(",", ":")).encode())
-               for m in messages]
+    futures = [publisher.publish(topic, json.dumps(m.as_message(), separators=(",", ":")).encode()) for m in messages]
     published, failures = 0, []
     for message, future in zip(messages, futures):
         try:
@@ -121,17 +130,26 @@ def publish(messages: list[IngestRequest], topic: str, publisher: Any,
         first, exc = failures[0]
         raise TransientError(
             f"{len(failures)} of {len(messages)} ingest messages were not published: {type(exc).__name__}: {exc}",
-            reason="publish_failed", published=published, failed=len(failures),
-            first_failed=json.dumps(first.as_message()))
+            reason="publish_failed",
+            published=published,
+            failed=len(failures),
+            first_failed=json.dumps(first.as_message()),
+        )
     return published
 
 
 QueuedRecorder = Callable[[str, str, list, dt.datetime], int]
 
 
-def run(fields: Mapping[str, Any], settings: Settings, *, publisher: Any = None,
-        status_reader: StatusReader | None = None, now: dt.datetime | None = None,
-        record_queued: QueuedRecorder | None = None) -> tuple[Plan, int]:
+def run(
+    fields: Mapping[str, Any],
+    settings: Settings,
+    *,
+    publisher: Any = None,
+    status_reader: StatusReader | None = None,
+    now: dt.datetime | None = None,
+    record_queued: QueuedRecorder | None = None,
+) -> tuple[Plan, int]:
     """Parse, plan and (unless dry_run) publish; returns the plan and the count published.
 
     Each published (service, date) gets a `queued` record in the run ledger (shared/core/ledger.py),
@@ -147,17 +165,19 @@ def run(fields: Mapping[str, Any], settings: Settings, *, publisher: Any = None,
     if record_queued is None and publisher is None:
         record_queued = ledger.queued
     publisher = publisher if publisher is not None else clients.publisher()
-    queued_at, sent = dt.datetime.now(dt.timezone.utc), []
+    queued_at, sent = dt.datetime.now(dt.UTC), []
     try:
-        published = publish(plan.messages, clients.topic_path(settings.ingest_topic, settings.project), publisher,
-                            sent)
+        published = publish(plan.messages, clients.topic_path(settings.ingest_topic, settings.project), publisher, sent)
     finally:  # also what a failed backfill did publish: those messages are on their way
         if record_queued is not None and sent:
             try:
                 record_queued(settings.lake_bucket, "backfill", sent, queued_at)
             except Exception as exc:  # noqa: BLE001 - the ledger never fails the work it describes
-                logs.warning("run ledger: recording the queued dates failed; the backfill is unchanged",
-                             function="backfill", error_message=f"{type(exc).__name__}: {exc}"[:300])
+                logs.warning(
+                    "run ledger: recording the queued dates failed; the backfill is unchanged",
+                    function="backfill",
+                    error_message=f"{type(exc).__name__}: {exc}"[:300],
+                )
     return plan, published
 
 
@@ -165,11 +185,18 @@ def outcome(plan: Plan, published: int) -> dict[str, Any]:
     """The fields of the one outcome log line (no message list: it can be thousands long)."""
     request = plan.request
     return {
-        "message": "backfill planned (dry run), nothing published" if request.dry_run
+        "message": "backfill planned (dry run), nothing published"
+        if request.dry_run
         else f"backfill published {published} ingest message{'' if published == 1 else 's'}",
-        "services": ",".join(request.services), "start": request.start, "end": request.end,
-        "dates": plan.dates, "planned": len(plan.messages), "published": published,
-        "skipped_complete": plan.skipped_complete, "forced": sum(m.force for m in plan.messages),
-        "only_missing": request.only_missing, "repair": request.repair, "dry_run": request.dry_run,
+        "services": ",".join(request.services),
+        "start": request.start,
+        "end": request.end,
+        "dates": plan.dates,
+        "planned": len(plan.messages),
+        "published": published,
+        "skipped_complete": plan.skipped_complete,
+        "forced": sum(m.force for m in plan.messages),
+        "only_missing": request.only_missing,
+        "repair": request.repair,
+        "dry_run": request.dry_run,
     }
-

@@ -32,8 +32,9 @@ import binascii
 import json
 import os
 import sys
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field, replace
-from typing import Any, Callable, Mapping
+from typing import Any
 
 from shared.core import paths
 
@@ -62,8 +63,10 @@ class Replay:
     subscription: str | None = None  # platform kind: the source subscription's id
 
     def describe(self) -> str:
-        return (f"{self.function or '?'} {self.reason or '?'} {self.service or '-'} {self.date or '-'}"
-                f" -> {self.topic.rsplit('/', 1)[-1] if self.topic else '?'}")
+        return (
+            f"{self.function or '?'} {self.reason or '?'} {self.service or '-'} {self.date or '-'}"
+            f" -> {self.topic.rsplit('/', 1)[-1] if self.topic else '?'}"
+        )
 
 
 @dataclass(frozen=True)
@@ -74,10 +77,12 @@ class Filters:
     date: str | None = None
 
     def match(self, replay: Replay) -> bool:
-        return ((self.reason is None or replay.reason == self.reason)
-                and (self.function is None or self.function in (replay.function, replay.subscription))
-                and (self.service is None or replay.service == self.service)
-                and (self.date is None or replay.date == self.date))
+        return (
+            (self.reason is None or replay.reason == self.reason)
+            and (self.function is None or self.function in (replay.function, replay.subscription))
+            and (self.service is None or replay.service == self.service)
+            and (self.date is None or replay.date == self.date)
+        )
 
 
 def _fields(data: bytes) -> dict[str, Any]:
@@ -91,8 +96,12 @@ def _fields(data: bytes) -> dict[str, Any]:
     return body if isinstance(body, dict) else {}
 
 
-def plan_structured(body: Mapping[str, Any], attributes: Mapping[str, str], topics: Mapping[str, str],
-                    load_event: Callable[[str], Any] | None = None) -> Replay:
+def plan_structured(
+    body: Mapping[str, Any],
+    attributes: Mapping[str, str],
+    topics: Mapping[str, str],
+    load_event: Callable[[str], Any] | None = None,
+) -> Replay:
     """A function's dead letter -> its replay. `topics`: function -> full topic path (ingest, backfill).
 
     An original event over 1 MB is not in the dead letter but in the lake (`event.stored_at`,
@@ -135,18 +144,26 @@ def plan_structured(body: Mapping[str, Any], attributes: Mapping[str, str], topi
         return replace(base, problem="the original message's attributes are not a map")
     attrs = {str(k): str(v) for k, v in original_attributes.items()}
     fields = _fields(data) or attrs
-    return replace(base, service=service or _text(fields.get("service")), date=date or _text(fields.get("date")),
-                    topic=topics[function], data=data, attributes=attrs)
+    return replace(
+        base,
+        service=service or _text(fields.get("service")),
+        date=date or _text(fields.get("date")),
+        topic=topics[function],
+        data=data,
+        attributes=attrs,
+    )
 
 
-def plan_platform(data: bytes, attributes: Mapping[str, str], topics: Mapping[str, str],
-                  topic_of: Callable[[str], str]) -> Replay:
+def plan_platform(
+    data: bytes, attributes: Mapping[str, str], topics: Mapping[str, str], topic_of: Callable[[str], str]
+) -> Replay:
     """A message Pub/Sub forwarded after max delivery attempts -> itself, to its source topic."""
     subscription = attributes.get(SOURCE_SUBSCRIPTION, "")
     project = attributes.get(SOURCE_PROJECT, "")
     original = {k: v for k, v in attributes.items() if not k.startswith(PLATFORM_PREFIX)}
-    base = Replay("platform", subscription, "max_delivery_attempts", data=data, attributes=original,
-                  subscription=subscription)
+    base = Replay(
+        "platform", subscription, "max_delivery_attempts", data=data, attributes=original, subscription=subscription
+    )
     path = subscription if subscription.startswith("projects/") else f"projects/{project}/subscriptions/{subscription}"
     try:
         topic = topic_of(path)
@@ -163,15 +180,24 @@ def plan_platform(data: bytes, attributes: Mapping[str, str], topics: Mapping[st
     return replace(base, function=function, service=service, date=date, topic=topic)
 
 
-def plan(data: bytes, attributes: Mapping[str, str], topics: Mapping[str, str],
-         topic_of: Callable[[str], str], load_event: Callable[[str], Any] | None = None) -> Replay:
+def plan(
+    data: bytes,
+    attributes: Mapping[str, str],
+    topics: Mapping[str, str],
+    topic_of: Callable[[str], str],
+    load_event: Callable[[str], Any] | None = None,
+) -> Replay:
     """Either kind of dead letter (one pulled message's data and attributes) -> its Replay."""
     if SOURCE_SUBSCRIPTION in attributes:
         return plan_platform(data, attributes, topics, topic_of)
     body = _fields(data)
     if not body or "event" not in body:
-        return Replay("structured", attributes.get("function"), attributes.get("reason"),
-                      problem="neither a structured dead letter nor one forwarded by Pub/Sub")
+        return Replay(
+            "structured",
+            attributes.get("function"),
+            attributes.get("reason"),
+            problem="neither a structured dead letter nor one forwarded by Pub/Sub",
+        )
     return plan_structured(body, attributes, topics, load_event)
 
 
@@ -206,10 +232,19 @@ def read_stored_event(uri: str) -> Any:
     return json.loads(client.bucket(bucket).blob(name).download_as_bytes(timeout=60))
 
 
-def run(subscriber: Any, publisher: Any, subscription: str, topics: Mapping[str, str], *,
-        filters: Filters = Filters(), dry_run: bool = False, limit: int | None = None,
-        out: Callable[[str], None] = print, pull_timeout: float = 5.0,
-        load_event: Callable[[str], Any] = read_stored_event) -> Summary:
+def run(
+    subscriber: Any,
+    publisher: Any,
+    subscription: str,
+    topics: Mapping[str, str],
+    *,
+    filters: Filters = Filters(),
+    dry_run: bool = False,
+    limit: int | None = None,
+    out: Callable[[str], None] = print,
+    pull_timeout: float = 5.0,
+    load_event: Callable[[str], Any] = read_stored_event,
+) -> Summary:
     """Pull the dead-letter subscription until it has nothing new; replay what matches.
 
     Pulls in batches; a message seen before in this run (a lease that expired) is only held.
@@ -235,8 +270,9 @@ def run(subscriber: Any, publisher: Any, subscription: str, topics: Mapping[str,
             received = list(response.received_messages)
             if not received:
                 break
-            subscriber.modify_ack_deadline(subscription=subscription, ack_ids=[r.ack_id for r in received],
-                                           ack_deadline_seconds=LEASE_SECONDS)
+            subscriber.modify_ack_deadline(
+                subscription=subscription, ack_ids=[r.ack_id for r in received], ack_deadline_seconds=LEASE_SECONDS
+            )
             new = 0
             for item in received:
                 full = limit is not None and summary.replayed + summary.would_replay >= limit
@@ -245,8 +281,19 @@ def run(subscriber: Any, publisher: Any, subscription: str, topics: Mapping[str,
                     continue
                 seen.add(item.message.message_id)
                 new += 1
-                if not _one(item, subscriber, publisher, subscription, topics, filters, dry_run, out, summary,
-                            topic_of, load_event):
+                if not _one(
+                    item,
+                    subscriber,
+                    publisher,
+                    subscription,
+                    topics,
+                    filters,
+                    dry_run,
+                    out,
+                    summary,
+                    topic_of,
+                    load_event,
+                ):
                     held.append(item.ack_id)
             if not new:
                 break
@@ -259,16 +306,29 @@ def _nack(subscriber: Any, subscription: str, ack_ids: list[str]) -> None:
     """Give the kept dead letters back now; if that fails their lease ends within LEASE_SECONDS anyway."""
     for start in range(0, len(ack_ids), 1000):
         try:
-            subscriber.modify_ack_deadline(subscription=subscription, ack_ids=ack_ids[start:start + 1000],
-                                           ack_deadline_seconds=0)
+            subscriber.modify_ack_deadline(
+                subscription=subscription, ack_ids=ack_ids[start : start + 1000], ack_deadline_seconds=0
+            )
         except Exception as exc:  # noqa: BLE001 - an expired ack id; the message comes back regardless
-            print(f"replay: nack failed ({type(exc).__name__}: {exc}); kept dead letters return "
-                  f"within {LEASE_SECONDS} s", file=sys.stderr)
+            print(
+                f"replay: nack failed ({type(exc).__name__}: {exc}); kept dead letters return within {LEASE_SECONDS} s",
+                file=sys.stderr,
+            )
 
 
-def _one(item: Any, subscriber: Any, publisher: Any, subscription: str, topics: Mapping[str, str],
-         filters: Filters, dry_run: bool, out: Callable[[str], None], summary: Summary,
-         topic_of: Callable[[str], str], load_event: Callable[[str], Any]) -> bool:
+def _one(
+    item: Any,
+    subscriber: Any,
+    publisher: Any,
+    subscription: str,
+    topics: Mapping[str, str],
+    filters: Filters,
+    dry_run: bool,
+    out: Callable[[str], None],
+    summary: Summary,
+    topic_of: Callable[[str], str],
+    load_event: Callable[[str], Any],
+) -> bool:
     """Replay one pulled dead letter; True when it was acked (replayed), False to keep it."""
     message = item.message
     replay = plan(bytes(message.data), dict(message.attributes), topics, topic_of, load_event)
@@ -285,7 +345,8 @@ def _one(item: Any, subscriber: Any, publisher: Any, subscription: str, topics: 
         return False
     try:
         new_id = publisher.publish(replay.topic, replay.data, **replay.attributes).result(
-            timeout=PUBLISH_TIMEOUT_SECONDS)
+            timeout=PUBLISH_TIMEOUT_SECONDS
+        )
     except Exception as exc:  # noqa: BLE001 - kept for the next replay, reported, the run goes on
         summary.failed += 1
         out(f"failed {replay.describe()} (dead letter {message.message_id}): {type(exc).__name__}: {exc}")

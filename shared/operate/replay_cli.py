@@ -22,14 +22,19 @@ def main(argv: list[str] | None = None) -> int:
     """The CLI: locally through `./local_emulator.sh replay`, in Google Cloud as the README shows."""
     import argparse
 
-    parser = argparse.ArgumentParser(prog="python -m shared.operate.replay_cli", description="Replay dead letters to their topics.")
+    parser = argparse.ArgumentParser(
+        prog="python -m shared.operate.replay_cli", description="Replay dead letters to their topics."
+    )
     parser.add_argument("--project", default=os.environ.get("GCP_PROJECT"), help="default: $GCP_PROJECT")
     parser.add_argument("--subscription", required=True, help="the dead-letter subscription (id or full path)")
     parser.add_argument("--ingest-topic", default=os.environ.get("INGEST_TOPIC"), help="default: $INGEST_TOPIC")
     parser.add_argument("--backfill-topic", default=os.environ.get("BACKFILL_TOPIC"), help="default: $BACKFILL_TOPIC")
     parser.add_argument("--reason", help="only dead letters of this reason (source_not_found, ...)")
-    parser.add_argument("--function", help="only these: ingest, backfill, load_bigquery, load_postgres "
-                                           "(or a platform dead letter's source subscription)")
+    parser.add_argument(
+        "--function",
+        help="only these: ingest, backfill, load_bigquery, load_postgres "
+        "(or a platform dead letter's source subscription)",
+    )
     parser.add_argument("--service", help="only this service")
     parser.add_argument("--date", help="only this date (YYYY-MM-DD)")
     parser.add_argument("--limit", type=int, help="replay at most this many")
@@ -39,18 +44,38 @@ def main(argv: list[str] | None = None) -> int:
         parser.error("--project (or GCP_PROJECT) is required")
     from google.cloud import pubsub_v1
 
-    subscription = args.subscription if args.subscription.startswith("projects/") else \
-        f"projects/{args.project}/subscriptions/{args.subscription}"
-    topics = {k: v for k, v in ((INGEST, _topic(args.ingest_topic, args.project)),
-                                (BACKFILL, _topic(args.backfill_topic, args.project))) if v}
+    subscription = (
+        args.subscription
+        if args.subscription.startswith("projects/")
+        else f"projects/{args.project}/subscriptions/{args.subscription}"
+    )
+    topics = {
+        k: v
+        for k, v in (
+            (INGEST, _topic(args.ingest_topic, args.project)),
+            (BACKFILL, _topic(args.backfill_topic, args.project)),
+        )
+        if v
+    }
     filters = Filters(args.reason, args.function, args.service, args.date)
     subscriber, publisher = pubsub_v1.SubscriberClient(), pubsub_v1.PublisherClient()
     with subscriber:
-        summary = run(subscriber, publisher, subscription, topics, filters=filters, dry_run=args.dry_run,
-                      limit=args.limit, out=lambda line: print(line, flush=True))
-    print(f"replay: {summary.replayed} replayed, {summary.would_replay} would be replayed (dry run), "
-          f"{summary.not_matching} not matching, {summary.not_replayable} not replayable, "
-          f"{summary.failed} failed; everything not replayed stays in {subscription}", file=sys.stderr)
+        summary = run(
+            subscriber,
+            publisher,
+            subscription,
+            topics,
+            filters=filters,
+            dry_run=args.dry_run,
+            limit=args.limit,
+            out=lambda line: print(line, flush=True),
+        )
+    print(
+        f"replay: {summary.replayed} replayed, {summary.would_replay} would be replayed (dry run), "
+        f"{summary.not_matching} not matching, {summary.not_replayable} not replayable, "
+        f"{summary.failed} failed; everything not replayed stays in {subscription}",
+        file=sys.stderr,
+    )
     return 0 if summary.ok else 1
 
 

@@ -20,8 +20,9 @@ project is simply all `missing`. This module is the model: the classification (`
 from __future__ import annotations
 
 import datetime as dt
+from collections.abc import Mapping
 from dataclasses import dataclass, field
-from typing import Any, Mapping
+from typing import Any
 
 from shared.core import ledger as run_ledger
 from shared.core import ledger_read
@@ -45,8 +46,14 @@ STATE_MEANING = {
 }
 
 
-def classify(lake_rows: int | None, bigquery_rows: int | None, postgres_rows: int | None, *,
-             failed: bool = False, stale: bool = False) -> str:
+def classify(
+    lake_rows: int | None,
+    bigquery_rows: int | None,
+    postgres_rows: int | None,
+    *,
+    failed: bool = False,
+    stale: bool = False,
+) -> str:
     """One state from the three counts. `lake_rows is None` means no trips object.
 
     An empty day (the lake object exists with 0 rows, nothing loaded) is
@@ -125,13 +132,22 @@ class DayStatus:
     def as_dict(self) -> dict[str, Any]:
         ledger = self.postgres_loaded
         return {
-            "date": self.date.isoformat(), "service": self.service, "state": self.state,
-            "lake_rows": self.lake_rows, "rejected_rows": self.rejected_rows,
-            "bigquery_rows": self.bigquery_rows, "postgres_rows": self.postgres_rows,
+            "date": self.date.isoformat(),
+            "service": self.service,
+            "state": self.state,
+            "lake_rows": self.lake_rows,
+            "rejected_rows": self.rejected_rows,
+            "bigquery_rows": self.bigquery_rows,
+            "postgres_rows": self.postgres_rows,
             "lake_generation": self.lake_generation,
-            "postgres_loaded": None if ledger is None else {
-                "generation": ledger.generation, "rows": ledger.rows, "object": ledger.object,
-                "loaded_at": ledger.loaded_at.isoformat() if ledger.loaded_at else None},
+            "postgres_loaded": None
+            if ledger is None
+            else {
+                "generation": ledger.generation,
+                "rows": ledger.rows,
+                "object": ledger.object,
+                "loaded_at": ledger.loaded_at.isoformat() if ledger.loaded_at else None,
+            },
             "notes": list(self.notes),
             "run": None if self.run is None else self.run.as_dict(),
             "runs": [r.as_dict() for r in self.runs],
@@ -145,7 +161,7 @@ class StatusReport:
     end: dt.date
     days: list[DayStatus]
     source_urls: dict[str, str] = field(default_factory=dict)
-    generated_at: dt.datetime = field(default_factory=lambda: dt.datetime.now(dt.timezone.utc))
+    generated_at: dt.datetime = field(default_factory=lambda: dt.datetime.now(dt.UTC))
 
     def summary(self) -> dict[str, int]:
         counts = {state: 0 for state in STATES}
@@ -157,10 +173,16 @@ class StatusReport:
         return [day for day in self.days if day.state != COMPLETE]
 
     def as_dict(self) -> dict[str, Any]:
-        return {"service": self.service, "start": self.start.isoformat(), "end": self.end.isoformat(),
-                "generated_at": self.generated_at.isoformat(), "summary": self.summary(),
-                "states": dict(STATE_MEANING), "source_urls": dict(self.source_urls),
-                "dates": [day.as_dict() for day in self.days]}
+        return {
+            "service": self.service,
+            "start": self.start.isoformat(),
+            "end": self.end.isoformat(),
+            "generated_at": self.generated_at.isoformat(),
+            "summary": self.summary(),
+            "states": dict(STATE_MEANING),
+            "source_urls": dict(self.source_urls),
+            "dates": [day.as_dict() for day in self.days],
+        }
 
 
 def date_range(start: dt.date, end: dt.date) -> list[dt.date]:
@@ -168,13 +190,20 @@ def date_range(start: dt.date, end: dt.date) -> list[dt.date]:
     return [start + dt.timedelta(days=i) for i in range((end - start).days + 1)]
 
 
-def build_report(service: str, start: dt.date, end: dt.date, lake: Mapping[dt.date, LakeDay],
-                 bigquery: Mapping[dt.date, int], postgres: Mapping[dt.date, int],
-                 ledger: Mapping[dt.date, LedgerEntry], source_template: str | None = None,
-                 runs: Mapping[dt.date, list[ledger_read.RunRecord]] | None = None,
-                 now: dt.datetime | None = None) -> StatusReport:
+def build_report(
+    service: str,
+    start: dt.date,
+    end: dt.date,
+    lake: Mapping[dt.date, LakeDay],
+    bigquery: Mapping[dt.date, int],
+    postgres: Mapping[dt.date, int],
+    ledger: Mapping[dt.date, LedgerEntry],
+    source_template: str | None = None,
+    runs: Mapping[dt.date, list[ledger_read.RunRecord]] | None = None,
+    now: dt.datetime | None = None,
+) -> StatusReport:
     """Combine what each place holds into one status per date (pure: plain data in, report out)."""
-    now = now or dt.datetime.now(dt.timezone.utc)
+    now = now or dt.datetime.now(dt.UTC)
     days = []
     for day in date_range(start, end):
         held = lake.get(day, LakeDay())
@@ -195,8 +224,22 @@ def build_report(service: str, start: dt.date, end: dt.date, lake: Mapping[dt.da
         if run is not None:
             state = run.outcome
             notes.insert(0, f"{run.describe()}" + (f": {run.error}" if run.error else ""))
-        days.append(DayStatus(service, day, state, held.rows, held.rejected, bq, pg, held.generation,
-                              loaded, notes, ledger_read.latest_by_function(attempts), run))
+        days.append(
+            DayStatus(
+                service,
+                day,
+                state,
+                held.rows,
+                held.rejected,
+                bq,
+                pg,
+                held.generation,
+                loaded,
+                notes,
+                ledger_read.latest_by_function(attempts),
+                run,
+            )
+        )
     urls: dict[str, str] = {}
     if source_template:
         for day in date_range(start, end):

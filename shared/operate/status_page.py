@@ -95,17 +95,23 @@ def _month_table(year: int, month: int, by_date: dict[dt.date, DayStatus]) -> st
                 label = str(day.day) if day.month == month else ""
                 cells.append(f'<td class="day outside">{label}</td>')
                 continue
-            rows_label = _n(status.lake_rows if status.lake_rows is not None else
-                            max(status.bigquery_rows, status.postgres_rows) or None)
+            rows_label = _n(
+                status.lake_rows
+                if status.lake_rows is not None
+                else max(status.bigquery_rows, status.postgres_rows) or None
+            )
             cells.append(
                 f'<td class="day state-{status.state}" data-date="{day.isoformat()}" '
                 f'data-state="{status.state}" title="{escape(hover_text(status))}">'
-                f'<span class="num">{day.day}</span><span class="rows">{rows_label}</span></td>')
+                f'<span class="num">{day.day}</span><span class="rows">{rows_label}</span></td>'
+            )
         rows.append("<tr>" + "".join(cells) + "</tr>")
     head = "".join(f"<th>{d}</th>" for d in WEEKDAYS)
-    return (f'<table class="month" data-month="{year:04d}-{month:02d}">'
-            f"<caption>{calendar.month_name[month]} {year}</caption>"
-            f"<thead><tr>{head}</tr></thead><tbody>{''.join(rows)}</tbody></table>")
+    return (
+        f'<table class="month" data-month="{year:04d}-{month:02d}">'
+        f"<caption>{calendar.month_name[month]} {year}</caption>"
+        f"<thead><tr>{head}</tr></thead><tbody>{''.join(rows)}</tbody></table>"
+    )
 
 
 def render_html(report: StatusReport) -> str:
@@ -115,7 +121,9 @@ def render_html(report: StatusReport) -> str:
     title = f"{report.service} trips: {report.start.isoformat()} to {report.end.isoformat()}"
     legend = "".join(
         f'<li class="key state-{state}" data-state="{state}" data-count="{summary[state]}" '
-        f'title="{escape(STATE_MEANING[state])}">{state}: {summary[state]}</li>' for state in STATES)
+        f'title="{escape(STATE_MEANING[state])}">{state}: {summary[state]}</li>'
+        for state in STATES
+    )
     months = "".join(_month_table(y, m, by_date) for y, m in _months(report.start, report.end))
     attention = _attention_table(report.not_complete())
     return (
@@ -138,11 +146,15 @@ def _attention_table(days: list[DayStatus]) -> str:
         f'<tr data-date="{d.date.isoformat()}"><td>{d.date.isoformat()}</td>'
         f'<td class="state-{d.state}">{escape(d.label)}</td><td class="n">{_n(d.lake_rows)}</td>'
         f'<td class="n">{_n(d.bigquery_rows)}</td><td class="n">{_n(d.postgres_rows)}</td>'
-        f"<td>{escape('; '.join(d.notes))}</td></tr>" for d in shown)
+        f"<td>{escape('; '.join(d.notes))}</td></tr>"
+        for d in shown
+    )
     more = f"<p>and {len(days) - len(shown)} more</p>" if len(days) > len(shown) else ""
-    return ('<table class="attention"><caption>Dates that are not complete</caption>'
-            "<thead><tr><th>date</th><th>state</th><th>lake</th><th>BigQuery</th><th>Postgres</th>"
-            f"<th>notes</th></tr></thead><tbody>{rows}</tbody></table>{more}")
+    return (
+        '<table class="attention"><caption>Dates that are not complete</caption>'
+        "<thead><tr><th>date</th><th>state</th><th>lake</th><th>BigQuery</th><th>Postgres</th>"
+        f"<th>notes</th></tr></thead><tbody>{rows}</tbody></table>{more}"
+    )
 
 
 TEXT_COLUMNS = ("date", "state", "lake", "rejected", "bigquery", "postgres", "notes")
@@ -152,13 +164,23 @@ def render_text(report: StatusReport) -> str:
     """A fixed-width table for terminals (`./local_emulator.sh status START END`)."""
     rows: list[tuple[Any, ...]] = [TEXT_COLUMNS]
     for day in report.days:
-        rows.append((day.date.isoformat(), day.label, _n(day.lake_rows), _n(day.rejected_rows),
-                     _n(day.bigquery_rows), _n(day.postgres_rows), "; ".join(day.notes)))
+        rows.append(
+            (
+                day.date.isoformat(),
+                day.label,
+                _n(day.lake_rows),
+                _n(day.rejected_rows),
+                _n(day.bigquery_rows),
+                _n(day.postgres_rows),
+                "; ".join(day.notes),
+            )
+        )
     widths = [max(len(str(r[i])) for r in rows) for i in range(len(TEXT_COLUMNS) - 1)]
     lines = []
     for row in rows:
-        cells = [str(v).ljust(w) if i < 2 or row is rows[0] else str(v).rjust(w)
-                 for i, (v, w) in enumerate(zip(row, widths))]
+        cells = [
+            str(v).ljust(w) if i < 2 or row is rows[0] else str(v).rjust(w) for i, (v, w) in enumerate(zip(row, widths))
+        ]
         lines.append("  ".join(cells + [str(row[-1])]).rstrip())
     summary = ", ".join(f"{state} {count}" for state, count in report.summary().items() if count)
     header = f"{report.service} {report.start.isoformat()}..{report.end.isoformat()}: {summary}"

@@ -8,11 +8,13 @@ from __future__ import annotations
 
 import datetime as dt
 import os
-from typing import Any, Callable, ContextManager
+from collections.abc import Callable
+from typing import Any, ContextManager
 
 from shared.core import ledger_read, paths
 from shared.core.settings import Settings
 from shared.operate.status import LakeDay, LedgerEntry, StatusReport, build_report
+
 
 def _range_prefix(kind: str, service: str, start: dt.date, end: dt.date) -> str:
     """The narrowest listing prefix covering the range (a year, a month or a decade of days)."""
@@ -55,9 +57,14 @@ def read_lake(bucket: Any, service: str, start: dt.date, end: dt.date) -> dict[d
             generation, written_at = _int(trips.generation), _when(trips)
         elif rejects is not None:
             rejected = _int((rejects.metadata or {}).get("rows_rejected"))
-        days[day] = LakeDay(rows, rejected, generation, written_at,
-                            _when(quarantine) if quarantine is not None else None,
-                            (quarantine.metadata or {}).get("failed_check") if quarantine is not None else None)
+        days[day] = LakeDay(
+            rows,
+            rejected,
+            generation,
+            written_at,
+            _when(quarantine) if quarantine is not None else None,
+            (quarantine.metadata or {}).get("failed_check") if quarantine is not None else None,
+        )
     return days
 
 
@@ -78,10 +85,13 @@ def read_bigquery(client: Any, table: str, start: dt.date, end: dt.date) -> dict
         client.get_table(table)
     except NotFound:
         return {}
-    config = bq.QueryJobConfig(query_parameters=[
-        bq.ScalarQueryParameter("start", "DATE", start), bq.ScalarQueryParameter("end", "DATE", end)])
-    sql = (f"SELECT pickup_date, COUNT(*) AS n FROM `{table}` "
-           "WHERE pickup_date BETWEEN @start AND @end GROUP BY pickup_date")
+    config = bq.QueryJobConfig(
+        query_parameters=[bq.ScalarQueryParameter("start", "DATE", start), bq.ScalarQueryParameter("end", "DATE", end)]
+    )
+    sql = (
+        f"SELECT pickup_date, COUNT(*) AS n FROM `{table}` "
+        "WHERE pickup_date BETWEEN @start AND @end GROUP BY pickup_date"
+    )
     try:
         rows = client.query(sql, job_config=config).result(timeout=120)
     except NotFound:  # dropped between the two calls
@@ -101,22 +111,27 @@ def _quote(identifier: str) -> str:
     return '"' + identifier.replace('"', '""') + '"'
 
 
-def read_postgres(connection: Any, schema: str, service: str, start: dt.date,
-                  end: dt.date) -> tuple[dict[dt.date, int], dict[dt.date, LedgerEntry]]:
+def read_postgres(
+    connection: Any, schema: str, service: str, start: dt.date, end: dt.date
+) -> tuple[dict[dt.date, int], dict[dt.date, LedgerEntry]]:
     """Rows per pickup_date of `{schema}.{service}_trips`, and the newest ledger entry per date."""
     cursor = connection.cursor()
     trips, loads = f"{_quote(schema)}.{_quote(service + '_trips')}", f"{_quote(schema)}.{_quote('loads')}"
     counts: dict[dt.date, int] = {}
     ledger: dict[dt.date, LedgerEntry] = {}
     if _exists(cursor, trips):
-        cursor.execute(f"SELECT pickup_date, count(*) FROM {trips} WHERE pickup_date BETWEEN %s AND %s "
-                       "GROUP BY pickup_date", (start, end))
+        cursor.execute(
+            f"SELECT pickup_date, count(*) FROM {trips} WHERE pickup_date BETWEEN %s AND %s GROUP BY pickup_date",
+            (start, end),
+        )
         counts = {_as_date(day): int(n) for day, n in cursor.fetchall()}
     if _exists(cursor, loads):
         cursor.execute(
             f'SELECT DISTINCT ON (pickup_date) pickup_date, generation::text, "rows", object, loaded_at '
             f"FROM {loads} WHERE service = %s AND pickup_date BETWEEN %s AND %s "
-            "ORDER BY pickup_date, loaded_at DESC", (service, start, end))
+            "ORDER BY pickup_date, loaded_at DESC",
+            (service, start, end),
+        )
         for day, generation, rows, name, loaded_at in cursor.fetchall():
             ledger[_as_date(day)] = LedgerEntry(generation, _int(rows), name, loaded_at)
     connection.rollback()  # read-only: end the transaction, hold no snapshot
@@ -128,9 +143,16 @@ def _exists(cursor: Any, relation: str) -> bool:
     return bool(cursor.fetchone()[0])
 
 
-def report(service: str, start: dt.date, end: dt.date, settings: Settings, *,
-           bucket: Any = None, bigquery_client: Any = None,
-           connection: Callable[[Settings], ContextManager[Any]] | None = None) -> StatusReport:
+def report(
+    service: str,
+    start: dt.date,
+    end: dt.date,
+    settings: Settings,
+    *,
+    bucket: Any = None,
+    bigquery_client: Any = None,
+    connection: Callable[[Settings], ContextManager[Any]] | None = None,
+) -> StatusReport:
     """Read all three places for (service, start..end) and classify every date.
 
     Postgres is reached through `shared.core.pg` (Cloud SQL connector or direct, pooled).
@@ -139,10 +161,13 @@ def report(service: str, start: dt.date, end: dt.date, settings: Settings, *,
 
     bucket = bucket if bucket is not None else clients.storage().bucket(settings.lake_bucket)
     lake = read_lake(bucket, service, start, end)
-    bigquery = read_bigquery(bigquery_client if bigquery_client is not None else clients.bigquery(),
-                             bigquery_table(settings, service), start, end)
+    bigquery = read_bigquery(
+        bigquery_client if bigquery_client is not None else clients.bigquery(),
+        bigquery_table(settings, service),
+        start,
+        end,
+    )
     runs = ledger_read.read_runs(bucket, service, start, end)
     with (connection or pg.connection)(settings) as conn:
         postgres, loads = read_postgres(conn, settings.pg_schema, service, start, end)
     return build_report(service, start, end, lake, bigquery, postgres, loads, settings.source_url_template, runs)
-

@@ -7,8 +7,9 @@ is a structured 400 naming the field, not a silent default or an unbounded read.
 from __future__ import annotations
 
 import datetime as dt
+from collections.abc import Mapping
 from dataclasses import dataclass
-from typing import Any, Mapping
+from typing import Any
 
 from shared.core.errors import ValidationError
 from shared.core.messages import parse_date, parse_service, today_in_new_york
@@ -29,8 +30,11 @@ def parse_status_request(fields: Mapping[str, Any], max_dates: int, now: dt.date
     """service (default yellow), start and end (inclusive, required), format json|html|text."""
     unknown = sorted(set(fields) - STATUS_KEYS)
     if unknown:
-        raise ValidationError(f"unknown key {unknown[0]!r}; allowed: {', '.join(sorted(STATUS_KEYS))}",
-                              field=unknown[0], value=fields[unknown[0]])
+        raise ValidationError(
+            f"unknown key {unknown[0]!r}; allowed: {', '.join(sorted(STATUS_KEYS))}",
+            field=unknown[0],
+            value=fields[unknown[0]],
+        )
     service = parse_service(fields.get("service", "yellow"))
     for key in ("start", "end"):
         if key not in fields:
@@ -47,5 +51,3 @@ def parse_status_request(fields: Mapping[str, Any], max_dates: int, now: dt.date
     if fmt not in FORMATS:
         raise ValidationError(f"must be one of {', '.join(FORMATS)}", field="format", value=fmt)
     return StatusRequest(service, start, end, fmt)
-
-

@@ -24,8 +24,9 @@ import json
 import os
 import re
 import sys
+from collections.abc import Iterator
 from pathlib import Path
-from typing import Any, Iterator
+from typing import Any
 
 import pytest
 
@@ -147,8 +148,9 @@ class Instance:
             return value
         if match.group(1) is None:
             return self.each
-        assert isinstance(self.each, dict) and match.group(1) in self.each, \
+        assert isinstance(self.each, dict) and match.group(1) in self.each, (
             f"{self.address}: each.value.{match.group(1)} is not set in its for_each map"
+        )
         return self.each[match.group(1)]
 
     def selects(self, for_each: Any) -> bool:
@@ -167,8 +169,9 @@ class Instance:
                 continue
             equal = re.fullmatch(r"each\.value\.(\w+)==(\w+)", part)
             member = re.fullmatch(r"contains\(each\.value\.(\w+),(\w+)\)", part)
-            assert (equal or member) and self.key is not None, \
+            assert (equal or member) and self.key is not None, (
                 f"{self.address}: cannot read the dynamic block condition {for_each!r}"
+            )
             if equal:
                 selected &= str(self.value(f"${{each.value.{equal.group(1)}}}")) == equal.group(2)
             else:
@@ -282,8 +285,9 @@ def functions(config: Config) -> list[Instance]:
     """Every deployed function: each instance of each function resource."""
     found = config.instances(FUNCTION_TYPE)
     for fn in found:
-        assert fn.key is not None or "for_each" not in fn.body, \
+        assert fn.key is not None or "for_each" not in fn.body, (
             f"{fn.address}: for_each must be a literal map, or a local holding one, for these checks to read it"
+        )
     return found
 
 
@@ -372,8 +376,9 @@ def test_event_triggers_retry_and_http_functions_have_none(config, entry_point):
     assert triggers, f"{fn.address} is an event function and needs an event_trigger"
     for trigger in triggers:
         assert attr(trigger, "retry_policy") == "RETRY_POLICY_RETRY", f"{fn.address}: event trigger must retry"
-        assert references(attr(trigger, "service_account_email"), "google_service_account"), \
+        assert references(attr(trigger, "service_account_email"), "google_service_account"), (
             f"{fn.address}: the trigger must run as a declared service account"
+        )
 
 
 @pytest.mark.parametrize("entry_point", ENTRY_POINTS)
@@ -385,7 +390,9 @@ def test_only_http_functions_accept_outside_calls(config, entry_point):
     if entry_point in HTTP_ENTRY_POINTS:
         assert ingress in ("ALLOW_ALL", "ALLOW_INTERNAL_ONLY", "ALLOW_INTERNAL_AND_GCLB"), f"{fn.address}: {ingress!r}"
     else:
-        assert ingress == "ALLOW_INTERNAL_ONLY", f"{fn.address} is an event function: ingress must be ALLOW_INTERNAL_ONLY"
+        assert ingress == "ALLOW_INTERNAL_ONLY", (
+            f"{fn.address} is an event function: ingress must be ALLOW_INTERNAL_ONLY"
+        )
 
 
 @pytest.mark.parametrize("entry_point,topic", [("ingest", "ingest"), ("backfill", "backfill")])
@@ -407,11 +414,13 @@ def test_loaders_trigger_on_lake_finalize_in_the_bucket_location(config, entry_p
     assert len(triggers) == 1
     (trigger,) = triggers
     assert attr(trigger, "event_type") == "google.cloud.storage.object.v1.finalized"
-    assert "google_storage_bucket.lake.location" in str(attr(trigger, "trigger_region")), \
+    assert "google_storage_bucket.lake.location" in str(attr(trigger, "trigger_region")), (
         "the GCS trigger must be created in the lake bucket's location"
+    )
     filters = {attr(f, "attribute"): attr(f, "value") for f in blocks(trigger, "event_filters")}
-    assert references(filters.get("bucket"), "google_storage_bucket") == ["lake"], \
+    assert references(filters.get("bucket"), "google_storage_bucket") == ["lake"], (
         f"the GCS trigger must filter on the lake bucket, got {filters}"
+    )
 
 
 def test_pubsub_loader_wiring_has_dead_letter_policy(config):
@@ -429,8 +438,11 @@ def test_pubsub_loader_wiring_has_dead_letter_policy(config):
 
 
 def test_dead_letters_are_retained_for_inspection(config):
-    subs = [s for s in config.of_type("google_pubsub_subscription")
-            if references(attr(s.body, "topic"), "google_pubsub_topic") == ["dead_letter"]]
+    subs = [
+        s
+        for s in config.of_type("google_pubsub_subscription")
+        if references(attr(s.body, "topic"), "google_pubsub_topic") == ["dead_letter"]
+    ]
     assert subs, "a subscription must keep the dead letters"
     assert any(attr(s.body, "message_retention_duration") for s in subs)
 
@@ -522,14 +534,20 @@ def test_staging_manifests_go_before_the_files_they_name(config):
 def test_source_zip_leaves_out_dev_trees_and_is_named_by_its_hash(config):
     text = (TF_DIR / "storage.tf").read_text()
     parsed = hcl2.loads(text)
-    archives = [body for group in parsed.get("data", []) for type_, named in group.items()
-                if _unquote(type_) == "archive_file" for body in named.values()]
+    archives = [
+        body
+        for group in parsed.get("data", [])
+        for type_, named in group.items()
+        if _unquote(type_) == "archive_file"
+        for body in named.values()
+    ]
     assert len(archives) == 1, "one archive_file zips the function source"
     excludes = set(attr(archives[0], "excludes") or [])
     assert {".git", ".venv", ".state", "tests", "infra", "bench", "local"} <= excludes, sorted(excludes)
     objects = [o for o in config.of_type("google_storage_bucket_object")]
-    assert objects and all("data.archive_file." in str(attr(o.body, "name")) for o in objects), \
+    assert objects and all("data.archive_file." in str(attr(o.body, "name")) for o in objects), (
         "the source object's name must carry the archive hash so a code change redeploys"
+    )
 
 
 # --- IAM ----------------------------------------------------------------------------------------------------------
@@ -550,8 +568,9 @@ def test_no_primitive_or_public_grants(config):
     assert len(grants) >= 20, "expected the per-function grants in iam.tf"
     for grant in grants:
         role = grant.value(attr(grant.body, "role"))
-        assert isinstance(role, str) and role.startswith("roles/"), \
+        assert isinstance(role, str) and role.startswith("roles/"), (
             f"{grant.address}: write the role as a literal predefined role (in the resource or its literal for_each map) so it can be audited, got {role!r}"
+        )
         assert role not in PRIMITIVE_ROLES, f"{grant.address} grants the primitive role {role}"
         member = str(grant.value(attr(grant.body, "member")))
         assert not any(p in member for p in PUBLIC_MEMBERS), f"{grant.address} grants {role} to the public"
@@ -571,8 +590,9 @@ def known_setting_vars() -> set[str]:
 def env_concerns(config: Config) -> dict[str, dict[str, Any]]:
     """local.env: the environment variables by concern, each a literal map."""
     groups = attr(config.locals, "env")
-    assert isinstance(groups, dict) and all(isinstance(g, dict) for g in groups.values()), \
+    assert isinstance(groups, dict) and all(isinstance(g, dict) for g in groups.values()), (
         f"local.env must be a literal map of literal maps (concern => variables), got {groups!r}"
+    )
     return groups
 
 
@@ -586,9 +606,10 @@ def merged_env(config: Config, fn: Instance, expression: Any) -> dict[str, Any]:
     for term in [concerns_term, *extra_terms]:
         rest = rest.replace(term.group(0), "") if term else rest
     rest = rest.replace("local.env.common", "")
-    assert concerns_term and "local.env.common" in text and re.fullmatch(r"\$\{merge\(,*\)\}", rest), \
-        f"{fn.address}: cannot read environment_variables {expression!r}; write merge(local.env.common, " \
+    assert concerns_term and "local.env.common" in text and re.fullmatch(r"\$\{merge\(,*\)\}", rest), (
+        f"{fn.address}: cannot read environment_variables {expression!r}; write merge(local.env.common, "
         "<optional contains(each.value.env, ...) terms>, [for c in each.value.env : local.env[c]]...)"
+    )
     groups = env_concerns(config)
     listed = fn.value("${each.value.env}")
     assert isinstance(listed, list), f"{fn.address}: each.value.env must be a literal list of concerns, got {listed!r}"
@@ -661,13 +682,16 @@ def test_password_only_from_secret_manager(config):
         assert "PG_PASSWORD" not in env, f"{fn.address}: PG_PASSWORD must come from Secret Manager"
 
 
-@pytest.mark.parametrize("name,type_,target", [
-    ("LAKE_BUCKET", "google_storage_bucket", "lake"),
-    ("DEAD_LETTER_TOPIC", "google_pubsub_topic", "dead_letter"),
-    ("INGEST_TOPIC", "google_pubsub_topic", "ingest"),
-    ("BQ_DATASET", "google_bigquery_dataset", None),
-    ("CLOUD_SQL_INSTANCE", "google_sql_database_instance", None),
-])
+@pytest.mark.parametrize(
+    "name,type_,target",
+    [
+        ("LAKE_BUCKET", "google_storage_bucket", "lake"),
+        ("DEAD_LETTER_TOPIC", "google_pubsub_topic", "dead_letter"),
+        ("INGEST_TOPIC", "google_pubsub_topic", "ingest"),
+        ("BQ_DATASET", "google_bigquery_dataset", None),
+        ("CLOUD_SQL_INSTANCE", "google_sql_database_instance", None),
+    ],
+)
 def test_settings_point_at_the_declared_resources(config, name, type_, target):
     checked = 0
     for fn in functions(config):
@@ -752,8 +776,13 @@ def test_every_reference_is_declared(config):
     """What `terraform validate` would catch first, checked without the providers: a typo in a name."""
     text = _tf_text_without_comments()
     parsed_data = [hcl2.loads(p.read_text()).get("data", []) for p in TF_DIR.glob("*.tf")]
-    data_sources = {f"{_unquote(t)}.{_unquote(n)}" for groups in parsed_data for g in groups
-                    for t, named in g.items() for n in named}
+    data_sources = {
+        f"{_unquote(t)}.{_unquote(n)}"
+        for groups in parsed_data
+        for g in groups
+        for t, named in g.items()
+        for n in named
+    }
     declared = {r.address for r in config.resources}
     missing = set()
     for name in set(re.findall(r"\bvar\.([A-Za-z_][\w-]*)", text)):
@@ -798,9 +827,15 @@ def test_google_provider_stays_on_the_checked_major():
 
 ALERT_TYPE = "google_monitoring_alert_policy"
 LOG_METRIC_TYPE = "google_logging_metric"
-MONITORING_VARIABLES = ("alert_notification_channels", "alert_email", "function_error_ratio_threshold",
-                        "freshness_deadline_hour_utc", "sql_disk_utilization_threshold", "sql_max_connections",
-                        "sql_connections_alert_ratio")
+MONITORING_VARIABLES = (
+    "alert_notification_channels",
+    "alert_email",
+    "function_error_ratio_threshold",
+    "freshness_deadline_hour_utc",
+    "sql_disk_utilization_threshold",
+    "sql_max_connections",
+    "sql_connections_alert_ratio",
+)
 
 
 def _flat(value: Any) -> str:
@@ -821,8 +856,9 @@ def test_every_alert_notifies_the_configured_channels(config):
     alerts = config.of_type(ALERT_TYPE)
     assert len(alerts) >= 5, "alerts: dead-letter backlog, function errors, freshness, Cloud SQL disk and connections"
     for alert in alerts:
-        assert attr(alert.body, "notification_channels") == "${local.notification_channels}", \
+        assert attr(alert.body, "notification_channels") == "${local.notification_channels}", (
             f"{alert.address} must notify local.notification_channels"
+        )
         assert attr(alert.body, "combiner") == "OR" and blocks(alert.body, "documentation"), alert.address
     channels = _flat(_local(config, "notification_channels"))
     assert "var.alert_notification_channels" in channels
@@ -841,14 +877,23 @@ def test_function_logs_are_the_functions_stdout_on_cloud_run(config):
         assert attr(fn.body, "name") == "${local.function_names[each.key]}", fn.address
 
 
-@pytest.mark.parametrize("name,fragments,source", [
-    ("partition_written", ["jsonPayload.function=ingest", "jsonPayload.message=~^partition written"],
-     ("ingest/day.py", '"partition written')),
-    ("day_loaded", ["local.loader_success_messages", "jsonPayload.function=", "jsonPayload.message="],
-     None),
-    ("dead_lettered", ["severity=ERROR", "rejected the event: "], ("core/runtime.py", "rejected the event: ")),
-    ("retried", ["severity=WARNING", "failed, will be retried: "], ("core/runtime.py", "failed, will be retried: ")),
-])
+@pytest.mark.parametrize(
+    "name,fragments,source",
+    [
+        (
+            "partition_written",
+            ["jsonPayload.function=ingest", "jsonPayload.message=~^partition written"],
+            ("ingest/day.py", '"partition written'),
+        ),
+        ("day_loaded", ["local.loader_success_messages", "jsonPayload.function=", "jsonPayload.message="], None),
+        ("dead_lettered", ["severity=ERROR", "rejected the event: "], ("core/runtime.py", "rejected the event: ")),
+        (
+            "retried",
+            ["severity=WARNING", "failed, will be retried: "],
+            ("core/runtime.py", "failed, will be retried: "),
+        ),
+    ],
+)
 def test_log_filters_match_what_the_code_logs(config, name, fragments, source):
     filters = _local(config, "log_filters")
     assert name in filters, f"local.log_filters.{name} is not declared"
@@ -908,8 +953,9 @@ def test_dashboard_shows_every_log_metric_and_the_backlog(config):
     assert "local.dashboard_widgets" in _flat(attr(dashboard.body, "dashboard_json"))
     widgets = _flat(_local(config, "dashboard_widgets"))
     for name in LOG_METRICS:
-        assert f"google_logging_metric.{name}.name" in widgets or f"local.promql.{name}" in widgets, \
+        assert f"google_logging_metric.{name}.name" in widgets or f"local.promql.{name}" in widgets, (
             f"the dashboard does not chart google_logging_metric.{name}"
+        )
     assert "google_pubsub_subscription.dead_letter.name" in widgets and "num_undelivered_messages" in widgets
     assert "run.googleapis.com/request_count" in widgets, "function errors: Cloud Run's 5xx responses"
     promql = _flat(_local(config, "promql"))
@@ -939,11 +985,19 @@ def test_freshness_alerts_cover_each_loader_and_service(config):
     alert = config.get(ALERT_TYPE, "freshness")
     assert attr(alert.body, "for_each") == "${local.freshness}"
     freshness = _flat(_local(config, "freshness"))
-    assert "var.freshness_deadline_hour_utc == None" in freshness or "var.freshness_deadline_hour_utc == null" in freshness
+    assert (
+        "var.freshness_deadline_hour_utc == None" in freshness or "var.freshness_deadline_hour_utc == null" in freshness
+    )
     assert "setproduct(local.loaders,var.services)" in re.sub(r"\s+", "", freshness)
     (condition,) = _conditions(alert)
-    for fragment in ("local.promql.days_loaded", "each.value.function", "each.value.service", "[24h]",
-                     "orvector(0)", "hour()>=${var.freshness_deadline_hour_utc}"):
+    for fragment in (
+        "local.promql.days_loaded",
+        "each.value.function",
+        "each.value.service",
+        "[24h]",
+        "orvector(0)",
+        "hour()>=${var.freshness_deadline_hour_utc}",
+    ):
         assert fragment in re.sub(r"\s+", "", condition), f"freshness query must contain {fragment!r}"
 
 
@@ -957,15 +1011,17 @@ def test_cloud_sql_alerts_watch_this_instance(config):
     assert "local.sql_database_id" in disk and "local.sql_database_id" in connections
     assert "google_sql_database_instance.postgres.name" in _flat(_local(config, "sql_database_id"))
     assert "var.sql_connections_alert_ratio" in _flat(_local(config, "sql_connections_threshold"))
-    assert "precondition" in _flat(connections_alert.body.get("lifecycle")), \
+    assert "precondition" in _flat(connections_alert.body.get("lifecycle")), (
         "an unknown max_connections must stop the plan, not make a threshold of null"
+    )
 
 
 @pytest.mark.parametrize("name", MONITORING_VARIABLES)
 def test_monitoring_variables_are_validated(config, name):
     assert name in config.variables, f"variable {name} is not declared"
-    assert blocks(config.variables[name], "validation") or attr(config.variables[name], "validation"), \
+    assert blocks(config.variables[name], "validation") or attr(config.variables[name], "validation"), (
         f"variable {name} needs a validation block"
+    )
 
 
 def test_monitoring_apis_are_enabled(config):

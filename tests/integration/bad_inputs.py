@@ -19,7 +19,8 @@ Targets:
 from __future__ import annotations
 
 import json
-from dataclasses import dataclass, field as dataclass_field
+from dataclasses import dataclass
+from dataclasses import field as dataclass_field
 from typing import Any
 
 FUTURE = "9999-12-31"
@@ -59,8 +60,9 @@ def js(value: Any) -> bytes:
     return json.dumps(value).encode()
 
 
-def _ingest(name: str, field: str, body: Any = None, attributes: dict[str, str] | None = None,
-            raw: bytes | None = None) -> Message:
+def _ingest(
+    name: str, field: str, body: Any = None, attributes: dict[str, str] | None = None, raw: bytes | None = None
+) -> Message:
     data = raw if raw is not None else (None if body is None else js(body))
     return Message(name, "ingest", field, data, attributes or {})
 
@@ -104,8 +106,13 @@ def _backfill_cases(target: str) -> list[Message]:
     else:
         cases += [
             Message("backfill_http: body and query parameters", target, "body", js(ok)),  # params added below
-            Message("backfill_http: GET with an unknown parameter", target, "url", None,
-                    params={"start": "2021-01-01", "end": "2021-01-02", "url": "file:///etc/passwd"}),
+            Message(
+                "backfill_http: GET with an unknown parameter",
+                target,
+                "url",
+                None,
+                params={"start": "2021-01-01", "end": "2021-01-02", "url": "file:///etc/passwd"},
+            ),
             Message("backfill_http: ~1 MB body", target, "body", b"[" + b" " * 1_000_000 + b"]"),
         ]
     return cases
@@ -141,7 +148,7 @@ INGEST: list[Message] = [
     _ingest("ingest: date a list", "date", {"date": ["2021-01-15"]}),
     _ingest("ingest: date a nested object", "date", {"date": {"year": 2021, "month": 1, "day": 15}}),
     _ingest("ingest: full-width digits", "date", {"date": "２０２１-０１-１５"}),
-    _ingest("ingest: emoji date", "date", {"date": "2021-01-15\U0001F695"}),
+    _ingest("ingest: emoji date", "date", {"date": "2021-01-15\U0001f695"}),
     _ingest("ingest: huge date string", "date", {"date": "2" * 200_000}),
     _ingest("ingest: ~1 MB body", "date", {"date": "9" * 1_000_000}),
     _ingest("ingest: unknown service", "service", {"date": "2021-01-15", "service": "purple"}),
@@ -156,10 +163,10 @@ INGEST: list[Message] = [
     _ingest("ingest: attributes only, bad date", "date", attributes={"date": "2021-02-30"}),
     _ingest("ingest: attributes only, url", "url", attributes={"url": "http://evil.example/x.parquet"}),
     _ingest("ingest: attributes only, bad force", "force", attributes={"date": "2021-01-15", "force": "1"}),
-    _ingest("ingest: date attribute beside a body", "attributes.date", {"date": "2021-01-15"},
-            {"date": "2021-01-16"}),
-    _ingest("ingest: url attribute beside a body", "attributes.url", {"date": "2021-01-15"},
-            {"url": "http://evil.example/"}),
+    _ingest("ingest: date attribute beside a body", "attributes.date", {"date": "2021-01-15"}, {"date": "2021-01-16"}),
+    _ingest(
+        "ingest: url attribute beside a body", "attributes.url", {"date": "2021-01-15"}, {"url": "http://evil.example/"}
+    ),
 ]
 
 STATUS: list[Message] = [
@@ -167,24 +174,42 @@ STATUS: list[Message] = [
     Message("status: GET impossible date", "status", "end", params={"start": "2021-02-01", "end": "2021-02-30"}),
     Message("status: GET 0000-01-01", "status", "start", params={"start": "0000-01-01", "end": "2021-01-02"}),
     Message("status: GET 9999-12-31", "status", "end", params={"start": "2021-01-01", "end": FUTURE}),
-    Message("status: GET before yellow existed", "status", "start", params={"start": "2008-01-01", "end": "2009-01-02"}),
+    Message(
+        "status: GET before yellow existed", "status", "start", params={"start": "2008-01-01", "end": "2009-01-02"}
+    ),
     Message("status: GET ISO week date", "status", "start", params={"start": "2021-W45-5", "end": "2021-12-01"}),
     Message("status: GET reversed", "status", "start", params={"start": "2021-02-01", "end": "2021-01-01"}),
     Message("status: GET too long", "status", "end", params={"start": "2009-01-01", "end": "2021-01-01"}),
-    Message("status: GET unknown format", "status", "format", params={"start": "2021-01-01", "end": "2021-01-02",
-                                                                     "format": "xml"}),
-    Message("status: GET unknown service", "status", "service", params={"service": "purple", "start": "2021-01-01",
-                                                                       "end": "2021-01-02"}),
-    Message("status: GET unknown key", "status", "url", params={"start": "2021-01-01", "end": "2021-01-02",
-                                                               "url": "http://x/"}),
+    Message(
+        "status: GET unknown format",
+        "status",
+        "format",
+        params={"start": "2021-01-01", "end": "2021-01-02", "format": "xml"},
+    ),
+    Message(
+        "status: GET unknown service",
+        "status",
+        "service",
+        params={"service": "purple", "start": "2021-01-01", "end": "2021-01-02"},
+    ),
+    Message(
+        "status: GET unknown key",
+        "status",
+        "url",
+        params={"start": "2021-01-01", "end": "2021-01-02", "url": "http://x/"},
+    ),
     Message("status: GET huge value", "status", "start", params={"start": "9" * 3_000, "end": "2021-01-02"}),
     Message("status: POST not json", "status", "body", b"start=2021-01-01&end=2021-01-02"),
     Message("status: POST json array", "status", "body", js(["2021-01-01", "2021-01-02"])),
     Message("status: POST nested date", "status", "start", js({"start": {"d": "2021-01-01"}, "end": "2021-01-02"})),
     Message("status: POST date as a number", "status", "end", js({"start": "2021-01-01", "end": 20210102})),
     Message("status: POST deeply nested", "status", "body", b"[" * 50_000 + b"]" * 50_000),
-    Message("status: POST unicode service", "status", "service", js({"service": "yellów", "start": "2021-01-01",
-                                                                    "end": "2021-01-02"})),
+    Message(
+        "status: POST unicode service",
+        "status",
+        "service",
+        js({"service": "yellów", "start": "2021-01-01", "end": "2021-01-02"}),
+    ),
 ]
 
 MESSAGES: list[Message] = INGEST + _backfill_cases("backfill") + STATUS + _backfill_cases("backfill_http")
@@ -204,22 +229,49 @@ ABSENT_PARTITION = "trips/yellow/pickup_date=2011-03-08/data.parquet"
 def _resource(name: str = f"trips/yellow/pickup_date={REAL}/data.parquet", **change: Any) -> dict[str, Any]:
     """An object resource (JSON API, numbers as strings) with `change` applied; None removes a key.
     The bucket is filled in by the test (`{lake}`)."""
-    resource = {"bucket": "{lake}", "name": name, "generation": "1700000000000001", "metageneration": "1",
-                "size": "1234", "contentType": "application/vnd.apache.parquet", "metadata": {}}
+    resource = {
+        "bucket": "{lake}",
+        "name": name,
+        "generation": "1700000000000001",
+        "metageneration": "1",
+        "size": "1234",
+        "contentType": "application/vnd.apache.parquet",
+        "metadata": {},
+    }
     resource.update(change)
     return {k: v for k, v in resource.items() if v is not None}
 
 
-NOTIFY = {"eventType": "OBJECT_FINALIZE", "payloadFormat": "JSON_API_V1", "bucketId": "{lake}",
-          "objectId": f"trips/yellow/pickup_date={REAL}/data.parquet", "objectGeneration": "1700000000000001"}
+NOTIFY = {
+    "eventType": "OBJECT_FINALIZE",
+    "payloadFormat": "JSON_API_V1",
+    "bucketId": "{lake}",
+    "objectId": f"trips/yellow/pickup_date={REAL}/data.parquet",
+    "objectGeneration": "1700000000000001",
+}
 
 EVENTS: list[Event] = [
-    Event("write: garbage bytes as a partition", "write", "object", object_name=GARBAGE_PARTITION,
-          content=b"PAR1 this is not parquet " * 40),
-    Event("write: partition named another file", "write", "name", object_name=BAD_NAMES["another file name"],
-          content=b"PAR1"),
-    Event("write: an object outside trips/", "write", ignored="not_trips", object_name="corpus/notes-{run}.txt",
-          content=b"not a partition"),
+    Event(
+        "write: garbage bytes as a partition",
+        "write",
+        "object",
+        object_name=GARBAGE_PARTITION,
+        content=b"PAR1 this is not parquet " * 40,
+    ),
+    Event(
+        "write: partition named another file",
+        "write",
+        "name",
+        object_name=BAD_NAMES["another file name"],
+        content=b"PAR1",
+    ),
+    Event(
+        "write: an object outside trips/",
+        "write",
+        ignored="not_trips",
+        object_name="corpus/notes-{run}.txt",
+        content=b"not a partition",
+    ),
     Event("finalize: month 13", "finalize", "name", resource=_resource(BAD_NAMES["month 13"])),
     Event("finalize: unknown service", "finalize", "name", resource=_resource(BAD_NAMES["unknown service"])),
     Event("finalize: object that does not exist", "finalize", "name", resource=_resource(ABSENT_PARTITION)),
@@ -231,19 +283,43 @@ EVENTS: list[Event] = [
     Event("finalize: no bucket", "finalize", "data.bucket", resource=_resource(bucket=None)),
     Event("finalize: bucket a list", "finalize", "data.bucket", resource=_resource(bucket=["{lake}"])),
     Event("finalize: metadata a list", "finalize", "data.metadata", resource=_resource(metadata=["rows_written"])),
-    Event("finalize: another bucket", "finalize", ignored="other_bucket",
-          resource=_resource(bucket="someone-elses-bucket")),
+    Event(
+        "finalize: another bucket",
+        "finalize",
+        ignored="other_bucket",
+        resource=_resource(bucket="someone-elses-bucket"),
+    ),
     Event("raw: finalize whose data is a string", "raw", "data", data="trips/yellow/pickup_date=2021-01-20"),
-    Event("raw: messagePublished without a message", "raw", "data.message", data={"subscription": "x"},
-          event_type="google.cloud.pubsub.topic.v1.messagePublished"),
-    Event("notification: payload not json", "notification", "message.data", payload=b"{name: trips/", attributes=NOTIFY),
-    Event("notification: payload a json array", "notification", "message.data", payload=js([1, 2]),
-          attributes=NOTIFY),
-    Event("notification: payload deeply nested", "notification", "message.data",
-          payload=b"[" * 50_000 + b"]" * 50_000, attributes=NOTIFY),
-    Event("notification: no generation anywhere", "notification", "data.generation",
-          payload=js(_resource(generation=None)), attributes={k: v for k, v in NOTIFY.items()
-                                                              if k != "objectGeneration"}),
-    Event("notification: other event type", "notification", ignored="not_finalize",
-          payload=js(_resource()), attributes={**NOTIFY, "eventType": "OBJECT_DELETE"}),
+    Event(
+        "raw: messagePublished without a message",
+        "raw",
+        "data.message",
+        data={"subscription": "x"},
+        event_type="google.cloud.pubsub.topic.v1.messagePublished",
+    ),
+    Event(
+        "notification: payload not json", "notification", "message.data", payload=b"{name: trips/", attributes=NOTIFY
+    ),
+    Event("notification: payload a json array", "notification", "message.data", payload=js([1, 2]), attributes=NOTIFY),
+    Event(
+        "notification: payload deeply nested",
+        "notification",
+        "message.data",
+        payload=b"[" * 50_000 + b"]" * 50_000,
+        attributes=NOTIFY,
+    ),
+    Event(
+        "notification: no generation anywhere",
+        "notification",
+        "data.generation",
+        payload=js(_resource(generation=None)),
+        attributes={k: v for k, v in NOTIFY.items() if k != "objectGeneration"},
+    ),
+    Event(
+        "notification: other event type",
+        "notification",
+        ignored="not_finalize",
+        payload=js(_resource()),
+        attributes={**NOTIFY, "eventType": "OBJECT_DELETE"},
+    ),
 ]

@@ -15,9 +15,9 @@ import socket
 import subprocess
 import time
 import uuid
-from types import SimpleNamespace
+from collections.abc import Callable, Iterator
 from pathlib import Path
-from typing import Callable, Iterator
+from types import SimpleNamespace
 from urllib.parse import urlparse
 
 import pytest
@@ -27,8 +27,16 @@ from local.tlc_server import serve_in_thread
 from shared.core import clients
 from tests.integration import stack_http
 
-REQUIRED = ("GCP_PROJECT", "LAKE_BUCKET", "DEAD_LETTER_TOPIC", "STORAGE_EMULATOR_HOST", "PUBSUB_EMULATOR_HOST",
-            "BIGQUERY_EMULATOR_HOST", "PG_HOST", "PG_PORT")
+REQUIRED = (
+    "GCP_PROJECT",
+    "LAKE_BUCKET",
+    "DEAD_LETTER_TOPIC",
+    "STORAGE_EMULATOR_HOST",
+    "PUBSUB_EMULATOR_HOST",
+    "BIGQUERY_EMULATOR_HOST",
+    "PG_HOST",
+    "PG_PORT",
+)
 
 
 def _reachable(address: str) -> bool:
@@ -45,8 +53,11 @@ def stack() -> dict[str, str]:
     """The stack's environment; fails (TAXI_STACK=1) or skips when it is not up."""
     strict = os.environ.get("TAXI_STACK") == "1"
     missing = [name for name in REQUIRED if not os.environ.get(name)]
-    down = [name for name in ("STORAGE_EMULATOR_HOST", "PUBSUB_EMULATOR_HOST", "BIGQUERY_EMULATOR_HOST")
-            if os.environ.get(name) and not _reachable(os.environ[name])]
+    down = [
+        name
+        for name in ("STORAGE_EMULATOR_HOST", "PUBSUB_EMULATOR_HOST", "BIGQUERY_EMULATOR_HOST")
+        if os.environ.get(name) and not _reachable(os.environ[name])
+    ]
     if os.environ.get("PG_HOST") and not _reachable(f"{os.environ['PG_HOST']}:{os.environ.get('PG_PORT', '5432')}"):
         down.append("PG_HOST:PG_PORT")
     if missing or down:
@@ -68,8 +79,9 @@ def pubsub(stack):
     def pull_subscription(topic: str, **fields) -> str:
         """`fields`: more of the Subscription (dead_letter_policy, ack_deadline_seconds, ...)."""
         name = subscriber.subscription_path(os.environ["GCP_PROJECT"], f"it-stack-{uuid.uuid4().hex[:10]}")
-        subscriber.create_subscription(request={
-            "name": name, "topic": publisher.topic_path(os.environ["GCP_PROJECT"], topic), **fields})
+        subscriber.create_subscription(
+            request={"name": name, "topic": publisher.topic_path(os.environ["GCP_PROJECT"], topic), **fields}
+        )
         made.append(("subscription", name))
         return name
 
@@ -84,8 +96,9 @@ def pubsub(stack):
         while time.monotonic() < deadline:
             response = subscriber.pull(subscription=subscription, max_messages=20, timeout=5)
             if response.received_messages:
-                subscriber.acknowledge(subscription=subscription,
-                                       ack_ids=[m.ack_id for m in response.received_messages])
+                subscriber.acknowledge(
+                    subscription=subscription, ack_ids=[m.ack_id for m in response.received_messages]
+                )
             for received in response.received_messages:
                 if match(received.message):
                     return received.message
@@ -106,9 +119,15 @@ def pubsub(stack):
             subscriber.acknowledge(subscription=subscription, ack_ids=[m.ack_id for m in response.received_messages])
             messages += [m.message for m in response.received_messages]
 
-    yield SimpleNamespace(publisher=publisher, subscriber=subscriber, project=os.environ["GCP_PROJECT"],
-                          pull_until=pull_until, drain=drain, pull_subscription=pull_subscription,
-                          temporary_topic=temporary_topic)
+    yield SimpleNamespace(
+        publisher=publisher,
+        subscriber=subscriber,
+        project=os.environ["GCP_PROJECT"],
+        pull_until=pull_until,
+        drain=drain,
+        pull_subscription=pull_subscription,
+        temporary_topic=temporary_topic,
+    )
     for kind, name in reversed(made):
         if kind == "subscription":
             subscriber.delete_subscription(subscription=name)
@@ -159,10 +178,13 @@ def dead_letters(stack) -> Iterator[Callable[..., list[dict]]]:
         while len(bodies) < expected and time.monotonic() < deadline:
             response = subscriber.pull(subscription=subscription, max_messages=10, timeout=5)
             if response.received_messages:
-                subscriber.acknowledge(subscription=subscription,
-                                       ack_ids=[m.ack_id for m in response.received_messages])
-            bodies += [json.loads(m.message.data) | {"attributes": dict(m.message.attributes)}
-                       for m in response.received_messages]
+                subscriber.acknowledge(
+                    subscription=subscription, ack_ids=[m.ack_id for m in response.received_messages]
+                )
+            bodies += [
+                json.loads(m.message.data) | {"attributes": dict(m.message.attributes)}
+                for m in response.received_messages
+            ]
         return bodies
 
     yield pull
@@ -201,17 +223,29 @@ def gcloud(stack, tmp_path_factory) -> Callable[[str, dict], None]:
     config = tmp_path_factory.mktemp("gcloud")
     token = config / "token"
     token.write_text("emulator-needs-no-token\n")
-    env = {**os.environ, "CLOUDSDK_CONFIG": str(config), "CLOUDSDK_CORE_DISABLE_PROMPTS": "1",
-           "CLOUDSDK_API_ENDPOINT_OVERRIDES_PUBSUB": f"http://{os.environ['PUBSUB_EMULATOR_HOST']}/"}
+    env = {
+        **os.environ,
+        "CLOUDSDK_CONFIG": str(config),
+        "CLOUDSDK_CORE_DISABLE_PROMPTS": "1",
+        "CLOUDSDK_API_ENDPOINT_OVERRIDES_PUBSUB": f"http://{os.environ['PUBSUB_EMULATOR_HOST']}/",
+    }
     if not os.environ.get("CLOUDSDK_AUTH_DISABLE_CREDENTIALS"):  # the emulator checks no token; gcloud wants one
         env["CLOUDSDK_AUTH_ACCESS_TOKEN_FILE"] = str(token)
 
     def publish(topic: str, body: dict) -> None:
-        command = [binary, "pubsub", "topics", "publish", topic, f"--project={os.environ['GCP_PROJECT']}",
-                   f"--message={json.dumps(body)}"]
+        command = [
+            binary,
+            "pubsub",
+            "topics",
+            "publish",
+            topic,
+            f"--project={os.environ['GCP_PROJECT']}",
+            f"--message={json.dumps(body)}",
+        ]
         result = subprocess.run(command, env=env, capture_output=True, text=True, timeout=120)
-        assert result.returncode == 0 and "messageIds" in result.stdout, \
+        assert result.returncode == 0 and "messageIds" in result.stdout, (
             f"gcloud publish failed: {result.stdout}{result.stderr}"
+        )
 
     return publish
 
@@ -225,8 +259,11 @@ def tlc(tmp_path: Path, settings_env):
     server, base_url = serve_in_thread(tmp_path)
 
     def use(prefix: str = "") -> None:
-        settings_env(SOURCE_URL_TEMPLATE=TEMPLATE.format(base=base_url, prefix=prefix),
-                     DOWNLOAD_MAX_ATTEMPTS="2", DOWNLOAD_TIMEOUT_SECONDS="5")
+        settings_env(
+            SOURCE_URL_TEMPLATE=TEMPLATE.format(base=base_url, prefix=prefix),
+            DOWNLOAD_MAX_ATTEMPTS="2",
+            DOWNLOAD_TIMEOUT_SECONDS="5",
+        )
 
     use()
     yield tmp_path, use

@@ -22,8 +22,9 @@ import json
 import os
 import time
 import uuid
+from collections.abc import Callable
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any
 
 import pytest
 import requests
@@ -85,8 +86,11 @@ def clear_lake_range() -> None:
     bucket = clients.storage().bucket(os.environ["LAKE_BUCKET"])
     for date in DATES:
         day = dt.date.fromisoformat(date)
-        for name in (paths.trips_object(SERVICE, day), paths.rejects_object(SERVICE, day),
-                     paths.quarantine_object(SERVICE, day)):
+        for name in (
+            paths.trips_object(SERVICE, day),
+            paths.rejects_object(SERVICE, day),
+            paths.quarantine_object(SERVICE, day),
+        ):
             blob = bucket.get_blob(name)
             if blob is not None:
                 blob.delete()
@@ -96,13 +100,18 @@ def delete_day_from_postgres(date: str) -> int:
     import pg8000.dbapi
 
     schema = os.environ.get("PG_SCHEMA", "ny_taxi")
-    connection = pg8000.dbapi.connect(user=os.environ.get("PG_USER", "postgres"),
-                                      password=os.environ.get("PG_PASSWORD") or None, host=os.environ["PG_HOST"],
-                                      port=int(os.environ["PG_PORT"]), database=os.environ.get("PG_DATABASE", "ny_taxi"))
+    connection = pg8000.dbapi.connect(
+        user=os.environ.get("PG_USER", "postgres"),
+        password=os.environ.get("PG_PASSWORD") or None,
+        host=os.environ["PG_HOST"],
+        port=int(os.environ["PG_PORT"]),
+        database=os.environ.get("PG_DATABASE", "ny_taxi"),
+    )
     try:
         cursor = connection.cursor()
-        cursor.execute(f'DELETE FROM "{schema}"."{SERVICE}_trips" WHERE pickup_date = %s',
-                       (dt.date.fromisoformat(date),))
+        cursor.execute(
+            f'DELETE FROM "{schema}"."{SERVICE}_trips" WHERE pickup_date = %s', (dt.date.fromisoformat(date),)
+        )
         deleted = cursor.rowcount
         connection.commit()
     finally:

@@ -38,14 +38,18 @@ DATES = [dt.date(YEAR, MONTH, d).isoformat() for d in range(1, 32)]
 def independent_counts(path: Path) -> dict[str, int]:
     """Rows per pickup date that any reasonable cleaning keeps: picked up in the month, with a
     passenger count above zero (the tutorial's rule; the project also rejects empty counts)."""
-    table = pacsv.read_csv(path, convert_options=pacsv.ConvertOptions(
-        include_columns=["tpep_pickup_datetime", "passenger_count"],
-        column_types={"tpep_pickup_datetime": pa.string(), "passenger_count": pa.string()}))
+    table = pacsv.read_csv(
+        path,
+        convert_options=pacsv.ConvertOptions(
+            include_columns=["tpep_pickup_datetime", "passenger_count"],
+            column_types={"tpep_pickup_datetime": pa.string(), "passenger_count": pa.string()},
+        ),
+    )
     day = pc.utf8_slice_codeunits(table["tpep_pickup_datetime"], 0, 10)
-    passengers = pc.cast(pc.if_else(pc.equal(table["passenger_count"], ""), None, table["passenger_count"]),
-                         pa.float64())
-    keep = pc.and_(pc.fill_null(pc.greater(passengers, 0), False),
-                   pc.starts_with(day, f"{YEAR:04d}-{MONTH:02d}-"))
+    passengers = pc.cast(
+        pc.if_else(pc.equal(table["passenger_count"], ""), None, table["passenger_count"]), pa.float64()
+    )
+    keep = pc.and_(pc.fill_null(pc.greater(passengers, 0), False), pc.starts_with(day, f"{YEAR:04d}-{MONTH:02d}-"))
     counts = pc.value_counts(pc.filter(day, keep))
     return {item["values"].as_py(): item["counts"].as_py() for item in counts}
 
@@ -53,8 +57,10 @@ def independent_counts(path: Path) -> dict[str, int]:
 def clear_month() -> None:
     """Earlier runs of this test on the same stack: start from nothing for this month."""
     bucket = clients.storage().bucket(os.environ["LAKE_BUCKET"])
-    names = [paths.raw_object(SERVICE, f"x/{SERVICE}_tripdata_{YEAR}-{MONTH:02d}.csv.gz"),
-             paths.staging_manifest(SERVICE, YEAR, MONTH)]
+    names = [
+        paths.raw_object(SERVICE, f"x/{SERVICE}_tripdata_{YEAR}-{MONTH:02d}.csv.gz"),
+        paths.staging_manifest(SERVICE, YEAR, MONTH),
+    ]
     for date in DATES:
         day = dt.date.fromisoformat(date)
         names += [paths.trips_object(SERVICE, day), paths.rejects_object(SERVICE, day)]
@@ -66,8 +72,9 @@ def clear_month() -> None:
     settings = Settings.from_env()
     table = f"{settings.project}.{settings.bq_dataset}.{SERVICE}_trips"
     try:
-        clients.bigquery().query(f"DELETE FROM `{table}` WHERE pickup_date BETWEEN DATE '{DATES[0]}' "
-                                 f"AND DATE '{DATES[-1]}'").result()
+        clients.bigquery().query(
+            f"DELETE FROM `{table}` WHERE pickup_date BETWEEN DATE '{DATES[0]}' AND DATE '{DATES[-1]}'"
+        ).result()
     except NotFound:
         pass  # a fresh stack: the first load creates the table
 
@@ -76,8 +83,11 @@ def month_log_lines(state_dir: Path, marker: str) -> list[str]:
     """The functions' log lines about this month that contain `marker`."""
     lines = []
     for log in (state_dir / "logs").glob("fn-*.log"):
-        lines += [line for line in log.read_text(errors="replace").splitlines()
-                  if marker in line and f'"date":"{YEAR:04d}-{MONTH:02d}-' in line]
+        lines += [
+            line
+            for line in log.read_text(errors="replace").splitlines()
+            if marker in line and f'"date":"{YEAR:04d}-{MONTH:02d}-' in line
+        ]
     return lines
 
 
@@ -100,7 +110,8 @@ def full_month(stack) -> dict[str, int]:
 
 
 def test_a_full_size_month_backfill_completes_exactly_first_time_and_again_rewrites_nothing(
-        stack, urls, gcloud, full_month):
+    stack, urls, gcloud, full_month
+):
     backfill_topic = os.environ.get("BACKFILL_TOPIC", "taxi-backfill")
     state_dir = Path(os.environ["TAXI_STATE_DIR"])
     clients.reset()
@@ -120,16 +131,21 @@ def test_a_full_size_month_backfill_completes_exactly_first_time_and_again_rewri
     assert retries_logged(state_dir)[retries_before:] == [], "every delivery must succeed the first time"
     # ... and the log lines it searches are there to be found (the outcomes match the same pattern).
     assert len(month_log_lines(state_dir, '"message":"partition written"')) >= len(DATES)
-    print(f"\nfull-size month: {ROWS:,} source rows, {sum(full_month.values()):,} loaded, "
-          f"31 dates complete in {seconds:.0f} s")
+    print(
+        f"\nfull-size month: {ROWS:,} source rows, {sum(full_month.values()):,} loaded, "
+        f"31 dates complete in {seconds:.0f} s"
+    )
 
     generations = {date: day["lake_generation"] for date, day in days.items()}
     gcloud(backfill_topic, {"start": DATES[0], "end": DATES[-1], "service": SERVICE})
     bucket = clients.storage().bucket(os.environ["LAKE_BUCKET"])
 
     def all_skipped() -> bool:  # each date's run ledger records the second delivery's skip
-        records = [blob for blob in clients.storage().list_blobs(bucket, prefix=f"runs/{SERVICE}/pickup_date={YEAR}")
-                   if "/ingest/" in blob.name and (blob.metadata or {}).get("outcome") == "skipped_up_to_date"]
+        records = [
+            blob
+            for blob in clients.storage().list_blobs(bucket, prefix=f"runs/{SERVICE}/pickup_date={YEAR}")
+            if "/ingest/" in blob.name and (blob.metadata or {}).get("outcome") == "skipped_up_to_date"
+        ]
         return len({blob.name.split("pickup_date=", 1)[1][:10] for blob in records}) == len(DATES)
 
     deadline = time.monotonic() + 300

@@ -41,6 +41,7 @@ COLLECT_SECONDS = 45.0
 
 # ---- what could be damaged -----------------------------------------------------------------------
 
+
 def fingerprint(lake: str) -> dict[str, Any]:
     """trips/ objects with their generations; per-(service, date) counts in BigQuery and Postgres."""
     settings = get_settings(STATUS)
@@ -74,6 +75,7 @@ def changes(before: dict[str, Any], after: dict[str, Any]) -> list[str]:
 
 # ---- sending -------------------------------------------------------------------------------------
 
+
 def fill(value: Any, lake: str, run: str) -> Any:
     """The corpus's `{lake}` and `{run}` placeholders, anywhere in a value."""
     if isinstance(value, str):
@@ -86,18 +88,33 @@ def fill(value: Any, lake: str, run: str) -> Any:
 
 
 def cloud_event(case: Event, lake: str, event_id: str) -> CloudEvent:
-    now = dt.datetime.now(dt.timezone.utc).isoformat().replace("+00:00", "Z")
+    now = dt.datetime.now(dt.UTC).isoformat().replace("+00:00", "Z")
     if case.kind == "finalize":
         kind, data = "google.cloud.storage.object.v1.finalized", fill(case.resource, lake, "")
     elif case.kind == "notification":
         kind = "google.cloud.pubsub.topic.v1.messagePublished"
-        data = {"message": {"data": base64.b64encode(case.payload.replace(b"{lake}", lake.encode())).decode(),
-                            "attributes": fill(case.attributes, lake, ""), "messageId": event_id,
-                            "publishTime": now}, "subscription": "projects/p/subscriptions/corpus"}
+        data = {
+            "message": {
+                "data": base64.b64encode(case.payload.replace(b"{lake}", lake.encode())).decode(),
+                "attributes": fill(case.attributes, lake, ""),
+                "messageId": event_id,
+                "publishTime": now,
+            },
+            "subscription": "projects/p/subscriptions/corpus",
+        }
     else:
         kind, data = case.event_type, case.data
-    return CloudEvent({"specversion": "1.0", "id": event_id, "source": "//corpus", "type": kind, "time": now,
-                       "datacontenttype": "application/json"}, data)
+    return CloudEvent(
+        {
+            "specversion": "1.0",
+            "id": event_id,
+            "source": "//corpus",
+            "type": kind,
+            "time": now,
+            "datacontenttype": "application/json",
+        },
+        data,
+    )
 
 
 def post_event(url: str, event: CloudEvent) -> requests.Response:
@@ -108,11 +125,17 @@ def post_event(url: str, event: CloudEvent) -> requests.Response:
 def http_request(url: str, case: Message) -> requests.Response:
     if case.body is None:
         return requests.get(url, params=case.params, timeout=60)
-    return requests.post(url, data=case.body, params=bad_inputs.BODY_AND_PARAMS.get(case.name),
-                         headers={"Content-Type": "application/json"}, timeout=60)
+    return requests.post(
+        url,
+        data=case.body,
+        params=bad_inputs.BODY_AND_PARAMS.get(case.name),
+        headers={"Content-Type": "application/json"},
+        timeout=60,
+    )
 
 
 # ---- reading what came back ----------------------------------------------------------------------
+
 
 def dead_letter_keys(letter: dict[str, Any]) -> list[tuple[str, str]]:
     """(function, original event id), and (function, object name) for a GCS notification: the
@@ -149,26 +172,32 @@ def structured(error: Any, field: str) -> str | None:
     if not isinstance(error, dict):
         return f"not a JSON object: {str(error)[:300]}"
     if error.get("field") != field or "value" not in error or not error.get("reason"):
-        return f"names field {error.get('field')!r} (value {str(error.get('value'))[:80]!r}), not {field!r}: " \
-               f"{json.dumps(error)[:400]}"
+        return (
+            f"names field {error.get('field')!r} (value {str(error.get('value'))[:80]!r}), not {field!r}: "
+            f"{json.dumps(error)[:400]}"
+        )
     return None
 
 
 # ---- the test ------------------------------------------------------------------------------------
+
 
 @pytest.fixture
 def real_day_loaded(urls):
     """One real date complete in the lake, BigQuery and Postgres before the corpus is sent."""
     days = stack_http.by_date(stack_http.status(urls, "yellow", [REAL]))
     if days[REAL]["state"] != "complete":
-        clients.publisher().publish(clients.topic_path(os.environ.get("INGEST_TOPIC", "taxi-ingest")),
-                                    json.dumps({"date": REAL, "service": "yellow"}).encode()).result(timeout=30)
+        clients.publisher().publish(
+            clients.topic_path(os.environ.get("INGEST_TOPIC", "taxi-ingest")),
+            json.dumps({"date": REAL, "service": "yellow"}).encode(),
+        ).result(timeout=30)
         stack_http.wait_for(urls, "yellow", [REAL], lambda d: d[REAL]["state"] == "complete", "loaded", 300)
     return REAL
 
 
 def test_the_whole_bad_input_corpus_is_answered_with_structured_errors_and_changes_nothing(
-        stack, urls, real_day_loaded, dead_letters):
+    stack, urls, real_day_loaded, dead_letters
+):
     lake, run = os.environ["LAKE_BUCKET"], uuid.uuid4().hex[:8]
     bucket = clients.storage().bucket(lake)
     written = {case.name: fill(case.object_name, lake, run) for case in EVENTS if case.kind == "write"}
@@ -181,16 +210,29 @@ def test_the_whole_bad_input_corpus_is_answered_with_structured_errors_and_chang
     # Send everything at once.
     publisher = clients.publisher()
     topic_cases = [c for c in MESSAGES if c.target in TOPICS]
-    futures = [(c, publisher.publish(clients.topic_path(os.environ.get(TOPICS[c.target], f"taxi-{c.target}")),
-                                     c.body or b"", **c.attributes)) for c in topic_cases]
+    futures = [
+        (
+            c,
+            publisher.publish(
+                clients.topic_path(os.environ.get(TOPICS[c.target], f"taxi-{c.target}")), c.body or b"", **c.attributes
+            ),
+        )
+        for c in topic_cases
+    ]
     http_cases = [c for c in MESSAGES if c.target not in TOPICS]
     posted = [(c, f"corpus-{run}-{i}") for i, c in enumerate(EVENTS) if c.kind != "write"]
     with ThreadPoolExecutor(8) as pool:
         http_answers = list(pool.map(lambda c: http_request(urls[c.target], c), http_cases))
-        event_answers = {(f, event_id): answer for (f, event_id), answer in zip(
-            [(f, event_id) for _, event_id in posted for f in LOADERS],
-            pool.map(lambda job: post_event(urls[job[0]], job[1]),
-                     [(f, cloud_event(c, lake, event_id)) for c, event_id in posted for f in LOADERS]))}
+        event_answers = {
+            (f, event_id): answer
+            for (f, event_id), answer in zip(
+                [(f, event_id) for _, event_id in posted for f in LOADERS],
+                pool.map(
+                    lambda job: post_event(urls[job[0]], job[1]),
+                    [(f, cloud_event(c, lake, event_id)) for c, event_id in posted for f in LOADERS],
+                ),
+            )
+        }
     for case in EVENTS:
         if case.kind == "write":
             bucket.blob(written[case.name]).upload_from_string(case.content)
@@ -220,8 +262,9 @@ def test_the_whole_bad_input_corpus_is_answered_with_structured_errors_and_chang
         elif (why := structured(letter.get("error"), case.field)) is not None:
             failures.append(f"{case_name} -> {key[0]}: dead letter {why}")
     unexpected = [k for k in letters if k[1] in {eid for _, eid in posted} and k not in expected]
-    failures += [f"{k[0]} dead-lettered an event it should ignore: {json.dumps(letters[k]['error'])}"
-                 for k in unexpected]
+    failures += [
+        f"{k[0]} dead-lettered an event it should ignore: {json.dumps(letters[k]['error'])}" for k in unexpected
+    ]
     for case, answer in zip(http_cases, http_answers):
         body = answer.json() if answer.headers.get("Content-Type", "").startswith("application/json") else answer.text
         if answer.status_code != 400 or (why := structured(body, case.field)) is not None:
@@ -232,34 +275,44 @@ def test_the_whole_bad_input_corpus_is_answered_with_structured_errors_and_chang
             answer = event_answers[(function, event_id)]
             if answer.status_code >= 300:
                 failures.append(f"{case.name} -> {function}: HTTP {answer.status_code} {answer.text[:300]}")
-            if case.ignored and not any(line.get("event_id") == event_id and line.get("ignored") == case.ignored
-                                        for line in ignored_logs[function]):
+            if case.ignored and not any(
+                line.get("event_id") == event_id and line.get("ignored") == case.ignored
+                for line in ignored_logs[function]
+            ):
                 failures.append(f"{case.name} -> {function}: no log line saying it was ignored ({case.ignored})")
     for case in EVENTS:
         if case.kind == "write" and case.ignored:
             uri = f"gs://{lake}/{written[case.name]}"
             for function in LOADERS:
-                if not any(line.get("object") == uri and line.get("ignored") == case.ignored
-                           for line in ignored_logs[function]):
+                if not any(
+                    line.get("object") == uri and line.get("ignored") == case.ignored for line in ignored_logs[function]
+                ):
                     failures.append(f"{case.name} -> {function}: no log line saying it was ignored ({case.ignored})")
 
     # No push was answered with anything but success on its first delivery.
     ours = {message_ids[c.name] for c in topic_cases} | {
-        (letter.get("event") or {}).get("attributes", {}).get("id") for key, letter in letters.items()
-        if key[1] in written.values()}
-    retried = [line for line in relay_lines(started) if line.get("message_id") in ours
-               and (line["event"] != "delivered" or line.get("attempt") != 1)]
+        (letter.get("event") or {}).get("attributes", {}).get("id")
+        for key, letter in letters.items()
+        if key[1] in written.values()
+    }
+    retried = [
+        line
+        for line in relay_lines(started)
+        if line.get("message_id") in ours and (line["event"] != "delivered" or line.get("attempt") != 1)
+    ]
     failures += [f"push relay: {json.dumps(line)[:400]}" for line in retried]
     crashes = sum(a.status_code >= 500 for a in [*http_answers, *event_answers.values()]) + len(retried)
     damage = changes(before, after)
     failures += [f"changed: {change}" for change in damage]
 
     events = sum(1 for c in EVENTS)
-    print(f"\nbad-input corpus: messages {len(MESSAGES)} ({', '.join(f'{t} {n}' for t, n in counts(MESSAGES))}), "
-          f"events {events} ({len(posted) * len(LOADERS)} POSTed + {len(written)} objects written, to both loaders), "
-          f"structured dead letters {sum(1 for k in expected if k in letters)}/{len(expected)}, "
-          f"400s {sum(a.status_code == 400 for a in http_answers)}/{len(http_cases)}, crashes {crashes}, "
-          f"rows changed {len(damage)}, {time.monotonic() - wall:.1f} s")
+    print(
+        f"\nbad-input corpus: messages {len(MESSAGES)} ({', '.join(f'{t} {n}' for t, n in counts(MESSAGES))}), "
+        f"events {events} ({len(posted) * len(LOADERS)} POSTed + {len(written)} objects written, to both loaders), "
+        f"structured dead letters {sum(1 for k in expected if k in letters)}/{len(expected)}, "
+        f"400s {sum(a.status_code == 400 for a in http_answers)}/{len(http_cases)}, crashes {crashes}, "
+        f"rows changed {len(damage)}, {time.monotonic() - wall:.1f} s"
+    )
     assert not failures, f"{len(failures)} of the corpus failed:\n" + "\n".join(failures)
 
 

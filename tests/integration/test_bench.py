@@ -18,8 +18,13 @@ REPO = Path(__file__).resolve().parents[2]
 
 def test_quick_benchmark_runs_every_contender_on_comparable_work(tmp_path):
     results = tmp_path / "results.json"
-    proc = subprocess.run([sys.executable, "-m", "bench", "--quick", "--json", str(results)],
-                          cwd=REPO, capture_output=True, text=True, timeout=600)
+    proc = subprocess.run(
+        [sys.executable, "-m", "bench", "--quick", "--json", str(results)],
+        cwd=REPO,
+        capture_output=True,
+        text=True,
+        timeout=600,
+    )
     assert proc.returncode == 0, proc.stderr[-3000:]
     data = json.loads(results.read_text())
     (run,) = data["runs"]
@@ -39,8 +44,11 @@ def test_quick_benchmark_runs_every_contender_on_comparable_work(tmp_path):
     for name, figures in run.items():
         assert figures["wall"] > 0 and figures["cpu"] >= 0, name
     assert {t["target"] for t in data["summary"]["targets"]} == {
-        "month split wall / DuckDB", "month split peak RSS", "31-date ingest CPU / one month split",
-        "Postgres day load wall / psql \\copy"}
+        "month split wall / DuckDB",
+        "month split peak RSS",
+        "31-date ingest CPU / one month split",
+        "Postgres day load wall / psql \\copy",
+    }
     assert "| target | measured | limit |" in proc.stdout
 
 
@@ -49,13 +57,20 @@ def test_quick_stack_benchmark_backfills_through_a_throwaway_stack(tmp_path):
     stack, backfills the month through it, checks a second backfill rewrites nothing, and
     takes the stack down again."""
     results = tmp_path / "stack.json"
-    proc = subprocess.run([sys.executable, "-m", "bench", "--stack", "--quick", "--port-base", "27500",
-                           "--json", str(results)], cwd=REPO, capture_output=True, text=True, timeout=900)
+    proc = subprocess.run(
+        [sys.executable, "-m", "bench", "--stack", "--quick", "--port-base", "27500", "--json", str(results)],
+        cwd=REPO,
+        capture_output=True,
+        text=True,
+        timeout=900,
+    )
     assert proc.returncode == 0, proc.stderr[-3000:]
     stack = json.loads(results.read_text())["stack"]
     floor, backfill = stack["floor"], stack["backfill"]
     assert backfill["dates"] == 31 and backfill["rows"] == sum(floor["expected"].values())
-    assert floor["split"]["rows_out"] == floor["pg_copy"]["rows_out"] == floor["bq_load"]["rows_out"] == backfill["rows"]
+    assert (
+        floor["split"]["rows_out"] == floor["pg_copy"]["rows_out"] == floor["bq_load"]["rows_out"] == backfill["rows"]
+    )
     assert backfill["function_retries"] == 0 and backfill["dead_letters"] == 0
     assert stack["again"]["rewritten"] == []
     assert set(backfill["timeline"]) == {"ingest", "load_bigquery", "load_postgres"}

@@ -17,9 +17,26 @@ REPO = Path(__file__).resolve().parents[2]
 
 def test_quick_chaos_run_ends_equal_to_the_clean_run(tmp_path):
     out = tmp_path / "report.json"
-    proc = subprocess.run([sys.executable, "-m", "chaos", "--quick", "--seed", "1", "--port-base", "28000",
-                           "--work", str(tmp_path / "work"), "--json", str(out)],
-                          cwd=REPO, capture_output=True, text=True, timeout=600)
+    proc = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "chaos",
+            "--quick",
+            "--seed",
+            "1",
+            "--port-base",
+            "28000",
+            "--work",
+            str(tmp_path / "work"),
+            "--json",
+            str(out),
+        ],
+        cwd=REPO,
+        capture_output=True,
+        text=True,
+        timeout=600,
+    )
     print(proc.stdout)
     assert out.exists(), proc.stderr[-3000:]
     report = json.loads(out.read_text())

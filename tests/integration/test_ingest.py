@@ -12,8 +12,8 @@ import gzip
 import json
 import threading
 import time
-from pathlib import Path
 from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
 
 import pyarrow as pa
 import pyarrow.parquet as pq
@@ -24,11 +24,12 @@ from functions import ingest as ingest_function
 from local.tlc_data import generate_month
 from local.tlc_files import write_csv, write_month
 from shared.core import clients, paths
-from shared.ingest import month_claim
 from shared.core.errors import TransientError
+from shared.ingest import month_claim
 from tests.gcs_events import message_published_event
 from tests.integration.conftest import TEMPLATE
 from tests.integration.months import serve_month
+
 
 def read_object(bucket, name):
     blob = bucket.get_blob(name)
@@ -83,8 +84,11 @@ def staged_manifest(bucket, year: int, month: int, service: str = "yellow") -> d
 
 def split_ids(bucket) -> set[str]:
     """The splits that wrote files under staging/ (each writes under its own split=ID/)."""
-    return {blob.name.split("split=", 1)[1].split("/", 1)[0]
-            for blob in clients.storage().list_blobs(bucket.name, prefix="staging/") if "/split=" in blob.name}
+    return {
+        blob.name.split("split=", 1)[1].split("/", 1)[0]
+        for blob in clients.storage().list_blobs(bucket.name, prefix="staging/")
+        if "/split=" in blob.name
+    }
 
 
 def test_whole_month_conserves_every_source_row(fresh_bucket, tlc):
@@ -153,12 +157,15 @@ def test_malformed_lines_are_kept_verbatim_beside_the_month_rejects(fresh_bucket
     assert fresh_bucket.get_blob(paths.trips_object("yellow", dt.date(2021, 4, 2))) is not None
 
 
-@pytest.mark.parametrize("fault, reason", [
-    ("truncated-gzip", "corrupt_source"),
-    ("wrong-header", "wrong_schema"),
-    ("html", "not_a_csv_gz"),
-    ("404", "source_not_found"),
-])
+@pytest.mark.parametrize(
+    "fault, reason",
+    [
+        ("truncated-gzip", "corrupt_source"),
+        ("wrong-header", "wrong_schema"),
+        ("html", "not_a_csv_gz"),
+        ("404", "source_not_found"),
+    ],
+)
 def test_bad_sources_are_dead_lettered_and_write_no_partition(fresh_bucket, tlc, dead_letters, fault, reason):
     _, use = tlc
     use(prefix=f"faults/{fault}/")
@@ -174,8 +181,9 @@ def test_bad_sources_are_dead_lettered_and_write_no_partition(fresh_bucket, tlc,
     assert letters[0]["context"]["date"] == "2021-01-05"
     assert not list(clients.storage().list_blobs(fresh_bucket.name, prefix="trips/"))
     assert not list(clients.storage().list_blobs(fresh_bucket.name, prefix="raw/")), "a bad raw copy is not kept as raw"
-    assert not list(clients.storage().list_blobs(fresh_bucket.name, prefix="staging/")), \
+    assert not list(clients.storage().list_blobs(fresh_bucket.name, prefix="staging/")), (
         "a failed split leaves no staged file, whole or truncated, and no claim"
+    )
 
 
 @pytest.mark.parametrize("kind", ["html", "truncated", "cut"])
@@ -186,15 +194,19 @@ def test_a_source_fault_on_the_first_download_heals_in_the_same_call(fresh_bucke
     downloaded once more after the corrupt split (truncated), and the date succeeds first time."""
     source = chaos_source.serve(tmp_path / "source", seed=1, rate=0.0, hang_seconds=1, rows_per_day=50)
     source.kinds, source.enabled = (kind,), True  # the first request of the month gets the fault
-    settings_env(SOURCE_URL_TEMPLATE=TEMPLATE.format(base=f"http://127.0.0.1:{source.server_address[1]}", prefix=""),
-                 DOWNLOAD_MAX_ATTEMPTS="2", DOWNLOAD_TIMEOUT_SECONDS="5")
+    settings_env(
+        SOURCE_URL_TEMPLATE=TEMPLATE.format(base=f"http://127.0.0.1:{source.server_address[1]}", prefix=""),
+        DOWNLOAD_MAX_ATTEMPTS="2",
+        DOWNLOAD_TIMEOUT_SECONDS="5",
+    )
     try:
         ingest_function.handle(now_event("2021-10-05"))
     finally:
         source.shutdown()
     assert [f["kind"] for f in source.injected] == [kind]
-    assert fresh_bucket.get_blob(paths.trips_object("yellow", dt.date(2021, 10, 5))) is not None, \
+    assert fresh_bucket.get_blob(paths.trips_object("yellow", dt.date(2021, 10, 5))) is not None, (
         "written by this one call (a dead-lettered date writes no partition)"
+    )
 
 
 def test_invalid_message_is_dead_lettered_with_field_and_value(fresh_bucket, tlc, dead_letters):
@@ -216,14 +228,14 @@ def test_transient_failure_is_retried_then_dead_lettered_once_too_old(fresh_buck
     _, use = tlc
     use(prefix="faults/500-once/")
     settings_env(DOWNLOAD_MAX_ATTEMPTS="1", MAX_EVENT_AGE_SECONDS="600")
-    fresh = dt.datetime.now(dt.timezone.utc).isoformat()
+    fresh = dt.datetime.now(dt.UTC).isoformat()
     event = message_published_event({"date": "2021-01-06", "service": "yellow"}, publish_time=fresh)
     with pytest.raises(TransientError):
         ingest_function.handle(event)  # first delivery: the server answers 500
     ingest_function.handle(event)  # the redelivery succeeds
     assert fresh_bucket.get_blob(paths.trips_object("yellow", dt.date(2021, 1, 6))) is not None
 
-    old = (dt.datetime.now(dt.timezone.utc) - dt.timedelta(hours=1)).isoformat()
+    old = (dt.datetime.now(dt.UTC) - dt.timedelta(hours=1)).isoformat()
     # Another month: a path the server has not failed yet.
     ingest_function.handle(message_published_event({"date": "2021-03-07", "service": "yellow"}, publish_time=old))
     letters = dead_letters(expected=1)
@@ -232,8 +244,9 @@ def test_transient_failure_is_retried_then_dead_lettered_once_too_old(fresh_buck
 
 
 def now_event(day: str, **extra):
-    return message_published_event({"date": day, "service": "yellow", **extra},
-                                   publish_time=dt.datetime.now(dt.timezone.utc).isoformat())
+    return message_published_event(
+        {"date": day, "service": "yellow", **extra}, publish_time=dt.datetime.now(dt.UTC).isoformat()
+    )
 
 
 def test_dates_arriving_together_all_succeed_first_time_and_the_month_is_split_once(fresh_bucket, tlc):
@@ -343,15 +356,24 @@ def test_a_message_too_large_for_a_dead_letter_is_kept_whole_in_the_lake(fresh_b
 
 def push_body(body: dict, attempt: int) -> dict:
     """What Google's push (and the local relay) POSTs, with a dead-letter policy: deliveryAttempt."""
-    now = dt.datetime.now(dt.timezone.utc).isoformat().replace("+00:00", "Z")
-    return {"message": {"data": base64.b64encode(json.dumps(body).encode()).decode(), "attributes": {},
-                        "messageId": f"m{attempt}", "message_id": f"m{attempt}", "publishTime": now,
-                        "publish_time": now},
-            "subscription": "projects/local-taxi/subscriptions/taxi-ingest-push", "deliveryAttempt": attempt}
+    now = dt.datetime.now(dt.UTC).isoformat().replace("+00:00", "Z")
+    return {
+        "message": {
+            "data": base64.b64encode(json.dumps(body).encode()).decode(),
+            "attributes": {},
+            "messageId": f"m{attempt}",
+            "message_id": f"m{attempt}",
+            "publishTime": now,
+            "publish_time": now,
+        },
+        "subscription": "projects/local-taxi/subscriptions/taxi-ingest-push",
+        "deliveryAttempt": attempt,
+    }
 
 
-def test_the_last_delivery_attempt_is_dead_lettered_with_its_reason_not_raised(fresh_bucket, tlc, dead_letters,
-                                                                              settings_env):
+def test_the_last_delivery_attempt_is_dead_lettered_with_its_reason_not_raised(
+    fresh_bucket, tlc, dead_letters, settings_env
+):
     """Retry budgets agree: on the subscription's last attempt the function dead-letters a transient
     failure itself (structured, with the reason), instead of raising into Pub/Sub's raw copy."""
     import functions_framework
@@ -359,8 +381,9 @@ def test_the_last_delivery_attempt_is_dead_lettered_with_its_reason_not_raised(f
     _, use = tlc
     use(prefix="faults/slow/")  # the source hangs past the download timeout: transient
     settings_env(DOWNLOAD_TIMEOUT_SECONDS="1", DOWNLOAD_MAX_ATTEMPTS="1", MAX_DELIVERY_ATTEMPTS="5")
-    app = functions_framework.create_app(target="ingest", source=str(Path(__file__).parents[2] / "main.py"),
-                                         signature_type="cloudevent")
+    app = functions_framework.create_app(
+        target="ingest", source=str(Path(__file__).parents[2] / "main.py"), signature_type="cloudevent"
+    )
     client = app.test_client()
     body = {"date": "2021-01-09", "service": "yellow"}
 

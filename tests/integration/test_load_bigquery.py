@@ -16,9 +16,9 @@ import pyarrow as pa
 import pytest
 
 from functions import load_bigquery
-from shared.load import bigquery as bigquery_load
 from shared.core import clients, paths
 from shared.ingest.lake import upload_parquet
+from shared.load import bigquery as bigquery_load
 from tests.gcs_events import deliver_concurrently, gcs_finalized_event, pubsub_notification_event
 
 DAY = dt.date(2021, 1, 1)
@@ -87,8 +87,11 @@ def test_load_again_newer_then_older(fresh_bucket, dataset, real_day):
 
 def test_other_days_are_untouched(fresh_bucket, dataset, real_day):
     other_day = DAY + dt.timedelta(days=1)
-    other = real_day.set_column(real_day.schema.get_field_index("pickup_date"), "pickup_date",
-                                pa.array([other_day] * real_day.num_rows, pa.date32()))
+    other = real_day.set_column(
+        real_day.schema.get_field_index("pickup_date"),
+        "pickup_date",
+        pa.array([other_day] * real_day.num_rows, pa.date32()),
+    )
     blob = upload_parquet(fresh_bucket, paths.trips_object("yellow", other_day), other, {})
     deliver(blob)
     deliver(upload(fresh_bucket, real_day))
@@ -105,16 +108,16 @@ def test_same_event_to_concurrent_invocations_loads_the_day_once(fresh_bucket, d
     assert staging_tables(dataset) == []
 
 
-def test_corrupt_parquet_is_dead_lettered_and_the_day_stays_intact(fresh_bucket, dataset, real_day,
-                                                                   dead_letters):
+def test_corrupt_parquet_is_dead_lettered_and_the_day_stays_intact(fresh_bucket, dataset, real_day, dead_letters):
     deliver(upload(fresh_bucket, real_day))
     before = rows(dataset)
     blob = fresh_bucket.blob(NAME)
     blob.upload_from_string(b"PAR1 this is not parquet PAR1")
     deliver(blob, gcs_finalized_event)  # returns: a permanent error is acked, not retried
 
-    letters = [b for b in dead_letters(expected=1) if b["context"].get("object", "").endswith(
-        f"{fresh_bucket.name}/{NAME}")]
+    letters = [
+        b for b in dead_letters(expected=1) if b["context"].get("object", "").endswith(f"{fresh_bucket.name}/{NAME}")
+    ]
     assert len(letters) == 1
     assert letters[0]["function"] == "load_bigquery" and letters[0]["reason"] == "corrupt_parquet"
     assert letters[0]["context"]["generation"] == blob.generation
@@ -128,17 +131,30 @@ def test_known_row_round_trips_exactly(fresh_bucket, dataset, real_day, real_yel
     with open(real_yellow_sample, newline="") as handle:
         source = next(csv.DictReader(handle))
     pickup = dt.datetime.fromisoformat(source["tpep_pickup_datetime"])
-    (row,) = rows(dataset, f"pickup_datetime = DATETIME '{pickup.isoformat(sep=' ')}' "
-                           f"AND pu_location_id = {int(source['PULocationID'])}")
+    (row,) = rows(
+        dataset,
+        f"pickup_datetime = DATETIME '{pickup.isoformat(sep=' ')}' AND pu_location_id = {int(source['PULocationID'])}",
+    )
     assert row["pickup_datetime"] == pickup  # DATETIME: naive local time, not shifted
     assert row["dropoff_datetime"] == dt.datetime.fromisoformat(source["tpep_dropoff_datetime"])
-    assert (row["pu_location_id"], row["do_location_id"]) == (int(source["PULocationID"]),
-                                                             int(source["DOLocationID"]))
-    for name in ("trip_distance", "fare_amount", "extra", "mta_tax", "tip_amount", "tolls_amount",
-                 "improvement_surcharge", "total_amount", "congestion_surcharge"):
+    assert (row["pu_location_id"], row["do_location_id"]) == (int(source["PULocationID"]), int(source["DOLocationID"]))
+    for name in (
+        "trip_distance",
+        "fare_amount",
+        "extra",
+        "mta_tax",
+        "tip_amount",
+        "tolls_amount",
+        "improvement_surcharge",
+        "total_amount",
+        "congestion_surcharge",
+    ):
         assert row[name] == float(source[name]), name
     assert (row["payment_type"], row["passenger_count"], row["store_and_fwd_flag"]) == (
-        int(source["payment_type"]), int(source["passenger_count"]), source["store_and_fwd_flag"])
+        int(source["payment_type"]),
+        int(source["passenger_count"]),
+        source["store_and_fwd_flag"],
+    )
 
 
 def test_partition_expiration_follows_the_setting(fresh_bucket, dataset, settings_env, real_day):

@@ -16,11 +16,12 @@ import pyarrow as pa
 import pytest
 
 from functions import load_postgres
-from shared.load import partition as loading, postgres as postgres_load
 from shared.core import paths, pg
 from shared.core.errors import TransientError
-from shared.ingest.lake import upload_parquet
 from shared.core.settings import LOAD_POSTGRES, get_settings
+from shared.ingest.lake import upload_parquet
+from shared.load import partition as loading
+from shared.load import postgres as postgres_load
 from tests.gcs_events import deliver_concurrently, gcs_finalized_event, pubsub_notification_event
 
 DAY = dt.date(2021, 1, 1)
@@ -49,8 +50,9 @@ class connect:
 
     def __enter__(self):
         s = _DB["settings"]
-        self.conn = pg8000.dbapi.connect(user=s.pg_user, password=s.pg_password or None, host=s.pg_host,
-                                         port=s.pg_port, database=s.pg_database)
+        self.conn = pg8000.dbapi.connect(
+            user=s.pg_user, password=s.pg_password or None, host=s.pg_host, port=s.pg_port, database=s.pg_database
+        )
         return self.conn
 
     def __exit__(self, *exc):
@@ -69,8 +71,11 @@ def day_count(schema: str, day: dt.date = DAY) -> int:
 
 
 def ledger(schema: str, day: dt.date = DAY) -> tuple | None:
-    rows = query(f'SELECT generation, rows, object, loaded_at FROM "{schema}".loads '
-                 "WHERE service = 'yellow' AND pickup_date = %s", day)
+    rows = query(
+        f'SELECT generation, rows, object, loaded_at FROM "{schema}".loads '
+        "WHERE service = 'yellow' AND pickup_date = %s",
+        day,
+    )
     return tuple(rows[0]) if rows else None
 
 
@@ -101,13 +106,13 @@ def test_load_again_newer_then_older(fresh_bucket, pg_schema, real_day):
     assert day_count(pg_schema) == 40 and ledger(pg_schema)[0] == newer.generation
 
 
-def test_the_ledger_refuses_an_older_generation_even_if_it_got_past_the_lake_check(fresh_bucket, pg_schema,
-                                                                                    real_day):
+def test_the_ledger_refuses_an_older_generation_even_if_it_got_past_the_lake_check(fresh_bucket, pg_schema, real_day):
     newer = upload(fresh_bucket, real_day.slice(0, 10))
     deliver(newer)
     # Two versions racing: the older one read its bytes before the newer replaced them.
-    older = loading.PartitionLoad(loading.ObjectEvent(fresh_bucket.name, NAME, newer.generation - 1),
-                                  paths.parse_partition(NAME))
+    older = loading.PartitionLoad(
+        loading.ObjectEvent(fresh_bucket.name, NAME, newer.generation - 1), paths.parse_partition(NAME)
+    )
     settings = get_settings(LOAD_POSTGRES)
     with pg.connection(settings) as conn:
         outcome = postgres_load.replace_day(conn, settings, older, real_day, {})
@@ -121,16 +126,18 @@ def test_same_event_to_concurrent_invocations_loads_the_day_once(fresh_bucket, p
     assert not deliver_concurrently(deliver, blob, ENVELOPES, invocations=4, timeout=120)
     assert day_count(pg_schema) == big.num_rows
     assert query(f'SELECT count(*) FROM "{pg_schema}".loads')[0][0] == 1
-    outcomes = [json.loads(line) for line in capsys.readouterr().out.splitlines() if '"function":"load_postgres"' in line]
+    outcomes = [
+        json.loads(line) for line in capsys.readouterr().out.splitlines() if '"function":"load_postgres"' in line
+    ]
     assert sorted(o.get("skipped", "loaded") for o in outcomes) == ["already_loaded"] * 3 + ["loaded"]
 
 
-@pytest.mark.parametrize("bad, reason", [
-    (b"PAR1 this is not parquet PAR1", "corrupt_parquet"),
-    ("drop_column", "schema_mismatch"),
-])
-def test_bad_partition_is_dead_lettered_and_the_day_stays_intact(fresh_bucket, pg_schema, real_day,
-                                                                 dead_letters, bad, reason):
+@pytest.mark.parametrize(
+    "bad, reason", [(b"PAR1 this is not parquet PAR1", "corrupt_parquet"), ("drop_column", "schema_mismatch")]
+)
+def test_bad_partition_is_dead_lettered_and_the_day_stays_intact(
+    fresh_bucket, pg_schema, real_day, dead_letters, bad, reason
+):
     good = upload(fresh_bucket, real_day)
     deliver(good)
     before = ledger(pg_schema)
@@ -142,8 +149,9 @@ def test_bad_partition_is_dead_lettered_and_the_day_stays_intact(fresh_bucket, p
         blob = fresh_bucket.get_blob(NAME)
     deliver(blob)  # returns: a permanent error is acked, not retried
 
-    letters = [b for b in dead_letters(expected=1) if b["context"].get("object", "").endswith(
-        f"{fresh_bucket.name}/{NAME}")]
+    letters = [
+        b for b in dead_letters(expected=1) if b["context"].get("object", "").endswith(f"{fresh_bucket.name}/{NAME}")
+    ]
     assert len(letters) == 1
     letter = letters[0]
     assert letter["function"] == "load_postgres" and letter["reason"] == reason
@@ -152,8 +160,7 @@ def test_bad_partition_is_dead_lettered_and_the_day_stays_intact(fresh_bucket, p
     assert day_count(pg_schema) == 96 and ledger(pg_schema) == before
 
 
-def test_unreachable_database_is_transient_and_retried(fresh_bucket, pg_schema, settings_env, real_day,
-                                                       dead_letters):
+def test_unreachable_database_is_transient_and_retried(fresh_bucket, pg_schema, settings_env, real_day, dead_letters):
     blob = upload(fresh_bucket, real_day)
     settings_env(PG_PORT="1")  # nothing listens there: connection refused
     pg.reset()
@@ -171,23 +178,38 @@ def test_known_row_round_trips_exactly(fresh_bucket, pg_schema, real_day, real_y
         " fare_amount, extra, mta_tax, tip_amount, tolls_amount, improvement_surcharge, total_amount,"
         f' congestion_surcharge, payment_type, store_and_fwd_flag FROM "{pg_schema}".yellow_trips'
         " WHERE pickup_datetime = %s AND pu_location_id = %s",
-        dt.datetime.fromisoformat(source["tpep_pickup_datetime"]), int(source["PULocationID"]))
+        dt.datetime.fromisoformat(source["tpep_pickup_datetime"]),
+        int(source["PULocationID"]),
+    )
     assert row[0] == dt.datetime.fromisoformat(source["tpep_pickup_datetime"])  # naive, not shifted
     assert row[1] == dt.datetime.fromisoformat(source["tpep_dropoff_datetime"])
     assert row[2:5] == [int(source["PULocationID"]), int(source["DOLocationID"]), int(source["passenger_count"])]
-    money = ["trip_distance", "fare_amount", "extra", "mta_tax", "tip_amount", "tolls_amount",
-             "improvement_surcharge", "total_amount", "congestion_surcharge"]
+    money = [
+        "trip_distance",
+        "fare_amount",
+        "extra",
+        "mta_tax",
+        "tip_amount",
+        "tolls_amount",
+        "improvement_surcharge",
+        "total_amount",
+        "congestion_surcharge",
+    ]
     assert row[5:14] == [float(source[name]) for name in money]
     assert row[14:] == [int(source["payment_type"]), source["store_and_fwd_flag"]]
     # and the text PostgreSQL itself prints for the timestamp is the source's
-    assert query(f'SELECT pickup_datetime::text FROM "{pg_schema}".yellow_trips ORDER BY pickup_datetime'
-                 " LIMIT 1")[0][0] == min(r["tpep_pickup_datetime"] for r in _day_rows(real_yellow_sample))
+    assert query(f'SELECT pickup_datetime::text FROM "{pg_schema}".yellow_trips ORDER BY pickup_datetime LIMIT 1')[0][
+        0
+    ] == min(r["tpep_pickup_datetime"] for r in _day_rows(real_yellow_sample))
 
 
 def _day_rows(path):
     with open(path, newline="") as handle:
-        return [r for r in csv.DictReader(handle)
-                if r["tpep_pickup_datetime"].startswith("2021-01-01") and r["passenger_count"] != "0"]
+        return [
+            r
+            for r in csv.DictReader(handle)
+            if r["tpep_pickup_datetime"].startswith("2021-01-01") and r["passenger_count"] != "0"
+        ]
 
 
 def test_migrations_once_tables_index_and_comments(fresh_bucket, pg_schema, real_day):
@@ -197,15 +219,23 @@ def test_migrations_once_tables_index_and_comments(fresh_bucket, pg_schema, real
     postgres_load._migrated.clear()  # a new process: nothing pending, nothing re-applied
     with pg.connection(get_settings(LOAD_POSTGRES)) as conn:
         assert postgres_load.migrate(conn, pg_schema) == []
-    tables = {r[0] for r in query("SELECT table_name FROM information_schema.tables WHERE table_schema = %s",
-                                  pg_schema)}
+    tables = {
+        r[0] for r in query("SELECT table_name FROM information_schema.tables WHERE table_schema = %s", pg_schema)
+    }
     assert {"yellow_trips", "green_trips", "fhv_trips", "loads", "schema_migrations"} <= tables
-    indexes = [r[0] for r in query("SELECT indexdef FROM pg_indexes WHERE schemaname = %s AND "
-                                   "tablename = 'yellow_trips'", pg_schema)]
+    indexes = [
+        r[0]
+        for r in query(
+            "SELECT indexdef FROM pg_indexes WHERE schemaname = %s AND tablename = 'yellow_trips'", pg_schema
+        )
+    ]
     assert any("(pickup_date)" in i for i in indexes)
-    (comment,) = query("SELECT col_description(%s::regclass, attnum) FROM pg_attribute WHERE attrelid = "
-                       "%s::regclass AND attname = 'payment_type'", f"{pg_schema}.yellow_trips",
-                       f"{pg_schema}.yellow_trips")[0]
+    (comment,) = query(
+        "SELECT col_description(%s::regclass, attnum) FROM pg_attribute WHERE attrelid = "
+        "%s::regclass AND attname = 'payment_type'",
+        f"{pg_schema}.yellow_trips",
+        f"{pg_schema}.yellow_trips",
+    )[0]
     assert "2 = Cash" in comment
 
 

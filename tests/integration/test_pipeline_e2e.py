@@ -18,8 +18,7 @@ from pathlib import Path
 
 import pytest
 
-from shared.core import clients, ledger, paths
-from shared.core import ledger_read
+from shared.core import clients, ledger, ledger_read, paths
 from shared.core.pg import connection
 from shared.core.settings import Settings
 
@@ -39,8 +38,11 @@ def destination_state(settings: Settings) -> dict:
     """Rows of DAY in BigQuery and Postgres, and the generation Postgres' ledger holds."""
     table = f"{settings.project}.{settings.bq_dataset}.{SERVICE}_trips"
     try:
-        rows = clients.bigquery().query(
-            f"SELECT COUNT(*) AS n FROM `{table}` WHERE pickup_date = '{DAY.isoformat()}'").result()
+        rows = (
+            clients.bigquery()
+            .query(f"SELECT COUNT(*) AS n FROM `{table}` WHERE pickup_date = '{DAY.isoformat()}'")
+            .result()
+        )
         bigquery = next(iter(rows))["n"]
     except Exception:  # the table does not exist before the first load
         bigquery = None
@@ -51,8 +53,9 @@ def destination_state(settings: Settings) -> dict:
             return {"bigquery": bigquery, "postgres": None, "ledger": None}
         cursor.execute(f"SELECT count(*) FROM {settings.pg_schema}.{SERVICE}_trips WHERE pickup_date = %s", (DAY,))
         postgres = cursor.fetchone()[0]
-        cursor.execute(f"SELECT generation FROM {settings.pg_schema}.loads WHERE service = %s AND pickup_date = %s",
-                       (SERVICE, DAY))
+        cursor.execute(
+            f"SELECT generation FROM {settings.pg_schema}.loads WHERE service = %s AND pickup_date = %s", (SERVICE, DAY)
+        )
         ledger = cursor.fetchone()
     return {"bigquery": bigquery, "postgres": postgres, "ledger": int(ledger[0]) if ledger else None}
 
@@ -84,13 +87,17 @@ def test_a_published_date_reaches_gcs_bigquery_and_postgres_once(stack, settings
 
     publish({"date": DAY.isoformat(), "service": SERVICE, "force": True})
 
-    blob = wait_for(lambda: (b := bucket.get_blob(name)) and (before is None or b.generation != before.generation)
-                    and b, f"gs://{settings.lake_bucket}/{name}")
+    blob = wait_for(
+        lambda: (b := bucket.get_blob(name)) and (before is None or b.generation != before.generation) and b,
+        f"gs://{settings.lake_bucket}/{name}",
+    )
     rows = int(blob.metadata["rows_written"])
     assert rows > 0
     assert int(blob.metadata["rows_read"]) == rows + int(blob.metadata["rows_rejected"])
-    loaded = wait_for(lambda: (s := destination_state(settings))["ledger"] == blob.generation
-                      and s["bigquery"] == rows and s, "both loaders to load the new generation")
+    loaded = wait_for(
+        lambda: (s := destination_state(settings))["ledger"] == blob.generation and s["bigquery"] == rows and s,
+        "both loaders to load the new generation",
+    )
     assert loaded == {"bigquery": rows, "postgres": rows, "ledger": blob.generation}
 
     already = skipped_lines()
@@ -106,5 +113,4 @@ def test_a_published_date_reaches_gcs_bigquery_and_postgres_once(stack, settings
         return outcomes if outcomes.get("ingest") == ledger.SKIPPED and len(outcomes) == 3 else None
 
     outcomes = wait_for(latest, "the run ledger to hold each function's latest attempt", timeout=30)
-    assert outcomes == {"ingest": ledger.SKIPPED, "load_bigquery": ledger.SUCCEEDED,
-                        "load_postgres": ledger.SUCCEEDED}
+    assert outcomes == {"ingest": ledger.SKIPPED, "load_bigquery": ledger.SUCCEEDED, "load_postgres": ledger.SUCCEEDED}

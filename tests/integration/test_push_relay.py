@@ -83,13 +83,28 @@ def relayed(pubsub):
         endpoint = Endpoint(answer)
         topic, dead_topic = pubsub.temporary_topic(), pubsub.temporary_topic()
         dead_subscription = pubsub.pull_subscription(dead_topic)
-        subscription = pubsub.pull_subscription(topic, ack_deadline_seconds=10, dead_letter_policy={
-            "dead_letter_topic": pubsub.publisher.topic_path(pubsub.project, dead_topic),
-            "max_delivery_attempts": MAX_ATTEMPTS})
+        subscription = pubsub.pull_subscription(
+            topic,
+            ack_deadline_seconds=10,
+            dead_letter_policy={
+                "dead_letter_topic": pubsub.publisher.topic_path(pubsub.project, dead_topic),
+                "max_delivery_attempts": MAX_ATTEMPTS,
+            },
+        )
         events: list[tuple[str, dict]] = []
-        relay = PushRelay([Route(subscription, endpoint.url, ack_deadline=10, min_backoff=MIN_BACKOFF,
-                                 max_backoff=MAX_BACKOFF, max_delivery_attempts=MAX_ATTEMPTS)],
-                          log=lambda event, **fields: events.append((event, fields))).start()
+        relay = PushRelay(
+            [
+                Route(
+                    subscription,
+                    endpoint.url,
+                    ack_deadline=10,
+                    min_backoff=MIN_BACKOFF,
+                    max_backoff=MAX_BACKOFF,
+                    max_delivery_attempts=MAX_ATTEMPTS,
+                )
+            ],
+            log=lambda event, **fields: events.append((event, fields)),
+        ).start()
         started.append((relay, endpoint))
         dead: dict[str, dict] = {}
         topic_path = pubsub.publisher.topic_path(pubsub.project, topic)
@@ -103,9 +118,15 @@ def relayed(pubsub):
                 dead[message.data.decode()] = dict(message.attributes)
             return dead
 
-        return SimpleNamespace(publish=lambda key: publish_many([key])[0], publish_many=publish_many,
-                               endpoint=endpoint, dead_lettered=dead_lettered, events=events,
-                               subscription=subscription, stop=relay.stop)
+        return SimpleNamespace(
+            publish=lambda key: publish_many([key])[0],
+            publish_many=publish_many,
+            endpoint=endpoint,
+            dead_lettered=dead_lettered,
+            events=events,
+            subscription=subscription,
+            stop=relay.stop,
+        )
 
     yield make
     for relay, endpoint in started:
@@ -141,8 +162,11 @@ def test_a_failing_endpoint_gets_the_message_again_until_it_succeeds(relayed, pu
     assert run.endpoint.attempts(key) == [1, 2, 3]
     assert_backoff_between(run.endpoint.requests[key])
     assert run.dead_lettered() == {}
-    assert [(event, fields["attempt"]) for event, fields in run.events] == \
-        [("delivery_failed", 1), ("delivery_failed", 2), ("delivered", 3)]
+    assert [(event, fields["attempt"]) for event, fields in run.events] == [
+        ("delivery_failed", 1),
+        ("delivery_failed", 2),
+        ("delivered", 3),
+    ]
     assert all(fields["message_id"] == message_id for _, fields in run.events)
     run.stop()
     assert pubsub.drain(run.subscription) == [], "acked: nothing left on the subscription"
@@ -177,9 +201,13 @@ def test_200_messages_failing_at_once_each_end_acked_or_dead_lettered(relayed, p
     wait_for(settled, 120, "every message acked or dead-lettered")
     time.sleep(3 * MAX_BACKOFF)
     assert set(run.dead_lettered()) == always  # no message that succeeded is dead-lettered
+
     def story(key: str) -> list:  # what the relay logged about it, for a failure's message
-        return [(event, fields["attempt"], fields["status"], fields.get("error"))
-                for event, fields in run.events if fields.get("message_id") == ids[key]]
+        return [
+            (event, fields["attempt"], fields["status"], fields.get("error"))
+            for event, fields in run.events
+            if fields.get("message_id") == ids[key]
+        ]
 
     for key in always:
         assert run.endpoint.attempts(key) == [1, 2, 3, 4, 5], story(key)

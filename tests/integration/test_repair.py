@@ -16,10 +16,9 @@ from pathlib import Path
 
 import requests
 
-from shared.core import clients, ledger, paths
-from shared.core import ledger_read
-from shared.ingest import reannounce
+from shared.core import clients, ledger, ledger_read, paths
 from shared.core.settings import Settings
+from shared.ingest import reannounce
 from tests.integration import stack_http
 from tests.integration.stack_http import by_date, reloaded
 from tests.integration.test_backfill_e2e import delete_day_from_postgres
@@ -77,10 +76,14 @@ def publish_ingest(body: dict) -> str:
 
 def ingest_record(bucket, message_id: str) -> dict:
     """Ingest's finished run record of that message (the function's own account of it)."""
+
     def finished():
         day = dt.date.fromisoformat(LOST_DAY)
-        found = [r for r in ledger_read.read_date(bucket, SERVICE, day)
-                 if r.get("function") == "ingest" and r.get("message_id") == message_id]
+        found = [
+            r
+            for r in ledger_read.read_date(bucket, SERVICE, day)
+            if r.get("function") == "ingest" and r.get("message_id") == message_id
+        ]
         return found[0] if found and found[0]["outcome"] != ledger.RUNNING else None
 
     deadline = time.monotonic() + 120
@@ -111,17 +114,26 @@ def test_a_plain_republish_repairs_a_lost_finalize_event(urls):
     name = paths.trips_object(SERVICE, dt.date.fromisoformat(LOST_DAY))
     first = by_date(stack_http.status(urls, SERVICE, [LOST_DAY]))[LOST_DAY]["lake_generation"]
     publish_ingest({"date": LOST_DAY, "service": SERVICE, "force": True})  # loaded everywhere, first
-    before = stack_http.wait_for(urls, SERVICE, [LOST_DAY], lambda d: reloaded(d, {LOST_DAY: first}, [LOST_DAY]),
-                                 "loaded")[LOST_DAY]["lake_generation"]
+    before = stack_http.wait_for(
+        urls, SERVICE, [LOST_DAY], lambda d: reloaded(d, {LOST_DAY: first}, [LOST_DAY]), "loaded"
+    )[LOST_DAY]["lake_generation"]
     subscriber = pubsub_v1.SubscriberClient()
-    subscriber.delete_subscription(subscription=subscriber.subscription_path(os.environ["GCP_PROJECT"],
-                                                                             POSTGRES_SUBSCRIPTION))
+    subscriber.delete_subscription(
+        subscription=subscriber.subscription_path(os.environ["GCP_PROJECT"], POSTGRES_SUBSCRIPTION)
+    )
     try:
         delete_day_from_postgres(LOST_DAY)
         publish_ingest({"date": LOST_DAY, "service": SERVICE, "force": True})  # a new generation, announced once
         lost = stack_http.wait_for(
-            urls, SERVICE, [LOST_DAY], lambda d: d[LOST_DAY]["lake_generation"] not in (None, before)
-            and d[LOST_DAY]["bigquery_rows"] == d[LOST_DAY]["lake_rows"] > 0, "loaded into BigQuery")[LOST_DAY]
+            urls,
+            SERVICE,
+            [LOST_DAY],
+            lambda d: (
+                d[LOST_DAY]["lake_generation"] not in (None, before)
+                and d[LOST_DAY]["bigquery_rows"] == d[LOST_DAY]["lake_rows"] > 0
+            ),
+            "loaded into BigQuery",
+        )[LOST_DAY]
     finally:
         subscriber.close()
         resources.create_subscriptions()  # as `up` makes it: the relay reopens its stream
@@ -132,22 +144,23 @@ def test_a_plain_republish_repairs_a_lost_finalize_event(urls):
     written = bucket.get_blob(name).time_created
 
     # Within the grace its event may still be on its way: a republish leaves it alone.
-    if (dt.datetime.now(dt.timezone.utc) - written).total_seconds() < reannounce.REANNOUNCE_GRACE_SECONDS - 20:
+    if (dt.datetime.now(dt.UTC) - written).total_seconds() < reannounce.REANNOUNCE_GRACE_SECONDS - 20:
         early = ingest_record(bucket, publish_ingest({"date": LOST_DAY, "service": SERVICE}))
         assert (early["outcome"], early["reason"]) == (ledger.SKIPPED, "up_to_date")
         assert bucket.get_blob(name).generation == generation
 
     # Past the grace: the plain republish re-announces it, and a second one right behind it does not
     # (the re-announced generation is then pending, in flight or loaded: tests/unit/test_reannounce.py).
-    wait = reannounce.REANNOUNCE_GRACE_SECONDS + 1 - (dt.datetime.now(dt.timezone.utc) - written).total_seconds()
+    wait = reannounce.REANNOUNCE_GRACE_SECONDS + 1 - (dt.datetime.now(dt.UTC) - written).total_seconds()
     time.sleep(max(0.0, wait))
     repair = ingest_record(bucket, publish_ingest({"date": LOST_DAY, "service": SERVICE}))
     assert (repair["outcome"], repair["reason"]) == (ledger.SKIPPED, reannounce.REANNOUNCED)
     second = ingest_record(bucket, publish_ingest({"date": LOST_DAY, "service": SERVICE}))
     assert (second["outcome"], second["reason"]) == (ledger.SKIPPED, "up_to_date")
 
-    healed = stack_http.wait_for(urls, SERVICE, [LOST_DAY], lambda d: reloaded(d, {LOST_DAY: generation}, [LOST_DAY]),
-                                 "repaired")[LOST_DAY]
+    healed = stack_http.wait_for(
+        urls, SERVICE, [LOST_DAY], lambda d: reloaded(d, {LOST_DAY: generation}, [LOST_DAY]), "repaired"
+    )[LOST_DAY]
     assert healed["lake_rows"] == healed["bigquery_rows"] == healed["postgres_rows"] == lost["lake_rows"]
     current = bucket.get_blob(name)
     assert current.generation == healed["lake_generation"] == repair["generation"]
@@ -162,7 +175,10 @@ def test_a_plain_republish_repairs_a_lost_finalize_event(urls):
     time.sleep(3)  # a would-be finalize event gets time to arrive
     assert bucket.get_blob(name).generation == current.generation
     assert by_date(stack_http.status(urls, SERVICE, [LOST_DAY]))[LOST_DAY]["state"] == "complete"
-    woken = [r for r in ledger_read.read_date(bucket, SERVICE, dt.date.fromisoformat(LOST_DAY))
-             if r["function"] != "ingest" and r["started_at"] > settled["started_at"]]
+    woken = [
+        r
+        for r in ledger_read.read_date(bucket, SERVICE, dt.date.fromisoformat(LOST_DAY))
+        if r["function"] != "ingest" and r["started_at"] > settled["started_at"]
+    ]
     assert woken == [], "no loader ran again"
     assert [e["reannounce"] for e in ingest_outcomes("already up to date")][-1] == "loaded"

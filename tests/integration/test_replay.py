@@ -32,15 +32,17 @@ REPO = Path(__file__).resolve().parents[2]
 
 
 def local_emulator(*args: str) -> str:
-    result = subprocess.run([str(REPO / "local_emulator.sh"), *args], capture_output=True, text=True,
-                            timeout=300, env=os.environ.copy())
+    result = subprocess.run(
+        [str(REPO / "local_emulator.sh"), *args], capture_output=True, text=True, timeout=300, env=os.environ.copy()
+    )
     assert result.returncode == 0, f"local_emulator.sh {' '.join(args)} failed:\n{result.stdout}{result.stderr}"
     return result.stdout
 
 
 def lines_for(output: str, verb: str) -> list[str]:
-    return [line for line in output.splitlines()
-            if line.startswith(f"{verb} ingest source_not_found {SERVICE} {DATE} ")]
+    return [
+        line for line in output.splitlines() if line.startswith(f"{verb} ingest source_not_found {SERVICE} {DATE} ")
+    ]
 
 
 @pytest.fixture
@@ -50,8 +52,12 @@ def withheld_month(stack):
     if not template.startswith(tlc_url):
         stack_http.unavailable(f"SOURCE_URL_TEMPLATE is not the stack's TLC server ({template})")
     bucket = clients.storage().bucket(os.environ["LAKE_BUCKET"])
-    for prefix in (f"raw/{SERVICE}/{MONTH_FILE}", f"staging/{SERVICE}/month=2017-06/",
-                   f"trips/{SERVICE}/pickup_date={DATE}/", f"runs/{SERVICE}/pickup_date={DATE}/"):
+    for prefix in (
+        f"raw/{SERVICE}/{MONTH_FILE}",
+        f"staging/{SERVICE}/month=2017-06/",
+        f"trips/{SERVICE}/pickup_date={DATE}/",
+        f"runs/{SERVICE}/pickup_date={DATE}/",
+    ):
         for blob in bucket.list_blobs(prefix=prefix):
             blob.delete()
     marker = Path(os.environ["TAXI_STATE_DIR"]) / "tlc" / ".unpublished" / SERVICE / MONTH_FILE
@@ -64,8 +70,9 @@ def withheld_month(stack):
 def test_a_date_dead_lettered_for_a_404_is_replayed_once_the_month_appears(withheld_month, urls, gcloud):
     old = stack_http.by_date(stack_http.status(urls, SERVICE, [DATE]))[DATE]["lake_generation"]
     gcloud(os.environ["INGEST_TOPIC"], {"date": DATE, "service": SERVICE})
-    days = stack_http.wait_for(urls, SERVICE, [DATE], lambda d: d[DATE]["state"] == "dead_lettered",
-                               "dead-lettered", timeout=120)
+    days = stack_http.wait_for(
+        urls, SERVICE, [DATE], lambda d: d[DATE]["state"] == "dead_lettered", "dead-lettered", timeout=120
+    )
     assert days[DATE]["run"]["reason"] == "source_not_found"
 
     for _ in range(2):  # a dry run acknowledges nothing: the second one sees the same dead letter
@@ -78,8 +85,14 @@ def test_a_date_dead_lettered_for_a_404_is_replayed_once_the_month_appears(withh
     done = local_emulator("replay", "--reason", "source_not_found", "--function", "ingest", "--date", DATE)
     replayed = lines_for(done, "replayed")
     assert replayed and all(" -> taxi-ingest message " in line for line in replayed), done
-    stack_http.wait_for(urls, SERVICE, [DATE], lambda d: stack_http.reloaded(d, {DATE: old}, [DATE]),
-                        "complete after the replay", timeout=300)
+    stack_http.wait_for(
+        urls,
+        SERVICE,
+        [DATE],
+        lambda d: stack_http.reloaded(d, {DATE: old}, [DATE]),
+        "complete after the replay",
+        timeout=300,
+    )
     runs = local_emulator("runs", DATE, SERVICE)
     assert "dead_lettered" in runs and "succeeded" in runs, runs
 
@@ -90,16 +103,26 @@ def test_a_date_dead_lettered_for_a_404_is_replayed_once_the_month_appears(withh
 def test_a_message_pubsub_dead_lettered_goes_back_to_its_source_topic(pubsub):
     """Pub/Sub forwards the message itself after max delivery attempts; replay sends it back."""
     source_topic, dead_topic = pubsub.temporary_topic(), pubsub.temporary_topic()
-    source = pubsub.pull_subscription(source_topic, ack_deadline_seconds=10, dead_letter_policy={
-        "dead_letter_topic": pubsub.publisher.topic_path(pubsub.project, dead_topic), "max_delivery_attempts": 5})
+    source = pubsub.pull_subscription(
+        source_topic,
+        ack_deadline_seconds=10,
+        dead_letter_policy={
+            "dead_letter_topic": pubsub.publisher.topic_path(pubsub.project, dead_topic),
+            "max_delivery_attempts": 5,
+        },
+    )
     dead = pubsub.pull_subscription(dead_topic)
-    pubsub.publisher.publish(pubsub.publisher.topic_path(pubsub.project, source_topic),
-                             b'{"date":"2021-01-15","service":"green"}', origin="test").result(timeout=30)
+    pubsub.publisher.publish(
+        pubsub.publisher.topic_path(pubsub.project, source_topic),
+        b'{"date":"2021-01-15","service":"green"}',
+        origin="test",
+    ).result(timeout=30)
     for _ in range(5):  # five failed deliveries: nack each
         response = pubsub.subscriber.pull(subscription=source, max_messages=1, timeout=10)
         assert response.received_messages
-        pubsub.subscriber.modify_ack_deadline(subscription=source, ack_deadline_seconds=0,
-                                              ack_ids=[m.ack_id for m in response.received_messages])
+        pubsub.subscriber.modify_ack_deadline(
+            subscription=source, ack_deadline_seconds=0, ack_ids=[m.ack_id for m in response.received_messages]
+        )
 
     lines: list[str] = []
     summary = None
@@ -112,7 +135,8 @@ def test_a_message_pubsub_dead_lettered_goes_back_to_its_source_topic(pubsub):
         if summary.replayed:
             break
     assert summary and summary.replayed == 1 and summary.failed == 0, lines
-    assert lines[0].startswith(f"replayed {source.rsplit('/', 1)[-1]} max_delivery_attempts green 2021-01-15 "
-                               f"-> {source_topic} message ")
+    assert lines[0].startswith(
+        f"replayed {source.rsplit('/', 1)[-1]} max_delivery_attempts green 2021-01-15 -> {source_topic} message "
+    )
     back = pubsub.pull_until(source, lambda m: m.data == b'{"date":"2021-01-15","service":"green"}')
     assert dict(back.attributes) == {"origin": "test"}

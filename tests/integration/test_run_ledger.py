@@ -16,9 +16,9 @@ import pytest
 from functions import ingest as ingest_function
 from functions import load_bigquery, load_postgres
 from shared.core import ledger, paths
-from shared.operate import status, status_reads
 from shared.core.errors import TransientError
 from shared.core.settings import Settings
+from shared.operate import status, status_reads
 from tests.gcs_events import gcs_finalized_event, message_published_event
 from tests.integration.months import serve_month
 
@@ -26,8 +26,9 @@ SERVICE = "yellow"
 
 
 def now_event(day: dt.date, **extra):
-    return message_published_event({"date": day.isoformat(), "service": SERVICE, **extra},
-                                   publish_time=dt.datetime.now(dt.timezone.utc).isoformat())
+    return message_published_event(
+        {"date": day.isoformat(), "service": SERVICE, **extra}, publish_time=dt.datetime.now(dt.UTC).isoformat()
+    )
 
 
 def days(bucket, start: dt.date, end: dt.date) -> dict[str, status.DayStatus]:
@@ -85,7 +86,10 @@ def test_retried_dead_lettered_loaded_and_never_asked(fresh_bucket, tlc, setting
     day = days(fresh_bucket, loaded, never)
     assert day[loaded.isoformat()].state == "complete"
     assert {(r.function, r.outcome) for r in day[loaded.isoformat()].runs} == {
-        ("ingest", "succeeded"), ("load_bigquery", "succeeded"), ("load_postgres", "succeeded")}
+        ("ingest", "succeeded"),
+        ("load_bigquery", "succeeded"),
+        ("load_postgres", "succeeded"),
+    }
     assert day[never.isoformat()].state == "missing" and day[never.isoformat()].runs == []
 
 
@@ -130,8 +134,11 @@ def test_dates_a_backfill_published_are_queued_until_their_ingest_runs(fresh_buc
     tap = pubsub.pull_subscription(topic)
     settings_env(INGEST_TOPIC=topic)
     first, last = dt.date(2019, 5, 1), dt.date(2019, 5, 3)
-    backfill_function.handle(message_published_event({"start": first.isoformat(), "end": last.isoformat()},
-                                                     publish_time=dt.datetime.now(dt.timezone.utc).isoformat()))
+    backfill_function.handle(
+        message_published_event(
+            {"start": first.isoformat(), "end": last.isoformat()}, publish_time=dt.datetime.now(dt.UTC).isoformat()
+        )
+    )
     seen = days(fresh_bucket, first, last + dt.timedelta(days=1))
     assert [seen[d.isoformat()].label for d in status.date_range(first, last)] == ["queued (backfill)"] * 3
     assert seen[(last + dt.timedelta(days=1)).isoformat()].state == "missing"

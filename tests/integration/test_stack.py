@@ -31,8 +31,9 @@ def test_pubsub_emulator_publish_and_pull(pubsub):
     topic = pubsub.temporary_topic()
     subscription = pubsub.pull_subscription(topic)
     body = {"probe": uuid.uuid4().hex}
-    pubsub.publisher.publish(pubsub.publisher.topic_path(os.environ["GCP_PROJECT"], topic),
-                             json.dumps(body).encode(), origin="test_stack").result(timeout=30)
+    pubsub.publisher.publish(
+        pubsub.publisher.topic_path(os.environ["GCP_PROJECT"], topic), json.dumps(body).encode(), origin="test_stack"
+    ).result(timeout=30)
     message = pubsub.pull_until(subscription, lambda m: json.loads(m.data) == body)
     assert message.attributes["origin"] == "test_stack"
 
@@ -44,8 +45,13 @@ def test_gcloud_publishes_to_the_emulator_with_the_stack_env(pubsub):
     topic = pubsub.temporary_topic()
     subscription = pubsub.pull_subscription(topic)
     body = json.dumps({"probe": uuid.uuid4().hex})
-    subprocess.run([gcloud, "pubsub", "topics", "publish", topic, f"--message={body}"],
-                   check=True, capture_output=True, timeout=120, stdin=subprocess.DEVNULL)
+    subprocess.run(
+        [gcloud, "pubsub", "topics", "publish", topic, f"--message={body}"],
+        check=True,
+        capture_output=True,
+        timeout=120,
+        stdin=subprocess.DEVNULL,
+    )
     assert pubsub.pull_until(subscription, lambda m: m.data.decode() == body)
 
 
@@ -55,16 +61,20 @@ def test_function_subscriptions_are_pull_with_dead_letters_and_no_retry_policy(s
     project = os.environ["GCP_PROJECT"]
     for name, (topic_var, _function) in PUSH_SUBSCRIPTIONS.items():
         subscription = pubsub.subscriber.get_subscription(
-            subscription=pubsub.subscriber.subscription_path(project, name))
+            subscription=pubsub.subscriber.subscription_path(project, name)
+        )
         assert subscription.topic == f"projects/{project}/topics/{os.environ[topic_var]}"
         assert subscription.push_config.push_endpoint == ""
         assert "retry_policy" not in subscription
         assert subscription.ack_deadline_seconds == 600
-        assert subscription.dead_letter_policy.dead_letter_topic == \
-            f"projects/{project}/topics/{os.environ['DEAD_LETTER_TOPIC']}"
+        assert (
+            subscription.dead_letter_policy.dead_letter_topic
+            == f"projects/{project}/topics/{os.environ['DEAD_LETTER_TOPIC']}"
+        )
         assert subscription.dead_letter_policy.max_delivery_attempts == 5
     keeper = pubsub.subscriber.get_subscription(
-        subscription=pubsub.subscriber.subscription_path(project, "taxi-dead-letter-sub"))
+        subscription=pubsub.subscriber.subscription_path(project, "taxi-dead-letter-sub")
+    )
     assert keeper.topic.endswith("/" + os.environ["DEAD_LETTER_TOPIC"])
 
 
@@ -88,18 +98,31 @@ def test_the_push_relay_runs_and_delivers_to_each_function(stack, pubsub):
     for topic_var, data, attributes in [
         ("INGEST_TOPIC", {"probe": probe}, {}),
         ("BACKFILL_TOPIC", {"probe": probe}, {}),
-        ("LAKE_EVENTS_TOPIC", {"bucket": other_bucket, "name": "probe.txt", "generation": "1"},
-         {"eventType": "OBJECT_FINALIZE", "bucketId": other_bucket, "objectId": "probe.txt",
-          "objectGeneration": "1", "payloadFormat": "JSON_API_V1"}),
+        (
+            "LAKE_EVENTS_TOPIC",
+            {"bucket": other_bucket, "name": "probe.txt", "generation": "1"},
+            {
+                "eventType": "OBJECT_FINALIZE",
+                "bucketId": other_bucket,
+                "objectId": "probe.txt",
+                "objectGeneration": "1",
+                "payloadFormat": "JSON_API_V1",
+            },
+        ),
     ]:
         topic = pubsub.publisher.topic_path(project, os.environ[topic_var])
         sent[topic_var] = pubsub.publisher.publish(topic, json.dumps(data).encode(), **attributes).result(timeout=30)
-    expected = {(f"projects/{project}/subscriptions/{name}", sent[topic_var])
-                for name, (topic_var, _function) in PUSH_SUBSCRIPTIONS.items()}
+    expected = {
+        (f"projects/{project}/subscriptions/{name}", sent[topic_var])
+        for name, (topic_var, _function) in PUSH_SUBSCRIPTIONS.items()
+    }
     deadline = time.monotonic() + 60
     while time.monotonic() < deadline:
-        delivered = {(e["subscription"], e["message_id"]) for e in relay_events(since)
-                     if e["event"] == "delivered" and e["status"] == 200}
+        delivered = {
+            (e["subscription"], e["message_id"])
+            for e in relay_events(since)
+            if e["event"] == "delivered" and e["status"] == 200
+        }
         if expected <= delivered:
             break
         time.sleep(0.5)
@@ -126,8 +149,7 @@ def test_fake_gcs_write_sends_a_finalize_notification(pubsub):
         blob = bucket.blob("probe/object.txt")
         blob.metadata = {"rows_written": "3"}
         blob.upload_from_string(b"hello", content_type="text/plain")
-        message = pubsub.pull_until(
-            subscription, lambda m: m.attributes.get("bucketId") == bucket.name)
+        message = pubsub.pull_until(subscription, lambda m: m.attributes.get("bucketId") == bucket.name)
         assert message.attributes["eventType"] == "OBJECT_FINALIZE"
         assert message.attributes["objectId"] == "probe/object.txt"
         assert message.attributes["payloadFormat"] == "JSON_API_V1"
@@ -153,8 +175,11 @@ def test_bigquery_emulator_answers_a_query_and_has_the_dataset(stack):
     from google.auth.credentials import AnonymousCredentials
     from google.cloud import bigquery
 
-    client = bigquery.Client(project=os.environ["GCP_PROJECT"], credentials=AnonymousCredentials(),
-                             client_options=ClientOptions(api_endpoint=os.environ["BIGQUERY_EMULATOR_HOST"]))
+    client = bigquery.Client(
+        project=os.environ["GCP_PROJECT"],
+        credentials=AnonymousCredentials(),
+        client_options=ClientOptions(api_endpoint=os.environ["BIGQUERY_EMULATOR_HOST"]),
+    )
     assert [tuple(row) for row in client.query("SELECT 1 AS one").result()] == [(1,)]
     assert client.get_dataset(f"{os.environ['GCP_PROJECT']}.nyc_taxi").dataset_id == "nyc_taxi"
 
@@ -163,14 +188,23 @@ def test_postgres_accepts_the_password_and_has_the_database(stack):
     import pg8000.native
 
     connection = pg8000.native.Connection(
-        user=os.environ["PG_USER"], password=os.environ["PG_PASSWORD"], host=os.environ["PG_HOST"],
-        port=int(os.environ["PG_PORT"]), database=os.environ["PG_DATABASE"])
+        user=os.environ["PG_USER"],
+        password=os.environ["PG_PASSWORD"],
+        host=os.environ["PG_HOST"],
+        port=int(os.environ["PG_PORT"]),
+        database=os.environ["PG_DATABASE"],
+    )
     try:
-        assert connection.run("SELECT current_database(), current_setting('listen_addresses')") == \
-            [[os.environ["PG_DATABASE"], "127.0.0.1"]]
+        assert connection.run("SELECT current_database(), current_setting('listen_addresses')") == [
+            [os.environ["PG_DATABASE"], "127.0.0.1"]
+        ]
     finally:
         connection.close()
     with pytest.raises(pg8000.native.DatabaseError):
-        pg8000.native.Connection(user=os.environ["PG_USER"], password="not-the-password",
-                                 host=os.environ["PG_HOST"], port=int(os.environ["PG_PORT"]),
-                                 database=os.environ["PG_DATABASE"])
+        pg8000.native.Connection(
+            user=os.environ["PG_USER"],
+            password="not-the-password",
+            host=os.environ["PG_HOST"],
+            port=int(os.environ["PG_PORT"]),
+            database=os.environ["PG_DATABASE"],
+        )

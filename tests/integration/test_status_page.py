@@ -26,7 +26,7 @@ from shared.operate.status_page import render_html
 
 ROOT = Path(__file__).resolve().parents[2]
 ARTIFACTS = ROOT / "test-artifacts"
-T0 = dt.datetime(2021, 3, 2, 6, 0, tzinfo=dt.timezone.utc)
+T0 = dt.datetime(2021, 3, 2, 6, 0, tzinfo=dt.UTC)
 START, END = dt.date(2021, 1, 25), dt.date(2021, 2, 10)
 
 
@@ -42,9 +42,21 @@ def chromium() -> str:
 
 def run_chromium(page: Path, *args: str) -> subprocess.CompletedProcess:
     with tempfile.TemporaryDirectory(prefix="chromium-profile-") as profile:
-        command = [chromium(), "--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
-                   "--disable-background-networking", "--disable-component-update", "--disable-sync",
-                   "--hide-scrollbars", f"--user-data-dir={profile}", *args, page.as_uri()]
+        command = [
+            chromium(),
+            "--headless",
+            "--no-sandbox",
+            "--disable-gpu",
+            "--disable-quic",
+            "--no-first-run",
+            "--disable-background-networking",
+            "--disable-component-update",
+            "--disable-sync",
+            "--hide-scrollbars",
+            f"--user-data-dir={profile}",
+            *args,
+            page.as_uri(),
+        ]
         result = subprocess.run(command, capture_output=True, text=True, timeout=120)
     assert result.returncode == 0, f"chromium failed ({result.returncode}): {result.stderr[-2000:]}"
     return result
@@ -55,8 +67,9 @@ def sample_report():
     lake, bigquery, postgres, ledger = {}, {}, {}, {}
     runs = {  # what the run ledger says of dates the counts alone would call missing
         dt.date(2021, 2, 6): [RunRecord("ingest", "11", "running", 1, updated_at=T0)],
-        dt.date(2021, 2, 8): [RunRecord("ingest", "12", "retrying", 3, "download_failed", "HTTP 500 <from> the host",
-                                        updated_at=T0)],
+        dt.date(2021, 2, 8): [
+            RunRecord("ingest", "12", "retrying", 3, "download_failed", "HTTP 500 <from> the host", updated_at=T0)
+        ],
         dt.date(2021, 2, 9): [RunRecord("ingest", "13", "dead_lettered", 1, "source_not_found", "404", updated_at=T0)],
     }
     for i in range((END - START).days + 1):
@@ -73,8 +86,9 @@ def sample_report():
         else:
             lake[day], bigquery[day], postgres[day] = LakeDay(rows, 12, 1000 + i, T0), rows, rows
             ledger[day] = LedgerEntry(str(1000 + i), rows, f"trips/yellow/pickup_date={day}/data.parquet", T0)
-    return build_report("yellow", START, END, lake, bigquery, postgres, ledger, runs=runs,
-                        now=T0 + dt.timedelta(minutes=2))
+    return build_report(
+        "yellow", START, END, lake, bigquery, postgres, ledger, runs=runs, now=T0 + dt.timedelta(minutes=2)
+    )
 
 
 class Cells(HTMLParser):
@@ -134,6 +148,15 @@ def test_dom_has_every_date_in_its_state_with_counts_on_hover(page):
     assert "2021-02-08 yellow: retrying (attempt 3, download_failed)" in retrying
     assert "ingest retrying, attempt 3 (download_failed): HTTP 500 <from> the host" in retrying  # escaped, read back
     assert "dead_lettered (source_not_found)" in cells.days["2021-02-09"]["title"]
-    assert cells.legend == {"complete": "10", "queued": "0", "running": "1", "retrying": "1", "partial": "1",
-                            "mismatch": "1", "failed": "1", "dead_lettered": "1", "missing": "1"}
+    assert cells.legend == {
+        "complete": "10",
+        "queued": "0",
+        "running": "1",
+        "retrying": "1",
+        "partial": "1",
+        "mismatch": "1",
+        "failed": "1",
+        "dead_lettered": "1",
+        "missing": "1",
+    }
     assert set(cells.legend) == set(STATES)

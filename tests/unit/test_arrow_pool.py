@@ -15,8 +15,9 @@ PROBE = "import main, pyarrow as pa; print(pa.default_memory_pool().backend_name
 
 def backend(**env: str) -> str:
     clean = {k: v for k, v in os.environ.items() if k != "ARROW_DEFAULT_MEMORY_POOL"}
-    proc = subprocess.run([sys.executable, "-c", PROBE], cwd=REPO, env={**clean, **env},
-                          capture_output=True, text=True, check=True)
+    proc = subprocess.run(
+        [sys.executable, "-c", PROBE], cwd=REPO, env={**clean, **env}, capture_output=True, text=True, check=True
+    )
     return proc.stdout.strip()
 
 

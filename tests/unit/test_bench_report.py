@@ -16,10 +16,22 @@ def dates(first, later):
 
 
 ROUNDS = [
-    {"split": figures(2.0, cpu=2.0, peak=250), "duckdb": figures(1.0), "ingest_31": figures(5.0, cpu=3.0, per_date=dates(2.0, 0.1)),
-     "pg_copy": figures(1.0), "pg_ours": figures(1.5, replace_wall=2.0), "pg_to_sql": figures(1.0, rows_out=100, extrapolate_to=1000)},
-    {"split": figures(3.0, cpu=2.0, peak=330), "duckdb": figures(2.0), "ingest_31": figures(5.0, cpu=5.0, per_date=dates(3.0, 0.1)),
-     "pg_copy": figures(2.0), "pg_ours": figures(2.0, replace_wall=2.0), "pg_to_sql": figures(2.0, rows_out=100, extrapolate_to=1000)},
+    {
+        "split": figures(2.0, cpu=2.0, peak=250),
+        "duckdb": figures(1.0),
+        "ingest_31": figures(5.0, cpu=3.0, per_date=dates(2.0, 0.1)),
+        "pg_copy": figures(1.0),
+        "pg_ours": figures(1.5, replace_wall=2.0),
+        "pg_to_sql": figures(1.0, rows_out=100, extrapolate_to=1000),
+    },
+    {
+        "split": figures(3.0, cpu=2.0, peak=330),
+        "duckdb": figures(2.0),
+        "ingest_31": figures(5.0, cpu=5.0, per_date=dates(3.0, 0.1)),
+        "pg_copy": figures(2.0),
+        "pg_ours": figures(2.0, replace_wall=2.0),
+        "pg_to_sql": figures(2.0, rows_out=100, extrapolate_to=1000),
+    },
 ]
 
 
@@ -56,12 +68,17 @@ def test_markdown_names_every_contender_and_flags_a_missed_target():
 def test_a_target_whose_contenders_did_not_run_is_left_out():
     rounds = [{"split": figures(1.0), "duckdb": figures(1.0)}]
     assert [t["target"] for t in report.summarize(rounds)["targets"]] == [
-        "month split wall / DuckDB", "month split peak RSS"]
+        "month split wall / DuckDB",
+        "month split peak RSS",
+    ]
 
 
 def test_the_month_table_keeps_its_shape_without_baselines():
     meta = {"service": "yellow", "month": "2021-01", "rows": 1000, "source_mb": 1.0, "fmt": "csv.gz", "seed": 1}
     rounds = [{"split": figures(1.0, rows_out=9, rows_rejected=1, rows_in=10)}]
     table = [line for line in report.markdown(report.summarize(rounds), meta).splitlines() if line.startswith("|")][:3]
-    assert table == ["| month file -> daily parquet | CPU x split | peak RSS | rows out |", "|---|---|---|---|",
-                     "| ours: whole-month split | 1.00x | 100 MB | 9 (+1 rejected) |"]
+    assert table == [
+        "| month file -> daily parquet | CPU x split | peak RSS | rows out |",
+        "|---|---|---|---|",
+        "| ours: whole-month split | 1.00x | 100 MB | 9 (+1 rejected) |",
+    ]

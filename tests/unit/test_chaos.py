@@ -21,9 +21,19 @@ from shared.core.ledger_read import RunRecord
 
 
 def options(**overrides) -> Options:
-    base = dict(seed=1, quick=False, rate=0.1, port_base=27000, work=Path("/nonexistent"), rows_per_day=10,
-                publish_seconds=1, fault_count=len(KINDS) + 3, fault_gap_seconds=10, quiet_seconds=1,
-                settle_timeout=1)
+    base = dict(
+        seed=1,
+        quick=False,
+        rate=0.1,
+        port_base=27000,
+        work=Path("/nonexistent"),
+        rows_per_day=10,
+        publish_seconds=1,
+        fault_count=len(KINDS) + 3,
+        fault_gap_seconds=10,
+        quiet_seconds=1,
+        settle_timeout=1,
+    )
     return Options(**{**base, **overrides})
 
 
@@ -32,8 +42,9 @@ def test_the_workload_is_the_same_for_a_seed_and_holds_every_date_at_least_once(
     assert one == again and one.messages != other.messages
     asked = {(m.body["service"], m.body["date"]) for m in one.messages if m.topic == "ingest"}
     assert asked == {(s, d.isoformat()) for s, d in one.dates}
-    assert min(len(w.messages) + w.fanout() for w in map(lambda s: workload.build(s, False), range(50))) >= 1000, \
+    assert min(len(w.messages) + w.fanout() for w in map(lambda s: workload.build(s, False), range(50))) >= 1000, (
         "issue 12: at least 1,000 events, whatever the seed"
+    )
     assert any(m.rows for m in one.months), "a full-size month"
     quick = workload.build(7, quick=True)
     assert 80 <= len(quick.messages) + quick.fanout() <= 130 and len(quick.months) == 1
@@ -42,25 +53,45 @@ def test_the_workload_is_the_same_for_a_seed_and_holds_every_date_at_least_once(
 def test_every_fault_kind_comes_before_any_repeats():
     schedule = fault_schedule(options())
     kinds = [k for _, k in schedule]
-    assert sorted(kinds[:len(KINDS)]) == sorted(KINDS)
+    assert sorted(kinds[: len(KINDS)]) == sorted(KINDS)
     assert [t for t, _ in schedule] == sorted(t for t, _ in schedule)
     assert fault_schedule(options()) == schedule != fault_schedule(options(seed=2))
 
 
 def day(rows=10, checksum="a"):
-    return {"trips": rows, "checksum": checksum, "rows_written": rows, "rows_rejected": 1, "rows_read": rows + 1,
-            "rejects": 1}
+    return {
+        "trips": rows,
+        "checksum": checksum,
+        "rows_written": rows,
+        "rows_rejected": 1,
+        "rows_read": rows + 1,
+        "rejects": 1,
+    }
 
 
 def final_state(**days):
     keyed = {k.replace("_", "/", 1).replace("_", "-"): v for k, v in days.items()}
-    return {"lake": {"days": keyed, "manifests": {"yellow/2019-01": {
-                "source_rows": 12, "rows_read": 11, "rows_written": 10, "rows_rejected": 1, "month_rejected_rows": 1,
-                "conserved": True}}, "leftovers": {"claims": [], "orphan_splits": []}},
-            "bigquery": {"days": {k: {"rows": v["trips"], "checksum": "b"} for k, v in keyed.items()},
-                         "staging_tables": {}},
-            "postgres": {"days": {k: {"rows": v["trips"], "checksum": "p"} for k, v in keyed.items()},
-                         "other_tables": []}}
+    return {
+        "lake": {
+            "days": keyed,
+            "manifests": {
+                "yellow/2019-01": {
+                    "source_rows": 12,
+                    "rows_read": 11,
+                    "rows_written": 10,
+                    "rows_rejected": 1,
+                    "month_rejected_rows": 1,
+                    "conserved": True,
+                }
+            },
+            "leftovers": {"claims": [], "orphan_splits": []},
+        },
+        "bigquery": {
+            "days": {k: {"rows": v["trips"], "checksum": "b"} for k, v in keyed.items()},
+            "staging_tables": {},
+        },
+        "postgres": {"days": {k: {"rows": v["trips"], "checksum": "p"} for k, v in keyed.items()}, "other_tables": []},
+    }
 
 
 def test_compare_finds_a_changed_row_a_lost_date_and_a_leftover():
@@ -74,10 +105,15 @@ def test_compare_finds_a_changed_row_a_lost_date_and_a_leftover():
     actual["lake"]["leftovers"]["claims"] = ["staging/yellow/month=2019-01/_claim"]
     result = state.compare(model, actual, dates)
     assert result["dates_equal"] == 0
-    assert {(d["date"], d["where"]) for d in result["differences"]} == {("yellow/2019-01-01", "lake"),
-                                                                        ("yellow/2019-01-02", "postgres")}
-    clean = {"name": "clean", "accounting": {"stuck": [], "dead_lettered_without_letter": [], "dead_letters": 0,
-                                             "function_retries": 0}, "source": {"injected": []}}
+    assert {(d["date"], d["where"]) for d in result["differences"]} == {
+        ("yellow/2019-01-01", "lake"),
+        ("yellow/2019-01-02", "postgres"),
+    }
+    clean = {
+        "name": "clean",
+        "accounting": {"stuck": [], "dead_lettered_without_letter": [], "dead_letters": 0, "function_retries": 0},
+        "source": {"injected": []},
+    }
     problems = report.verdict(result, {**clean, "name": "faulty"}, clean)
     assert any("differ" in p for p in problems) and any("_claim" in p for p in problems)
 
@@ -86,10 +122,14 @@ def test_a_staging_table_is_excused_only_by_a_kill_of_its_load():
     dates = [("yellow", dt.date(2019, 1, 1))]
     model = final_state(yellow_2019_01_01=day())
     actual = copy.deepcopy(model)
-    actual["bigquery"]["staging_tables"] = {"_staging_a": "2026-01-01T10:00:00+00:00",
-                                            "_staging_b": "2026-01-01T10:05:00+00:00"}
-    faults = [{"kind": "kill_load_bigquery", "at": "2026-01-01T10:00:30+00:00"},
-              {"kind": "pg_fast", "at": "2026-01-01T10:05:10+00:00"}]
+    actual["bigquery"]["staging_tables"] = {
+        "_staging_a": "2026-01-01T10:00:00+00:00",
+        "_staging_b": "2026-01-01T10:05:00+00:00",
+    }
+    faults = [
+        {"kind": "kill_load_bigquery", "at": "2026-01-01T10:00:30+00:00"},
+        {"kind": "pg_fast", "at": "2026-01-01T10:05:10+00:00"},
+    ]
     result = state.compare(model, actual, dates, faults)
     assert result["crash_leftovers"]["bigquery_staging_tables"] == ["_staging_a"]
     assert result["leftovers"]["bigquery_staging_tables"] == ["_staging_b"], "a Postgres restart kills no BigQuery load"
@@ -104,7 +144,7 @@ def test_lake_rows_that_disagree_with_their_manifest_counts_are_a_difference():
 
 
 def test_a_queued_record_is_superseded_only_by_an_ingest_record_after_it():
-    t0 = dt.datetime(2026, 1, 1, tzinfo=dt.timezone.utc)
+    t0 = dt.datetime(2026, 1, 1, tzinfo=dt.UTC)
     d = dt.date(2019, 1, 1)
     queued = RunRecord("backfill", "7", "queued", 1, updated_at=t0)
     earlier = RunRecord("ingest", "3", "succeeded", 1, updated_at=t0 - dt.timedelta(seconds=5))
@@ -137,7 +177,7 @@ def test_the_source_fails_the_first_request_of_a_month_then_at_its_rate(tmp_path
         elif kind == "html":
             assert status == 200 and body.startswith(b"<!DOCTYPE html>")
         elif kind == "truncated":
-            assert status == 200 and body == whole[:len(whole) // 2]
+            assert status == 200 and body == whole[: len(whole) // 2]
         else:  # changed: other bytes, the same rows
             assert status == 200 and body != whole and gzip.decompress(body) == gzip.decompress(whole)
         assert get(url) == (200, whole) and len(source.injected) == 1, "rate 0: the second request is served"

@@ -3,17 +3,17 @@
 import datetime as dt
 import gzip
 import io
+
 import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.csv as pacsv
 import pyarrow.parquet as pq
 import pytest
 
-from shared.ingest.cleaning import Rules, check_partition, code_text, code_version, map_columns, reason_counts
 from shared.core.errors import QualityCheckError, SourceError
-from shared.ingest.lake import split_month
 from shared.core.schemas import arrow_schema, columns
-
+from shared.ingest.cleaning import Rules, check_partition, code_text, code_version, map_columns, reason_counts
+from shared.ingest.lake import split_month
 from tests.conftest import REAL_YELLOW_SAMPLE as REAL
 
 GREEN_CSV = b"""VendorID,lpep_pickup_datetime,lpep_dropoff_datetime,store_and_fwd_flag,RatecodeID,PULocationID,DOLocationID,passenger_count,trip_distance,fare_amount,extra,mta_tax,tip_amount,tolls_amount,ehail_fee,improvement_surcharge,total_amount,payment_type,trip_type,congestion_surcharge
@@ -90,11 +90,17 @@ def test_fhv_has_no_passenger_rule_and_old_dates_are_rejected_once():
 
 
 def test_fhv_parquet_with_2021_spellings():
-    table = pa.table({
-        "dispatching_base_num": ["B1"], "pickup_datetime": pa.array([dt.datetime(2021, 2, 3, 4, 5)], pa.timestamp("us")),
-        "dropoff_datetime": pa.array([dt.datetime(2021, 2, 3, 4, 50)], pa.timestamp("us")),
-        "PULocationID": pa.array([1.0]), "DOLocationID": pa.array([2.0]), "SR_Flag": pa.array([None], pa.int64()),
-        "Affiliated_base_number": ["B2"]})
+    table = pa.table(
+        {
+            "dispatching_base_num": ["B1"],
+            "pickup_datetime": pa.array([dt.datetime(2021, 2, 3, 4, 5)], pa.timestamp("us")),
+            "dropoff_datetime": pa.array([dt.datetime(2021, 2, 3, 4, 50)], pa.timestamp("us")),
+            "PULocationID": pa.array([1.0]),
+            "DOLocationID": pa.array([2.0]),
+            "SR_Flag": pa.array([None], pa.int64()),
+            "Affiliated_base_number": ["B2"],
+        }
+    )
     buffer = io.BytesIO()
     pq.write_table(table, buffer)
     result = split(buffer.getvalue(), "parquet", "fhv", 2021, 2)
@@ -120,8 +126,10 @@ def test_wrong_header_names_missing_and_unexpected():
 def with_values(data: bytes, column: str, values: dict[int, str]) -> bytes:
     """The CSV with some cells of `column` replaced (row index -> text), everything else verbatim."""
     names = pacsv.read_csv(io.BytesIO(data)).column_names
-    table = pacsv.read_csv(io.BytesIO(data), convert_options=pacsv.ConvertOptions(
-        column_types={n: pa.string() for n in names}, strings_can_be_null=False))
+    table = pacsv.read_csv(
+        io.BytesIO(data),
+        convert_options=pacsv.ConvertOptions(column_types={n: pa.string() for n in names}, strings_can_be_null=False),
+    )
     cells = table[column].to_pylist()
     for row, text in values.items():
         cells[row] = text
@@ -132,7 +140,9 @@ def with_values(data: bytes, column: str, values: dict[int, str]) -> bytes:
 
 
 def test_fractional_passengers_reject_the_row_not_the_month():
-    bad = REAL.read_bytes().replace(b"\n1,2021-01-01 00:30:10,2021-01-01 00:36:12,1,", b"\n1,2021-01-01 00:30:10,2021-01-01 00:36:12,1.5,", 1)
+    bad = REAL.read_bytes().replace(
+        b"\n1,2021-01-01 00:30:10,2021-01-01 00:36:12,1,", b"\n1,2021-01-01 00:30:10,2021-01-01 00:36:12,1.5,", 1
+    )
     result = split(bad, "csv", "yellow", 2021, 1)
     trips, rejects = extract_day(result, dt.date(2021, 1, 1))
     assert (trips.num_rows, rejects.num_rows) == (95, 4)
@@ -154,7 +164,10 @@ def test_text_in_a_number_column_rejects_those_rows_and_keeps_the_rest(fmt):
     # The clean rows are exactly those of a clean read of the same file.
     clean, _ = extract_day(split(REAL.read_bytes(), "csv", "yellow", 2021, 1), dt.date(2021, 1, 1))
     kept = set(trips["pickup_datetime"].to_pylist())
-    assert kept < set(clean["pickup_datetime"].to_pylist()) and len(kept) == len(set(clean["pickup_datetime"].to_pylist())) - 2
+    assert (
+        kept < set(clean["pickup_datetime"].to_pylist())
+        and len(kept) == len(set(clean["pickup_datetime"].to_pylist())) - 2
+    )
 
 
 def test_an_unreadable_pickup_time_is_a_month_level_reject():
@@ -177,8 +190,9 @@ def test_a_parquet_month_with_a_fractional_count_rejects_that_row():
     table = pacsv.read_csv(io.BytesIO(REAL.read_bytes()))
     passengers = table["passenger_count"].to_pylist()
     passengers[5] = 2.5
-    table = table.set_column(table.column_names.index("passenger_count"), "passenger_count",
-                             pa.array(passengers, pa.float64()))
+    table = table.set_column(
+        table.column_names.index("passenger_count"), "passenger_count", pa.array(passengers, pa.float64())
+    )
     out = io.BytesIO()
     pq.write_table(table, out)
     result = split(out.getvalue(), "parquet", "yellow", 2021, 1)

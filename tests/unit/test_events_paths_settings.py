@@ -12,35 +12,64 @@ from shared.core.errors import ConfigError, ValidationError
 from shared.core.events import object_event
 from shared.core.settings import Settings, env_vars_for
 
-RESOURCE = {"bucket": "lake", "name": "trips/yellow/pickup_date=2021-01-15/data.parquet",
-            "generation": "1700000000000001", "metageneration": "1", "size": "1234",
-            "metadata": {"rows_written": "42"}}
+RESOURCE = {
+    "bucket": "lake",
+    "name": "trips/yellow/pickup_date=2021-01-15/data.parquet",
+    "generation": "1700000000000001",
+    "metageneration": "1",
+    "size": "1234",
+    "metadata": {"rows_written": "42"},
+}
 
 
 def eventarc_finalized(resource=RESOURCE):
     """What Eventarc delivers for a direct GCS trigger."""
-    return CloudEvent({"type": "google.cloud.storage.object.v1.finalized",
-                       "source": "//storage.googleapis.com/projects/_/buckets/lake",
-                       "subject": f"objects/{resource['name']}", "id": "1"}, resource)
+    return CloudEvent(
+        {
+            "type": "google.cloud.storage.object.v1.finalized",
+            "source": "//storage.googleapis.com/projects/_/buckets/lake",
+            "subject": f"objects/{resource['name']}",
+            "id": "1",
+        },
+        resource,
+    )
 
 
 def pubsub_notification(resource=RESOURCE, event_type="OBJECT_FINALIZE"):
     """A GCS Pub/Sub notification (JSON_API_V1) pushed through functions-framework."""
-    attributes = {"eventType": event_type, "bucketId": resource["bucket"], "objectId": resource["name"],
-                  "objectGeneration": resource["generation"], "payloadFormat": "JSON_API_V1",
-                  "notificationConfig": "projects/_/buckets/lake/notificationConfigs/1"}
-    message = {"data": base64.b64encode(json.dumps(resource).encode()).decode(), "attributes": attributes,
-               "messageId": "9", "publishTime": "2021-01-16T05:00:00Z"}
-    return CloudEvent({"type": "google.cloud.pubsub.topic.v1.messagePublished",
-                       "source": "//pubsub.googleapis.com/projects/p/topics/lake-events", "id": "9"},
-                      {"message": message, "subscription": "projects/p/subscriptions/s"})
+    attributes = {
+        "eventType": event_type,
+        "bucketId": resource["bucket"],
+        "objectId": resource["name"],
+        "objectGeneration": resource["generation"],
+        "payloadFormat": "JSON_API_V1",
+        "notificationConfig": "projects/_/buckets/lake/notificationConfigs/1",
+    }
+    message = {
+        "data": base64.b64encode(json.dumps(resource).encode()).decode(),
+        "attributes": attributes,
+        "messageId": "9",
+        "publishTime": "2021-01-16T05:00:00Z",
+    }
+    return CloudEvent(
+        {
+            "type": "google.cloud.pubsub.topic.v1.messagePublished",
+            "source": "//pubsub.googleapis.com/projects/p/topics/lake-events",
+            "id": "9",
+        },
+        {"message": message, "subscription": "projects/p/subscriptions/s"},
+    )
 
 
 @pytest.mark.parametrize("build", [eventarc_finalized, pubsub_notification])
 def test_both_envelopes_give_the_same_object_event(build):
     event = object_event(build())
     assert (event.bucket, event.name, event.generation, event.size) == (
-        "lake", "trips/yellow/pickup_date=2021-01-15/data.parquet", 1700000000000001, 1234)
+        "lake",
+        "trips/yellow/pickup_date=2021-01-15/data.parquet",
+        1700000000000001,
+        1234,
+    )
     assert event.metadata == {"rows_written": "42"}
 
 
@@ -54,18 +83,21 @@ def test_finalize_without_generation_is_invalid():
     assert err.value.field == "data.generation"
 
 
-@pytest.mark.parametrize("change, field", [
-    ({"bucket": None}, "data.bucket"),  # was reported as data.name
-    ({"bucket": ["lake"]}, "data.bucket"),
-    ({"name": ""}, "data.name"),
-    ({"name": {"a": 1}}, "data.name"),
-    ({"generation": 1.5}, "data.generation"),  # int() truncated it to 1
-    ({"generation": True}, "data.generation"),
-    ({"generation": "-3"}, "data.generation"),
-    ({"generation": float("inf")}, "data.generation"),  # OverflowError: was a crash
-    ({"metadata": ["a"]}, "data.metadata"),  # AttributeError: was a crash
-    ({"metadata": "rows=3"}, "data.metadata"),
-])
+@pytest.mark.parametrize(
+    "change, field",
+    [
+        ({"bucket": None}, "data.bucket"),  # was reported as data.name
+        ({"bucket": ["lake"]}, "data.bucket"),
+        ({"name": ""}, "data.name"),
+        ({"name": {"a": 1}}, "data.name"),
+        ({"generation": 1.5}, "data.generation"),  # int() truncated it to 1
+        ({"generation": True}, "data.generation"),
+        ({"generation": "-3"}, "data.generation"),
+        ({"generation": float("inf")}, "data.generation"),  # OverflowError: was a crash
+        ({"metadata": ["a"]}, "data.metadata"),  # AttributeError: was a crash
+        ({"metadata": "rows=3"}, "data.metadata"),
+    ],
+)
 def test_a_malformed_object_resource_names_the_field(change, field):
     with pytest.raises(ValidationError) as err:
         object_event(eventarc_finalized({**RESOURCE, **change}))
@@ -89,11 +121,17 @@ def test_partition_names_round_trip():
     assert name == "trips/green/pickup_date=2021-01-15/data.parquet"
     parsed = paths.parse_partition(name)
     assert (parsed.kind, parsed.service, parsed.date) == ("trips", "green", day)
-    for bad in ["trips/blue/pickup_date=2021-01-15/data.parquet", "trips/yellow/pickup_date=2021-02-30/data.parquet",
-                "raw/yellow/yellow_tripdata_2021-01.csv.gz", "trips/yellow/pickup_date=2021-01-15/other.parquet"]:
+    for bad in [
+        "trips/blue/pickup_date=2021-01-15/data.parquet",
+        "trips/yellow/pickup_date=2021-02-30/data.parquet",
+        "raw/yellow/yellow_tripdata_2021-01.csv.gz",
+        "trips/yellow/pickup_date=2021-01-15/other.parquet",
+    ]:
         assert paths.parse_partition(bad) is None
-    assert paths.raw_object("yellow", "https://x/y/yellow_tripdata_2021-01.parquet?sig=1") == \
-        "raw/yellow/yellow_tripdata_2021-01.parquet"
+    assert (
+        paths.raw_object("yellow", "https://x/y/yellow_tripdata_2021-01.parquet?sig=1")
+        == "raw/yellow/yellow_tripdata_2021-01.parquet"
+    )
 
 
 BASE = {"GCP_PROJECT": "p", "LAKE_BUCKET": "b", "DEAD_LETTER_TOPIC": "d"}
@@ -107,13 +145,16 @@ def test_settings_defaults_and_types():
         settings.lake_bucket = "other"  # frozen
 
 
-@pytest.mark.parametrize("env, field", [
-    ({"INGEST_LAG_DAYS": "-1"}, "INGEST_LAG_DAYS"),
-    ({"BQ_REPLACE_STRATEGY": "merge"}, "BQ_REPLACE_STRATEGY"),
-    ({"SOURCE_URL_TEMPLATE": "https://x/{service}/{date}.csv"}, "SOURCE_URL_TEMPLATE"),
-    ({"SOURCE_URL_TEMPLATE": "file:///etc/{service}.csv"}, "SOURCE_URL_TEMPLATE"),
-    ({"KEEP_EMPTY_PASSENGER_COUNT": "maybe"}, "KEEP_EMPTY_PASSENGER_COUNT"),
-])
+@pytest.mark.parametrize(
+    "env, field",
+    [
+        ({"INGEST_LAG_DAYS": "-1"}, "INGEST_LAG_DAYS"),
+        ({"BQ_REPLACE_STRATEGY": "merge"}, "BQ_REPLACE_STRATEGY"),
+        ({"SOURCE_URL_TEMPLATE": "https://x/{service}/{date}.csv"}, "SOURCE_URL_TEMPLATE"),
+        ({"SOURCE_URL_TEMPLATE": "file:///etc/{service}.csv"}, "SOURCE_URL_TEMPLATE"),
+        ({"KEEP_EMPTY_PASSENGER_COUNT": "maybe"}, "KEEP_EMPTY_PASSENGER_COUNT"),
+    ],
+)
 def test_invalid_settings_name_the_variable(env, field):
     with pytest.raises(ConfigError) as err:
         Settings.from_env({**BASE, **env}, "ingest")

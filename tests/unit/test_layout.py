@@ -125,19 +125,28 @@ def test_the_checks_can_fail():
     graph = {"a": {"b"}, "b": {"c"}, "c": {"a"}, "d": {"a"}}
     assert circles(graph) == [["a", "b", "c"]]
     assert circles({"a": {"b"}, "b": set()}) == []
-    bad = {"shared.core.paths": {"shared.ingest.lake"}, "shared.load.bigquery": {"shared.operate.status"},
-           "shared.ingest.day": {"local.tlc_data"}, "shared.operate.status": {"shared.load.postgres"}}
+    bad = {
+        "shared.core.paths": {"shared.ingest.lake"},
+        "shared.load.bigquery": {"shared.operate.status"},
+        "shared.ingest.day": {"local.tlc_data"},
+        "shared.operate.status": {"shared.load.postgres"},
+    }
     assert [v.split(":")[0] for v in layer_violations(bad)] == [
-        "shared.core.paths imports shared.ingest.lake", "shared.ingest.day imports local.tlc_data",
-        "shared.load.bigquery imports shared.operate.status"]
+        "shared.core.paths imports shared.ingest.lake",
+        "shared.ingest.day imports local.tlc_data",
+        "shared.load.bigquery imports shared.operate.status",
+    ]
 
 
 def test_imports_inside_functions_and_from_packages_are_edges(tmp_path):
     file = tmp_path / "m.py"
     file.write_text("def f():\n    from shared.core import ledger, paths\n    import shared.load.bigquery\n")
     known = {"shared.core.ledger", "shared.core.paths", "shared.load.bigquery", "shared.core"}
-    assert imports_of("shared.operate.x", file, known) == {"shared.core.ledger", "shared.core.paths",
-                                                            "shared.load.bigquery"}
+    assert imports_of("shared.operate.x", file, known) == {
+        "shared.core.ledger",
+        "shared.core.paths",
+        "shared.load.bigquery",
+    }
 
 
 def test_shared_is_one_folder_per_stage():

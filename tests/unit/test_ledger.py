@@ -15,8 +15,7 @@ import pytest
 from cloudevents.http import CloudEvent
 from google.api_core.exceptions import NotFound
 
-from shared.core import clients, ledger, paths
-from shared.core import ledger_read
+from shared.core import clients, ledger, ledger_read, paths
 from shared.core.errors import PermanentError, SourceError, TransientError
 from shared.core.ledger import DEAD_LETTERED, QUEUED, RETRYING, RUNNING, SKIPPED, SUCCEEDED
 from shared.core.ledger_read import RunRecord
@@ -26,7 +25,7 @@ from shared.operate.status import COMPLETE, MISMATCH, MISSING, PARTIAL, LakeDay,
 from shared.operate.status_page import hover_text, render_html, render_text
 
 DAY = dt.date(2021, 1, 15)
-NOW = dt.datetime(2026, 1, 2, 12, 0, tzinfo=dt.timezone.utc)
+NOW = dt.datetime(2026, 1, 2, 12, 0, tzinfo=dt.UTC)
 NAME = "runs/yellow/pickup_date=2021-01-15/ingest/42.json"
 
 
@@ -82,8 +81,11 @@ class FakeBucket:
 
     def list_blobs(self, prefix, start_offset, end_offset):
         self.listed.append((prefix, start_offset, end_offset))
-        return [SimpleNamespace(name=n, metadata=m) for n, (_, m) in sorted(self.objects.items())
-                if n.startswith(prefix) and start_offset <= n < end_offset]
+        return [
+            SimpleNamespace(name=n, metadata=m)
+            for n, (_, m) in sorted(self.objects.items())
+            if n.startswith(prefix) and start_offset <= n < end_offset
+        ]
 
 
 class FakePublisher:
@@ -97,8 +99,12 @@ class FakePublisher:
 
 @pytest.fixture
 def lake(monkeypatch):
-    for key, value in {"GCP_PROJECT": "p", "LAKE_BUCKET": "lake", "DEAD_LETTER_TOPIC": "dead",
-                       "MAX_EVENT_AGE_SECONDS": "3600"}.items():
+    for key, value in {
+        "GCP_PROJECT": "p",
+        "LAKE_BUCKET": "lake",
+        "DEAD_LETTER_TOPIC": "dead",
+        "MAX_EVENT_AGE_SECONDS": "3600",
+    }.items():
         monkeypatch.setenv(key, value)
     bucket, publisher = FakeBucket(), FakePublisher()
     clients.reset()
@@ -110,9 +116,11 @@ def lake(monkeypatch):
 
 
 def event(data_extra=None, age=dt.timedelta(0)):
-    published = (dt.datetime.now(dt.timezone.utc) - age).isoformat()
-    data = {"message": {"data": base64.b64encode(b"{}").decode(), "messageId": "42", "publishTime": published},
-            **(data_extra or {})}
+    published = (dt.datetime.now(dt.UTC) - age).isoformat()
+    data = {
+        "message": {"data": base64.b64encode(b"{}").decode(), "messageId": "42", "publishTime": published},
+        **(data_extra or {}),
+    }
     return CloudEvent({"type": "google.cloud.pubsub.topic.v1.messagePublished", "source": "t", "id": "42"}, data)
 
 
@@ -212,8 +220,10 @@ def test_no_date_no_record(lake):
 
 def test_bodies_are_bounded_whatever_the_error_says(lake):
     run = ledger.Run("ingest", "4" * 5000, "2" * 5000, None, service="yellow", date=DAY)
-    run.history = [{"attempt": i, "outcome": RETRYING, "reason": "r" * 90, "started_at": "x" * 40,
-                    "finished_at": "y" * 40} for i in range(ledger.MAX_HISTORY)]
+    run.history = [
+        {"attempt": i, "outcome": RETRYING, "reason": "r" * 90, "started_at": "x" * 40, "finished_at": "y" * 40}
+        for i in range(ledger.MAX_HISTORY)
+    ]
     body = ledger.record_body(run, DEAD_LETTERED, "r" * 1000, "e" * 100_000, 5)
     assert len(json.dumps(body)) <= ledger.MAX_BODY_BYTES and len(body["error"]) == ledger.MAX_ERROR_CHARS
     meta = ledger.record_metadata(body)
@@ -235,39 +245,43 @@ def rec(function, outcome, minutes_ago=1, attempt=1, reason=None, event_id="1"):
     return RunRecord(function, event_id, outcome, attempt, reason, None, None, NOW - dt.timedelta(minutes=minutes_ago))
 
 
-@pytest.mark.parametrize("records, expected", [
-    ([], None),
-    ([rec("ingest", SUCCEEDED)], None),
-    ([rec("ingest", RUNNING)], RUNNING),
-    ([rec("ingest", RUNNING, minutes_ago=30)], RETRYING),  # the attempt died without an outcome
-    ([rec("ingest", RETRYING, attempt=3, reason="download_failed")], RETRYING),
-    ([rec("ingest", DEAD_LETTERED, reason="source_not_found")], DEAD_LETTERED),
-    # a later event of the same function supersedes an earlier one's fate
-    ([rec("ingest", DEAD_LETTERED, 10), rec("ingest", SUCCEEDED, 5, event_id="2")], None),
-    ([rec("ingest", SUCCEEDED, 10, event_id="2"), rec("ingest", RETRYING, 5)], RETRYING),
-    # one loader gave up while the other succeeded later: the failure is still told
-    ([rec("ingest", SUCCEEDED, 9), rec("load_postgres", DEAD_LETTERED, 8), rec("load_bigquery", SUCCEEDED, 1)],
-     DEAD_LETTERED),
-    # work under way wins over a past failure
-    ([rec("load_postgres", DEAD_LETTERED, 1), rec("load_bigquery", RETRYING, 5)], RETRYING),
-    ([rec("load_postgres", RETRYING, 1), rec("ingest", RUNNING, 5)], RUNNING),
-    # a backfill's queued record until the ingest it queued leaves a record at or after it
-    ([rec("backfill", QUEUED, 5)], QUEUED),
-    ([rec("backfill", QUEUED, 5), rec("ingest", RUNNING, 4)], RUNNING),
-    ([rec("backfill", QUEUED, 5), rec("ingest", SUCCEEDED, 4)], None),
-    ([rec("backfill", QUEUED, 5), rec("ingest", DEAD_LETTERED, 4)], DEAD_LETTERED),
-    # queued again after an earlier failure: the new request is under way
-    ([rec("ingest", DEAD_LETTERED, 10), rec("backfill", QUEUED, 5)], QUEUED),
-    ([rec("backfill", QUEUED, 5), rec("load_postgres", RETRYING, 1)], RETRYING),
-])
+@pytest.mark.parametrize(
+    "records, expected",
+    [
+        ([], None),
+        ([rec("ingest", SUCCEEDED)], None),
+        ([rec("ingest", RUNNING)], RUNNING),
+        ([rec("ingest", RUNNING, minutes_ago=30)], RETRYING),  # the attempt died without an outcome
+        ([rec("ingest", RETRYING, attempt=3, reason="download_failed")], RETRYING),
+        ([rec("ingest", DEAD_LETTERED, reason="source_not_found")], DEAD_LETTERED),
+        # a later event of the same function supersedes an earlier one's fate
+        ([rec("ingest", DEAD_LETTERED, 10), rec("ingest", SUCCEEDED, 5, event_id="2")], None),
+        ([rec("ingest", SUCCEEDED, 10, event_id="2"), rec("ingest", RETRYING, 5)], RETRYING),
+        # one loader gave up while the other succeeded later: the failure is still told
+        (
+            [rec("ingest", SUCCEEDED, 9), rec("load_postgres", DEAD_LETTERED, 8), rec("load_bigquery", SUCCEEDED, 1)],
+            DEAD_LETTERED,
+        ),
+        # work under way wins over a past failure
+        ([rec("load_postgres", DEAD_LETTERED, 1), rec("load_bigquery", RETRYING, 5)], RETRYING),
+        ([rec("load_postgres", RETRYING, 1), rec("ingest", RUNNING, 5)], RUNNING),
+        # a backfill's queued record until the ingest it queued leaves a record at or after it
+        ([rec("backfill", QUEUED, 5)], QUEUED),
+        ([rec("backfill", QUEUED, 5), rec("ingest", RUNNING, 4)], RUNNING),
+        ([rec("backfill", QUEUED, 5), rec("ingest", SUCCEEDED, 4)], None),
+        ([rec("backfill", QUEUED, 5), rec("ingest", DEAD_LETTERED, 4)], DEAD_LETTERED),
+        # queued again after an earlier failure: the new request is under way
+        ([rec("ingest", DEAD_LETTERED, 10), rec("backfill", QUEUED, 5)], QUEUED),
+        ([rec("backfill", QUEUED, 5), rec("load_postgres", RETRYING, 1)], RETRYING),
+    ],
+)
 def test_in_flight(records, expected):
     found = ledger_read.in_flight(records, NOW)
     assert (found.outcome if found else None) == expected
 
 
 def report_with(runs, lake=None, bigquery=None, postgres=None):
-    return build_report("yellow", DAY, DAY, lake or {}, bigquery or {}, postgres or {}, {}, runs={DAY: runs},
-                        now=NOW)
+    return build_report("yellow", DAY, DAY, lake or {}, bigquery or {}, postgres or {}, {}, runs={DAY: runs}, now=NOW)
 
 
 def test_status_never_calls_a_date_in_flight_missing():
@@ -305,13 +319,17 @@ def test_every_format_shows_the_ledger_states():
 
 
 def test_queued_writes_one_record_per_published_date_named_after_the_message(lake):
-    queued_at = dt.datetime(2026, 12, 1, 10, 0, tzinfo=dt.timezone.utc)
+    queued_at = dt.datetime(2026, 12, 1, 10, 0, tzinfo=dt.UTC)
     other = DAY + dt.timedelta(days=1)
     written = ledger.queued("lake", "backfill", [("yellow", DAY, "m1"), ("green", other, "m2")], queued_at)
     assert written == 2 and lake.writes == 2
     body = lake.record(paths.run_record("yellow", DAY, "backfill", "m1"))
     assert (body["outcome"], body["function"], body["message_id"], body["finished_at"]) == (
-        QUEUED, "backfill", "m1", None)
+        QUEUED,
+        "backfill",
+        "m1",
+        None,
+    )
     assert body["updated_at"] == body["started_at"] == queued_at.isoformat()  # older than any ingest record
     runs = ledger_read.read_runs(lake, "green", other, other)
     assert [(r.function, r.outcome, r.event_id) for r in runs[other]] == [("backfill", QUEUED, "m2")]

@@ -15,12 +15,12 @@ import pyarrow.parquet as pq
 import pytest
 from google.api_core import exceptions as gexc
 
-from shared.load import bigquery as bql
-from shared.load import partition as loading
-from shared.load import postgres as pgl
 from shared.core.errors import ConfigError, PermanentError, SourceError, TransientError, ValidationError
 from shared.core.schemas import arrow_schema, columns
 from shared.core.settings import LOAD_BIGQUERY, Settings, get_settings
+from shared.load import bigquery as bql
+from shared.load import partition as loading
+from shared.load import postgres as pgl
 from tests.gcs_events import gcs_finalized_event, pubsub_notification_event, real_day_partition
 
 BUCKET = "lake-bucket"
@@ -45,8 +45,9 @@ def trips_table(rows: int = 3, day: dt.date = DAY) -> pa.Table:
         elif column.kind == "string":
             data[column.name] = pa.array(["N", "", None][:rows] + ["Y"] * max(0, rows - 3), pa.string())
         elif column.kind == "timestamp":
-            data[column.name] = pa.array([base + dt.timedelta(seconds=i, microseconds=123456 * i)
-                                          for i in range(rows)], pa.timestamp("us"))
+            data[column.name] = pa.array(
+                [base + dt.timedelta(seconds=i, microseconds=123456 * i) for i in range(rows)], pa.timestamp("us")
+            )
         else:
             data[column.name] = pa.array([day] * rows, pa.date32())
     return pa.table(data, schema=arrow_schema("yellow"))
@@ -63,33 +64,44 @@ LOAD = loading.PartitionLoad(loading.ObjectEvent(BUCKET, NAME, GEN), loading.pat
 
 # ---- event routing -------------------------------------------------------------------------------
 
+
 @pytest.mark.parametrize("build", [gcs_finalized_event, pubsub_notification_event])
 def test_both_envelopes_resolve_to_the_same_partition(build):
     load, ignored = loading.resolve(build(BUCKET, NAME, GEN), settings())
     assert ignored == {}
     assert (load.service, load.date, load.generation, load.uri) == ("yellow", DAY, GEN, f"gs://{BUCKET}/{NAME}")
-    assert load.fields() == {"service": "yellow", "date": "2021-01-15", "object": f"gs://{BUCKET}/{NAME}",
-                             "generation": GEN}
+    assert load.fields() == {
+        "service": "yellow",
+        "date": "2021-01-15",
+        "object": f"gs://{BUCKET}/{NAME}",
+        "generation": GEN,
+    }
 
 
-@pytest.mark.parametrize("event, reason", [
-    (pubsub_notification_event(BUCKET, NAME, GEN, event_type="OBJECT_DELETE"), "not_finalize"),
-    (pubsub_notification_event(BUCKET, NAME, GEN, event_type="OBJECT_METADATA_UPDATE"), "not_finalize"),
-    (gcs_finalized_event(BUCKET, "rejects/yellow/pickup_date=2021-01-15/data.parquet", GEN), "not_trips"),
-    (gcs_finalized_event(BUCKET, "staging/yellow/month=2021-01/clean.parquet", GEN), "not_trips"),
-    (gcs_finalized_event("another-bucket", NAME, GEN), "other_bucket"),
-])
+@pytest.mark.parametrize(
+    "event, reason",
+    [
+        (pubsub_notification_event(BUCKET, NAME, GEN, event_type="OBJECT_DELETE"), "not_finalize"),
+        (pubsub_notification_event(BUCKET, NAME, GEN, event_type="OBJECT_METADATA_UPDATE"), "not_finalize"),
+        (gcs_finalized_event(BUCKET, "rejects/yellow/pickup_date=2021-01-15/data.parquet", GEN), "not_trips"),
+        (gcs_finalized_event(BUCKET, "staging/yellow/month=2021-01/clean.parquet", GEN), "not_trips"),
+        (gcs_finalized_event("another-bucket", NAME, GEN), "other_bucket"),
+    ],
+)
 def test_other_events_are_ignored_with_a_reason(event, reason):
     load, ignored = loading.resolve(event, settings())
     assert load is None and ignored["ignored"] == reason and ignored["message"].startswith("event ignored")
 
 
-@pytest.mark.parametrize("event", [
-    pubsub_notification_event(BUCKET, "trips/yellow/pickup_date=2021-02-30/data.parquet", GEN),
-    pubsub_notification_event(BUCKET, "trips/blue/pickup_date=2021-01-15/data.parquet", GEN),
-    gcs_finalized_event(BUCKET, "trips/yellow/pickup_date=2021-01-15/other.csv", GEN),
-    gcs_finalized_event(BUCKET, "trips/yellow/pickup_date=2021-13-01/data.parquet", GEN),
-])
+@pytest.mark.parametrize(
+    "event",
+    [
+        pubsub_notification_event(BUCKET, "trips/yellow/pickup_date=2021-02-30/data.parquet", GEN),
+        pubsub_notification_event(BUCKET, "trips/blue/pickup_date=2021-01-15/data.parquet", GEN),
+        gcs_finalized_event(BUCKET, "trips/yellow/pickup_date=2021-01-15/other.csv", GEN),
+        gcs_finalized_event(BUCKET, "trips/yellow/pickup_date=2021-13-01/data.parquet", GEN),
+    ],
+)
 def test_a_name_under_trips_that_is_no_partition_is_invalid_not_ignored(event):
     """They were ignored at INFO: a mistaken object in the loaders' namespace went unnoticed."""
     with pytest.raises(ValidationError) as caught:
@@ -120,10 +132,13 @@ def test_entry_points_log_ignored_events_at_info_without_touching_any_client(mon
         get_settings.cache_clear()  # the env is monkeypatched: forget settings parsed from it
     lines = [json.loads(line) for line in capsys.readouterr().out.splitlines()]
     assert [(e["severity"], e["function"], e["ignored"]) for e in lines] == [
-        ("INFO", "load_bigquery", "not_trips"), ("INFO", "load_postgres", "not_finalize")]
+        ("INFO", "load_bigquery", "not_trips"),
+        ("INFO", "load_postgres", "not_finalize"),
+    ]
 
 
 # ---- staleness and reading -----------------------------------------------------------------------
+
 
 def test_staleness_compares_the_live_generation():
     assert loading.stale_reason(LOAD, GEN) is None
@@ -167,8 +182,11 @@ def test_run_load_dead_letters_an_event_for_an_object_that_does_not_exist(monkey
     """Was skipped as stale at INFO; nothing deletes a partition, so the event is wrong: permanent."""
     monkeypatch.setattr(loading.clients, "storage", lambda: FakeStorage({}))
     with pytest.raises(PermanentError) as caught:
-        loading.run_load(gcs_finalized_event(BUCKET, NAME, GEN), settings(),
-                         lambda *a: pytest.fail("a missing object must not be loaded"))
+        loading.run_load(
+            gcs_finalized_event(BUCKET, NAME, GEN),
+            settings(),
+            lambda *a: pytest.fail("a missing object must not be loaded"),
+        )
     assert (caught.value.reason, caught.value.field, caught.value.value) == ("object_not_found", "name", NAME)
 
 
@@ -176,8 +194,9 @@ def test_run_load_dead_letters_an_event_for_an_object_that_does_not_exist(monkey
 def test_run_load_skips_stale_events_without_calling_the_loader(monkeypatch, live, reason):
     store = {NAME: (live, parquet(trips_table()))}
     monkeypatch.setattr(loading.clients, "storage", lambda: FakeStorage(store))
-    outcome = loading.run_load(gcs_finalized_event(BUCKET, NAME, GEN), settings(),
-                               lambda *a: pytest.fail("a stale event must not be loaded"))
+    outcome = loading.run_load(
+        gcs_finalized_event(BUCKET, NAME, GEN), settings(), lambda *a: pytest.fail("a stale event must not be loaded")
+    )
     assert outcome["skipped"] == "stale" and reason in outcome["message"] and outcome["rows"] == 0
 
 
@@ -214,13 +233,16 @@ def test_loader_errors_leave_classified_with_context(monkeypatch):
     assert err.value.details["context"]["generation"] == GEN
 
 
-@pytest.mark.parametrize("mutate, reason", [
-    (lambda t: t.drop_columns(["airport_fee"]), "schema_mismatch"),
-    (lambda t: t.set_column(0, "vendor_id", t["vendor_id"].cast(pa.string())), "schema_mismatch"),
-    (lambda t: t.append_column("extra_col", pa.array([1, 2, 3])), "schema_mismatch"),
-    (lambda t: t.select(list(reversed(t.column_names))), "schema_mismatch"),
-    (lambda t: trips_table(day=DAY + dt.timedelta(days=1)), "date_mismatch"),
-])
+@pytest.mark.parametrize(
+    "mutate, reason",
+    [
+        (lambda t: t.drop_columns(["airport_fee"]), "schema_mismatch"),
+        (lambda t: t.set_column(0, "vendor_id", t["vendor_id"].cast(pa.string())), "schema_mismatch"),
+        (lambda t: t.append_column("extra_col", pa.array([1, 2, 3])), "schema_mismatch"),
+        (lambda t: t.select(list(reversed(t.column_names))), "schema_mismatch"),
+        (lambda t: trips_table(day=DAY + dt.timedelta(days=1)), "date_mismatch"),
+    ],
+)
 def test_decode_rejects_what_the_destinations_would_not_hold(mutate, reason):
     with pytest.raises(SourceError) as err:
         loading.decode(LOAD, parquet(mutate(trips_table())))
@@ -232,6 +254,7 @@ def test_decode_accepts_an_empty_day():
 
 
 # ---- BigQuery ------------------------------------------------------------------------------------
+
 
 def test_table_definition_partitioning_clustering_descriptions_and_expiration():
     table = bql.table_definition(settings(BQ_PARTITION_EXPIRATION_DAYS="30"), "yellow")
@@ -301,7 +324,7 @@ class FakeBigQuery:
 def test_partition_decorator_truncates_the_days_partition_from_the_gs_uri():
     client = FakeBigQuery()
     result = bql.replace_by_decorator(client, settings(), LOAD, loading.PartitionData(trips_table(), b""))
-    (kind, uri, destination, job_id, config), = client.calls
+    ((kind, uri, destination, job_id, config),) = client.calls
     assert (kind, uri, destination) == ("load_uri", f"gs://{BUCKET}/{NAME}", "proj.nyc_taxi.yellow_trips$20210115")
     assert job_id == f"load_proj_nyc_taxi_yellow_trips_20210115_g{GEN}" == result["job_id"]
     api = config.to_api_repr()["load"]
@@ -323,8 +346,11 @@ def test_a_409_for_a_job_that_failed_runs_again_under_a_fresh_id():
     job_id = f"load_proj_nyc_taxi_yellow_trips_20210115_g{GEN}"
     client = FakeBigQuery(existing={job_id: FakeJob(job_id, gexc.InternalServerError("backendError"))})
     result = bql.replace_by_decorator(client, settings(), LOAD, loading.PartitionData(trips_table(), b""))
-    assert result["job_id"].startswith(job_id + "_r") and [c[0] for c in client.calls] == ["load_uri", "get_job",
-                                                                                         "load_uri"]
+    assert result["job_id"].startswith(job_id + "_r") and [c[0] for c in client.calls] == [
+        "load_uri",
+        "get_job",
+        "load_uri",
+    ]
 
 
 def test_staging_transaction_loads_the_bytes_then_one_transaction_then_drops_staging():
@@ -356,30 +382,35 @@ def test_staging_table_is_dropped_even_when_the_transaction_fails():
     assert client.calls[-1][0] == "delete_table"
 
 
-@pytest.mark.parametrize("exc, transient", [
-    (gexc.InternalServerError("x", errors=[{"reason": "backendError"}]), True),
-    (gexc.Forbidden("x", errors=[{"reason": "rateLimitExceeded"}]), True),
-    (gexc.TooManyRequests("x", errors=[{"reason": "rateLimitExceeded"}]), True),
-    (gexc.ServiceUnavailable("x"), True),
-    (gexc.BadRequest("Transaction is aborted due to concurrent update against table t"), True),
-    (gexc.BadRequest("x", errors=[{"reason": "invalid"}]), False),
-    (gexc.BadRequest("Provided Schema does not match Table", errors=[{"reason": "invalid"}]), False),
-    (gexc.Forbidden("x", errors=[{"reason": "accessDenied"}]), False),
-    (ConnectionResetError("reset"), True),
-])
+@pytest.mark.parametrize(
+    "exc, transient",
+    [
+        (gexc.InternalServerError("x", errors=[{"reason": "backendError"}]), True),
+        (gexc.Forbidden("x", errors=[{"reason": "rateLimitExceeded"}]), True),
+        (gexc.TooManyRequests("x", errors=[{"reason": "rateLimitExceeded"}]), True),
+        (gexc.ServiceUnavailable("x"), True),
+        (gexc.BadRequest("Transaction is aborted due to concurrent update against table t"), True),
+        (gexc.BadRequest("x", errors=[{"reason": "invalid"}]), False),
+        (gexc.BadRequest("Provided Schema does not match Table", errors=[{"reason": "invalid"}]), False),
+        (gexc.Forbidden("x", errors=[{"reason": "accessDenied"}]), False),
+        (ConnectionResetError("reset"), True),
+    ],
+)
 def test_bigquery_errors_are_split_by_reason(exc, transient):
     assert isinstance(bql.translate(exc), TransientError if transient else PermanentError)
 
 
 # ---- PostgreSQL ----------------------------------------------------------------------------------
 
+
 def test_table_ddl_uses_the_one_schema_and_indexes_pickup_date():
     create, index = pgl.create_table_sql("ny_taxi", "yellow")
     assert create.startswith('CREATE TABLE IF NOT EXISTS "ny_taxi"."yellow_trips" (')
     assert '"pickup_datetime" timestamp without time zone' in create and '"fare_amount" double precision' in create
     assert create.count("\n  ") == len(columns("yellow"))
-    assert index == ('CREATE INDEX IF NOT EXISTS "yellow_trips_pickup_date_idx" '
-                     'ON "ny_taxi"."yellow_trips" (pickup_date)')
+    assert index == (
+        'CREATE INDEX IF NOT EXISTS "yellow_trips_pickup_date_idx" ON "ny_taxi"."yellow_trips" (pickup_date)'
+    )
 
 
 def test_comments_carry_the_data_dictionary_with_quotes_escaped():
@@ -392,8 +423,15 @@ def test_comments_carry_the_data_dictionary_with_quotes_escaped():
 
 def test_ledger_is_the_table_the_status_module_reads():
     create = pgl.ledger_sql("ny_taxi")[0]
-    for column in ("service text", "pickup_date date", "generation bigint", "rows bigint", "object text",
-                   "loaded_at timestamptz NOT NULL DEFAULT now()", "PRIMARY KEY (service, pickup_date)"):
+    for column in (
+        "service text",
+        "pickup_date date",
+        "generation bigint",
+        "rows bigint",
+        "object text",
+        "loaded_at timestamptz NOT NULL DEFAULT now()",
+        "PRIMARY KEY (service, pickup_date)",
+    ):
         assert column in create
     assert create.startswith('CREATE TABLE IF NOT EXISTS "ny_taxi".loads (')
 
@@ -408,8 +446,9 @@ def test_migrations_are_ordered_and_idempotent_and_comments_follow_descriptions(
     before = ids[-1]
     from shared.core import schemas
 
-    edited = tuple(c if c.name != "extra" else schemas.Column(c.name, c.kind, "changed", c.sources)
-                   for c in schemas.YELLOW)
+    edited = tuple(
+        c if c.name != "extra" else schemas.Column(c.name, c.kind, "changed", c.sources) for c in schemas.YELLOW
+    )
     monkeypatch.setitem(schemas.SCHEMAS, "yellow", edited)
     assert pgl.migrations("ny_taxi")[-1][0] != before
 

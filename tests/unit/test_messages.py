@@ -11,7 +11,7 @@ from shared.core.errors import ValidationError
 from shared.core.events import PubsubMessage, pubsub_message
 from shared.core.messages import expand, parse_backfill, parse_ingest
 
-NOW = dt.datetime(2026, 11, 25, 12, 0, tzinfo=dt.timezone.utc)
+NOW = dt.datetime(2026, 11, 25, 12, 0, tzinfo=dt.UTC)
 
 
 def message(body=None, attributes=None, publish_time=NOW):
@@ -21,7 +21,12 @@ def message(body=None, attributes=None, publish_time=NOW):
 
 def test_valid_body():
     request = parse_ingest(message({"date": "2021-01-15", "service": "green", "force": True}), 1, NOW)
-    assert (request.service, request.date, request.force, request.date_from) == ("green", dt.date(2021, 1, 15), True, "message")
+    assert (request.service, request.date, request.force, request.date_from) == (
+        "green",
+        dt.date(2021, 1, 15),
+        True,
+        "message",
+    )
 
 
 def test_service_defaults_to_yellow_and_attributes_work():
@@ -31,7 +36,7 @@ def test_service_defaults_to_yellow_and_attributes_work():
 
 def test_missing_date_is_publish_date_in_new_york_minus_lag():
     # 03:00 UTC on the 10th is still the 9th in New York.
-    published = dt.datetime(2021, 3, 10, 3, 0, tzinfo=dt.timezone.utc)
+    published = dt.datetime(2021, 3, 10, 3, 0, tzinfo=dt.UTC)
     request = parse_ingest(message({"service": "yellow"}, publish_time=published), 2, NOW)
     assert request.date == dt.date(2021, 3, 7)
     assert request.date_from == "publish_time"
@@ -95,14 +100,17 @@ def test_malformed_json_and_non_object():
         parse_ingest(message(b"[1, 2]"), 1, NOW)
 
 
-@pytest.mark.parametrize("data, field", [
-    (b'{"date": 1' + b"0" * 5000 + b"}", "data"),  # int() refuses > 4,300 digits: a ValueError, was a crash
-    (b'{"date": "\xff"}', "data"),  # not UTF-8
-    (b"   ", "data"),  # blank: used to read as {} = a valid request for yesterday
-    (b"\n", "data"),
-    (b'{"date": "2021-01-15", "date": "2021-01-16"}', "date"),  # json keeps the last key silently
-    (b'{"service": "green", "force": true, "force": false}', "force"),
-])
+@pytest.mark.parametrize(
+    "data, field",
+    [
+        (b'{"date": 1' + b"0" * 5000 + b"}", "data"),  # int() refuses > 4,300 digits: a ValueError, was a crash
+        (b'{"date": "\xff"}', "data"),  # not UTF-8
+        (b"   ", "data"),  # blank: used to read as {} = a valid request for yesterday
+        (b"\n", "data"),
+        (b'{"date": "2021-01-15", "date": "2021-01-16"}', "date"),  # json keeps the last key silently
+        (b'{"service": "green", "force": true, "force": false}', "force"),
+    ],
+)
 def test_hostile_bodies_are_bad_input_naming_the_field(data, field):
     """Found by the bad-input corpus (tests/integration/bad_inputs.py)."""
     with pytest.raises(ValidationError) as err:
@@ -114,12 +122,18 @@ def test_pubsub_message_from_cloud_event_like_functions_framework_builds_it():
     body = base64.b64encode(b'{"date": "2021-01-15"}').decode()
     event = CloudEvent(
         {"type": "google.cloud.pubsub.topic.v1.messagePublished", "source": "//pubsub.googleapis.com/", "id": "7"},
-        {"message": {"data": body, "attributes": {}, "messageId": "7",
-                     "publishTime": "2021-01-16T05:00:00.123456789Z"}},
+        {
+            "message": {
+                "data": body,
+                "attributes": {},
+                "messageId": "7",
+                "publishTime": "2021-01-16T05:00:00.123456789Z",
+            }
+        },
     )
     parsed = pubsub_message(event)
     assert parsed.data == b'{"date": "2021-01-15"}'
-    assert parsed.publish_time == dt.datetime(2021, 1, 16, 5, 0, 0, 123456, tzinfo=dt.timezone.utc)
+    assert parsed.publish_time == dt.datetime(2021, 1, 16, 5, 0, 0, 123456, tzinfo=dt.UTC)
 
 
 def test_backfill_range_is_inclusive_across_year_and_leap_day():

@@ -30,19 +30,27 @@ def test_only_googles_success_codes_acknowledge():
 
 
 def message(**overrides):
-    fields = {"data": b'{"date": "2021-01-15", "service": "yellow"}', "attributes": {"origin": "unit"},
-              "message_id": "4242", "ordering_key": "",
-              "publish_time": dt.datetime(2021, 1, 16, 3, 4, 5, 678000, tzinfo=dt.timezone.utc)}
+    fields = {
+        "data": b'{"date": "2021-01-15", "service": "yellow"}',
+        "attributes": {"origin": "unit"},
+        "message_id": "4242",
+        "ordering_key": "",
+        "publish_time": dt.datetime(2021, 1, 16, 3, 4, 5, 678000, tzinfo=dt.UTC),
+    }
     return SimpleNamespace(**(fields | overrides))
 
 
 def test_push_body_has_googles_fields():
     body = push_body(message(), "projects/p/subscriptions/s", 3)
     assert body == {
-        "message": {"attributes": {"origin": "unit"},
-                    "data": "eyJkYXRlIjogIjIwMjEtMDEtMTUiLCAic2VydmljZSI6ICJ5ZWxsb3cifQ==",
-                    "messageId": "4242", "message_id": "4242",
-                    "publishTime": "2021-01-16T03:04:05.678Z", "publish_time": "2021-01-16T03:04:05.678Z"},
+        "message": {
+            "attributes": {"origin": "unit"},
+            "data": "eyJkYXRlIjogIjIwMjEtMDEtMTUiLCAic2VydmljZSI6ICJ5ZWxsb3cifQ==",
+            "messageId": "4242",
+            "message_id": "4242",
+            "publishTime": "2021-01-16T03:04:05.678Z",
+            "publish_time": "2021-01-16T03:04:05.678Z",
+        },
         "subscription": "projects/p/subscriptions/s",
         "deliveryAttempt": 3,
     }
@@ -91,6 +99,8 @@ def test_routes_come_from_the_one_subscription_table(monkeypatch):
     routes = [Route(**route) for route in resources.relay_routes()]
     assert {r.subscription: r.endpoint for r in routes} == {
         f"projects/p/subscriptions/{name}": f"http://127.0.0.1:1/{function.lower()}"
-        for name, (_topic, function) in resources.PUSH_SUBSCRIPTIONS.items()}
-    assert {(r.min_backoff, r.max_backoff, r.ack_deadline, r.max_delivery_attempts) for r in routes} == \
-        {(1.0, 10.0, 600.0, 5)}
+        for name, (_topic, function) in resources.PUSH_SUBSCRIPTIONS.items()
+    }
+    assert {(r.min_backoff, r.max_backoff, r.ack_deadline, r.max_delivery_attempts) for r in routes} == {
+        (1.0, 10.0, 600.0, 5)
+    }

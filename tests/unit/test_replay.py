@@ -16,8 +16,10 @@ TOPICS = {"ingest": "projects/p/topics/taxi-ingest", "backfill": "projects/p/top
 def structured(function: str, reason: str, context: dict, data: bytes | None = None, attributes: dict | None = None):
     event = {"attributes": {"id": "7", "type": "google.cloud.pubsub.topic.v1.messagePublished"}, "data": {}}
     if data is not None:
-        event["data"] = {"message": {"data": base64.b64encode(data).decode(), "attributes": attributes or {},
-                                     "messageId": "7"}, "subscription": "projects/p/subscriptions/taxi-ingest-push"}
+        event["data"] = {
+            "message": {"data": base64.b64encode(data).decode(), "attributes": attributes or {}, "messageId": "7"},
+            "subscription": "projects/p/subscriptions/taxi-ingest-push",
+        }
     body = {"function": function, "reason": reason, "error": {"reason": reason}, "context": context, "event": event}
     return json.dumps(body).encode(), {"function": function, "reason": reason}
 
@@ -28,13 +30,23 @@ def no_lookup(path: str) -> str:
 
 def test_ingest_dead_letter_republishes_the_original_message_to_the_ingest_topic():
     original = b'{"date":"2019-03-05","service":"green"}'
-    data, attrs = structured("ingest", "source_not_found", {"service": "green", "date": "2019-03-05"}, original,
-                             {"origin": "scheduler"})
+    data, attrs = structured(
+        "ingest", "source_not_found", {"service": "green", "date": "2019-03-05"}, original, {"origin": "scheduler"}
+    )
     got = plan(data, attrs, TOPICS, no_lookup)
     assert (got.kind, got.function, got.reason, got.service, got.date) == (
-        "structured", "ingest", "source_not_found", "green", "2019-03-05")
+        "structured",
+        "ingest",
+        "source_not_found",
+        "green",
+        "2019-03-05",
+    )
     assert (got.topic, got.data, dict(got.attributes), got.problem) == (
-        TOPICS["ingest"], original, {"origin": "scheduler"}, None)
+        TOPICS["ingest"],
+        original,
+        {"origin": "scheduler"},
+        None,
+    )
 
 
 def test_ingest_dead_letter_without_context_takes_service_and_date_from_the_message():
@@ -57,8 +69,11 @@ def test_backfill_dead_letter_goes_back_to_the_backfill_topic():
 
 
 def test_loader_dead_letter_becomes_a_forced_ingest_of_its_date():
-    data, attrs = structured("load_postgres", "schema_mismatch", {"service": "yellow", "date": "2021-01-15",
-                                                                  "object": "gs://lake/trips/...", "generation": 3})
+    data, attrs = structured(
+        "load_postgres",
+        "schema_mismatch",
+        {"service": "yellow", "date": "2021-01-15", "object": "gs://lake/trips/...", "generation": 3},
+    )
     got = plan(data, attrs, TOPICS, no_lookup)
     assert got.topic == TOPICS["ingest"] and dict(got.attributes) == {}
     assert json.loads(got.data) == {"date": "2021-01-15", "service": "yellow", "force": True}
@@ -95,17 +110,21 @@ def test_an_event_kept_in_the_lake_is_read_back_and_a_truncated_one_is_kept():
     def unreadable(uri):
         raise PermissionError("403 storage.objects.get")
 
-    assert "cannot read the stored event" in plan(json.dumps(body).encode(), attrs, TOPICS, no_lookup,
-                                                  unreadable).problem
+    assert (
+        "cannot read the stored event" in plan(json.dumps(body).encode(), attrs, TOPICS, no_lookup, unreadable).problem
+    )
     body["event"] = {"attributes": {}, "truncated": True, "data_preview": "{...}"}
     assert "too large" in plan(json.dumps(body).encode(), attrs, TOPICS, no_lookup).problem
 
 
 def test_platform_dead_letter_goes_to_its_source_subscriptions_topic_without_the_added_attributes():
-    attrs = {"k": "v", "CloudPubSubDeadLetterSourceSubscription": "taxi-ingest-push",
-             "CloudPubSubDeadLetterSourceSubscriptionProject": "p",
-             "CloudPubSubDeadLetterSourceDeliveryCount": "5",
-             "CloudPubSubDeadLetterSourceTopicPublishTime": "2026-12-02T14:59:41.332Z"}
+    attrs = {
+        "k": "v",
+        "CloudPubSubDeadLetterSourceSubscription": "taxi-ingest-push",
+        "CloudPubSubDeadLetterSourceSubscriptionProject": "p",
+        "CloudPubSubDeadLetterSourceDeliveryCount": "5",
+        "CloudPubSubDeadLetterSourceTopicPublishTime": "2026-12-02T14:59:41.332Z",
+    }
     looked_up = []
 
     def topic_of(path: str) -> str:
@@ -115,17 +134,29 @@ def test_platform_dead_letter_goes_to_its_source_subscriptions_topic_without_the
     got = plan(b'{"date":"2021-01-15"}', attrs, TOPICS, topic_of)
     assert looked_up == ["projects/p/subscriptions/taxi-ingest-push"]
     assert (got.kind, got.function, got.reason, got.service, got.date) == (
-        "platform", "ingest", "max_delivery_attempts", "yellow", "2021-01-15")
+        "platform",
+        "ingest",
+        "max_delivery_attempts",
+        "yellow",
+        "2021-01-15",
+    )
     assert (got.topic, got.data, dict(got.attributes)) == (TOPICS["ingest"], b'{"date":"2021-01-15"}', {"k": "v"})
 
 
 def test_platform_dead_letter_of_a_lake_notification_names_the_partitions_date():
-    attrs = {"eventType": "OBJECT_FINALIZE", "objectId": "trips/green/pickup_date=2021-02-03/data.parquet",
-             "CloudPubSubDeadLetterSourceSubscription": "taxi-lake-postgres-push",
-             "CloudPubSubDeadLetterSourceSubscriptionProject": "p"}
+    attrs = {
+        "eventType": "OBJECT_FINALIZE",
+        "objectId": "trips/green/pickup_date=2021-02-03/data.parquet",
+        "CloudPubSubDeadLetterSourceSubscription": "taxi-lake-postgres-push",
+        "CloudPubSubDeadLetterSourceSubscriptionProject": "p",
+    }
     got = plan(b"{}", attrs, TOPICS, lambda path: "projects/p/topics/taxi-lake-events")
     assert (got.function, got.service, got.date, got.topic) == (
-        "taxi-lake-postgres-push", "green", "2021-02-03", "projects/p/topics/taxi-lake-events")
+        "taxi-lake-postgres-push",
+        "green",
+        "2021-02-03",
+        "projects/p/topics/taxi-lake-events",
+    )
     assert Filters(function="taxi-lake-postgres-push").match(got)
 
     def gone(path: str) -> str:
@@ -135,8 +166,9 @@ def test_platform_dead_letter_of_a_lake_notification_names_the_partitions_date()
 
 
 def test_filters():
-    got = plan(*structured("ingest", "source_not_found", {"service": "yellow", "date": "2019-03-05"}, b"{}"),
-               TOPICS, no_lookup)
+    got = plan(
+        *structured("ingest", "source_not_found", {"service": "yellow", "date": "2019-03-05"}, b"{}"), TOPICS, no_lookup
+    )
     assert Filters().match(got)
     assert Filters("source_not_found", "ingest", "yellow", "2019-03-05").match(got)
     assert not Filters(reason="invalid_input").match(got)
@@ -181,13 +213,18 @@ class FakePublisher:
 
 
 def received(ack_id: str, message_id: str, data: bytes, attributes: dict):
-    return SimpleNamespace(ack_id=ack_id, message=SimpleNamespace(message_id=message_id, data=data,
-                                                                  attributes=attributes))
+    return SimpleNamespace(
+        ack_id=ack_id, message=SimpleNamespace(message_id=message_id, data=data, attributes=attributes)
+    )
 
 
 def dead_letters():
-    lost = structured("ingest", "source_not_found", {"service": "yellow", "date": "2019-03-05"},
-                      b'{"date":"2019-03-05","service":"yellow"}')
+    lost = structured(
+        "ingest",
+        "source_not_found",
+        {"service": "yellow", "date": "2019-03-05"},
+        b'{"date":"2019-03-05","service":"yellow"}',
+    )
     other = structured("ingest", "invalid_input", {}, b'{"date":"nope"}')
     broken = structured("load_bigquery", "corrupt_parquet", {"service": "yellow", "date": "2019-03-06"})
     return [received("a1", "1", *lost), received("a2", "2", *other), received("a3", "3", *broken)]
@@ -195,8 +232,14 @@ def dead_letters():
 
 def test_run_acks_only_what_it_republished_and_keeps_the_rest():
     subscriber, publisher, lines = FakeSubscriber(dead_letters()), FakePublisher(), []
-    summary = replay.run(subscriber, publisher, "projects/p/subscriptions/dl", TOPICS,
-                         filters=Filters(reason="source_not_found"), out=lines.append)
+    summary = replay.run(
+        subscriber,
+        publisher,
+        "projects/p/subscriptions/dl",
+        TOPICS,
+        filters=Filters(reason="source_not_found"),
+        out=lines.append,
+    )
     assert (summary.replayed, summary.not_matching, summary.failed) == (1, 2, 0)
     assert publisher.published == [(TOPICS["ingest"], b'{"date":"2019-03-05","service":"yellow"}', {})]
     assert subscriber.acked == ["a1"] and sorted(subscriber.nacked) == ["a2", "a3"]
@@ -222,8 +265,9 @@ def test_a_failed_publish_keeps_the_dead_letter_and_fails_the_run():
 def test_a_message_seen_again_ends_the_run_and_the_limit_is_honoured():
     again = dead_letters()[:1] + [received("a1-again", "1", *structured("ingest", "x", {}, b"{}"))]
     subscriber = FakeSubscriber(again)
-    summary = replay.run(subscriber, FakePublisher(), "dl", TOPICS, filters=Filters(reason="nothing"),
-                         out=lambda line: None)
+    summary = replay.run(
+        subscriber, FakePublisher(), "dl", TOPICS, filters=Filters(reason="nothing"), out=lambda line: None
+    )
     assert summary.not_matching == 1 and sorted(subscriber.nacked) == ["a1", "a1-again"]
     subscriber = FakeSubscriber(dead_letters())
     summary = replay.run(subscriber, FakePublisher(), "dl", TOPICS, limit=1, out=lambda line: None)

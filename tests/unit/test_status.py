@@ -11,38 +11,54 @@ from werkzeug.test import EnvironBuilder
 from werkzeug.wrappers import Request
 
 from shared.core import messages
-from shared.operate import status_reads, status_request
 from shared.core.errors import ValidationError
-from shared.operate.status import (COMPLETE, DEAD_LETTERED, FAILED, MISMATCH, MISSING, PARTIAL, QUEUED, RETRYING, RUNNING, LakeDay,
-                                   LedgerEntry, build_report, classify)
+from shared.operate import status_reads, status_request
+from shared.operate.status import (
+    COMPLETE,
+    DEAD_LETTERED,
+    FAILED,
+    MISMATCH,
+    MISSING,
+    PARTIAL,
+    QUEUED,
+    RETRYING,
+    RUNNING,
+    LakeDay,
+    LedgerEntry,
+    build_report,
+    classify,
+)
+from shared.operate.status_page import render_html, render_text
 from shared.operate.status_reads import read_lake, read_postgres
 from shared.operate.status_request import parse_status_request
-from shared.operate.status_page import render_html, render_text
 
-NOW = dt.datetime(2026, 11, 25, 12, 0, tzinfo=dt.timezone.utc)
+NOW = dt.datetime(2026, 11, 25, 12, 0, tzinfo=dt.UTC)
 D1, D2, D3 = dt.date(2021, 1, 1), dt.date(2021, 1, 2), dt.date(2021, 1, 3)
-T0 = dt.datetime(2021, 2, 1, 10, 0, tzinfo=dt.timezone.utc)
+T0 = dt.datetime(2021, 2, 1, 10, 0, tzinfo=dt.UTC)
 
 
 # --- classification ---------------------------------------------------------------------------------
 
 
-@pytest.mark.parametrize("lake, bq, pg, kwargs, state", [
-    (100, 100, 100, {}, COMPLETE),
-    (0, 0, 0, {}, COMPLETE),  # an empty day: nothing to load, nothing missing
-    (None, 0, 0, {}, MISSING),
-    (None, None, None, {}, MISSING),
-    (100, 0, 0, {}, PARTIAL),  # in the lake only: the loaders have not run
-    (100, 100, 0, {}, PARTIAL),  # deleted from Postgres
-    (100, 0, 100, {}, PARTIAL),
-    (None, 100, 100, {}, PARTIAL),  # loaded, but the lake lost it
-    (0, 5, 0, {}, PARTIAL),  # the lake says empty, BigQuery holds stale rows
-    (100, 100, 90, {}, MISMATCH),
-    (100, 110, 100, {}, MISMATCH),
-    (100, 100, 100, {"stale": True}, MISMATCH),  # Postgres loaded an older generation
-    (100, 100, 100, {"failed": True}, FAILED),
-    (None, 0, 0, {"failed": True}, FAILED),
-])
+@pytest.mark.parametrize(
+    "lake, bq, pg, kwargs, state",
+    [
+        (100, 100, 100, {}, COMPLETE),
+        (0, 0, 0, {}, COMPLETE),  # an empty day: nothing to load, nothing missing
+        (None, 0, 0, {}, MISSING),
+        (None, None, None, {}, MISSING),
+        (100, 0, 0, {}, PARTIAL),  # in the lake only: the loaders have not run
+        (100, 100, 0, {}, PARTIAL),  # deleted from Postgres
+        (100, 0, 100, {}, PARTIAL),
+        (None, 100, 100, {}, PARTIAL),  # loaded, but the lake lost it
+        (0, 5, 0, {}, PARTIAL),  # the lake says empty, BigQuery holds stale rows
+        (100, 100, 90, {}, MISMATCH),
+        (100, 110, 100, {}, MISMATCH),
+        (100, 100, 100, {"stale": True}, MISMATCH),  # Postgres loaded an older generation
+        (100, 100, 100, {"failed": True}, FAILED),
+        (None, 0, 0, {"failed": True}, FAILED),
+    ],
+)
 def test_classify(lake, bq, pg, kwargs, state):
     assert classify(lake, bq, pg, **kwargs) == state
 
@@ -55,24 +71,60 @@ def test_failed_means_quarantined_after_the_current_trips_object():
 
 
 def test_build_report_from_plain_data():
-    lake = {D1: LakeDay(10, 1, 111, T0), D2: LakeDay(20, 0, 222, T0),
-            D3: LakeDay(30, 2, 333, T0, T0 + dt.timedelta(seconds=1), "row count fell")}
-    ledger = {D1: LedgerEntry("111", 10, "trips/yellow/pickup_date=2021-01-01/data.parquet", T0),
-              D2: LedgerEntry("200", 20, None, T0)}
-    report = build_report("yellow", D1, dt.date(2021, 1, 4), lake, {D1: 10, D2: 20}, {D1: 10, D2: 20}, ledger,
-                          "https://example.test/{service}_{year}-{month:02d}.csv.gz")
+    lake = {
+        D1: LakeDay(10, 1, 111, T0),
+        D2: LakeDay(20, 0, 222, T0),
+        D3: LakeDay(30, 2, 333, T0, T0 + dt.timedelta(seconds=1), "row count fell"),
+    }
+    ledger = {
+        D1: LedgerEntry("111", 10, "trips/yellow/pickup_date=2021-01-01/data.parquet", T0),
+        D2: LedgerEntry("200", 20, None, T0),
+    }
+    report = build_report(
+        "yellow",
+        D1,
+        dt.date(2021, 1, 4),
+        lake,
+        {D1: 10, D2: 20},
+        {D1: 10, D2: 20},
+        ledger,
+        "https://example.test/{service}_{year}-{month:02d}.csv.gz",
+    )
     assert [d.state for d in report.days] == [COMPLETE, MISMATCH, FAILED, MISSING]
     assert "postgres holds generation 200, the lake 222" in report.days[1].notes
     assert "quarantined: row count fell" in report.days[2].notes
-    assert report.summary() == {COMPLETE: 1, QUEUED: 0, RUNNING: 0, RETRYING: 0, PARTIAL: 0, MISMATCH: 1, FAILED: 1,
-                                DEAD_LETTERED: 0, MISSING: 1}
+    assert report.summary() == {
+        COMPLETE: 1,
+        QUEUED: 0,
+        RUNNING: 0,
+        RETRYING: 0,
+        PARTIAL: 0,
+        MISMATCH: 1,
+        FAILED: 1,
+        DEAD_LETTERED: 0,
+        MISSING: 1,
+    }
     body = report.as_dict()
     assert body["source_urls"] == {"2021-01": "https://example.test/yellow_2021-01.csv.gz"}
     assert body["dates"][0] == {
-        "date": "2021-01-01", "service": "yellow", "state": COMPLETE, "lake_rows": 10, "rejected_rows": 1,
-        "bigquery_rows": 10, "postgres_rows": 10, "lake_generation": 111,
-        "postgres_loaded": {"generation": "111", "rows": 10, "object": "trips/yellow/pickup_date=2021-01-01/data.parquet",
-                            "loaded_at": T0.isoformat()}, "notes": [], "run": None, "runs": []}
+        "date": "2021-01-01",
+        "service": "yellow",
+        "state": COMPLETE,
+        "lake_rows": 10,
+        "rejected_rows": 1,
+        "bigquery_rows": 10,
+        "postgres_rows": 10,
+        "lake_generation": 111,
+        "postgres_loaded": {
+            "generation": "111",
+            "rows": 10,
+            "object": "trips/yellow/pickup_date=2021-01-01/data.parquet",
+            "loaded_at": T0.isoformat(),
+        },
+        "notes": [],
+        "run": None,
+        "runs": [],
+    }
     json.dumps(body)  # serialisable as is
 
 
@@ -98,20 +150,28 @@ class FakeBucket:
 
 
 def test_read_lake_counts_rejects_quarantine_and_lists_narrowly():
-    bucket = FakeBucket([
-        blob("trips/yellow/pickup_date=2021-01-01/data.parquet", {"rows_written": "10"}, 5),
-        blob("rejects/yellow/pickup_date=2021-01-01/data.parquet", {"rows_rejected": "3"}),
-        blob("trips/yellow/pickup_date=2021-01-02/data.parquet", {"rows_written": "20"}, 6),
-        blob("quarantine/yellow/pickup_date=2021-01-02/data.parquet", {"failed_check": "bad"},
-             created=T0 + dt.timedelta(hours=1)),
-        blob("quarantine/yellow/pickup_date=2021-01-03/data.parquet", {}),
-        blob("trips/yellow/pickup_date=2021-01-09/data.parquet", {"rows_written": "9"}),  # outside the range
-        blob("trips/green/pickup_date=2021-01-01/data.parquet", {"rows_written": "1"}),  # another service
-        blob("rejects/yellow/source_month=2021-01/data.parquet", {"rows_rejected": "7"}),  # month rejects
-    ])
+    bucket = FakeBucket(
+        [
+            blob("trips/yellow/pickup_date=2021-01-01/data.parquet", {"rows_written": "10"}, 5),
+            blob("rejects/yellow/pickup_date=2021-01-01/data.parquet", {"rows_rejected": "3"}),
+            blob("trips/yellow/pickup_date=2021-01-02/data.parquet", {"rows_written": "20"}, 6),
+            blob(
+                "quarantine/yellow/pickup_date=2021-01-02/data.parquet",
+                {"failed_check": "bad"},
+                created=T0 + dt.timedelta(hours=1),
+            ),
+            blob("quarantine/yellow/pickup_date=2021-01-03/data.parquet", {}),
+            blob("trips/yellow/pickup_date=2021-01-09/data.parquet", {"rows_written": "9"}),  # outside the range
+            blob("trips/green/pickup_date=2021-01-01/data.parquet", {"rows_written": "1"}),  # another service
+            blob("rejects/yellow/source_month=2021-01/data.parquet", {"rows_rejected": "7"}),  # month rejects
+        ]
+    )
     days = read_lake(bucket, "yellow", D1, dt.date(2021, 1, 5))
-    assert bucket.prefixes == ["trips/yellow/pickup_date=2021-01-0", "rejects/yellow/pickup_date=2021-01-0",
-                               "quarantine/yellow/pickup_date=2021-01-0"]
+    assert bucket.prefixes == [
+        "trips/yellow/pickup_date=2021-01-0",
+        "rejects/yellow/pickup_date=2021-01-0",
+        "quarantine/yellow/pickup_date=2021-01-0",
+    ]
     assert days[D1] == LakeDay(10, 3, 5, T0)
     assert (days[D2].rows, days[D2].rejected, days[D2].failed, days[D2].quarantine_reason) == (20, 0, True, "bad")
     assert days[D3].rows is None and days[D3].failed
@@ -154,8 +214,9 @@ class FakeConnection:
 
 
 def test_read_postgres_counts_and_ledger():
-    cursor = FakeCursor({'"ny_taxi"."yellow_trips"', '"ny_taxi"."loads"'},
-                        [[(D1, 10), (D2, 5)], [(D1, 111, 10, "trips/...", T0)]])
+    cursor = FakeCursor(
+        {'"ny_taxi"."yellow_trips"', '"ny_taxi"."loads"'}, [[(D1, 10), (D2, 5)], [(D1, 111, 10, "trips/...", T0)]]
+    )
     connection = FakeConnection(cursor)
     counts, ledger = read_postgres(connection, "ny_taxi", "yellow", D1, D3)
     assert counts == {D1: 10, D2: 5}
@@ -205,22 +266,27 @@ VALID = {"service": "yellow", "start": "2021-01-01", "end": "2021-01-07"}
 
 
 def test_valid_request_and_defaults():
-    assert parse_status_request(VALID, 3660, NOW) == status_request.StatusRequest("yellow", D1, dt.date(2021, 1, 7), "json")
+    assert parse_status_request(VALID, 3660, NOW) == status_request.StatusRequest(
+        "yellow", D1, dt.date(2021, 1, 7), "json"
+    )
     wanted = parse_status_request({"start": "2021-01-01", "end": "2021-01-01", "format": "html"}, 3660, NOW)
     assert (wanted.service, wanted.format) == ("yellow", "html")
 
 
-@pytest.mark.parametrize("change, field", [
-    ({"service": "blue"}, "service"),
-    ({"start": "2021-01-08"}, "start"),  # after end
-    ({"start": "2021-02-29"}, "start"),
-    ({"start": "2008-12-31"}, "start"),
-    ({"end": "2026-11-26"}, "end"),
-    ({"end": "20210107"}, "end"),
-    ({"format": "xml"}, "format"),
-    ({"services": "yellow"}, "services"),  # unknown key
-    ({"service": "green", "start": "2013-07-31"}, "start"),
-])
+@pytest.mark.parametrize(
+    "change, field",
+    [
+        ({"service": "blue"}, "service"),
+        ({"start": "2021-01-08"}, "start"),  # after end
+        ({"start": "2021-02-29"}, "start"),
+        ({"start": "2008-12-31"}, "start"),
+        ({"end": "2026-11-26"}, "end"),
+        ({"end": "20210107"}, "end"),
+        ({"format": "xml"}, "format"),
+        ({"services": "yellow"}, "services"),  # unknown key
+        ({"service": "green", "start": "2013-07-31"}, "start"),
+    ],
+)
 def test_invalid_requests_name_the_field(change, field):
     with pytest.raises(ValidationError) as err:
         parse_status_request({**VALID, **change}, 3660, NOW)
@@ -244,8 +310,9 @@ def test_range_is_bounded_inclusively():
 
 def request(method="GET", query=None, body=None):
     data = body if isinstance(body, (str, type(None))) else json.dumps(body)
-    return Request(EnvironBuilder(method=method, query_string=query, data=data,
-                                  content_type="application/json").get_environ())
+    return Request(
+        EnvironBuilder(method=method, query_string=query, data=data, content_type="application/json").get_environ()
+    )
 
 
 def test_request_fields_from_query_or_body_never_both():
@@ -265,8 +332,7 @@ def test_request_fields_from_query_or_body_never_both():
 
 def sample_report():
     lake = {D1: LakeDay(10, 1, 1, T0), D2: LakeDay(20, 0, 2, T0), D3: LakeDay(5, 0, 3, T0)}
-    return build_report("yellow", dt.date(2020, 12, 31), D3, lake, {D1: 10, D2: 20, D3: 5},
-                        {D1: 10, D3: 4}, {})
+    return build_report("yellow", dt.date(2020, 12, 31), D3, lake, {D1: 10, D2: 20, D3: 5}, {D1: 10, D3: 4}, {})
 
 
 def test_html_has_one_cell_per_date_with_state_and_counts_on_hover():
@@ -284,8 +350,9 @@ def test_html_has_one_cell_per_date_with_state_and_counts_on_hover():
 
 
 def test_html_escapes_notes():
-    report = build_report("yellow", D1, D1, {D1: LakeDay(1, 0, 1, T0, T0 + dt.timedelta(1), '<img src=x onerror="a">')},
-                          {}, {}, {})
+    report = build_report(
+        "yellow", D1, D1, {D1: LakeDay(1, 0, 1, T0, T0 + dt.timedelta(1), '<img src=x onerror="a">')}, {}, {}, {}
+    )
     page = render_html(report)
     assert "<img" not in page and "&lt;img" in page
 

@@ -26,12 +26,16 @@ from local.tlc_data import generate_month
 from local.tlc_files import write_gzip, write_month
 from local.tlc_server import serve_in_thread
 
-YELLOW = ("VendorID,tpep_pickup_datetime,tpep_dropoff_datetime,passenger_count,trip_distance,RatecodeID,"
-          "store_and_fwd_flag,PULocationID,DOLocationID,payment_type,fare_amount,extra,mta_tax,tip_amount,"
-          "tolls_amount,improvement_surcharge,total_amount,congestion_surcharge")
-GREEN = ("VendorID,lpep_pickup_datetime,lpep_dropoff_datetime,store_and_fwd_flag,RatecodeID,PULocationID,"
-         "DOLocationID,passenger_count,trip_distance,fare_amount,extra,mta_tax,tip_amount,tolls_amount,ehail_fee,"
-         "improvement_surcharge,total_amount,payment_type,trip_type,congestion_surcharge")
+YELLOW = (
+    "VendorID,tpep_pickup_datetime,tpep_dropoff_datetime,passenger_count,trip_distance,RatecodeID,"
+    "store_and_fwd_flag,PULocationID,DOLocationID,payment_type,fare_amount,extra,mta_tax,tip_amount,"
+    "tolls_amount,improvement_surcharge,total_amount,congestion_surcharge"
+)
+GREEN = (
+    "VendorID,lpep_pickup_datetime,lpep_dropoff_datetime,store_and_fwd_flag,RatecodeID,PULocationID,"
+    "DOLocationID,passenger_count,trip_distance,fare_amount,extra,mta_tax,tip_amount,tolls_amount,ehail_fee,"
+    "improvement_surcharge,total_amount,payment_type,trip_type,congestion_surcharge"
+)
 FHV = "dispatching_base_num,pickup_datetime,dropOff_datetime,PUlocationID,DOlocationID,SR_Flag,Affiliated_base_number"
 MONTH_FILE = "yellow/yellow_tripdata_2021-01.csv.gz"
 
@@ -45,8 +49,15 @@ def test_columns_are_the_published_names_in_order(service, header):
 
 def test_fhv_tlc_parquet_variant_names():
     table = generate_month("fhv", 2021, 3, rows=100, tlc_names=True)
-    assert table.column_names == ["dispatching_base_num", "pickup_datetime", "dropoff_datetime", "PULocationID",
-                                  "DOLocationID", "SR_Flag", "Affiliated_base_number"]
+    assert table.column_names == [
+        "dispatching_base_num",
+        "pickup_datetime",
+        "dropoff_datetime",
+        "PULocationID",
+        "DOLocationID",
+        "SR_Flag",
+        "Affiliated_base_number",
+    ]
 
 
 @pytest.mark.parametrize("fmt", ["csv.gz", "csv", "parquet"])
@@ -72,8 +83,14 @@ def test_empty_tail_out_of_month_pickups_and_value_quirks():
     table = generate_month("yellow", 2021, 1, rows=10_000)
     rows = table.to_pydict()
     tail = 300  # 3 %
-    for name in ("VendorID", "passenger_count", "RatecodeID", "store_and_fwd_flag", "payment_type",
-                 "congestion_surcharge"):
+    for name in (
+        "VendorID",
+        "passenger_count",
+        "RatecodeID",
+        "store_and_fwd_flag",
+        "payment_type",
+        "congestion_surcharge",
+    ):
         assert all(v is None for v in rows[name][-tail:]), name
         assert None not in rows[name][:-tail], name
     assert table.num_rows - tail == sum(v is not None for v in rows["VendorID"])
@@ -112,8 +129,9 @@ def test_green_and_fhv_specifics():
 
 
 def test_parquet_has_tlc_types(tmp_path):
-    path = write_month(tmp_path / "yellow_tripdata_2021-01.parquet", {"service": "yellow", "year": 2021, "month": 1,
-                                                                      "rows": 1_000})
+    path = write_month(
+        tmp_path / "yellow_tripdata_2021-01.parquet", {"service": "yellow", "year": 2021, "month": 1, "rows": 1_000}
+    )
     schema = pq.read_schema(path)
     assert str(schema.field("tpep_pickup_datetime").type) == "timestamp[us]"
     assert str(schema.field("VendorID").type) == "int64" and str(schema.field("trip_distance").type) == "double"
@@ -123,9 +141,31 @@ def test_parquet_has_tlc_types(tmp_path):
 def test_default_size_and_cli(tmp_path):
     assert generate_month("yellow", 2021, 2).num_rows == 1_500 * 28
     out = tmp_path / "g.csv.gz"
-    subprocess.run([sys.executable, "-m", "local.tlc_files", "--service", "green", "--year", "2020", "--month", "10",
-                    "--rows", "1234", "--format", "csv.gz", "--out", str(out)], check=True, capture_output=True)
-    assert out.read_bytes() == write_month(tmp_path / "h.csv.gz", generate_month("green", 2020, 10, rows=1234)).read_bytes()
+    subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "local.tlc_files",
+            "--service",
+            "green",
+            "--year",
+            "2020",
+            "--month",
+            "10",
+            "--rows",
+            "1234",
+            "--format",
+            "csv.gz",
+            "--out",
+            str(out),
+        ],
+        check=True,
+        capture_output=True,
+    )
+    assert (
+        out.read_bytes()
+        == write_month(tmp_path / "h.csv.gz", generate_month("green", 2020, 10, rows=1234)).read_bytes()
+    )
 
 
 def test_parallel_gzip_is_one_ordinary_member():
@@ -139,6 +179,7 @@ def test_parallel_gzip_is_one_ordinary_member():
 
 
 # --- the HTTP server, over real sockets -------------------------------------------------------
+
 
 @pytest.fixture
 def tlc(tmp_path):
@@ -158,8 +199,9 @@ def fetch(url: str, method: str = "GET", timeout: float = 10) -> tuple[int, dict
 def test_serves_generated_month_cached_with_length_and_head(tlc, tmp_path_factory):
     data_dir, base = tlc
     status, headers, body = fetch(f"{base}/{MONTH_FILE}")
-    expected = write_month(tmp_path_factory.mktemp("x") / "y.csv.gz",
-                           generate_month("yellow", 2021, 1, rows_per_day=40)).read_bytes()
+    expected = write_month(
+        tmp_path_factory.mktemp("x") / "y.csv.gz", generate_month("yellow", 2021, 1, rows_per_day=40)
+    ).read_bytes()
     assert status == 200 and body == expected and int(headers["Content-Length"]) == len(body)
     assert (data_dir / MONTH_FILE).read_bytes() == body
     status, headers, head_body = fetch(f"{base}/{MONTH_FILE}", "HEAD")
@@ -177,11 +219,22 @@ def test_file_present_in_data_dir_is_served_as_is(tlc, real_yellow_sample):
     assert fetch(f"{base}/notes.txt")[2] == b"hello"
 
 
-@pytest.mark.parametrize("path", ["/yellow/yellow_tripdata_2999-01.csv.gz", "/yellow/yellow_tripdata_2008-12.csv.gz",
-                                  "/green/green_tripdata_2013-07.csv.gz", "/yellow/yellow_tripdata_2021-13.csv.gz",
-                                  "/blue/blue_tripdata_2021-01.csv.gz", "/yellow/green_tripdata_2021-01.csv.gz",
-                                  "/yellow/yellow_tripdata_2021-01.zip", "/../etc/passwd", "/",
-                                  "/faults/unknown/" + MONTH_FILE, "/faults/404/" + MONTH_FILE])
+@pytest.mark.parametrize(
+    "path",
+    [
+        "/yellow/yellow_tripdata_2999-01.csv.gz",
+        "/yellow/yellow_tripdata_2008-12.csv.gz",
+        "/green/green_tripdata_2013-07.csv.gz",
+        "/yellow/yellow_tripdata_2021-13.csv.gz",
+        "/blue/blue_tripdata_2021-01.csv.gz",
+        "/yellow/green_tripdata_2021-01.csv.gz",
+        "/yellow/yellow_tripdata_2021-01.zip",
+        "/../etc/passwd",
+        "/",
+        "/faults/unknown/" + MONTH_FILE,
+        "/faults/404/" + MONTH_FILE,
+    ],
+)
 def test_not_found(tlc, path):
     assert fetch(tlc[1] + path)[0] == 404
 
