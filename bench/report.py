@@ -193,3 +193,41 @@ def _rows(entry: dict[str, Any]) -> str:
     if entry.get("rows_rejected") is not None:
         text += f" (+{entry['rows_rejected']:,} rejected)"
     return text
+
+
+def stack_markdown(result: dict[str, Any], meta: dict[str, Any]) -> str:
+    """The `--stack` report: the backfill through the local stack against its in-process floor."""
+    floor, backfill, again = result["floor"], result["backfill"], result["again"]
+    lines = [
+        f"Through the local stack ({meta['service']} 2021-01, {meta['rows']:,} rows, seed {meta['seed']}): "
+        "one backfill message, until every date is in BigQuery and Postgres.",
+        "",
+        "| | wall x floor | |",
+        "|---|---|---|",
+        f"| floor: split + `psql \\copy` + BigQuery load of the month | 1.00x | split "
+        f"{floor['split']['wall'] / floor['wall']:.0%}, copy {floor['pg_copy']['wall'] / floor['wall']:.0%}, "
+        f"load {floor['bq_load']['wall'] / floor['wall']:.0%} |",
+        f"| the 31-date backfill through the stack | {backfill['wall'] / floor['wall']:.2f}x | "
+        f"{backfill['dates']} dates, {backfill['rows']:,} rows; function retries {backfill['function_retries']}, "
+        f"failed deliveries {backfill['failed_pushes']}, dead letters {backfill['dead_letters']} |",
+        "| where the time went | | "
+        + ", ".join(f"{fn} {t['first']:.0f}-{t['last']:.0f} s" for fn, t in backfill["timeline"].items())
+        + " |",
+        f"| the same backfill again | - | rewritten: {len(again['rewritten'])}; function retries "
+        f"{again['function_retries']}, failed deliveries {again['failed_pushes']} (cumulative) |",
+    ]
+    if "year" in result:
+        year = result["year"]
+        lines.append(
+            f"| a year ({year['year']}, default-size months) | {year['wall'] / floor['wall']:.2f}x | "
+            f"{year['dates']} dates, {year['rows']:,} rows, every date equal in the lake, BigQuery "
+            f"and Postgres; function retries {year['function_retries']} (cumulative) |"
+        )
+    target = backfill["wall"] / floor["wall"]
+    lines += [
+        "",
+        "| target (issue #11) | measured | limit | |",
+        "|---|---|---|---|",
+        f"| 31-date backfill wall / floor | {target:.2f}x | 3x | {'met' if target <= 3 else 'NOT met'} |",
+    ]
+    return "\n".join(lines)

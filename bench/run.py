@@ -213,7 +213,7 @@ def run_stack(args: argparse.Namespace, source: Path, work: Path, started: float
     with servers.tlc_host(source.parents[1]) as tlc_url:
         result = stack.run(source, args.service, work, tlc_url, args.port_base, args.year)
     meta = _meta(args, source, started)
-    print(stack.markdown(result, meta))
+    print(report.stack_markdown(result, meta))
     path = args.json.with_name("stack.json") if args.json.name == "results.json" else args.json
     path.parent.mkdir(parents=True, exist_ok=True)
     path.write_text(json.dumps({"meta": meta, "stack": result}, indent=1, default=str))

@@ -18,9 +18,9 @@ from collections import Counter
 from collections.abc import Iterable, Mapping
 from typing import Any
 
-from shared.core import ledger, ledger_read
+from shared.core import ledger_read, ledger_record
 
-TERMINAL = frozenset({ledger.SUCCEEDED, ledger.SKIPPED, ledger.DEAD_LETTERED})
+TERMINAL = frozenset({ledger_record.SUCCEEDED, ledger_record.SKIPPED, ledger_record.DEAD_LETTERED})
 
 
 class Publisher:

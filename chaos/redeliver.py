@@ -76,13 +76,13 @@ def renotify_lost(workload: Workload, publisher: observe.Publisher, bucket: Any)
     """After a Pub/Sub restart: the finalize notification again for each of the workload's trips
     objects whose live generation is not recorded as loaded by both loaders (it may have sat in
     the emulator's lake-events backlog); a duplicate only makes a loader replace the day again."""
-    from shared.core import ledger, paths
+    from shared.core import ledger_record, paths
 
     wanted = set(workload.dates)
     loaded = {
         (s, d, r.function, r.generation)
         for s, d, r in observe.ledger_records(bucket, workload.months)
-        if r.outcome in (ledger.SUCCEEDED, ledger.SKIPPED)
+        if r.outcome in (ledger_record.SUCCEEDED, ledger_record.SKIPPED)
     }
     count = 0
     for blob in bucket.list_blobs(prefix="trips/"):

@@ -17,7 +17,7 @@ from typing import Any
 
 from shared.core import paths
 from shared.core.events import parse_timestamp
-from shared.core.ledger import (
+from shared.core.ledger_record import (
     DEAD_LETTERED,
     LOST_AFTER_SECONDS,
     OUTCOMES,

@@ -30,7 +30,7 @@ import uuid
 from collections.abc import Callable, Mapping
 from typing import Any
 
-from shared.core import clients, ledger, logs
+from shared.core import clients, ledger, ledger_record, logs
 from shared.core.errors import ConfigError, PermanentError, PipelineError, TransientError, classify
 from shared.core.events import delivery_attempt, event_time
 from shared.core.settings import Settings, get_settings
@@ -139,10 +139,10 @@ def _record_success(outcome: Mapping[str, Any]) -> None:
     rows = outcome.get("rows_written", outcome.get("rows"))
     if skipped:
         ledger.finish(
-            ledger.current(), ledger.SKIPPED, reason="up_to_date" if skipped is True else str(skipped), rows=rows
+            ledger.current(), ledger_record.SKIPPED, reason="up_to_date" if skipped is True else str(skipped), rows=rows
         )
     else:
-        ledger.finish(ledger.current(), ledger.SUCCEEDED, rows=rows)
+        ledger.finish(ledger.current(), ledger_record.SUCCEEDED, rows=rows)
 
 
 def _event_id(cloud_event: Any) -> str | None:
@@ -174,7 +174,7 @@ def _handle_failure(function: str, settings: Settings, cloud_event: Any, exc: Ex
             fields.update(reason=error.reason, error_message=error.message)
         elif age is None or age <= settings.max_event_age_seconds:
             logs.warning(f"{function} failed, will be retried: {error.message}", event_age_seconds=age, **fields)
-            ledger.finish(run, ledger.RETRYING, reason=error.reason, error=error.message, context=context)
+            ledger.finish(run, ledger_record.RETRYING, reason=error.reason, error=error.message, context=context)
             raise error from exc
         else:
             error = PermanentError(
@@ -192,13 +192,13 @@ def _handle_failure(function: str, settings: Settings, cloud_event: Any, exc: Ex
     except Exception as publish_exc:  # raised: the platform redelivers rather than lose the event
         ledger.finish(
             run,
-            ledger.RETRYING,
+            ledger_record.RETRYING,
             reason="dead_letter_failed",
             error=f"{error.reason}: {type(publish_exc).__name__}: {publish_exc}",
             context=context,
         )
         raise
-    ledger.finish(run, ledger.DEAD_LETTERED, reason=error.reason, error=error.message, context=context)
+    ledger.finish(run, ledger_record.DEAD_LETTERED, reason=error.reason, error=error.message, context=context)
     logs.error(f"{function} rejected the event: {error.message}", dead_letter_id=dead_letter_id, **fields)
 
 

@@ -21,14 +21,9 @@ format), and the month fails with a SourceError naming the column.
 
 from __future__ import annotations
 
-import ast
 import datetime as dt
-import hashlib
-import threading
 from collections.abc import Callable
 from dataclasses import dataclass
-from functools import lru_cache
-from pathlib import Path
 from typing import Any
 
 import pyarrow as pa
@@ -43,39 +38,6 @@ MAX_BAD_SHARE = 0.01  # of a batch's rows; and always allowed:
 MAX_BAD_FLOOR = 10
 BAD_EXAMPLES = 5  # values kept per column to show a person what was rejected
 REASONS = MONTH_LEVEL_REASONS + DAY_LEVEL_REASONS
-
-
-def code_text(source: str) -> str:
-    """The source as code only: comments, docstrings and layout dropped (ast.unparse), so
-    editing an explanation does not count as a change to what the output contains."""
-    tree = ast.parse(source)
-    for node in ast.walk(tree):
-        body = getattr(node, "body", None)
-        if (
-            isinstance(body, list)
-            and body
-            and isinstance(body[0], ast.Expr)
-            and isinstance(body[0].value, ast.Constant)
-            and isinstance(body[0].value.value, str)
-        ):
-            node.body = body[1:] or [ast.Pass()]
-    return ast.unparse(tree)
-
-
-_CODE_VERSION_LOCK = threading.Lock()
-
-
-@lru_cache(maxsize=1)
-def code_version() -> str:
-    """Hash of the code that decides what the output contains: a change re-derives outputs.
-    Computed under a lock: lru_cache does not stop concurrent first calls, and `ast.parse` in
-    several threads at once raised SystemError (recursion depth mismatch) on Python 3.11."""
-    with _CODE_VERSION_LOCK:
-        digest = hashlib.sha256()
-        library = Path(__file__).parents[1]  # shared/
-        for name in ("ingest/cleaning.py", "core/schemas.py", "ingest/month_file.py", "ingest/lake.py"):
-            digest.update(code_text((library / name).read_text()).encode())
-        return digest.hexdigest()[:16]
 
 
 @dataclass(frozen=True)

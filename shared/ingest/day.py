@@ -23,7 +23,7 @@ from shared.core import logs, paths
 from shared.core.errors import QualityCheckError
 from shared.core.messages import IngestRequest
 from shared.core.settings import Settings
-from shared.ingest import reannounce, staging
+from shared.ingest import lake_cleanup, reannounce, staging
 from shared.ingest.cleaning import CHECKED_COLUMNS, Rules, check_partition
 from shared.ingest.lake import upload_bytes
 
@@ -91,7 +91,7 @@ def ingest(bucket: Any, request: IngestRequest, settings: Settings) -> dict[str,
         if counts["rows_rejected"]:
             upload_bytes(bucket, rejects_name, month.staged(bucket, request.date, "rejects").download_as_bytes(), meta)
         else:
-            staging.delete_if_exists(bucket, rejects_name)
+            lake_cleanup.delete_if_exists(bucket, rejects_name)
         written = upload_bytes(bucket, trips_name, trips_bytes, meta)
     reannounce.record_generation(written.generation)
     message = "partition written" if trips.num_rows else "partition written: the source has no rows for this date"

@@ -45,7 +45,7 @@ from typing import Any
 
 from google.api_core.exceptions import NotFound, PreconditionFailed
 
-from shared.core import ledger, ledger_read
+from shared.core import ledger, ledger_read, ledger_record
 from shared.core.settings import LOAD_BIGQUERY, LOAD_POSTGRES
 
 LOADERS = (LOAD_BIGQUERY, LOAD_POSTGRES)
@@ -54,13 +54,13 @@ LOADERS = (LOAD_BIGQUERY, LOAD_POSTGRES)
 # this after the generation was written never got its event; a late one costs one extra load.
 REANNOUNCE_GRACE_SECONDS = 120
 # A retry comes within Pub/Sub's longest backoff (600 s) of the last record, and an attempt's
-# `running` record turns into `retrying` after ledger.LOST_AFTER_SECONDS: a record of neither
+# `running` record turns into `retrying` after ledger_record.LOST_AFTER_SECONDS: a record of neither
 # kind updated within both is an event the platform stopped delivering.
-ABANDONED_AFTER_SECONDS = ledger.LOST_AFTER_SECONDS + 600
+ABANDONED_AFTER_SECONDS = ledger_record.LOST_AFTER_SECONDS + 600
 
 # A loader's state for the current generation, and the decision's reasons.
 LOADED, IN_FLIGHT, PENDING = "loaded", "in_flight", "pending"
-ABANDONED, DEAD_LETTERED, NOT_LOADED = "abandoned", ledger.DEAD_LETTERED, "not_loaded"
+ABANDONED, DEAD_LETTERED, NOT_LOADED = "abandoned", ledger_record.DEAD_LETTERED, "not_loaded"
 UNKNOWN_GENERATION, REANNOUNCED = "unknown_generation", "reannounced"
 
 
@@ -77,14 +77,14 @@ def loader_state(
     """One loader's state for `generation`, from its run records (of any generation)."""
     mine = [ledger_read.effective(r, now) for r in records if r.generation == generation]
     outcomes = {r.outcome for r in mine}
-    if outcomes & {ledger.SUCCEEDED, ledger.SKIPPED}:
+    if outcomes & {ledger_record.SUCCEEDED, ledger_record.SKIPPED}:
         return LOADED
-    working = [r for r in mine if r.outcome in (ledger.RUNNING, ledger.RETRYING)]
+    working = [r for r in mine if r.outcome in (ledger_record.RUNNING, ledger_record.RETRYING)]
     if any(r.updated_at is None or (now - r.updated_at).total_seconds() <= ABANDONED_AFTER_SECONDS for r in working):
         return IN_FLIGHT
     if working:
         return ABANDONED
-    if ledger.DEAD_LETTERED in outcomes:
+    if ledger_record.DEAD_LETTERED in outcomes:
         return DEAD_LETTERED
     return PENDING if age_seconds < REANNOUNCE_GRACE_SECONDS else NOT_LOADED
 

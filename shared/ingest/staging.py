@@ -23,15 +23,17 @@ import time
 from dataclasses import dataclass
 from typing import Any
 
-from google.api_core.exceptions import NotFound, PreconditionFailed
+from google.api_core.exceptions import PreconditionFailed
 
 from shared.core import logs, paths
 from shared.core.errors import SourceError, TransientError
 from shared.core.messages import IngestRequest
 from shared.core.settings import Settings
 from shared.ingest import month_claim
-from shared.ingest.cleaning import Rules, code_version
+from shared.ingest.cleaning import Rules
+from shared.ingest.code_version import code_version
 from shared.ingest.lake import split_month, upload_bytes
+from shared.ingest.lake_cleanup import delete_if_exists, delete_other_splits, quarantine_raw
 from shared.ingest.month_file import CORRUPT_SOURCE
 from shared.ingest.source import download_to_blob, source_format, source_url
 from shared.ingest.split_output import BucketOutput, Key
@@ -211,7 +213,7 @@ def _split_and_stage(
                     raw_file, source.fmt, service, year, month, rules, BucketOutput(bucket, staged_name)
                 )
         except SourceError:
-            _quarantine_raw(bucket, source)
+            quarantine_raw(bucket, source.raw)
             raise
     rejects_name = paths.month_rejects_object(service, year, month)
     malformed_name = paths.malformed_rows_object(service, year, month)
@@ -252,7 +254,7 @@ def _split_and_stage(
         bucket.blob(paths.staging_manifest(service, year, month)).upload_from_string(
             json.dumps(manifest), content_type="application/json"
         )
-        superseded = _delete_other_splits(bucket, service, year, month, split_id)
+        superseded = delete_other_splits(bucket, service, year, month, split_id)
     # Unreadable values and malformed lines are worth a person's look: say where they are.
     log, message = (
         (
@@ -279,43 +281,3 @@ def _split_and_stage(
         **{k: v for k, v in timings.items() if k in ("download_seconds", "split_month_seconds")},
     )
     return manifest
-
-
-def _delete_other_splits(bucket: Any, service: str, year: int, month: int, keep: str) -> int:
-    """Delete the month's splits other than `keep`, once the manifest names `keep`.
-
-    Why: a split is superseded when the raw copy or the code changed, and one abandoned half way
-    (its instance killed) is never named by any manifest; both would only wait for the lifecycle
-    rule. A date still reading a superseded split's file finds it gone and reads the manifest
-    again (shared/ingest/day.py), which names this split: no second split. Best effort: a failure
-    leaves them to the lifecycle rule. Returns how many files were deleted."""
-    kept = paths.staging_split(service, year, month, keep)
-    prefix = kept.rsplit("split=", 1)[0] + "split="
-    deleted = 0
-    try:
-        for blob in bucket.list_blobs(prefix=prefix):
-            if not blob.name.startswith(kept):
-                delete_if_exists(bucket, blob.name, generation=blob.generation)
-                deleted += 1
-    except Exception as exc:  # noqa: BLE001 - the lifecycle rule is the backstop
-        logs.warning(
-            "could not delete superseded staging splits; the lifecycle rule will",
-            service=service,
-            month=f"{year:04d}-{month:02d}",
-            error=f"{type(exc).__name__}: {exc}"[:300],
-        )
-    return deleted
-
-
-def _quarantine_raw(bucket: Any, source: Source) -> None:
-    """A corrupt raw copy is moved aside for inspection, so the next attempt downloads afresh."""
-    target = "quarantine/" + source.raw.name
-    bucket.copy_blob(source.raw, bucket, target)
-    delete_if_exists(bucket, source.raw.name, generation=source.raw.generation)
-
-
-def delete_if_exists(bucket: Any, name: str, generation: int | None = None) -> None:
-    try:
-        bucket.delete_blob(name, if_generation_match=generation)
-    except (NotFound, PreconditionFailed):
-        pass

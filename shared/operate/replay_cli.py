@@ -11,7 +11,8 @@ from __future__ import annotations
 import os
 import sys
 
-from shared.operate.replay import BACKFILL, INGEST, Filters, run
+from shared.operate.replay import run
+from shared.operate.replay_plan import BACKFILL, INGEST, Filters
 
 
 def _topic(name: str | None, project: str) -> str | None:

@@ -24,13 +24,12 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
-from shared.core import ledger as run_ledger
-from shared.core import ledger_read
+from shared.core import ledger_read, ledger_record
 from shared.ingest.source import source_url
 
 COMPLETE, PARTIAL, MISMATCH, FAILED, MISSING = "complete", "partial", "mismatch", "failed", "missing"
-RUNNING, RETRYING, DEAD_LETTERED = run_ledger.RUNNING, run_ledger.RETRYING, run_ledger.DEAD_LETTERED
-QUEUED = run_ledger.QUEUED
+RUNNING, RETRYING, DEAD_LETTERED = ledger_record.RUNNING, ledger_record.RETRYING, ledger_record.DEAD_LETTERED
+QUEUED = ledger_record.QUEUED
 STATES = (COMPLETE, QUEUED, RUNNING, RETRYING, PARTIAL, MISMATCH, FAILED, DEAD_LETTERED, MISSING)
 LEDGER_STATES = (QUEUED, RUNNING, RETRYING, DEAD_LETTERED)
 STATE_MEANING = {

@@ -18,7 +18,7 @@ from pathlib import Path
 
 import pytest
 
-from shared.core import clients, ledger, ledger_read, paths
+from shared.core import clients, ledger_read, ledger_record, paths
 from shared.core.pg import connection
 from shared.core.settings import Settings
 
@@ -110,7 +110,11 @@ def test_a_published_date_reaches_gcs_bigquery_and_postgres_once(stack, settings
     def latest() -> dict:
         found = ledger_read.latest_by_function(ledger_read.read_runs(bucket, SERVICE, DAY, DAY).get(DAY, []))
         outcomes = {r.function: r.outcome for r in found}
-        return outcomes if outcomes.get("ingest") == ledger.SKIPPED and len(outcomes) == 3 else None
+        return outcomes if outcomes.get("ingest") == ledger_record.SKIPPED and len(outcomes) == 3 else None
 
     outcomes = wait_for(latest, "the run ledger to hold each function's latest attempt", timeout=30)
-    assert outcomes == {"ingest": ledger.SKIPPED, "load_bigquery": ledger.SUCCEEDED, "load_postgres": ledger.SUCCEEDED}
+    assert outcomes == {
+        "ingest": ledger_record.SKIPPED,
+        "load_bigquery": ledger_record.SUCCEEDED,
+        "load_postgres": ledger_record.SUCCEEDED,
+    }

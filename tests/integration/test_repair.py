@@ -16,7 +16,7 @@ from pathlib import Path
 
 import requests
 
-from shared.core import clients, ledger, ledger_read, paths
+from shared.core import clients, ledger_read, ledger_record, paths
 from shared.core.settings import Settings
 from shared.ingest import reannounce
 from tests.integration import stack_http
@@ -84,7 +84,7 @@ def ingest_record(bucket, message_id: str) -> dict:
             for r in ledger_read.read_date(bucket, SERVICE, day)
             if r.get("function") == "ingest" and r.get("message_id") == message_id
         ]
-        return found[0] if found and found[0]["outcome"] != ledger.RUNNING else None
+        return found[0] if found and found[0]["outcome"] != ledger_record.RUNNING else None
 
     deadline = time.monotonic() + 120
     while (record := finished()) is None:
@@ -146,7 +146,7 @@ def test_a_plain_republish_repairs_a_lost_finalize_event(urls):
     # Within the grace its event may still be on its way: a republish leaves it alone.
     if (dt.datetime.now(dt.UTC) - written).total_seconds() < reannounce.REANNOUNCE_GRACE_SECONDS - 20:
         early = ingest_record(bucket, publish_ingest({"date": LOST_DAY, "service": SERVICE}))
-        assert (early["outcome"], early["reason"]) == (ledger.SKIPPED, "up_to_date")
+        assert (early["outcome"], early["reason"]) == (ledger_record.SKIPPED, "up_to_date")
         assert bucket.get_blob(name).generation == generation
 
     # Past the grace: the plain republish re-announces it, and a second one right behind it does not
@@ -154,9 +154,9 @@ def test_a_plain_republish_repairs_a_lost_finalize_event(urls):
     wait = reannounce.REANNOUNCE_GRACE_SECONDS + 1 - (dt.datetime.now(dt.UTC) - written).total_seconds()
     time.sleep(max(0.0, wait))
     repair = ingest_record(bucket, publish_ingest({"date": LOST_DAY, "service": SERVICE}))
-    assert (repair["outcome"], repair["reason"]) == (ledger.SKIPPED, reannounce.REANNOUNCED)
+    assert (repair["outcome"], repair["reason"]) == (ledger_record.SKIPPED, reannounce.REANNOUNCED)
     second = ingest_record(bucket, publish_ingest({"date": LOST_DAY, "service": SERVICE}))
-    assert (second["outcome"], second["reason"]) == (ledger.SKIPPED, "up_to_date")
+    assert (second["outcome"], second["reason"]) == (ledger_record.SKIPPED, "up_to_date")
 
     healed = stack_http.wait_for(
         urls, SERVICE, [LOST_DAY], lambda d: reloaded(d, {LOST_DAY: generation}, [LOST_DAY]), "repaired"
@@ -171,7 +171,7 @@ def test_a_plain_republish_repairs_a_lost_finalize_event(urls):
 
     # A complete day: a plain republish rewrites nothing and wakes no loader.
     settled = ingest_record(bucket, publish_ingest({"date": LOST_DAY, "service": SERVICE}))
-    assert (settled["outcome"], settled["reason"]) == (ledger.SKIPPED, "up_to_date")
+    assert (settled["outcome"], settled["reason"]) == (ledger_record.SKIPPED, "up_to_date")
     time.sleep(3)  # a would-be finalize event gets time to arrive
     assert bucket.get_blob(name).generation == current.generation
     assert by_date(stack_http.status(urls, SERVICE, [LOST_DAY]))[LOST_DAY]["state"] == "complete"

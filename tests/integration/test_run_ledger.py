@@ -15,7 +15,7 @@ import pytest
 
 from functions import ingest as ingest_function
 from functions import load_bigquery, load_postgres
-from shared.core import ledger, paths
+from shared.core import ledger_record, paths
 from shared.core.errors import TransientError
 from shared.core.settings import Settings
 from shared.operate import status, status_reads
@@ -55,7 +55,7 @@ def test_retried_dead_lettered_loaded_and_never_asked(fresh_bucket, tlc, setting
         ingest_function.handle(now_event(retried))
     first = record(fresh_bucket, retried)
     assert (first["outcome"], first["attempt"], first["reason"]) == ("retrying", 1, "download_failed")
-    assert first["error"] and len(first["error"]) <= ledger.MAX_ERROR_CHARS
+    assert first["error"] and len(first["error"]) <= ledger_record.MAX_ERROR_CHARS
 
     # A permanent failure: the month is not on the host.
     use(prefix="faults/404/")

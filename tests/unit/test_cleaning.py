@@ -12,7 +12,8 @@ import pytest
 
 from shared.core.errors import QualityCheckError, SourceError
 from shared.core.schemas import arrow_schema, columns
-from shared.ingest.cleaning import Rules, check_partition, code_text, code_version, map_columns, reason_counts
+from shared.ingest.cleaning import Rules, check_partition, map_columns, reason_counts
+from shared.ingest.code_version import code_text, code_version
 from shared.ingest.lake import split_month
 from tests.conftest import REAL_YELLOW_SAMPLE as REAL
 

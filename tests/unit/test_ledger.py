@@ -15,10 +15,10 @@ import pytest
 from cloudevents.http import CloudEvent
 from google.api_core.exceptions import NotFound
 
-from shared.core import clients, ledger, ledger_read, paths
+from shared.core import clients, ledger, ledger_read, ledger_record, paths
 from shared.core.errors import PermanentError, SourceError, TransientError
-from shared.core.ledger import DEAD_LETTERED, QUEUED, RETRYING, RUNNING, SKIPPED, SUCCEEDED
 from shared.core.ledger_read import RunRecord
+from shared.core.ledger_record import DEAD_LETTERED, QUEUED, RETRYING, RUNNING, SKIPPED, SUCCEEDED
 from shared.core.runtime import event_function
 from shared.core.settings import get_settings
 from shared.operate.status import COMPLETE, MISMATCH, MISSING, PARTIAL, LakeDay, build_report
@@ -161,7 +161,7 @@ def test_retries_count_attempts_and_keep_a_short_history(lake):
             handle(event())
         record = lake.record()
         assert (record["outcome"], record["attempt"], record["reason"]) == (RETRYING, attempt, "download_failed")
-    assert len(record["history"]) == ledger.MAX_HISTORY and record["history"][-1]["attempt"] == 7
+    assert len(record["history"]) == ledger_record.MAX_HISTORY and record["history"][-1]["attempt"] == 7
     entry(lambda: {"skipped": True, "rows_written": 5})(event())
     assert (lake.record()["outcome"], lake.record()["attempt"], lake.record()["reason"]) == (SKIPPED, 9, "up_to_date")
 
@@ -219,14 +219,14 @@ def test_no_date_no_record(lake):
 
 
 def test_bodies_are_bounded_whatever_the_error_says(lake):
-    run = ledger.Run("ingest", "4" * 5000, "2" * 5000, None, service="yellow", date=DAY)
+    run = ledger_record.Run("ingest", "4" * 5000, "2" * 5000, None, service="yellow", date=DAY)
     run.history = [
         {"attempt": i, "outcome": RETRYING, "reason": "r" * 90, "started_at": "x" * 40, "finished_at": "y" * 40}
-        for i in range(ledger.MAX_HISTORY)
+        for i in range(ledger_record.MAX_HISTORY)
     ]
-    body = ledger.record_body(run, DEAD_LETTERED, "r" * 1000, "e" * 100_000, 5)
-    assert len(json.dumps(body)) <= ledger.MAX_BODY_BYTES and len(body["error"]) == ledger.MAX_ERROR_CHARS
-    meta = ledger.record_metadata(body)
+    body = ledger_record.record_body(run, DEAD_LETTERED, "r" * 1000, "e" * 100_000, 5)
+    assert len(json.dumps(body)) <= ledger_record.MAX_BODY_BYTES and len(body["error"]) == ledger_record.MAX_ERROR_CHARS
+    meta = ledger_record.record_metadata(body)
     assert sum(len(k) + len(v) for k, v in meta.items()) < 1024
 
 

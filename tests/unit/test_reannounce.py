@@ -11,9 +11,9 @@ import datetime as dt
 
 import pytest
 
-from shared.core import ledger, ledger_read
-from shared.core.ledger import DEAD_LETTERED, RETRYING, RUNNING, SKIPPED, SUCCEEDED
+from shared.core import ledger, ledger_read, ledger_record
 from shared.core.ledger_read import RunRecord
+from shared.core.ledger_record import DEAD_LETTERED, RETRYING, RUNNING, SKIPPED, SUCCEEDED
 from shared.ingest import reannounce
 from shared.ingest.reannounce import (
     ABANDONED,
@@ -82,7 +82,7 @@ BQ_OK, PG_OK = rec("load_bigquery", SUCCEEDED), rec("load_postgres", SUCCEEDED)
             (LOADED, ABANDONED),
         ),
         (
-            [WROTE, BQ_OK, rec("load_postgres", RUNNING, seconds_ago=ledger.LOST_AFTER_SECONDS + 1)],
+            [WROTE, BQ_OK, rec("load_postgres", RUNNING, seconds_ago=ledger_record.LOST_AFTER_SECONDS + 1)],
             OLD_ENOUGH,
             IN_FLIGHT,
             (LOADED, IN_FLIGHT),

@@ -8,7 +8,7 @@ from concurrent.futures import Future
 from types import SimpleNamespace
 
 from shared.operate import replay
-from shared.operate.replay import Filters, plan
+from shared.operate.replay_plan import Filters, plan
 
 TOPICS = {"ingest": "projects/p/topics/taxi-ingest", "backfill": "projects/p/topics/taxi-backfill"}
 
