@@ -175,13 +175,13 @@ def _object_from_resource(resource: Mapping[str, Any]) -> ObjectEvent:
     metadata = resource.get("metadata") or {}
     if not isinstance(metadata, Mapping):
         raise ValidationError("object metadata is not a map", field="data.metadata", value=metadata)
-    size = resource.get("size")
+    size = str(resource.get("size") or "")
     return ObjectEvent(
         resource["bucket"],
         resource["name"],
         int(text),
         {str(k): str(v) for k, v in metadata.items()},
-        int(size) if str(size or "").isdigit() else None,
+        int(size) if size.isdigit() else None,
     )
 
 

@@ -114,7 +114,12 @@ def started(service: str, date: dt.date) -> None:
     if run is None or not run.bucket_name:
         return
     run.service, run.date = service, date
-    _guarded(run, "running", lambda: (_read_previous(run), _write(run, RUNNING)))
+
+    def record() -> None:
+        _read_previous(run)
+        _write(run, RUNNING)
+
+    _guarded(run, "running", record)
 
 
 def finish(
@@ -139,7 +144,12 @@ def finish(
             run.service, run.date = service, day
     if run.name is None:
         return
-    _guarded(run, outcome, lambda: (_read_previous(run), _write(run, outcome, reason, error, rows)))
+
+    def record() -> None:
+        _read_previous(run)
+        _write(run, outcome, reason, error, rows)
+
+    _guarded(run, outcome, record)
 
 
 def _as_date(value: Any) -> dt.date | None:
@@ -249,7 +259,12 @@ def queued(
 
     def write(run: Run) -> bool:
         done: list[bool] = []
-        _guarded(run, QUEUED, lambda: (_write(run, QUEUED, now=queued_at), done.append(True)))
+
+        def record() -> None:
+            _write(run, QUEUED, now=queued_at)
+            done.append(True)
+
+        _guarded(run, QUEUED, record)
         return bool(done)
 
     with ThreadPoolExecutor(max_workers=max(1, min(workers, len(runs)))) as pool:

@@ -78,7 +78,7 @@ def record_body(
 ) -> dict[str, Any]:
     """The record as stored: the latest state of this event, and a short history of earlier attempts."""
     now = now or _now()
-    body = {
+    body: dict[str, Any] = {
         "function": run.function,
         "service": run.service,
         "date": run.date.isoformat() if run.date else None,

@@ -48,7 +48,7 @@ def dead_letter(
     function: str, settings: Settings, error: PipelineError, cloud_event: Any, context: Mapping[str, Any]
 ) -> str:
     """Publish the original event and the reason; returns the dead letter's message id."""
-    body = {
+    body: dict[str, Any] = {
         "function": function,
         "reason": error.reason,
         "error": error.as_dict(),

@@ -264,7 +264,14 @@ def split_month(
 
 
 def _split_month(
-    source: BinaryIO, fmt: str, service: str, year: int, month: int, rules: Rules, output: SplitOutput, as_text: bool
+    source: BinaryIO | Lent,
+    fmt: str,
+    service: str,
+    year: int,
+    month: int,
+    rules: Rules,
+    output: SplitOutput,
+    as_text: bool,
 ) -> MonthSplit:
     split = MonthSplit(output)
     writers = _DayWriters(service, output)

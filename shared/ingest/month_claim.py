@@ -76,8 +76,13 @@ class MonthClaim:
 
     def _heartbeat(self) -> None:
         while not self._stop.wait(HEARTBEAT_SECONDS):
+            held = self.generation
+            if held is None:  # no generation to condition on: never overwrite the claim blindly
+                self.lost = True
+                logs.warning("month split claim has no generation to renew; finishing anyway", object=self.name)
+                return
             try:
-                self._write(if_generation_match=self.generation)
+                self._write(if_generation_match=held)
             except PreconditionFailed:
                 self.lost = True
                 logs.warning("month split claim taken over by another instance; finishing anyway", object=self.name)

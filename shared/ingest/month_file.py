@@ -64,7 +64,7 @@ def _typed_batches(reader: Iterator[pa.RecordBatch]) -> Iterator[pa.RecordBatch]
 
 
 def open_batches(
-    source: BinaryIO, fmt: str, service: str, as_text: bool = False, malformed: Malformed | None = None
+    source: BinaryIO | Lent, fmt: str, service: str, as_text: bool = False, malformed: Malformed | None = None
 ) -> tuple[dict[str, str], Iterator[pa.RecordBatch]]:
     """Open a month file (file-like) -> (column mapping, batches). Bad files raise SourceError.
     as_text: every CSV column read as text, for the converter to judge value by value.

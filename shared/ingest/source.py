@@ -80,7 +80,7 @@ class _VerifiedBody(io.RawIOBase):
         """Resumable uploads ask where the stream is; it is never rewound (a retry re-downloads)."""
         return self.bytes_read
 
-    def readinto(self, target) -> int:  # type: ignore[override]
+    def readinto(self, target) -> int:
         while not self._buffer:
             try:
                 self._buffer = next(self._chunks)

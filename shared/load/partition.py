@@ -206,7 +206,7 @@ def run_load(cloud_event: Any, settings: Settings, loader: Loader) -> dict[str, 
                 value=load.event.name,
                 generation=load.generation,
             )
-        if reason:
+        if reason or data is None:  # data is None only with a reason (set above)
             return {**load.fields(), "message": f"stale event skipped: {reason}", "skipped": "stale", "rows": 0}
         with logs.timed(timings, "decode_seconds"):
             table = decode(load, data)

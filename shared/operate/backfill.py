@@ -127,9 +127,9 @@ def publish(
         except Exception as exc:  # noqa: BLE001 - every failure is reported, then the whole run retried
             failures.append((message, exc))
     if failures:
-        first, exc = failures[0]
+        first, error = failures[0]
         raise TransientError(
-            f"{len(failures)} of {len(messages)} ingest messages were not published: {type(exc).__name__}: {exc}",
+            f"{len(failures)} of {len(messages)} ingest messages were not published: {type(error).__name__}: {error}",
             reason="publish_failed",
             published=published,
             failed=len(failures),
@@ -165,7 +165,8 @@ def run(
     if record_queued is None and publisher is None:
         record_queued = ledger.queued
     publisher = publisher if publisher is not None else clients.publisher()
-    queued_at, sent = dt.datetime.now(dt.UTC), []
+    queued_at = dt.datetime.now(dt.UTC)
+    sent: list[tuple[str, dt.date, str]] = []
     try:
         published = publish(plan.messages, clients.topic_path(settings.ingest_topic, settings.project), publisher, sent)
     finally:  # also what a failed backfill did publish: those messages are on their way

@@ -86,7 +86,8 @@ def plan_structured(
     """
     function = body.get("function") or attributes.get("function")
     reason = body.get("reason") or attributes.get("reason")
-    context = body.get("context") if isinstance(body.get("context"), Mapping) else {}
+    raw_context = body.get("context")
+    context: Mapping[str, Any] = raw_context if isinstance(raw_context, Mapping) else {}
     service, date = context.get("service"), context.get("date")
     base = Replay("structured", function, reason, service, date)
     if function in LOADERS:
@@ -98,17 +99,21 @@ def plan_structured(
         return replace(base, problem=f"unknown function {function!r}")
     if not topics.get(function):
         return replace(base, problem=f"no topic given for {function}")
-    event = body.get("event") if isinstance(body.get("event"), Mapping) else {}
+    kept = body.get("event")
+    event: Mapping[str, Any] = kept if isinstance(kept, Mapping) else {}
     if event.get("truncated"):
         return replace(base, problem="the original event was too large and only a preview was kept")
     if event.get("stored_at"):
+        stored: Any
         try:
-            event = load_event(event["stored_at"]) if load_event else None
+            stored = load_event(event["stored_at"]) if load_event else None
         except Exception as exc:  # noqa: BLE001 - kept for a later replay, with why
-            event = f"{type(exc).__name__}: {exc}"[:200]
-        if not isinstance(event, Mapping):
-            return replace(base, problem=f"cannot read the stored event {body['event']['stored_at']}: {event}")
-    envelope = event.get("data") if isinstance(event.get("data"), Mapping) else {}
+            stored = f"{type(exc).__name__}: {exc}"[:200]
+        if not isinstance(stored, Mapping):
+            return replace(base, problem=f"cannot read the stored event {event['stored_at']}: {stored}")
+        event = stored
+    raw_envelope = event.get("data")
+    envelope: Mapping[str, Any] = raw_envelope if isinstance(raw_envelope, Mapping) else {}
     message = envelope.get("message") if isinstance(envelope.get("message"), Mapping) else None
     if message is None:
         return replace(base, problem="the dead letter holds no original Pub/Sub message (event.data.message)")
