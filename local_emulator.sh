@@ -14,6 +14,8 @@
 #   ./local_emulator.sh logs [NAME]              logs of a function (ingest, ...) or emulator
 #   ./local_emulator.sh env                      export lines: eval "$(./local_emulator.sh env)"
 #   ./local_emulator.sh test [PYTEST ARGS]       up, run the test suite, stop what it started
+#                                                (the whole suite: lint and infra/check.sh too)
+#   ./local_emulator.sh lint                     ruff check, ruff format --check, mypy
 #   ./local_emulator.sh prereqs                  check (as root: apt-get install) what the machine needs
 #   ./local_emulator.sh down [--clean]           stop everything (--clean: delete the data too)
 #
@@ -27,7 +29,7 @@ for part in common prereqs venvs postgres services commands; do
   source "$REPO_ROOT/local/stack/$part.sh"
 done
 
-usage() { sed -n '2,20p' "$REPO_ROOT/local_emulator.sh" | sed 's/^# \{0,1\}//'; }
+usage() { sed -n '2,22p' "$REPO_ROOT/local_emulator.sh" | sed 's/^# \{0,1\}//'; }
 
 main() {
   local command="${1:-}"
@@ -43,6 +45,7 @@ main() {
     replay) cmd_replay "$@" ;;
     runs) cmd_runs "$@" ;;
     test) cmd_test "$@" ;;
+    lint) cmd_lint ;;
     prereqs) cmd_prereqs ;;
     -h | --help | help) usage ;;
     *) usage >&2; exit 2 ;;

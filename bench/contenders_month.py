@@ -73,12 +73,14 @@ def duckdb(spec: dict[str, Any], clock: Clock) -> dict[str, Any]:
         con = ddb.connect()
         source = str(spec["source"]).replace("'", "''")
         out = str(spec["out"]).replace("'", "''")
-        rows = con.execute(f"""
+        counted = con.execute(f"""
             COPY (SELECT *, CAST(tpep_pickup_datetime AS DATE) AS pickup_date
                   FROM read_csv('{source}', header = true)
                   WHERE passenger_count > 0)
-            TO '{out}' (FORMAT parquet, COMPRESSION zstd, PARTITION_BY (pickup_date))""").fetchone()[0]
-    return {"rows_out": int(rows)}
+            TO '{out}' (FORMAT parquet, COMPRESSION zstd, PARTITION_BY (pickup_date))""").fetchone()
+    if counted is None:
+        raise RuntimeError("duckdb's COPY returned no row count")
+    return {"rows_out": int(counted[0])}
 
 
 def split(spec: dict[str, Any], clock: Clock) -> dict[str, Any]:

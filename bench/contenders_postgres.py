@@ -65,7 +65,7 @@ def pg_ours(spec: dict[str, Any], clock: Clock) -> dict[str, Any]:
 
     from functions import load_postgres  # first: `shared` picks Arrow's allocator before pyarrow loads
     from shared.core import clients, paths, pg
-    from shared.ingest.lake import upload_bytes
+    from shared.ingest.lake_write import upload_bytes
     from shared.load.postgres import table_ref
     from tests.gcs_events import pubsub_notification_event
 

@@ -10,6 +10,7 @@ from __future__ import annotations
 import statistics
 from collections.abc import Callable
 from dataclasses import dataclass
+from functools import partial
 from typing import Any
 
 Round = dict[str, dict[str, Any]]  # contender -> its figures in one round
@@ -85,15 +86,15 @@ def _contender(name: str, rounds: list[Round], present: set[str]) -> dict[str, A
         entry["peak_mb"] = spread([f["peak_mb"] for f in runs])
     bases = ("pg_copy", "pg_to_sql") if name.startswith("pg_") else (*MONTH_BASES, "split")
     for base in (b for b in bases if b in present):
-        entry[f"wall_x_{base}"] = per_run(lambda r, b=base: wall(r[name]) / wall(r[b]))
+        entry[f"wall_x_{base}"] = per_run(partial(lambda r, b: wall(r[name]) / wall(r[b]), b=base))
     if "split" in present and not name.startswith("pg_"):
         entry["cpu_x_split"] = per_run(lambda r: r[name]["cpu"] / r["split"]["cpu"])
     if name == "ingest_31":
         later = [statistics.median(d["wall"] for d in f["per_date"][1:]) for f in runs]  # per run
         entry["dates"] = len(runs[0]["per_date"])
-        entry["first_date_x_later"] = spread([f["per_date"][0]["wall"] / m for f, m in zip(runs, later)])
+        entry["first_date_x_later"] = spread([f["per_date"][0]["wall"] / m for f, m in zip(runs, later, strict=True)])
         if "split" in present:
-            entry["later_date_x_split"] = spread([m / r["split"]["wall"] for r, m in zip(rounds, later)])
+            entry["later_date_x_split"] = spread([m / r["split"]["wall"] for r, m in zip(rounds, later, strict=True)])
     if name == "pg_ours" and "pg_copy" in present and all("replace_wall" in f for f in runs):
         entry["replace_x_pg_copy"] = per_run(lambda r: r[name]["replace_wall"] / wall(r["pg_copy"]))
     entry.update({k: runs[-1][k] for k in ("rows_out", "rows_rejected", "extrapolate_to") if k in runs[-1]})

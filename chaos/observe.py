@@ -130,9 +130,8 @@ class DeadLetters:
             if isinstance(body, dict) and "reason" in body and "function" in body:
                 out[f"{body['function']}: {body['reason']}"] += 1
             else:
-                out[
-                    f"pubsub: attempts exhausted ({letter['attributes'].get('CloudPubSubDeadLetterSourceSubscription', '?')})"
-                ] += 1
+                source = letter["attributes"].get("CloudPubSubDeadLetterSourceSubscription", "?")
+                out[f"pubsub: attempts exhausted ({source})"] += 1
         return dict(sorted(out.items()))
 
     def event_ids(self) -> set[tuple[str, str]]:

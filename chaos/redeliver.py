@@ -47,12 +47,12 @@ def republish_lost(
                 latest_ingest[key] = record
     again = set()
     for key, asked in last_asked.items():
-        record = latest_ingest.get(key)
+        latest = latest_ingest.get(key)
         if (
-            record is None
-            or record.updated_at is None
-            or record.updated_at < asked
-            or record.outcome not in observe.TERMINAL
+            latest is None
+            or latest.updated_at is None
+            or latest.updated_at < asked
+            or latest.outcome not in observe.TERMINAL
         ):
             again.add(key)
     for service, day in sorted(again):

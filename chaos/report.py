@@ -24,7 +24,7 @@ from chaos import state
 from chaos import workload as workloads
 from local.stack.throwaway import REPO
 
-QUICK = dict(
+QUICK: dict[str, Any] = dict(
     rows_per_day=300,
     publish_seconds=20.0,
     fault_count=5,
@@ -32,7 +32,7 @@ QUICK = dict(
     quiet_seconds=8.0,
     settle_timeout=240.0,
 )
-FULL = dict(
+FULL: dict[str, Any] = dict(
     rows_per_day=500,
     publish_seconds=150.0,
     fault_count=30,
@@ -173,7 +173,7 @@ def main(argv: list[str] | None = None) -> int:
     print(f"chaos: clean run done in {clean['seconds']['total']} s", file=sys.stderr)
     faulty = runner.execute("faulty", work, options, source_dir, faulty=True)
     comparison = state.compare(clean["state"], faulty["state"], work.dates, faulty["stack_faults"])
-    per_date = {}
+    per_date: dict[Any, Any] = {}
     for message in work.messages:
         if message.topic == "ingest":
             key = (message.body["service"], message.body["date"])

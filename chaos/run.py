@@ -240,7 +240,8 @@ def incomplete_months(workload: Workload, env: dict[str, str]) -> tuple[list[Any
     from shared.operate import status, status_reads
 
     settings = Settings.from_env(env)
-    out, states = [], {}
+    out: list[Any] = []
+    states: dict[str, int] = {}
     for month in workload.months:
         report = status_reads.report(month.service, month.dates[0], month.dates[-1], settings)
         not_complete = [day.state for day in report.days if day.state != status.COMPLETE]

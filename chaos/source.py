@@ -130,6 +130,7 @@ class _ChaosHandler(_Handler):
             return None
         if kind == "html":
             return self._reply(200, _HTML, "text/html; charset=utf-8", body)
+        assert match is not None  # a fault is drawn only for a month's path
         found = self._month(match)
         if kind == "changed":
             return self._send_file(self.server.changed_file(found), body, ext=match["ext"])

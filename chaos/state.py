@@ -99,7 +99,7 @@ def _leftovers(blobs: Mapping[str, Any]) -> dict[str, list[str]]:
     for name in blobs:
         if name.startswith("staging/") and name.endswith("/_manifest.json"):
             named[name.rsplit("/", 1)[0]] = json.loads(blobs[name].download_as_bytes()).get("split_id")
-    orphans = defaultdict(int)
+    orphans: defaultdict[str, int] = defaultdict(int)
     for name in blobs:
         if "/split=" not in name or not name.startswith("staging/"):
             continue
@@ -242,7 +242,8 @@ def _staging_leftovers(tables: Mapping[str, str | None], faults: Iterable[Mappin
     Cloud its expiration (shared/load/bigquery.py STAGING_TTL) deletes it; the emulator ignores
     expirations. Any other staging table left behind is a bug."""
     kills = [dt.datetime.fromisoformat(f["at"]) for f in faults if f.get("kind") in KILLS_A_BIGQUERY_LOAD]
-    crashed, rest = [], []
+    crashed: list[str] = []
+    rest: list[str] = []
     for name, created in tables.items():
         made = dt.datetime.fromisoformat(created) if created else None
         explained = made is not None and any(made <= kill <= made + CRASH_WINDOW for kill in kills)

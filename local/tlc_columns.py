@@ -164,6 +164,9 @@ def to_source_strings(table: pa.Table) -> pa.Table:
 def to_parquet_types(table: pa.Table) -> pa.Table:
     """A month table (CSV strings or already typed) cast to the types of TLC's parquet files."""
     return pa.table(
-        [pc.cast(col, ARROW_TYPES[KINDS.get(name, "str")]) for name, col in zip(table.column_names, table.columns)],
+        [
+            pc.cast(col, ARROW_TYPES[KINDS.get(name, "str")])
+            for name, col in zip(table.column_names, table.columns, strict=True)
+        ],
         names=table.column_names,
     )

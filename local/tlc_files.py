@@ -48,8 +48,10 @@ _WINDOW = 32 << 10
 
 def _deflate_chunk(data: memoryview, start: int, level: int) -> bytes:
     end = min(start + _GZIP_CHUNK, len(data))
-    primed = {"zdict": bytes(data[start - _WINDOW : start])} if start >= _WINDOW else {}
-    compressor = zlib.compressobj(level, zlib.DEFLATED, -15, 9, **primed)
+    if start >= _WINDOW:  # primed with the previous window, so the chunks join into one stream
+        compressor = zlib.compressobj(level, zlib.DEFLATED, -15, 9, zdict=bytes(data[start - _WINDOW : start]))
+    else:
+        compressor = zlib.compressobj(level, zlib.DEFLATED, -15, 9)
     last = end == len(data)
     return compressor.compress(data[start:end]) + compressor.flush(zlib.Z_FINISH if last else zlib.Z_SYNC_FLUSH)
 

@@ -255,6 +255,21 @@ cmd_runs() {
   "$PY" -m local.stack.runs "$date" "$service"
 }
 
+# ---- lint: Python's own tools (configured in pyproject.toml) ----------------------------
+
+# ruff (lint, then formatting) and mypy, from .venv; all three run, so one report shows every
+# problem. Fast (seconds) and needs no stack: `test` runs it first for the whole suite.
+cmd_lint() {
+  ensure_venvs
+  local rc=0
+  say "running: ruff check, ruff format --check, mypy (pyproject.toml)"
+  "$VENV/bin/ruff" check "$REPO_ROOT" || rc=1
+  "$VENV/bin/ruff" format --check "$REPO_ROOT" || rc=1
+  (cd "$REPO_ROOT" && "$VENV/bin/mypy") || rc=1
+  ((rc == 0)) || say "lint failed: 'ruff check --fix .' and 'ruff format .' fix most of it (see README, Contributing)"
+  return "$rc"
+}
+
 # ---- test ------------------------------------------------------------------------------
 
 # Brings the stack up, runs pytest with its environment and TAXI_STACK=1, then stops
@@ -267,13 +282,18 @@ cmd_test() {
   cmd_up
   load_env_file
   export TAXI_STACK=1
-  local infra_rc=0 rc=0
-  if [[ $# -eq 0 ]]; then  # the whole suite: also terraform fmt and checkov (infra/check.sh)
+  local infra_rc=0 lint_rc=0 rc=0
+  if [[ $# -eq 0 ]]; then  # the whole suite: also ruff and mypy, terraform fmt and checkov
+    cmd_lint || lint_rc=$?
     say "running: infra/check.sh"
     bash "$REPO_ROOT/infra/check.sh" || infra_rc=$?
   fi
   say "running: .venv/bin/pytest tests $*"
   "$VENV/bin/pytest" tests "$@" || rc=$?
+  if ((rc == 0 && lint_rc != 0)); then
+    say "lint failed (exit $lint_rc): see its output above"
+    rc=$lint_rc
+  fi
   if ((rc == 0 && infra_rc != 0)); then
     say "infra/check.sh failed (exit $infra_rc): see its output above"
     rc=$infra_rc

@@ -24,6 +24,8 @@ import time
 import uuid
 from collections import defaultdict
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from itertools import pairwise
+from typing import Any
 
 MAX_DELIVERY_ATTEMPTS = 5
 
@@ -115,7 +117,7 @@ def run_scenario(project: str, retry: tuple[int, int] | None, count: int, window
                 "pushes": len(times),
                 "first_after_s": round(times[0] - started, 1) if times else None,
                 "last_after_s": round(times[-1] - started, 1) if times else None,
-                "intervals_s": [round(b - a, 1) for a, b in zip(times, times[1:])],
+                "intervals_s": [round(b - a, 1) for a, b in pairwise(times)],
                 "attempts": [a for _, a in endpoint.pushes[key]],
                 "dead_lettered": key in dead,
             }
@@ -153,7 +155,7 @@ def main() -> int:
         raise SystemExit('PUBSUB_EMULATOR_HOST is not set: eval "$(./local_emulator.sh env)" first')
     project = os.environ.get("GCP_PROJECT", "local-taxi")
     scenarios = [(retry, int(n)) for retry in (None, (1, 10)) for n in args.counts.split(",")]
-    results: list[dict | None] = [None] * len(scenarios)
+    results: list[dict[str, Any]] = [{} for _ in scenarios]
 
     def run(index: int) -> None:
         results[index] = run_scenario(project, scenarios[index][0], scenarios[index][1], args.window)

@@ -66,7 +66,7 @@ class PushRelay:
         self._futures: dict[str, Any] = {}
         self._local_attempts: dict[str, int] = {}  # only for subscriptions without delivery_attempt
         self._supervisors: list[threading.Thread] = []
-        self._subscriber = None
+        self._subscriber: Any = None
 
     def start(self) -> PushRelay:
         from google.cloud import pubsub_v1

@@ -54,7 +54,7 @@ def create_topics() -> None:
             urllib.request.urlopen(request, timeout=30).close()
         except urllib.error.HTTPError as error:
             if error.code != 409:  # 409: exists already
-                raise SystemExit(f"creating topic {env(var)}: {error.code} {error.read().decode()}")
+                raise SystemExit(f"creating topic {env(var)}: {error.code} {error.read().decode()}") from error
 
 
 def create_subscriptions() -> None:

@@ -35,10 +35,10 @@ def render(service: str, day: dt.date, records: list[dict[str, Any]]) -> str:
     widths = [max(len(column), *(len(c[i]) for c in cells)) for i, column in enumerate(COLUMNS)]
     lines = [
         f"run ledger of {service} {day}: {len(records)} event(s), {len(table)} attempt(s) (newest last)",
-        "  ".join(column.ljust(width) for column, width in zip(COLUMNS, widths)).rstrip(),
+        "  ".join(column.ljust(width) for column, width in zip(COLUMNS, widths, strict=True)).rstrip(),
     ]
-    for row, line in zip(table, cells):
-        lines.append("  ".join(cell.ljust(width) for cell, width in zip(line, widths)).rstrip())
+    for row, line in zip(table, cells, strict=True):
+        lines.append("  ".join(cell.ljust(width) for cell, width in zip(line, widths, strict=True)).rstrip())
         if row.get("error"):
             lines.append(f"    error: {row['error']}")
     return "\n".join(lines) + "\n"

@@ -20,6 +20,7 @@ import os
 import sys
 import time
 from dataclasses import dataclass, field
+from typing import Any
 
 DEAD_LETTER_SUBSCRIPTION = "taxi-dead-letter-sub"
 POLL_SECONDS = 1.0
@@ -65,7 +66,7 @@ class Destinations:
         )
         self.bq_table = f"{project}.{os.environ.get('BQ_DATASET', 'nyc_taxi')}.{service}_trips"
         self.pg_table = f"{os.environ.get('PG_SCHEMA', 'ny_taxi')}.{service}_trips"
-        self._pg = None
+        self._pg: Any = None
 
     def read_lake(self, progress: Progress) -> None:
         import pyarrow.parquet as pq

@@ -19,8 +19,8 @@ A record names the trips `generation` its delivery acted on (a loader's: its fin
 ingest's: the one it wrote), so a republish can tell who never loaded it (shared/ingest/reannounce.py).
 
 The record's summary is also in the object's custom metadata, so `status` reads a whole
-range with one listing and no download (shared/core/ledger_read.py reads it). Bodies are bounded (error messages truncated, a
-short history), because a record must stay a few KB whatever an error says.
+range with one listing and no download (shared/core/ledger_read.py reads it). Bodies are
+bounded (error messages truncated, a short history), because a record must stay a few KB whatever an error says.
 
 A ledger write never changes the outcome of the work: any failure is logged (WARNING) and
 swallowed.

@@ -25,7 +25,7 @@ from shared.core.messages import IngestRequest
 from shared.core.settings import Settings
 from shared.ingest import lake_cleanup, reannounce, staging
 from shared.ingest.cleaning import CHECKED_COLUMNS, Rules, check_partition
-from shared.ingest.lake import upload_bytes
+from shared.ingest.lake_write import upload_bytes
 
 
 def ingest(bucket: Any, request: IngestRequest, settings: Settings) -> dict[str, Any]:

@@ -1,4 +1,4 @@
-"""Parquet in and out of the lake bucket, and the month split that parses a month file once.
+"""The month split: a month file parsed once into every date's trips and rejects files.
 
 `split_month` streams a month file batch by batch, cleans each batch, sets aside
 month-level rejects, and writes every date's trips and rejects as finished
@@ -10,9 +10,7 @@ month parses the month once, not 31 times.
 from __future__ import annotations
 
 import datetime as dt
-import json
 from collections import deque
-from collections.abc import Mapping
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
 from typing import Any, BinaryIO
@@ -24,43 +22,14 @@ import pyarrow.parquet as pq
 from shared.core.errors import SourceError
 from shared.core.schemas import arrow_schema, reject_schema
 from shared.ingest.cleaning import MAX_BAD_FLOOR, MAX_BAD_SHARE, MONTH_LEVEL_REASONS, Rules, clean_batch, reason_counts
+from shared.ingest.lake_write import COMPRESSION
 from shared.ingest.month_file import CORRUPT_SOURCE, Lent, Malformed, TypedReadFailed, corrupt, open_batches
-from shared.ingest.split_output import PARQUET_TYPE, Key, MemoryOutput, SplitOutput
+from shared.ingest.split_output import Key, MemoryOutput, SplitOutput
 
-COMPRESSION = "zstd"
 # Memory bound, measured with `python -m bench` on a full month: a larger flush threshold buys
 # no speed but costs RSS (with 16 MiB CSV blocks, 400k rows: ~470 MB peak).
 FLUSH_ROWS = 100_000  # rows buffered before the oldest date is written out as a row group
 WRITE_AHEAD = 2  # flushed tables queued for the parquet writer thread
-
-
-def parquet_bytes(table: pa.Table) -> pa.Buffer:
-    """zstd parquet, one row group for the whole table (a day fits comfortably)."""
-    sink = pa.BufferOutputStream()
-    pq.write_table(table, sink, compression=COMPRESSION, row_group_size=max(table.num_rows, 1))
-    return sink.getvalue()
-
-
-def upload_bytes(
-    bucket: Any,
-    name: str,
-    data: bytes | pa.Buffer,
-    metadata: Mapping[str, Any] | None = None,
-    if_generation_match: int | None = None,
-    content_type: str = PARQUET_TYPE,
-) -> Any:
-    """Upload finished bytes (parquet unless said); metadata values that are not strings are stored as JSON."""
-    blob = bucket.blob(name)
-    blob.metadata = {k: (v if isinstance(v, str) else json.dumps(v)) for k, v in (metadata or {}).items()} or None
-    payload = data.to_pybytes() if isinstance(data, pa.Buffer) else data
-    blob.upload_from_string(payload, content_type=content_type, if_generation_match=if_generation_match)
-    return blob
-
-
-def upload_parquet(
-    bucket: Any, name: str, table: pa.Table, metadata: Mapping[str, Any], if_generation_match: int | None = None
-) -> Any:
-    return upload_bytes(bucket, name, parquet_bytes(table), metadata, if_generation_match)
 
 
 @dataclass

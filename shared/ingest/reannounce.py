@@ -8,8 +8,9 @@ run records (one listing, shared/core/ledger.py) and asks whether each loader lo
 current generation. If one did not and is not going to, ingest re-announces the partition: it
 rewrites exactly that generation onto itself (a server-side copy, no download, conditioned on
 `if_generation_match`), which makes a new generation and so a new finalize event for both
-loaders (GCS sends OBJECT_FINALIZE for a rewrite as for an upload; so does fake-gcs-server). The loaders replace the whole day, so the one that had loaded it loads the same rows
-again: a repair costs one load per destination. The new generation keeps the object's bytes and
+loaders (GCS sends OBJECT_FINALIZE for a rewrite as for an upload; so does fake-gcs-server).
+The loaders replace the whole day, so the one that had loaded it loads the same rows again:
+a repair costs one load per destination. The new generation keeps the object's bytes and
 metadata and adds `reannounced_from_generation` (a rewrite in place that changes nothing may be
 refused, and it tells people why the object was rewritten).
 

@@ -89,7 +89,7 @@ class _VerifiedBody(io.RawIOBase):
                     raise TransientError(
                         f"download of {self._url} ended after {self.bytes_read} of {self._expected} bytes",
                         reason="truncated_download",
-                    )
+                    ) from None
                 return 0
             if not self._checked:
                 check_magic(self._fmt, self._buffer, self._url)

@@ -32,8 +32,9 @@ from shared.core.settings import Settings
 from shared.ingest import month_claim
 from shared.ingest.cleaning import Rules
 from shared.ingest.code_version import code_version
-from shared.ingest.lake import split_month, upload_bytes
+from shared.ingest.lake import split_month
 from shared.ingest.lake_cleanup import delete_if_exists, delete_other_splits, quarantine_raw
+from shared.ingest.lake_write import upload_bytes
 from shared.ingest.month_file import CORRUPT_SOURCE
 from shared.ingest.source import download_to_blob, source_format, source_url
 from shared.ingest.split_output import BucketOutput, Key

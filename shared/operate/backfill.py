@@ -118,7 +118,7 @@ def publish(
     """
     futures = [publisher.publish(topic, json.dumps(m.as_message(), separators=(",", ":")).encode()) for m in messages]
     published, failures = 0, []
-    for message, future in zip(messages, futures):
+    for message, future in zip(messages, futures, strict=True):
         try:
             message_id = future.result(timeout=PUBLISH_TIMEOUT_SECONDS)
             published += 1

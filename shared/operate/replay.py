@@ -7,10 +7,11 @@ with application-default credentials and the names from `terraform output`). It 
 deployed resources: the dead-letter subscription and the topics.
 
 Two kinds of dead letter share the dead-letter topic (README, "The message contracts"):
-- structured (planned by shared/operate/replay_plan.py), published by a function (shared/core/runtime.py): JSON `{"function", "reason", "error",
-  "context", "event"}`. For `ingest` and `backfill` the original Pub/Sub message is the push
-  envelope's `event.data.message` (base64 `data`, `attributes`): republished verbatim to that
-  function's topic. For the loaders the original event is a GCS finalize notification, which in
+- structured, published by a function (shared/core/runtime.py): JSON `{"function", "reason",
+  "error", "context", "event"}` (shared/operate/replay_plan.py plans their replays). For
+  `ingest` and `backfill` the original Pub/Sub message is the push envelope's
+  `event.data.message` (base64 `data`, `attributes`): republished verbatim to that function's
+  topic. For the loaders the original event is a GCS finalize notification, which in
   Google Cloud (Eventarc's direct GCS trigger) is no Pub/Sub message at all, and whose generation
   may be stale by now: the replay is an ingest message `{"date", "service", "force": true}` for
   the context's (service, date), which rewrites the partition and so re-triggers both loaders.

@@ -37,7 +37,8 @@ h1{font-size:20px;margin:0 0 4px}
 .legend{display:flex;flex-wrap:wrap;gap:8px;margin:0 0 20px;padding:0;list-style:none}
 .legend li{padding:4px 10px;border-radius:4px;font-size:13px}
 .calendar{display:flex;flex-wrap:wrap;gap:20px;align-items:flex-start}
-table.month{border-collapse:separate;border-spacing:3px;background:#fff;padding:6px;border:1px solid #e0e0e0;border-radius:6px}
+table.month{border-collapse:separate;border-spacing:3px;background:#fff;padding:6px;
+  border:1px solid #e0e0e0;border-radius:6px}
 table.month caption{font-weight:600;text-align:left;padding:2px 4px 6px}
 table.month th{font-size:11px;color:#757575;font-weight:500}
 td.day{width:44px;height:40px;vertical-align:top;border-radius:4px;font-size:12px;padding:3px;cursor:default}
@@ -179,7 +180,8 @@ def render_text(report: StatusReport) -> str:
     lines = []
     for row in rows:
         cells = [
-            str(v).ljust(w) if i < 2 or row is rows[0] else str(v).rjust(w) for i, (v, w) in enumerate(zip(row, widths))
+            str(v).ljust(w) if i < 2 or row is rows[0] else str(v).rjust(w)
+            for i, (v, w) in enumerate(zip(row, widths, strict=False))  # a short row pads nothing
         ]
         lines.append("  ".join(cells + [str(row[-1])]).rstrip())
     summary = ", ".join(f"{state} {count}" for state, count in report.summary().items() if count)

@@ -9,7 +9,8 @@ from __future__ import annotations
 import datetime as dt
 import os
 from collections.abc import Callable
-from typing import Any, ContextManager
+from contextlib import AbstractContextManager
+from typing import Any
 
 from shared.core import ledger_read, paths
 from shared.core.settings import Settings
@@ -151,7 +152,7 @@ def report(
     *,
     bucket: Any = None,
     bigquery_client: Any = None,
-    connection: Callable[[Settings], ContextManager[Any]] | None = None,
+    connection: Callable[[Settings], AbstractContextManager[Any]] | None = None,
 ) -> StatusReport:
     """Read all three places for (service, start..end) and classify every date.
 

@@ -543,7 +543,7 @@ def test_source_zip_leaves_out_dev_trees_and_is_named_by_its_hash(config):
     ]
     assert len(archives) == 1, "one archive_file zips the function source"
     excludes = set(attr(archives[0], "excludes") or [])
-    assert {".git", ".venv", ".state", "tests", "infra", "bench", "local"} <= excludes, sorted(excludes)
+    assert {".git", ".venv", ".state", "tests", "infra", "bench", "local", "chaos"} <= excludes, sorted(excludes)
     objects = [o for o in config.of_type("google_storage_bucket_object")]
     assert objects and all("data.archive_file." in str(attr(o.body, "name")) for o in objects), (
         "the source object's name must carry the archive hash so a code change redeploys"
@@ -569,7 +569,8 @@ def test_no_primitive_or_public_grants(config):
     for grant in grants:
         role = grant.value(attr(grant.body, "role"))
         assert isinstance(role, str) and role.startswith("roles/"), (
-            f"{grant.address}: write the role as a literal predefined role (in the resource or its literal for_each map) so it can be audited, got {role!r}"
+            f"{grant.address}: write the role as a literal predefined role (in the resource or its "
+            f"literal for_each map) so it can be audited, got {role!r}"
         )
         assert role not in PRIMITIVE_ROLES, f"{grant.address} grants the primitive role {role}"
         member = str(grant.value(attr(grant.body, "member")))

@@ -231,6 +231,7 @@ def test_the_whole_bad_input_corpus_is_answered_with_structured_errors_and_chang
                     lambda job: post_event(urls[job[0]], job[1]),
                     [(f, cloud_event(c, lake, event_id)) for c, event_id in posted for f in LOADERS],
                 ),
+                strict=True,
             )
         }
     for case in EVENTS:
@@ -265,7 +266,7 @@ def test_the_whole_bad_input_corpus_is_answered_with_structured_errors_and_chang
     failures += [
         f"{k[0]} dead-lettered an event it should ignore: {json.dumps(letters[k]['error'])}" for k in unexpected
     ]
-    for case, answer in zip(http_cases, http_answers):
+    for case, answer in zip(http_cases, http_answers, strict=True):
         body = answer.json() if answer.headers.get("Content-Type", "").startswith("application/json") else answer.text
         if answer.status_code != 400 or (why := structured(body, case.field)) is not None:
             failures.append(f"{case.name}: HTTP {answer.status_code} {why or ''} {str(body)[:300]}")

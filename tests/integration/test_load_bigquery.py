@@ -17,7 +17,7 @@ import pytest
 
 from functions import load_bigquery
 from shared.core import clients, paths
-from shared.ingest.lake import upload_parquet
+from shared.ingest.lake_write import upload_parquet
 from shared.load import bigquery as bigquery_load
 from tests.gcs_events import deliver_concurrently, gcs_finalized_event, pubsub_notification_event
 

@@ -19,7 +19,7 @@ from functions import load_postgres
 from shared.core import paths, pg
 from shared.core.errors import TransientError
 from shared.core.settings import LOAD_POSTGRES, get_settings
-from shared.ingest.lake import upload_parquet
+from shared.ingest.lake_write import upload_parquet
 from shared.load import partition as loading
 from shared.load import postgres as postgres_load
 from tests.gcs_events import deliver_concurrently, gcs_finalized_event, pubsub_notification_event

@@ -15,6 +15,7 @@ import time
 import uuid
 from collections import defaultdict
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from itertools import pairwise
 from types import SimpleNamespace
 
 import pytest
@@ -148,7 +149,7 @@ def wait_for(condition, timeout: float, what: str) -> None:
 
 def assert_backoff_between(requests: list[SimpleNamespace]) -> None:
     """Each retry came no sooner than Google's backoff for the attempt before it."""
-    for attempt, (earlier, later) in enumerate(zip(requests, requests[1:]), start=1):
+    for attempt, (earlier, later) in enumerate(pairwise(requests), start=1):
         expected = min(MAX_BACKOFF, MIN_BACKOFF * 2 ** (attempt - 1))
         assert later.at - earlier.at >= expected - 0.05, (attempt, later.at - earlier.at)
 
@@ -191,7 +192,7 @@ def test_an_always_failing_endpoint_sends_the_message_to_the_dead_letter_topic_a
 def test_200_messages_failing_at_once_each_end_acked_or_dead_lettered(relayed, pubsub):
     keys = [f"{'always' if i % 3 == 0 else 'twice'}-{i}-{uuid.uuid4().hex[:6]}" for i in range(200)]
     run = relayed(lambda key, n: 500 if key.startswith("always") or n <= 2 else 200)
-    ids = dict(zip(keys, run.publish_many(keys)))
+    ids = dict(zip(keys, run.publish_many(keys), strict=True))
     always = {key for key in keys if key.startswith("always")}
     twice = set(keys) - always
 

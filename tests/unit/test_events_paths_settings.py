@@ -1,6 +1,7 @@
 """GCS event envelopes, lake paths and settings validation."""
 
 import base64
+import dataclasses
 import datetime as dt
 import json
 
@@ -141,7 +142,7 @@ def test_settings_defaults_and_types():
     settings = Settings.from_env({**BASE, "INGEST_LAG_DAYS": "3", "KEEP_EMPTY_PASSENGER_COUNT": "true"}, "ingest")
     assert settings.ingest_lag_days == 3 and settings.keep_empty_passenger_count is True
     assert settings.bq_dataset == "nyc_taxi" and settings.pg_schema == "ny_taxi"
-    with pytest.raises(Exception):
+    with pytest.raises(dataclasses.FrozenInstanceError):
         settings.lake_bucket = "other"  # frozen
 
 

@@ -11,8 +11,8 @@ from types import SimpleNamespace
 import pytest
 
 from local.stack import resources
-from local.stack.push_protocol import ACK_STATUSES, Route, backoff_seconds, push_body
 from local.stack.delayer import Delayer
+from local.stack.push_protocol import ACK_STATUSES, Route, backoff_seconds, push_body
 
 
 @pytest.mark.parametrize(("attempt", "expected"), [(1, 1), (2, 2), (3, 4), (4, 8), (5, 10), (60, 10), (0, 1)])

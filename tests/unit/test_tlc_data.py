@@ -101,7 +101,7 @@ def test_empty_tail_out_of_month_pickups_and_value_quirks():
     assert any(p.year < 2010 for p in outside) and any(p.date() == dt.date(2020, 12, 31) for p in outside)
     assert len(outside) <= 4
     assert {p.day for p in pickups if (p.year, p.month) == (2021, 1)} == set(range(1, 32))
-    assert all(d > p for p, d in zip(pickups, dropoffs))
+    assert all(d > p for p, d in zip(pickups, dropoffs, strict=True))
     assert all(len(v) == 19 for v in rows["tpep_pickup_datetime"])  # 'YYYY-MM-DD HH:MM:SS'
 
     passengers = [v for v in rows["passenger_count"] if v is not None]
