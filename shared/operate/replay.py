@@ -35,7 +35,7 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
-from shared.operate.replay_plan import Filters, plan
+from shared.operate.replay_plan import SAME_INPUT_REASONS, Filters, plan
 
 LEASE_SECONDS = 60  # a held dead letter comes back to the next replay at most this long after a crash
 PUBLISH_TIMEOUT_SECONDS = 60
@@ -43,11 +43,24 @@ PUBLISH_TIMEOUT_SECONDS = 60
 
 @dataclass
 class Summary:
+    """What one run did with each dead letter it pulled; every letter not replayed is `left`."""
+
     replayed: int = 0
     would_replay: int = 0
     not_matching: int = 0
     not_replayable: int = 0
     failed: int = 0
+    skipped_same_input: int = 0  # a reason that the same input meets again (invalid_input), not asked for
+    repeated: int = 0  # its replay was already published by this run and failed again
+    left: int = 0
+
+    def line(self, subscription: str) -> str:
+        return (
+            f"replay: {self.replayed} replayed, {self.would_replay} would be replayed (dry run), "
+            f"{self.skipped_same_input} skipped (the same input fails the same way: name the reason to "
+            f"replay it), {self.repeated} already replayed in this run, {self.not_matching} not matching, "
+            f"{self.not_replayable} not replayable, {self.failed} failed; {self.left} left in {subscription}"
+        )
 
     @property
     def ok(self) -> bool:
@@ -91,6 +104,7 @@ def run(
 
     summary, seen, held = Summary(), set(), []
     lookups: dict[str, str] = {}
+    replayed: set[tuple[str, bytes, tuple[tuple[str, str], ...]]] = set()  # each replay at most once a run
 
     def topic_of(path: str) -> str:
         if path not in lookups:
@@ -129,11 +143,13 @@ def run(
                     summary,
                     topic_of,
                     load_event,
+                    replayed,
                 ):
                     held.append(item.ack_id)
             if not new:
                 break
     finally:
+        summary.left = len(held)
         _nack(subscriber, subscription, held)
     return summary
 
@@ -164,12 +180,28 @@ def _one(
     summary: Summary,
     topic_of: Callable[[str], str],
     load_event: Callable[[str], Any],
+    replayed: set[tuple[str, bytes, tuple[tuple[str, str], ...]]],
 ) -> bool:
-    """Replay one pulled dead letter; True when it was acked (replayed), False to keep it."""
+    """Replay one pulled dead letter; True when it was acked (replayed), False to keep it.
+
+    Why a run always ends: a replay that fails again comes back as a new dead letter (a new
+    message id) while the run is still pulling; it plans to the same message, which this run has
+    published already, so it is kept for the next run instead of being replayed again. And a
+    letter whose reason the same input meets again (invalid_input) is only replayed when its
+    reason is asked for by name: replaying it unchanged can only dead-letter it once more."""
     message = item.message
     replay = plan(bytes(message.data), dict(message.attributes), topics, topic_of, load_event)
     if not filters.match(replay):
         summary.not_matching += 1
+        return False
+    if replay.reason in SAME_INPUT_REASONS and filters.reason != replay.reason:
+        summary.skipped_same_input += 1
+        out(f"skipped {replay.describe()} (dead letter {message.message_id}): --reason {replay.reason} to replay it")
+        return False
+    key = (replay.topic or "", replay.data, tuple(sorted(replay.attributes.items())))
+    if key in replayed:
+        summary.repeated += 1
+        out(f"kept {replay.describe()} (dead letter {message.message_id}): already replayed by this run")
         return False
     if replay.problem:
         summary.not_replayable += 1
@@ -188,6 +220,7 @@ def _one(
         out(f"failed {replay.describe()} (dead letter {message.message_id}): {type(exc).__name__}: {exc}")
         return False
     subscriber.acknowledge(subscription=subscription, ack_ids=[item.ack_id])
+    replayed.add(key)
     summary.replayed += 1
     out(f"replayed {replay.describe()} message {new_id} (dead letter {message.message_id})")
     return True

@@ -30,7 +30,11 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--subscription", required=True, help="the dead-letter subscription (id or full path)")
     parser.add_argument("--ingest-topic", default=os.environ.get("INGEST_TOPIC"), help="default: $INGEST_TOPIC")
     parser.add_argument("--backfill-topic", default=os.environ.get("BACKFILL_TOPIC"), help="default: $BACKFILL_TOPIC")
-    parser.add_argument("--reason", help="only dead letters of this reason (source_not_found, ...)")
+    parser.add_argument(
+        "--reason",
+        help="only dead letters of this reason (source_not_found, ...); invalid_input letters are replayed "
+        "only when named here",
+    )
     parser.add_argument(
         "--function",
         help="only these: ingest, backfill, load_bigquery, load_postgres "
@@ -71,12 +75,7 @@ def main(argv: list[str] | None = None) -> int:
             limit=args.limit,
             out=lambda line: print(line, flush=True),
         )
-    print(
-        f"replay: {summary.replayed} replayed, {summary.would_replay} would be replayed (dry run), "
-        f"{summary.not_matching} not matching, {summary.not_replayable} not replayable, "
-        f"{summary.failed} failed; everything not replayed stays in {subscription}",
-        file=sys.stderr,
-    )
+    print(summary.line(subscription), file=sys.stderr)
     return 0 if summary.ok else 1
 
 

@@ -19,6 +19,10 @@ from shared.core import paths
 
 INGEST, BACKFILL = "ingest", "backfill"
 LOADERS = ("load_bigquery", "load_postgres")
+# Reasons the same message meets again whatever was fixed elsewhere: a malformed or invalid
+# message stays invalid. Replayed only when asked for by name (--reason), e.g. after the
+# contract itself was widened.
+SAME_INPUT_REASONS = frozenset({"invalid_input"})
 PLATFORM_PREFIX = "CloudPubSubDeadLetter"
 SOURCE_SUBSCRIPTION = "CloudPubSubDeadLetterSourceSubscription"
 SOURCE_PROJECT = "CloudPubSubDeadLetterSourceSubscriptionProject"

@@ -249,7 +249,8 @@ def test_run_acks_only_what_it_republished_and_keeps_the_rest():
 def test_dry_run_publishes_and_acks_nothing():
     subscriber, publisher, lines = FakeSubscriber(dead_letters()), FakePublisher(), []
     summary = replay.run(subscriber, publisher, "dl", TOPICS, dry_run=True, out=lines.append)
-    assert (summary.would_replay, summary.replayed) == (3, 0) and publisher.published == []
+    assert (summary.would_replay, summary.skipped_same_input, summary.replayed) == (2, 1, 0)
+    assert publisher.published == [] and summary.left == 3
     assert subscriber.acked == [] and sorted(subscriber.nacked) == ["a1", "a2", "a3"]
     assert lines[0].startswith("would replay ingest source_not_found yellow 2019-03-05 -> taxi-ingest")
 
@@ -258,8 +259,8 @@ def test_a_failed_publish_keeps_the_dead_letter_and_fails_the_run():
     subscriber = FakeSubscriber(dead_letters())
     publisher = FakePublisher(fail_for={b'{"date":"2019-03-05","service":"yellow"}'})
     summary = replay.run(subscriber, publisher, "dl", TOPICS, out=lambda line: None)
-    assert (summary.replayed, summary.failed, summary.ok) == (2, 1, False)
-    assert sorted(subscriber.acked) == ["a2", "a3"] and subscriber.nacked == ["a1"]
+    assert (summary.replayed, summary.failed, summary.skipped_same_input, summary.ok) == (1, 1, 1, False)
+    assert subscriber.acked == ["a3"] and sorted(subscriber.nacked) == ["a1", "a2"] and summary.left == 2
 
 
 def test_a_message_seen_again_ends_the_run_and_the_limit_is_honoured():
@@ -272,3 +273,54 @@ def test_a_message_seen_again_ends_the_run_and_the_limit_is_honoured():
     subscriber = FakeSubscriber(dead_letters())
     summary = replay.run(subscriber, FakePublisher(), "dl", TOPICS, limit=1, out=lambda line: None)
     assert summary.replayed == 1 and subscriber.acked == ["a1"] and sorted(subscriber.nacked) == ["a2", "a3"]
+
+
+class RedeadLetteringSubscriber(FakeSubscriber):
+    """A dead-letter subscription whose replays all fail again: each published replay comes back
+    as a new dead letter (a new message id), as Pub/Sub and a failing function would make it."""
+
+    def __init__(self, messages, publisher):
+        super().__init__(messages)
+        self.publisher, self.returned, self.pulls = publisher, 0, 0
+        self.originals = {m.message.data: m for m in messages}
+
+    def pull(self, subscription, max_messages, timeout):
+        self.pulls += 1
+        assert self.pulls < 50, "the replay run does not end"
+        while self.returned < len(self.publisher.published):
+            topic, data, attributes = self.publisher.published[self.returned]
+            self.returned += 1
+            letter = next(m for m in self.originals.values() if plan_data(m) == data)
+            self.queue.append(received(f"again-{self.returned}", f"9{self.returned}", letter.message.data, {}))
+        return super().pull(subscription, max_messages, timeout)
+
+
+def plan_data(item) -> bytes:
+    return plan(bytes(item.message.data), dict(item.message.attributes), TOPICS, no_lookup).data
+
+
+def test_a_run_ends_when_every_replay_fails_again_each_replayed_once():
+    """Issue 21: with no filter, 2 letters were replayed 3,943 times in 240 s. Now each replay is
+    published once a run; the letters it brings back are kept for the next run."""
+    publisher = FakePublisher()
+    letters = [dead_letters()[0], dead_letters()[2]]  # an ingest letter and a loader's
+    subscriber = RedeadLetteringSubscriber(letters, publisher)
+    summary = replay.run(subscriber, publisher, "dl", TOPICS, out=lambda line: None)
+    assert (summary.replayed, summary.repeated, summary.left) == (2, 2, 2)
+    assert len(publisher.published) == 2 and sorted(subscriber.nacked) == ["again-1", "again-2"]
+
+
+def test_invalid_input_is_replayed_only_when_asked_for_by_name():
+    summary = replay.run(FakeSubscriber(dead_letters()), FakePublisher(), "dl", TOPICS, out=lambda line: None)
+    assert (summary.replayed, summary.skipped_same_input) == (2, 1)
+    publisher = FakePublisher()
+    summary = replay.run(
+        FakeSubscriber(dead_letters()),
+        publisher,
+        "dl",
+        TOPICS,
+        filters=Filters(reason="invalid_input"),
+        out=lambda line: None,
+    )
+    assert summary.replayed == 1 and publisher.published == [(TOPICS["ingest"], b'{"date":"nope"}', {})]
+    assert (summary.skipped_same_input, summary.not_matching) == (0, 2)
