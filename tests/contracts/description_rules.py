@@ -31,6 +31,11 @@ NOT_NEGATIVE = re.compile(r"\bcannot be negative\b")
 AT_MOST_NOT_NEGATIVE = re.compile(r"Values greater than (?P<high>\d+) and negative values are not allowed")
 # "The value must be at least 60 seconds." (monitoring Aggregation.alignmentPeriod)
 AT_LEAST_SECONDS = re.compile(r"must be at least (?P<low>\d+) seconds")
+# BigQuery writes many enums as prose. "The following values are supported: * WRITE_TRUNCATE: ...
+# * WRITE_APPEND: ..." (JobConfigurationLoad.writeDisposition) ...
+SUPPORTED_VALUES = re.compile(r"The following values are supported:(?P<list>(?:\s*\*\s*[A-Z][A-Z0-9_]*:[^*]*)+)")
+# ... or 'For CSV files, specify "CSV". ... For parquet, specify "PARQUET".' (sourceFormat)
+SPECIFY = re.compile(r'\bspecify "(?P<value>[A-Z][A-Z0-9_]*)"')
 
 PATTERNS = {
     "not allowed in": NOT_ALLOWED_IN,
@@ -38,6 +43,8 @@ PATTERNS = {
     "not negative": NOT_NEGATIVE,
     "at most, not negative": AT_MOST_NOT_NEGATIVE,
     "at least seconds": AT_LEAST_SECONDS,
+    "supported values": SUPPORTED_VALUES,
+    "specify": SPECIFY,
 }
 
 
@@ -84,6 +91,15 @@ def _at_least_seconds(low: float, sentence: str) -> Rule:
     return rule
 
 
+def _one_of(values: tuple[str, ...]) -> Rule:
+    def rule(value: Any, context: tuple[str, ...]) -> str | None:
+        if isinstance(value, str) and value not in values:
+            return f"{value!r} is not one of the values its description lists: {list(values)}"
+        return None
+
+    return rule
+
+
 @cache
 def _rules(description: str) -> tuple[Rule, ...]:
     rules: list[Rule] = []
@@ -97,6 +113,11 @@ def _rules(description: str) -> tuple[Rule, ...]:
         rules.append(_range(0, float(match["high"]), match.group(0)))
     for match in AT_LEAST_SECONDS.finditer(description):
         rules.append(_at_least_seconds(float(match["low"]), match.group(0)))
+    for match in SUPPORTED_VALUES.finditer(description):
+        rules.append(_one_of(tuple(re.findall(r"\*\s*([A-Z][A-Z0-9_]*):", match["list"]))))
+    specified = tuple(m["value"] for m in SPECIFY.finditer(description))
+    if len(specified) > 1:
+        rules.append(_one_of(specified))
     return tuple(rules)
 
 

@@ -58,6 +58,7 @@ class Discovery:
         self.doc = document
         self.schemas: dict[str, dict[str, Any]] = document["schemas"]
         self.methods: dict[str, dict[str, Any]] = {}
+        self._partial = False
         self._collect(document)
 
     def _collect(self, node: dict[str, Any]) -> None:
@@ -84,15 +85,18 @@ class Discovery:
                 return method_id
         raise AssertionError(f"no {self.name} method for {http_method} {path}")
 
-    def validate(self, body: Any, schema: str, root: str = "body") -> list[Problem]:
-        """Every problem of `body` as a `schema` (a schema id of this document)."""
+    def validate(self, body: Any, schema: str, root: str = "body", partial: bool = False) -> list[Problem]:
+        """Every problem of `body` as a `schema` (a schema id of this document). `partial`: a patch,
+        which sends only the fields it changes, so required fields may be absent."""
         assert schema in self.schemas, f"{self.name} has no schema {schema}"
         problems: list[Problem] = []
+        self._partial = partial
         self._value(body, {"$ref": schema}, root, (), problems)
         return problems
 
     def validate_request(self, body: Any, method_id: str, root: str = "body") -> list[Problem]:
-        return self.validate(body, self.request_schema(method_id), root)
+        partial = self.methods[method_id]["httpMethod"] == "PATCH"
+        return self.validate(body, self.request_schema(method_id), root, partial)
 
     # --- the walk --------------------------------------------------------------------------------
 
@@ -134,7 +138,7 @@ class Discovery:
             else:
                 out.append(Problem(where, f"unknown field: {context[-1]} has no field {key!r}"))
         for key, prop in properties.items():
-            if key not in value and _REQUIRED.match(prop.get("description", "")):
+            if not self._partial and key not in value and _REQUIRED.match(prop.get("description", "")):
                 out.append(Problem(f"{path}.{key}", f"required field of {context[-1]} is missing"))
 
     def _field(self, value: Any, prop: dict[str, Any], path: str, context: tuple[str, ...], out: list[Problem]) -> None:
