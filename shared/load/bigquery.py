@@ -87,12 +87,17 @@ def table_definition(settings: Settings, service: str) -> bq.Table:
 
 
 def ensure_table(client: Any, settings: Settings, service: str) -> None:
-    """Create the dataset and table if missing (once per process); align expiration and descriptions."""
+    """Create the table if missing (once per process); align expiration and descriptions.
+
+    Never the dataset: it is Terraform's (infra/terraform/bigquery.tf), and BigQuery checks
+    `bigquery.datasets.create` on the PROJECT before it looks for an existing dataset, so even
+    `create_dataset(exists_ok=True)` is a 403 for this account (dataEditor on the dataset only).
+    A missing dataset surfaces as NotFound from create_table, which `translate` retries.
+    """
     if table_id(settings, service) in _ensured:
         return
     wanted = table_definition(settings, service)
     with _ensured_lock:
-        client.create_dataset(bq.Dataset(f"{settings.project}.{settings.bq_dataset}"), exists_ok=True)
         current = client.create_table(wanted, exists_ok=True)
         changed = []
         want_ms = wanted.time_partitioning.expiration_ms

@@ -30,6 +30,7 @@ ENVELOPES = (pubsub_notification_event, gcs_finalized_event)
 def dataset(fresh_bucket, settings_env):
     name = f"it_{uuid.uuid4().hex[:10]}"
     settings_env(BQ_DATASET=name, BQ_REPLACE_STRATEGY="staging_transaction", BQ_PARTITION_EXPIRATION_DAYS="0")
+    clients.bigquery().create_dataset(name)  # Terraform's job (bigquery.tf): the loader may not create datasets
     bigquery_load._ensured.clear()
     yield name
     clients.bigquery().delete_dataset(name, delete_contents=True, not_found_ok=True)

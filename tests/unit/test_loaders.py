@@ -279,6 +279,39 @@ def test_job_ids_are_deterministic_valid_and_distinct_per_generation():
     assert len(long) < 1024 and set(long) <= set("abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789_-")
 
 
+class LoaderAccountBigQuery:
+    """What Google answers the deployed load_bigquery account (roles/bigquery.dataEditor on the
+    dataset, jobUser on the project): creating any dataset is checked on the PROJECT, before the
+    dataset's existence, so `create_dataset(exists_ok=True)` is a 403 even when it exists."""
+
+    def __init__(self):
+        self.calls: list[str] = []
+
+    def create_dataset(self, dataset, exists_ok=False):
+        self.calls.append("create_dataset")
+        raise gexc.Forbidden(
+            "Access Denied: Project proj: User does not have bigquery.datasets.create permission in project proj.",
+            errors=[{"reason": "accessDenied"}],
+        )
+
+    def create_table(self, table, exists_ok=False):
+        self.calls.append("create_table")
+        return table
+
+    def update_table(self, table, fields):
+        self.calls.append("update_table")
+        return table
+
+
+def test_ensure_table_needs_no_project_permission_the_loader_lacks():
+    """The dataset is Terraform's (bigquery.tf); the loader only creates its tables in it."""
+    bql._ensured.clear()
+    client = LoaderAccountBigQuery()
+    bql.ensure_table(client, settings(), "yellow")
+    assert client.calls == ["create_table"]
+    bql._ensured.clear()
+
+
 class FakeJob:
     def __init__(self, job_id, error=None, output_rows=3):
         self.job_id, self.error, self.output_rows = job_id, error, output_rows
