@@ -125,6 +125,27 @@ resource "google_storage_bucket_iam_member" "loaders_write_runs" {
   }
 }
 
+# A dead letter whose original event is over 1 MB keeps the event whole in the lake
+# (shared/core/runtime.py: quarantine/events/{function}/ID.json). The functions that dead-letter and
+# have no bucket-wide write (ingest's objectUser covers it) may create objects there, each under its
+# own prefix only: objectCreator (create, never read, overwrite or delete).
+resource "google_storage_bucket_iam_member" "dead_letters_store_large_events" {
+  for_each = {
+    load_bigquery = local.sa.load_bigquery
+    load_postgres = local.sa.load_postgres
+    backfill      = local.sa.backfill
+  }
+
+  bucket = google_storage_bucket.lake.name
+  role   = "roles/storage.objectCreator"
+  member = each.value
+
+  condition {
+    title      = "only-own-quarantined-events"
+    expression = "resource.name.startsWith(\"projects/_/buckets/${google_storage_bucket.lake.name}/objects/quarantine/events/${each.key}/\")"
+  }
+}
+
 # --- Pub/Sub ------------------------------------------------------------------------------------------
 
 resource "google_pubsub_topic_iam_member" "backfills_publish_ingest" {

@@ -511,10 +511,48 @@ def test_loaders_and_backfills_write_only_the_run_ledger(config):
     writers = ("load_bigquery", "load_postgres", "backfill", "backfill_http")
     grants = [g for g in config.instances("google_storage_bucket_iam_member") if g.key in writers]
     writes = [g for g in grants if g.value(attr(g.body, "role")) != "roles/storage.objectViewer"]
-    assert sorted(g.key for g in writes) == sorted(writers), [g.address for g in grants]
+    assert {g.key for g in writes} == set(writers), [g.address for g in grants]
     for grant in writes:
         (condition,) = blocks(grant.body, "condition")
-        assert "/objects/runs/" in str(attr(condition, "expression")), f"{grant.address} may write beyond runs/"
+        prefixes = _condition_prefixes(grant)
+        allowed = {"runs/", f"quarantine/events/{grant.key}/"}
+        assert prefixes and prefixes <= allowed, f"{grant.address} may write beyond {sorted(allowed)}: {prefixes}"
+
+
+def _condition_prefixes(grant: Instance) -> set[str]:
+    """The object-name prefixes a bucket grant's condition allows (resource.name.startsWith(...))."""
+    (condition,) = blocks(grant.body, "condition")
+    expression = _flat(grant.value(attr(condition, "expression")))
+    found = re.findall(r"startsWith\(projects/_/buckets/\$\{[^}]+\}/objects/([^)]*)\)", expression)
+    terms = [t for t in re.split(r"\|\|", expression) if t.strip()]
+    assert len(found) == len(terms), f"{grant.address}: a condition term is not a prefix: {expression}"
+    return {p.replace("${each.key}", grant.key or "") for p in found}
+
+
+def test_functions_that_dead_letter_may_store_events_over_1_mb(config):
+    """runtime.py keeps an event too large for a dead letter under quarantine/events/{function}/:
+    every function that dead-letters (a publisher on the dead-letter topic) may create there,
+    its own prefix only, and without that the dead letter fails and the event is retried."""
+    assert "quarantine/events/{function}/" in _source("core/runtime.py")
+    publishers = [
+        g.key for g in config.instances("google_pubsub_topic_iam_member") if g.resource.name == "functions_publish_dead_letters"
+    ]
+    assert set(publishers) >= {"ingest", "backfill", "load_bigquery", "load_postgres"}, publishers
+    creators = {"roles/storage.objectUser", "roles/storage.objectCreator", "roles/storage.objectAdmin"}
+    for function in publishers:
+        grants = [
+            g
+            for g in config.instances("google_storage_bucket_iam_member")
+            if g.key == function and g.value(attr(g.body, "role")) in creators
+        ]
+        allowed = set()
+        for grant in grants:
+            if not blocks(grant.body, "condition"):
+                allowed.add("")  # the whole bucket (ingest's objectUser)
+            else:
+                allowed |= _condition_prefixes(grant)
+        prefix = f"quarantine/events/{function}/"
+        assert any(prefix.startswith(p) for p in allowed), f"{function} cannot create {prefix}*: it may create {allowed}"
 
 
 def test_staging_manifests_go_before_the_files_they_name(config):
