@@ -662,7 +662,7 @@ locals {
             }
           }
         }]
-        thresholds = [{ value = 0, direction = "ABOVE", color = "RED" }]
+        thresholds = [{ value = 0, label = "any dead letter" }]
       }
     },
     {
@@ -681,7 +681,7 @@ locals {
             }
           }
         }]
-        thresholds = [{ value = var.sql_disk_utilization_threshold, direction = "ABOVE", color = "YELLOW" }]
+        thresholds = [{ value = var.sql_disk_utilization_threshold, label = "alert" }]
       }
     },
     {
@@ -702,7 +702,7 @@ locals {
             }
           }
         }]
-        thresholds = local.sql_connections_threshold == null ? [] : [{ value = local.sql_connections_threshold, direction = "ABOVE", color = "YELLOW" }]
+        thresholds = local.sql_connections_threshold == null ? [] : [{ value = local.sql_connections_threshold, label = "alert" }]
       }
     },
   ]

@@ -1066,3 +1066,14 @@ def test_monitoring_variables_are_validated(config, name):
 def test_monitoring_apis_are_enabled(config):
     apis = _flat(_local(config, "apis"))
     assert "monitoring.googleapis.com" in apis and "logging.googleapis.com" in apis
+
+
+def test_xychart_thresholds_set_neither_direction_nor_color(config):
+    """monitoring.v1 Threshold: `color` and `direction` are "not allowed in a XyChart" (the API
+    rejects the dashboard); an xyChart threshold is its value (and label, targetAxis) only."""
+    charts = [w["xyChart"] for w in _local(config, "dashboard_widgets") if isinstance(w, dict) and "xyChart" in w]
+    assert charts, "the dashboard has xyCharts"
+    for chart in charts:
+        thresholds = _flat(chart.get("thresholds", []))
+        for forbidden in ("direction", "color"):
+            assert forbidden not in thresholds, f"an xyChart threshold sets {forbidden}: {thresholds}"
