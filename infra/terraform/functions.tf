@@ -229,6 +229,7 @@ resource "google_cloudfunctions2_function" "function" {
 
   # What any of the six needs before it deploys (Terraform depends on the whole list for each).
   depends_on = [
+    time_sleep.service_agents, # the service agents' grants have propagated (waits.tf)
     google_project_iam_member.trigger_receives_events,
     google_project_iam_member.gcs_publishes_events,
     google_pubsub_topic_iam_member.gcs_publishes_lake_events,

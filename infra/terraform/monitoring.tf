@@ -406,7 +406,7 @@ resource "google_monitoring_alert_policy" "function_errors" {
     EOT
   }
 
-  depends_on = [google_project_service.apis]
+  depends_on = [google_project_service.apis, time_sleep.log_metrics]
 }
 
 # (c) Freshness: from freshness_deadline_hour_utc until midnight UTC, a loader that has replaced no
@@ -437,6 +437,8 @@ resource "google_monitoring_alert_policy" "freshness" {
         and on() (hour() >= ${var.freshness_deadline_hour_utc})
       EOT
       evaluation_interval = "300s"
+      # Its log-based metric is created in the same apply and unknown to Monitoring for minutes.
+      disable_metric_validation = true
     }
   }
 
@@ -453,7 +455,7 @@ resource "google_monitoring_alert_policy" "freshness" {
     EOT
   }
 
-  depends_on = [google_project_service.apis, google_logging_metric.days_loaded]
+  depends_on = [google_project_service.apis, google_logging_metric.days_loaded, time_sleep.log_metrics]
 }
 
 # (d) Cloud SQL near its limits: the disk, and the connections against max_connections.

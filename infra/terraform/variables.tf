@@ -613,3 +613,27 @@ variable "sql_connections_alert_ratio" {
     error_message = "sql_connections_alert_ratio must be a share in (0, 1]."
   }
 }
+
+# --- propagation waits (waits.tf) ------------------------------------------------------------------
+
+variable "service_agent_propagation_wait" {
+  description = "How long the first apply waits, after the APIs are enabled and the service agents are granted, before it creates the event functions (their Eventarc triggers fail until the grants propagate). Only when the wait is created."
+  type        = string
+  default     = "120s"
+
+  validation {
+    condition     = can(regex("^[0-9]+s$", var.service_agent_propagation_wait))
+    error_message = "service_agent_propagation_wait must be a number of seconds such as \"120s\"."
+  }
+}
+
+variable "log_metric_propagation_wait" {
+  description = "How long the first apply waits after creating the log-based metrics before it creates the alerts on them (Monitoring: up to 10 minutes). Only when the wait is created or a metric changes."
+  type        = string
+  default     = "600s"
+
+  validation {
+    condition     = can(regex("^[0-9]+s$", var.log_metric_propagation_wait))
+    error_message = "log_metric_propagation_wait must be a number of seconds such as \"600s\"."
+  }
+}

@@ -1077,3 +1077,73 @@ def test_xychart_thresholds_set_neither_direction_nor_color(config):
         thresholds = _flat(chart.get("thresholds", []))
         for forbidden in ("direction", "color"):
             assert forbidden not in thresholds, f"an xyChart threshold sets {forbidden}: {thresholds}"
+
+
+# --- the first apply in one pass (issue 20: propagation waits and orderings) -------------------------
+
+
+def _depends_on(resource: Resource) -> list[str]:
+    return [re.sub(r"^\$\{(.*)\}$", r"\1", _flat(d)) for d in as_list(attr(resource.body, "depends_on") or [])]
+
+
+def _required_providers() -> dict[str, Any]:
+    with (TF_DIR / "versions.tf").open() as fh:
+        parsed = hcl2.load(fh)
+    (terraform,) = parsed["terraform"]
+    (providers,) = blocks(terraform, "required_providers")
+    return {_unquote(k): attr(providers, k) for k in providers if not k.startswith("__")}
+
+
+def test_the_time_provider_is_pinned_for_the_propagation_waits():
+    time = _required_providers().get("time")
+    assert time, "hashicorp/time (time_sleep) is a required provider"
+    assert _unquote(time["source"]) == "hashicorp/time" and _unquote(time["version"]).startswith("~> ")
+
+
+def test_the_freshness_promql_condition_skips_metric_validation(config):
+    """Its log-based metric is created in the same apply and is unknown to Monitoring for up to
+    10 minutes: a validated PromQL condition fails the apply ("Cannot find metric(s)")."""
+    alert = config.get(ALERT_TYPE, "freshness")
+    (condition,) = blocks(alert.body, "conditions")
+    (promql,) = blocks(condition, "condition_prometheus_query_language")
+    assert attr(promql, "disable_metric_validation") is True
+
+
+def test_alerts_on_log_based_metrics_wait_for_the_metrics_to_propagate(config):
+    """An alert whose condition names a logging.googleapis.com/user metric is created only after
+    time_sleep.log_metrics has waited, and that wait starts only once every such metric exists."""
+    (wait,) = [r for r in config.of_type("time_sleep") if r.name == "log_metrics"]
+    assert attr(wait.body, "create_duration") == "${var.log_metric_propagation_wait}"
+    metric_names = {m.name for m in config.of_type(LOG_METRIC_TYPE)}
+    waited_for = {d.split(".")[1] for d in _depends_on(wait) if d.startswith(f"{LOG_METRIC_TYPE}.")}
+    triggers = _flat(attr(wait.body, "triggers"))
+    users = [a for a in config.of_type(ALERT_TYPE) if "logging.googleapis.com/user" in _flat(a.body) or "promql." in _flat(a.body)]
+    assert {a.name for a in users} >= {"function_errors", "freshness"}, [a.name for a in users]
+    for alert in users:
+        assert "time_sleep.log_metrics" in _depends_on(alert), f"{alert.address} does not wait for its metrics"
+        named = {m for m in metric_names if f"google_logging_metric.{m}." in _flat(alert.body) or f"promql.{m}" in _flat(alert.body)}
+        assert named, alert.address
+        assert named <= waited_for | {m for m in metric_names if f"google_logging_metric.{m}." in triggers}, (
+            f"{alert.address} uses metrics the wait does not wait for: {named - waited_for}"
+        )
+
+
+def test_event_functions_wait_for_the_service_agents_grants_to_propagate(config):
+    """On a new project the event triggers fail to create while the Eventarc, Pub/Sub and Cloud Storage
+    service agents' grants propagate (hashicorp/terraform-provider-google#25294): every function
+    waits for time_sleep.service_agents, which waits for the APIs and every grant to a service agent."""
+    (wait,) = [r for r in config.of_type("time_sleep") if r.name == "service_agents"]
+    assert attr(wait.body, "create_duration") == "${var.service_agent_propagation_wait}"
+    waits_for = set(_depends_on(wait))
+    assert "google_project_service.apis" in waits_for
+    agent_grants = {
+        f"{r.type}.{r.name}"
+        for r in config.resources
+        if r.type.endswith("_iam_member")
+        and re.search(r"service_agent|storage_project_service_account", _flat(r.body))
+        and "google_pubsub_subscription.loader" not in _flat(r.body)  # made after the functions, by design
+    }
+    agent_grants.add("google_project_iam_member.trigger_receives_events")
+    assert agent_grants and agent_grants <= waits_for, f"not waited for: {sorted(agent_grants - waits_for)}"
+    (function,) = config.of_type(FUNCTION_TYPE)
+    assert "time_sleep.service_agents" in _depends_on(function)
