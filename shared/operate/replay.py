@@ -11,10 +11,10 @@ Two kinds of dead letter share the dead-letter topic (README, "The message contr
   "error", "context", "event"}` (shared/operate/replay_plan.py plans their replays). For
   `ingest` and `backfill` the original Pub/Sub message is the push envelope's
   `event.data.message` (base64 `data`, `attributes`): republished verbatim to that function's
-  topic. For the loaders the original event is a GCS finalize notification, which in
-  Google Cloud (Eventarc's direct GCS trigger) is no Pub/Sub message at all, and whose generation
-  may be stale by now: the replay is an ingest message `{"date", "service", "force": true}` for
-  the context's (service, date), which rewrites the partition and so re-triggers both loaders.
+  topic. For the loaders the original event is a GCS finalize notification, whose generation
+  may be stale by now and which only one loader's subscription would redeliver: the replay is an
+  ingest message `{"date", "service", "force": true}` for the context's (service, date), which
+  rewrites the partition and so re-triggers both loaders.
 - platform, forwarded by Pub/Sub itself after the subscription's max delivery attempts: the
   original message with attributes `CloudPubSubDeadLetterSource*` added (the emulator sets the
   same). Republished, without those attributes, to the topic of the source subscription

@@ -370,8 +370,8 @@ def test_no_service_account_keys(config):
 def test_event_triggers_retry_and_http_functions_have_none(config, entry_point):
     fn = function_for(config, entry_point)
     triggers = fn.blocks(fn.body, "event_trigger")
-    if entry_point in HTTP_ENTRY_POINTS:
-        assert not triggers, f"{fn.address} is an HTTP function and must not have an event trigger"
+    if entry_point in HTTP_ENTRY_POINTS or fn.value("${each.value.trigger}") == "lake":
+        assert not triggers, f"{fn.address} is called by HTTP or a push subscription: no event trigger"
         return
     assert triggers, f"{fn.address} is an event function and needs an event_trigger"
     for trigger in triggers:
@@ -406,26 +406,29 @@ def test_pubsub_functions_listen_to_their_topic(config, entry_point, topic):
 
 
 @pytest.mark.parametrize("entry_point", ["load_bigquery", "load_postgres"])
-def test_loaders_trigger_on_lake_finalize_in_the_bucket_location(config, entry_point):
-    if entry_point not in ENTRY_POINTS:
-        pytest.skip(f"{entry_point} is not in main.py")
+def test_loaders_are_woken_only_by_trips_partitions(config, entry_point):
+    """A direct Cloud Storage trigger (Eventarc) filters on the bucket only, so each runs/, raw/, staging/
+    and claim write would invoke both loaders (~12 per date), competing with real loads. The loaders
+    have no event trigger: one GCS notification for trips/ finalizes feeds a push subscription each."""
     fn = function_for(config, entry_point)
-    triggers = fn.blocks(fn.body, "event_trigger")
-    assert len(triggers) == 1
-    (trigger,) = triggers
-    assert attr(trigger, "event_type") == "google.cloud.storage.object.v1.finalized"
-    assert "google_storage_bucket.lake.location" in str(attr(trigger, "trigger_region")), (
-        "the GCS trigger must be created in the lake bucket's location"
-    )
-    filters = {attr(f, "attribute"): attr(f, "value") for f in blocks(trigger, "event_filters")}
-    assert references(filters.get("bucket"), "google_storage_bucket") == ["lake"], (
-        f"the GCS trigger must filter on the lake bucket, got {filters}"
-    )
+    assert fn.blocks(fn.body, "event_trigger") == [], f"{fn.address} must not have a bucket-wide trigger"
+    assert "loader_trigger" not in config.variables, "no setting may bring the bucket-wide trigger back"
+    (note,) = config.of_type("google_storage_notification")
+    assert "count" not in note.body and "for_each" not in note.body, "the notification always exists"
+    assert attr(note.body, "object_name_prefix") == "trips/"
+    assert as_list(attr(note.body, "event_types")) == ["OBJECT_FINALIZE"]
+    assert references(attr(note.body, "bucket"), "google_storage_bucket") == ["lake"]
+    assert references(attr(note.body, "topic"), "google_pubsub_topic") == ["lake_events"]
+    (sub,) = [s for s in config.of_type("google_pubsub_subscription") if s.name == "loader"]
+    assert references(attr(sub.body, "topic"), "google_pubsub_topic") == ["lake_events"]
+    loaders = _flat(_local(config, "pubsub_loaders"))
+    assert "fn.trigger == lake" in loaders and "loader_trigger" not in loaders, loaders
+    assert fn.value("${each.value.trigger}") == "lake"
 
 
 def test_pubsub_loader_wiring_has_dead_letter_policy(config):
     push = [s for s in config.of_type("google_pubsub_subscription") if blocks(s.body, "push_config")]
-    assert push, "loader_trigger = pubsub must declare push subscriptions for the loaders"
+    assert push, "the loaders' push subscriptions must be declared"
     for sub in push:
         dlp = blocks(sub.body, "dead_letter_policy")
         assert dlp, f"{sub.address} needs a dead_letter_policy"
@@ -535,7 +538,9 @@ def test_functions_that_dead_letter_may_store_events_over_1_mb(config):
     its own prefix only, and without that the dead letter fails and the event is retried."""
     assert "quarantine/events/{function}/" in _source("core/runtime.py")
     publishers = [
-        g.key for g in config.instances("google_pubsub_topic_iam_member") if g.resource.name == "functions_publish_dead_letters"
+        g.key
+        for g in config.instances("google_pubsub_topic_iam_member")
+        if g.resource.name == "functions_publish_dead_letters"
     ]
     assert set(publishers) >= {"ingest", "backfill", "load_bigquery", "load_postgres"}, publishers
     creators = {"roles/storage.objectUser", "roles/storage.objectCreator", "roles/storage.objectAdmin"}
@@ -552,7 +557,9 @@ def test_functions_that_dead_letter_may_store_events_over_1_mb(config):
             else:
                 allowed |= _condition_prefixes(grant)
         prefix = f"quarantine/events/{function}/"
-        assert any(prefix.startswith(p) for p in allowed), f"{function} cannot create {prefix}*: it may create {allowed}"
+        assert any(prefix.startswith(p) for p in allowed), (
+            f"{function} cannot create {prefix}*: it may create {allowed}"
+        )
 
 
 def test_staging_manifests_go_before_the_files_they_name(config):
@@ -1117,11 +1124,19 @@ def test_alerts_on_log_based_metrics_wait_for_the_metrics_to_propagate(config):
     metric_names = {m.name for m in config.of_type(LOG_METRIC_TYPE)}
     waited_for = {d.split(".")[1] for d in _depends_on(wait) if d.startswith(f"{LOG_METRIC_TYPE}.")}
     triggers = _flat(attr(wait.body, "triggers"))
-    users = [a for a in config.of_type(ALERT_TYPE) if "logging.googleapis.com/user" in _flat(a.body) or "promql." in _flat(a.body)]
+    users = [
+        a
+        for a in config.of_type(ALERT_TYPE)
+        if "logging.googleapis.com/user" in _flat(a.body) or "promql." in _flat(a.body)
+    ]
     assert {a.name for a in users} >= {"function_errors", "freshness"}, [a.name for a in users]
     for alert in users:
         assert "time_sleep.log_metrics" in _depends_on(alert), f"{alert.address} does not wait for its metrics"
-        named = {m for m in metric_names if f"google_logging_metric.{m}." in _flat(alert.body) or f"promql.{m}" in _flat(alert.body)}
+        named = {
+            m
+            for m in metric_names
+            if f"google_logging_metric.{m}." in _flat(alert.body) or f"promql.{m}" in _flat(alert.body)
+        }
         assert named, alert.address
         assert named <= waited_for | {m for m in metric_names if f"google_logging_metric.{m}." in triggers}, (
             f"{alert.address} uses metrics the wait does not wait for: {named - waited_for}"
