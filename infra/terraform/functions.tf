@@ -71,7 +71,6 @@ locals {
       BQ_LOCATION = var.bq_location
     }
     bigquery_load = {
-      BQ_REPLACE_STRATEGY          = var.bq_replace_strategy
       BQ_PARTITION_EXPIRATION_DAYS = tostring(var.bq_partition_expiration_days)
     }
     # With "postgres" a function also gets its own PG_USER (local.pg_user), in password mode the

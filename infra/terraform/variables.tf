@@ -400,17 +400,6 @@ variable "bq_location" {
   }
 }
 
-variable "bq_replace_strategy" {
-  description = "BQ_REPLACE_STRATEGY: how load_bigquery replaces a day."
-  type        = string
-  default     = "partition_decorator"
-
-  validation {
-    condition     = contains(["partition_decorator", "staging_transaction"], var.bq_replace_strategy)
-    error_message = "bq_replace_strategy must be partition_decorator or staging_transaction."
-  }
-}
-
 variable "bq_partition_expiration_days" {
   description = "BQ_PARTITION_EXPIRATION_DAYS of the tables the loader creates (0: never expire)."
   type        = number

@@ -35,6 +35,7 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
+from shared.core import clients
 from shared.operate.replay_plan import Filters, plan
 
 LEASE_SECONDS = 60  # a held dead letter comes back to the next replay at most this long after a crash
@@ -56,15 +57,8 @@ class Summary:
 
 def read_stored_event(uri: str) -> Any:
     """An event kept in the lake (`gs://bucket/quarantine/events/...json`), with the caller's credentials."""
-    from google.cloud import storage
-
     bucket, _, name = uri.removeprefix("gs://").partition("/")
-    if os.environ.get("STORAGE_EMULATOR_HOST"):
-        from google.auth.credentials import AnonymousCredentials
-
-        client = storage.Client(project=os.environ.get("GCP_PROJECT", "local"), credentials=AnonymousCredentials())
-    else:
-        client = storage.Client()
+    client = clients.storage_client(os.environ.get("GCP_PROJECT"))
     return json.loads(client.bucket(bucket).blob(name).download_as_bytes(timeout=60))
 
 
