@@ -1162,3 +1162,18 @@ def test_event_functions_wait_for_the_service_agents_grants_to_propagate(config)
     assert agent_grants and agent_grants <= waits_for, f"not waited for: {sorted(agent_grants - waits_for)}"
     (function,) = config.of_type(FUNCTION_TYPE)
     assert "time_sleep.service_agents" in _depends_on(function)
+
+
+def test_the_day_one_runbook_names_every_wait_and_how_to_roll_back(config):
+    """infra/terraform/README.md's day-one runbook stays in step with the waits it explains."""
+    readme = (TF_DIR / "README.md").read_text()
+    assert "## Day one: the runbook" in readme
+    runbook = readme.split("## Day one: the runbook", 1)[1].split("\n## ", 1)[0]
+    for wait in config.of_type("time_sleep"):
+        variable = re.fullmatch(r"\$\{var\.(\w+)\}", str(attr(wait.body, "create_duration")))
+        assert variable and variable.group(1) in config.variables, wait.address
+        assert f"time_sleep.{wait.name}" in runbook and f"`{variable.group(1)}`" in runbook, wait.address
+        default = _unquote(attr(config.variables[variable.group(1)], "default"))
+        assert f"{variable.group(1)}`, {default})" in runbook, f"the runbook gives {variable.group(1)}'s default"
+    for step in ("terraform init", "terraform plan", "terraform apply", "status_url", "scheduler jobs", "Roll back"):
+        assert step in runbook, step
