@@ -234,13 +234,15 @@ def compare(
 # A load's staging table lives for seconds; one created this long before the loader was killed or
 # the emulator restarted was that load's, which never reached its `finally` to drop it.
 CRASH_WINDOW = dt.timedelta(seconds=120)
-KILLS_A_BIGQUERY_LOAD = ("kill_load_bigquery", "bigquery")
+# Only the emulator's death can leave a staging table: the stack's BigQuery bridge stages each
+# decorated load (local/stack/bq_partition.py) and drops the table whatever happens to the caller.
+KILLS_A_BIGQUERY_LOAD = ("bigquery",)
 
 
 def _staging_leftovers(tables: Mapping[str, str | None], faults: Iterable[Mapping[str, Any]]) -> tuple[list, list]:
-    """(crash leftovers, the rest). A load killed mid-way cannot drop its staging table: in Google
-    Cloud its expiration (shared/load/bigquery.py STAGING_TTL) deletes it; the emulator ignores
-    expirations. Any other staging table left behind is a bug."""
+    """(crash leftovers, the rest). The BigQuery bridge cannot drop its staging table when the
+    emulator dies under it (Google Cloud has no such table: the load goes into the partition).
+    Any other staging table left behind is a bug."""
     kills = [dt.datetime.fromisoformat(f["at"]) for f in faults if f.get("kind") in KILLS_A_BIGQUERY_LOAD]
     crashed: list[str] = []
     rest: list[str] = []

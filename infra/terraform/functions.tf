@@ -71,7 +71,6 @@ locals {
       BQ_LOCATION = var.bq_location
     }
     bigquery_load = {
-      BQ_REPLACE_STRATEGY          = var.bq_replace_strategy
       BQ_PARTITION_EXPIRATION_DAYS = tostring(var.bq_partition_expiration_days)
     }
     # With "postgres" a function also gets its own PG_USER (local.pg_user), in password mode the
@@ -95,9 +94,9 @@ locals {
 
   # One entry per function. The key is the entry point in main.py, the sizing key (local.sizing,
   # var.function_sizing) and, with "-" for "_", the end of the function's name.
-  #   trigger: "pubsub" (messages of `topic`), "lake" (GCS finalize on the lake bucket, with
-  #            loader_trigger = "eventarc"; with "pubsub" the subscriptions of pubsub.tf push to
-  #            it instead) or "http" (no trigger; IAM-authenticated calls only).
+  #   trigger: "pubsub" (messages of `topic`), "lake" (no trigger of its own: the GCS notification
+  #            of trips/ finalizes and a push subscription per loader call it, pubsub.tf) or "http"
+  #            (no trigger; IAM-authenticated calls only).
   #   ingress: only the HTTP functions accept calls from outside Google Cloud.
   functions = {
     ingest = {
@@ -211,26 +210,14 @@ resource "google_cloudfunctions2_function" "function" {
     }
   }
 
-  # Eventarc wiring: a direct Cloud Storage trigger on the lake bucket, created where the bucket is.
-  # (Pub/Sub wiring: no trigger here; the push subscriptions in pubsub.tf call the loaders.)
-  dynamic "event_trigger" {
-    for_each = each.value.trigger == "lake" && var.loader_trigger == "eventarc" ? [google_storage_bucket.lake.name] : []
-    content {
-      trigger_region        = lower(google_storage_bucket.lake.location)
-      event_type            = "google.cloud.storage.object.v1.finalized"
-      retry_policy          = "RETRY_POLICY_RETRY"
-      service_account_email = google_service_account.trigger.email
-      event_filters {
-        attribute = "bucket"
-        value     = event_trigger.value
-      }
-    }
-  }
+  # The loaders ("lake") have no event trigger: a direct Cloud Storage trigger (Eventarc) can filter
+  # on the bucket only, so every runs/, raw/, staging/ and claim write would wake both loaders. The
+  # GCS notification of trips/ finalizes and one push subscription per loader call them (pubsub.tf).
 
   # What any of the six needs before it deploys (Terraform depends on the whole list for each).
   depends_on = [
+    time_sleep.service_agents, # the service agents' grants have propagated (waits.tf)
     google_project_iam_member.trigger_receives_events,
-    google_project_iam_member.gcs_publishes_events,
     google_pubsub_topic_iam_member.gcs_publishes_lake_events,
     google_project_iam_member.build,
     google_project_iam_member.build_reads_sources,

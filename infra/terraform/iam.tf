@@ -125,6 +125,27 @@ resource "google_storage_bucket_iam_member" "loaders_write_runs" {
   }
 }
 
+# A dead letter whose original event is over 1 MB keeps the event whole in the lake
+# (shared/core/runtime.py: quarantine/events/{function}/ID.json). The functions that dead-letter and
+# have no bucket-wide write (ingest's objectUser covers it) may create objects there, each under its
+# own prefix only: objectCreator (create, never read, overwrite or delete).
+resource "google_storage_bucket_iam_member" "dead_letters_store_large_events" {
+  for_each = {
+    load_bigquery = local.sa.load_bigquery
+    load_postgres = local.sa.load_postgres
+    backfill      = local.sa.backfill
+  }
+
+  bucket = google_storage_bucket.lake.name
+  role   = "roles/storage.objectCreator"
+  member = each.value
+
+  condition {
+    title      = "only-own-quarantined-events"
+    expression = "resource.name.startsWith(\"projects/_/buckets/${google_storage_bucket.lake.name}/objects/quarantine/events/${each.key}/\")"
+  }
+}
+
 # --- Pub/Sub ------------------------------------------------------------------------------------------
 
 resource "google_pubsub_topic_iam_member" "backfills_publish_ingest" {
@@ -239,28 +260,15 @@ resource "google_service_account_iam_member" "pubsub_agent_signs_as_trigger" {
   member             = local.pubsub_service_agent
 }
 
-# Cloud Storage publishes object events: to Eventarc's topics (project-wide, the topics are Eventarc's)
-# or, with the Pub/Sub wiring, to the lake-events topic only.
-resource "google_project_iam_member" "gcs_publishes_events" {
-  count = var.loader_trigger == "eventarc" ? 1 : 0
-
-  project = var.project_id
-  role    = "roles/pubsub.publisher"
-  member  = "serviceAccount:${data.google_storage_project_service_account.gcs.email_address}"
-}
-
+# Cloud Storage publishes the lake's trips/ finalize notifications to the lake-events topic only.
 resource "google_pubsub_topic_iam_member" "gcs_publishes_lake_events" {
-  count = var.loader_trigger == "pubsub" ? 1 : 0
-
-  topic  = google_pubsub_topic.lake_events[0].id
+  topic  = google_pubsub_topic.lake_events.id
   role   = "roles/pubsub.publisher"
   member = "serviceAccount:${data.google_storage_project_service_account.gcs.email_address}"
 }
 
 # Dead-letter policy: the Pub/Sub service agent forwards undeliverable lake events.
 resource "google_pubsub_topic_iam_member" "pubsub_agent_dead_letters" {
-  count = var.loader_trigger == "pubsub" ? 1 : 0
-
   topic  = google_pubsub_topic.dead_letter.id
   role   = "roles/pubsub.publisher"
   member = local.pubsub_service_agent

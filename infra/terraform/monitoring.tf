@@ -305,7 +305,7 @@ resource "google_logging_metric" "retried" {
 
 # (a) Dead letters waiting: the inspection subscription holds every dead letter until someone pulls
 # and acknowledges it (or dead_letter_retention passes). Covers both the functions' own dead letters
-# and, with loader_trigger = "pubsub", the subscriptions' dead-letter policy.
+# and the loader subscriptions' dead-letter policy.
 resource "google_monitoring_alert_policy" "dead_letter_backlog" {
   display_name          = "${local.p}: dead letters waiting"
   combiner              = "OR"
@@ -406,7 +406,7 @@ resource "google_monitoring_alert_policy" "function_errors" {
     EOT
   }
 
-  depends_on = [google_project_service.apis]
+  depends_on = [google_project_service.apis, time_sleep.log_metrics]
 }
 
 # (c) Freshness: from freshness_deadline_hour_utc until midnight UTC, a loader that has replaced no
@@ -437,6 +437,8 @@ resource "google_monitoring_alert_policy" "freshness" {
         and on() (hour() >= ${var.freshness_deadline_hour_utc})
       EOT
       evaluation_interval = "300s"
+      # Its log-based metric is created in the same apply and unknown to Monitoring for minutes.
+      disable_metric_validation = true
     }
   }
 
@@ -453,7 +455,7 @@ resource "google_monitoring_alert_policy" "freshness" {
     EOT
   }
 
-  depends_on = [google_project_service.apis, google_logging_metric.days_loaded]
+  depends_on = [google_project_service.apis, google_logging_metric.days_loaded, time_sleep.log_metrics]
 }
 
 # (d) Cloud SQL near its limits: the disk, and the connections against max_connections.
@@ -662,7 +664,7 @@ locals {
             }
           }
         }]
-        thresholds = [{ value = 0, direction = "ABOVE", color = "RED" }]
+        thresholds = [{ value = 0, label = "any dead letter" }]
       }
     },
     {
@@ -681,7 +683,7 @@ locals {
             }
           }
         }]
-        thresholds = [{ value = var.sql_disk_utilization_threshold, direction = "ABOVE", color = "YELLOW" }]
+        thresholds = [{ value = var.sql_disk_utilization_threshold, label = "alert" }]
       }
     },
     {
@@ -702,7 +704,7 @@ locals {
             }
           }
         }]
-        thresholds = local.sql_connections_threshold == null ? [] : [{ value = local.sql_connections_threshold, direction = "ABOVE", color = "YELLOW" }]
+        thresholds = local.sql_connections_threshold == null ? [] : [{ value = local.sql_connections_threshold, label = "alert" }]
       }
     },
   ]

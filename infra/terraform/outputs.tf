@@ -19,8 +19,8 @@ output "dead_letter_subscription" {
 }
 
 output "lake_events_topic" {
-  description = "GCS notification topic of trips/ (loader_trigger = pubsub), else null."
-  value       = one(google_pubsub_topic.lake_events[*].name)
+  description = "GCS notification topic of trips/ finalizes (pushed to the loaders)."
+  value       = google_pubsub_topic.lake_events.name
 }
 
 output "lake_bucket" {

@@ -1,6 +1,6 @@
 # Topics: ingest (date messages), backfill (range messages), dead-letter (permanent failures),
-# and, with loader_trigger = "pubsub", the lake's GCS notification topic with one push
-# subscription per loader and a dead-letter policy.
+# and the lake's GCS notification topic (trips/ finalizes only) with one push subscription per
+# loader and a dead-letter policy.
 
 resource "google_pubsub_topic" "ingest" {
   #checkov:skip=CKV_GCP_83:Messages are public TLC dates and ranges; Google-managed encryption, no customer key to operate.
@@ -38,12 +38,13 @@ resource "google_pubsub_subscription" "dead_letter" {
   }
 }
 
-# --- loader_trigger = "pubsub" ------------------------------------------------------------------
+# --- lake events: trips/ finalizes -> the loaders --------------------------------------------------
+# Only this wiring filters by object prefix: an Eventarc Cloud Storage trigger filters on the bucket
+# only (path patterns are for Cloud Audit Logs events), so it would wake both loaders for every
+# runs/, raw/, staging/ and claim write.
 
 resource "google_pubsub_topic" "lake_events" {
   #checkov:skip=CKV_GCP_83:GCS object metadata of public TLC data; Google-managed encryption, no customer key to operate.
-  count = var.loader_trigger == "pubsub" ? 1 : 0
-
   name                       = "${local.p}-lake-events"
   message_retention_duration = "86400s"
 
@@ -58,10 +59,8 @@ data "google_storage_project_service_account" "gcs" {
 
 # Only finalized objects under trips/ (the daily partitions) reach the loaders.
 resource "google_storage_notification" "lake_trips" {
-  count = var.loader_trigger == "pubsub" ? 1 : 0
-
   bucket             = google_storage_bucket.lake.name
-  topic              = google_pubsub_topic.lake_events[0].id
+  topic              = google_pubsub_topic.lake_events.id
   payload_format     = "JSON_API_V1"
   event_types        = ["OBJECT_FINALIZE"]
   object_name_prefix = "trips/"
@@ -70,11 +69,10 @@ resource "google_storage_notification" "lake_trips" {
 }
 
 locals {
-  # Loader functions (trigger "lake" in functions.tf) and the URL their push subscription calls
-  # (pubsub wiring only).
+  # Loader functions (trigger "lake" in functions.tf) and the URL their push subscription calls.
   pubsub_loaders = {
     for name, fn in local.functions : name => google_cloudfunctions2_function.function[name].service_config[0].uri
-    if fn.trigger == "lake" && var.loader_trigger == "pubsub"
+    if fn.trigger == "lake"
   }
 }
 
@@ -82,7 +80,7 @@ resource "google_pubsub_subscription" "loader" {
   for_each = local.pubsub_loaders
 
   name                       = "${local.p}-lake-${replace(each.key, "_", "-")}"
-  topic                      = google_pubsub_topic.lake_events[0].id
+  topic                      = google_pubsub_topic.lake_events.id
   ack_deadline_seconds       = 600 # the loaders' timeout is 540 s
   message_retention_duration = "604800s"
 

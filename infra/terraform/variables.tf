@@ -150,19 +150,8 @@ variable "force_destroy_buckets" {
 
 # --- Pub/Sub, triggers and the schedule -------------------------------------------------------
 
-variable "loader_trigger" {
-  description = "How lake writes reach the loaders: eventarc (direct GCS finalize trigger) or pubsub (GCS notification on trips/ -> topic -> push subscriptions with a dead-letter policy)."
-  type        = string
-  default     = "eventarc"
-
-  validation {
-    condition     = contains(["eventarc", "pubsub"], var.loader_trigger)
-    error_message = "loader_trigger must be eventarc or pubsub."
-  }
-}
-
 variable "max_delivery_attempts" {
-  description = "Pub/Sub wiring only: deliveries of a lake event to a loader before it goes to the dead-letter topic."
+  description = "Deliveries of a lake event to a loader before it goes to the dead-letter topic."
   type        = number
   default     = 10
 
@@ -411,17 +400,6 @@ variable "bq_location" {
   }
 }
 
-variable "bq_replace_strategy" {
-  description = "BQ_REPLACE_STRATEGY: how load_bigquery replaces a day."
-  type        = string
-  default     = "partition_decorator"
-
-  validation {
-    condition     = contains(["partition_decorator", "staging_transaction"], var.bq_replace_strategy)
-    error_message = "bq_replace_strategy must be partition_decorator or staging_transaction."
-  }
-}
-
 variable "bq_partition_expiration_days" {
   description = "BQ_PARTITION_EXPIRATION_DAYS of the tables the loader creates (0: never expire)."
   type        = number
@@ -611,5 +589,29 @@ variable "sql_connections_alert_ratio" {
   validation {
     condition     = var.sql_connections_alert_ratio > 0 && var.sql_connections_alert_ratio <= 1
     error_message = "sql_connections_alert_ratio must be a share in (0, 1]."
+  }
+}
+
+# --- propagation waits (waits.tf) ------------------------------------------------------------------
+
+variable "service_agent_propagation_wait" {
+  description = "How long the first apply waits, after the APIs are enabled and the service agents are granted, before it creates the event functions (their Eventarc triggers fail until the grants propagate). Only when the wait is created."
+  type        = string
+  default     = "120s"
+
+  validation {
+    condition     = can(regex("^[0-9]+s$", var.service_agent_propagation_wait))
+    error_message = "service_agent_propagation_wait must be a number of seconds such as \"120s\"."
+  }
+}
+
+variable "log_metric_propagation_wait" {
+  description = "How long the first apply waits after creating the log-based metrics before it creates the alerts on them (Monitoring: up to 10 minutes). Only when the wait is created or a metric changes."
+  type        = string
+  default     = "600s"
+
+  validation {
+    condition     = can(regex("^[0-9]+s$", var.log_metric_propagation_wait))
+    error_message = "log_metric_propagation_wait must be a number of seconds such as \"600s\"."
   }
 }

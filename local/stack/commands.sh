@@ -33,6 +33,7 @@ cmd_up() {
   load_env_file
   service_alive pubsub || start_pubsub
   service_alive bigquery || start_bigquery
+  service_alive bqbridge || start_bqbridge
   service_alive postgres || start_postgres
   service_alive tlc || start_tlc
   wait_pubsub
@@ -41,6 +42,7 @@ cmd_up() {
   start_functions
   wait_gcs
   wait_bigquery
+  wait_bqbridge
   wait_postgres
   wait_tlc
   "$PY" -m local.stack.resources all || die "creating the stack's resources failed"
@@ -73,7 +75,8 @@ check_ports_of_stopped_services() {
   local specs=() entry name offset
   service_alive pubsub || specs+=("$PORT_PUBSUB:Pub/Sub emulator")
   service_alive gcs || specs+=("$PORT_GCS:GCS emulator")
-  service_alive bigquery || specs+=("$PORT_BQ:BigQuery emulator REST" "$PORT_BQ_GRPC:BigQuery emulator gRPC")
+  service_alive bigquery || specs+=("$PORT_BQ_EMULATOR:BigQuery emulator REST" "$PORT_BQ_GRPC:BigQuery emulator gRPC")
+  service_alive bqbridge || specs+=("$PORT_BQ:BigQuery bridge")
   service_alive postgres || specs+=("$PORT_PG:PostgreSQL")
   service_alive tlc || ! tlc_server_available || specs+=("$PORT_TLC:TLC file server")
   for entry in "${FUNCTIONS[@]}"; do
@@ -109,7 +112,7 @@ print_stack_map() {
 local stack up in ${1}s (TAXI_PORT_BASE=$PORT_BASE, project $PROJECT)
   Pub/Sub emulator   127.0.0.1:$PORT_PUBSUB   topics $TOPIC_INGEST, $TOPIC_BACKFILL, $TOPIC_DEAD_LETTER, $TOPIC_LAKE_EVENTS
   GCS emulator       http://127.0.0.1:$PORT_GCS   bucket gs://$BUCKET (files in .state/gcs/$BUCKET)
-  BigQuery emulator  http://127.0.0.1:$PORT_BQ (gRPC $PORT_BQ_GRPC)   dataset $PROJECT.$BQ_DATASET_NAME
+  BigQuery emulator  http://127.0.0.1:$PORT_BQ (the bridge: partition decorators; emulator :$PORT_BQ_EMULATOR, gRPC $PORT_BQ_GRPC)   dataset $PROJECT.$BQ_DATASET_NAME
   PostgreSQL         127.0.0.1:$PORT_PG   database $PG_DATABASE_NAME, user $PG_USER_NAME (password: ./local_emulator.sh env)
 EOF
   if tlc_server_available; then

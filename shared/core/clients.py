@@ -26,13 +26,19 @@ def _bq_location() -> str:
 
 @lru_cache(maxsize=1)
 def storage() -> Any:
+    return storage_client(_project())
+
+
+def storage_client(project: str | None) -> Any:
+    """The one place Cloud Storage is switched to the emulator: the library reads the endpoint
+    from STORAGE_EMULATOR_HOST itself; the emulator takes no credentials (there are none locally)."""
     from google.cloud import storage as gcs
 
     if os.environ.get("STORAGE_EMULATOR_HOST"):
         from google.auth.credentials import AnonymousCredentials
 
-        return gcs.Client(project=_project(), credentials=AnonymousCredentials())
-    return gcs.Client(project=_project())
+        return gcs.Client(project=project or "local", credentials=AnonymousCredentials())
+    return gcs.Client(project=project)
 
 
 @lru_cache(maxsize=1)

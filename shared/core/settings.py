@@ -29,7 +29,6 @@ DEFAULT_SOURCE_URL_TEMPLATE = (
     "https://github.com/DataTalksClub/nyc-tlc-data/releases/download/"
     "{service}/{service}_tripdata_{year}-{month:02d}.csv.gz"
 )
-BQ_STRATEGIES = ("partition_decorator", "staging_transaction")
 
 
 def _str(value: str) -> str:
@@ -114,9 +113,6 @@ class Settings:
     # BigQuery
     bq_dataset: str = _setting("BQ_DATASET", _str, "nyc_taxi", LOAD_BIGQUERY, STATUS, BACKFILL)
     bq_location: str = _setting("BQ_LOCATION", _str, "US", LOAD_BIGQUERY, STATUS, BACKFILL)
-    bq_replace_strategy: str = _setting(
-        "BQ_REPLACE_STRATEGY", _choice(*BQ_STRATEGIES), "partition_decorator", LOAD_BIGQUERY
-    )
     bq_partition_expiration_days: int = _setting(
         "BQ_PARTITION_EXPIRATION_DAYS", _int_range(0, 100000), 0, LOAD_BIGQUERY
     )

@@ -1,27 +1,20 @@
 """Replace one day of `{service}_trips` in BigQuery, atomically and idempotently.
 
-Two strategies (setting BQ_REPLACE_STRATEGY):
-- `partition_decorator` (Google Cloud): one load job from the object's gs:// URI
-  into `table$YYYYMMDD` with WRITE_TRUNCATE. The partition is swapped
-  atomically, load jobs are free and use no DML quota.
-- `staging_transaction` (works on the emulator too, which rejects decorators):
-  load the checked bytes of the event's generation into a uniquely named
-  staging table, then one multi-statement transaction deletes the day and
-  inserts the staging rows; the staging table is dropped always, and carries an
-  expiration so that even a crashed instance leaves nothing behind for long.
+One path, the same in Google Cloud and in the local stack: one load job from the object's gs://
+URI into `table$YYYYMMDD` with WRITE_TRUNCATE. The partition is swapped atomically, the rest of
+the table is untouched, load jobs are free and use no DML quota, and a file holding rows of
+another day fails the job and changes nothing. The BigQuery emulator has no partition
+decorators: the local stack bridges them (local/stack/bq_bridge.py), never a second strategy here.
 
-Job ids are derived from (table, date, generation): in Google Cloud a duplicate
-event finds its job already exists (409 Conflict) and waits for it instead of
-running it twice. An existing job that failed is run again under a fresh id, so
-a transient failure cannot wedge the id forever. The emulator does not enforce
-job-id uniqueness, so both strategies are also idempotent by replace semantics.
+Job ids are derived from (table, date, generation): a duplicate event finds its job already
+exists (409 Conflict) and waits for it instead of running it twice. An existing job that failed
+is run again under a fresh id, so a transient failure cannot wedge the id forever.
 """
 
 from __future__ import annotations
 
 import datetime as dt
 import hashlib
-import io
 import re
 import threading
 import uuid
@@ -38,7 +31,6 @@ from shared.core.settings import Settings
 from shared.load.partition import PartitionData, PartitionLoad
 
 JOB_TIMEOUT_SECONDS = 480
-STAGING_TTL = dt.timedelta(hours=6)
 CLUSTERING = ["pu_location_id", "do_location_id"]
 _TRANSIENT_REASONS = {
     "backendError",
@@ -87,12 +79,17 @@ def table_definition(settings: Settings, service: str) -> bq.Table:
 
 
 def ensure_table(client: Any, settings: Settings, service: str) -> None:
-    """Create the dataset and table if missing (once per process); align expiration and descriptions."""
+    """Create the table if missing (once per process); align expiration and descriptions.
+
+    Never the dataset: it is Terraform's (infra/terraform/bigquery.tf), and BigQuery checks
+    `bigquery.datasets.create` on the PROJECT before it looks for an existing dataset, so even
+    `create_dataset(exists_ok=True)` is a 403 for this account (dataEditor on the dataset only).
+    A missing dataset surfaces as NotFound from create_table, which `translate` retries.
+    """
     if table_id(settings, service) in _ensured:
         return
     wanted = table_definition(settings, service)
     with _ensured_lock:
-        client.create_dataset(bq.Dataset(f"{settings.project}.{settings.bq_dataset}"), exists_ok=True)
         current = client.create_table(wanted, exists_ok=True)
         changed = []
         want_ms = wanted.time_partitioning.expiration_ms
@@ -131,33 +128,16 @@ def labels(load: PartitionLoad) -> dict[str, str]:
     }
 
 
-def load_config(load: PartitionLoad, write_disposition: str) -> bq.LoadJobConfig:
-    """A parquet load with the explicit schema into an existing table. WRITE_TRUNCATE for the
-    partition_decorator strategy (replaces exactly the day's partition); WRITE_EMPTY for the
-    pre-created staging table, which must still be empty."""
+def load_config(load: PartitionLoad) -> bq.LoadJobConfig:
+    """A parquet load with the explicit schema into the existing table's day partition:
+    WRITE_TRUNCATE replaces exactly that partition."""
     return bq.LoadJobConfig(
         source_format=bq.SourceFormat.PARQUET,
         schema=schema_fields(load.service),
-        write_disposition=write_disposition,
+        write_disposition=bq.WriteDisposition.WRITE_TRUNCATE,
         create_disposition=bq.CreateDisposition.CREATE_NEVER,
         labels=labels(load),
     )
-
-
-def replace_day_sql(target: str, staging: str, service: str, day: dt.date) -> str:
-    """One multi-statement transaction: the day is either fully old or fully new."""
-    names = ", ".join(f"`{c.name}`" for c in columns(service))
-    return (
-        "BEGIN TRANSACTION;\n"
-        f"DELETE FROM `{target}` WHERE pickup_date = DATE '{day.isoformat()}';\n"
-        f"INSERT INTO `{target}` ({names})\nSELECT {names} FROM `{staging}`;\n"
-        "COMMIT TRANSACTION;"
-    )
-
-
-def staging_table_id(settings: Settings, load: PartitionLoad, suffix: str) -> str:
-    name = f"_staging_{table_name(load.service)}_{load.date:%Y%m%d}_g{load.generation}_{suffix}"
-    return f"{settings.project}.{settings.bq_dataset}.{name}"
 
 
 def run_job(client: Any, create: Callable[[str], Any], job_id_: str) -> Any:
@@ -183,49 +163,13 @@ def run_job(client: Any, create: Callable[[str], Any], job_id_: str) -> Any:
 
 def replace_by_decorator(client: Any, settings: Settings, load: PartitionLoad, data: PartitionData) -> dict[str, Any]:
     target = f"{table_id(settings, load.service)}${load.date:%Y%m%d}"
-    config = load_config(load, bq.WriteDisposition.WRITE_TRUNCATE)
+    config = load_config(load)
     job = run_job(
         client,
         lambda jid: client.load_table_from_uri(load.uri, target, job_id=jid, job_config=config),
         job_id("load", table_id(settings, load.service), load.date, load.generation),
     )
     return {"job_id": job.job_id, "rows_loaded": job.output_rows}
-
-
-def replace_by_staging(client: Any, settings: Settings, load: PartitionLoad, data: PartitionData) -> dict[str, Any]:
-    target = table_id(settings, load.service)
-    suffix = uuid.uuid4().hex[:8]
-    staging = staging_table_id(settings, load, suffix)
-    try:
-        table = bq.Table(staging, schema=schema_fields(load.service))
-        table.expires = dt.datetime.now(dt.UTC) + STAGING_TTL
-        client.create_table(table)
-        config = load_config(load, bq.WriteDisposition.WRITE_EMPTY)
-        # size=None: a resumable upload (the emulator rejects the multipart upload of small files).
-        run_job(
-            client,
-            lambda jid: client.load_table_from_file(
-                io.BytesIO(data.parquet), staging, job_id=jid, job_config=config, size=None
-            ),
-            job_id("stage", target, load.date, load.generation, suffix),
-        )
-        sql = replace_day_sql(target, staging, load.service, load.date)
-        job = run_job(
-            client,
-            lambda jid: client.query(
-                sql, job_id=jid, job_retry=None, job_config=bq.QueryJobConfig(labels=labels(load))
-            ),
-            job_id("replace", target, load.date, load.generation),
-        )
-    finally:
-        try:
-            client.delete_table(staging, not_found_ok=True)
-        except Exception as exc:  # the table expires anyway; never mask the real outcome
-            logs.warning("could not drop the staging table; it will expire", table=staging, error=str(exc)[:300])
-    return {"job_id": job.job_id, "staging_table": staging}
-
-
-STRATEGIES = {"partition_decorator": replace_by_decorator, "staging_transaction": replace_by_staging}
 
 
 def translate(exc: BaseException) -> PipelineError:
@@ -254,13 +198,13 @@ def translate(exc: BaseException) -> PipelineError:
 def load_partition(
     load: PartitionLoad, data: PartitionData, settings: Settings, timings: dict[str, float]
 ) -> dict[str, Any]:
-    """Replace the day with the event's generation using the configured strategy."""
+    """Replace the day with the event's generation: one load job into its partition decorator."""
     client = clients.bigquery()
     try:
         with logs.timed(timings, "ensure_table_seconds"):
             ensure_table(client, settings, load.service)
         with logs.timed(timings, "load_seconds"):
-            result = STRATEGIES[settings.bq_replace_strategy](client, settings, load, data)
+            result = replace_by_decorator(client, settings, load, data)
     except Exception as exc:
         error = translate(exc)
         if error is exc:
@@ -269,6 +213,5 @@ def load_partition(
     return {
         "message": "day replaced in BigQuery",
         "table": table_id(settings, load.service),
-        "strategy": settings.bq_replace_strategy,
         **result,
     }

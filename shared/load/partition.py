@@ -3,9 +3,9 @@
 A finalize event names one generation of one object. The loaders act on that
 generation only:
 - objects outside `trips/`, events that are not a finalize and objects of another
-  bucket are ignored (INFO): they are routine traffic, because in Google Cloud a
-  bucket notification covers every prefix (raw/, runs/, staging/ are written all
-  the time) and fake-gcs-server notifies for every bucket of the emulator;
+  bucket are ignored (INFO): the deployed notification and the local
+  fake-gcs-server notify trips/ only, but a replayed or hand-made event may name
+  anything, and fake-gcs-server notifies for every bucket of the emulator;
 - a name under `trips/` that is not a partition (`pickup_date=2021-13-01`, an
   unknown service, `other.parquet`) is bad input: dead-lettered, naming it;
 - an event whose generation is no longer the live one is stale: a newer version

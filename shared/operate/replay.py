@@ -11,10 +11,10 @@ Two kinds of dead letter share the dead-letter topic (README, "The message contr
   "error", "context", "event"}` (shared/operate/replay_plan.py plans their replays). For
   `ingest` and `backfill` the original Pub/Sub message is the push envelope's
   `event.data.message` (base64 `data`, `attributes`): republished verbatim to that function's
-  topic. For the loaders the original event is a GCS finalize notification, which in
-  Google Cloud (Eventarc's direct GCS trigger) is no Pub/Sub message at all, and whose generation
-  may be stale by now: the replay is an ingest message `{"date", "service", "force": true}` for
-  the context's (service, date), which rewrites the partition and so re-triggers both loaders.
+  topic. For the loaders the original event is a GCS finalize notification, whose generation
+  may be stale by now and which only one loader's subscription would redeliver: the replay is an
+  ingest message `{"date", "service", "force": true}` for the context's (service, date), which
+  rewrites the partition and so re-triggers both loaders.
 - platform, forwarded by Pub/Sub itself after the subscription's max delivery attempts: the
   original message with attributes `CloudPubSubDeadLetterSource*` added (the emulator sets the
   same). Republished, without those attributes, to the topic of the source subscription
@@ -35,6 +35,7 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
+from shared.core import clients
 from shared.operate.replay_plan import SAME_INPUT_REASONS, Filters, plan
 
 LEASE_SECONDS = 60  # a held dead letter comes back to the next replay at most this long after a crash
@@ -69,15 +70,8 @@ class Summary:
 
 def read_stored_event(uri: str) -> Any:
     """An event kept in the lake (`gs://bucket/quarantine/events/...json`), with the caller's credentials."""
-    from google.cloud import storage
-
     bucket, _, name = uri.removeprefix("gs://").partition("/")
-    if os.environ.get("STORAGE_EMULATOR_HOST"):
-        from google.auth.credentials import AnonymousCredentials
-
-        client = storage.Client(project=os.environ.get("GCP_PROJECT", "local"), credentials=AnonymousCredentials())
-    else:
-        client = storage.Client()
+    client = clients.storage_client(os.environ.get("GCP_PROJECT"))
     return json.loads(client.bucket(bucket).blob(name).download_as_bytes(timeout=60))
 
 

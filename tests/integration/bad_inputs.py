@@ -13,7 +13,8 @@ Targets:
   `notification` (a GCS Pub/Sub notification POSTed as functions-framework receives it:
   `payload` bytes and `attributes`), `raw` (a CloudEvent with any `data`), or `write` (a real
   object written to the lake, so fake-gcs-server's finalize notification reaches the loaders
-  through the relay). None of them may change a row or a trips/ object.
+  through the relay; one outside trips/ must reach neither, `not_notified`, as the deployed
+  notification covers trips/ only). None of them may change a row or a trips/ object.
 """
 
 from __future__ import annotations
@@ -265,12 +266,18 @@ EVENTS: list[Event] = [
         object_name=BAD_NAMES["another file name"],
         content=b"PAR1",
     ),
-    Event(
+    Event(  # the lake's notification covers trips/ only (infra/terraform/pubsub.tf; the stack's too)
         "write: an object outside trips/",
         "write",
-        ignored="not_trips",
+        ignored="not_notified",
         object_name="corpus/notes-{run}.txt",
         content=b"not a partition",
+    ),
+    Event(  # such an event, were one sent anyway (replayed, hand-made), is routine traffic
+        "finalize: an object outside trips/",
+        "finalize",
+        ignored="not_trips",
+        resource=_resource("runs/yellow/pickup_date=2021-01-15/ingest/corpus.json"),
     ),
     Event("finalize: month 13", "finalize", "name", resource=_resource(BAD_NAMES["month 13"])),
     Event("finalize: unknown service", "finalize", "name", resource=_resource(BAD_NAMES["unknown service"])),

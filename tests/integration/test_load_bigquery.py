@@ -1,9 +1,10 @@
 """load_bigquery against fake-gcs-server, the Pub/Sub emulator and the BigQuery emulator.
 
-The local stack uses the `staging_transaction` strategy (the emulator rejects
-`table$YYYYMMDD`). The emulator does not enforce job-id uniqueness, so these
-tests prove idempotency the way it must hold there: by replace semantics and the
-lake's generation check, never by a 409. Each test has its own bucket and dataset.
+The local stack runs the path that runs in Google Cloud: one load job into the partition
+decorator `table$YYYYMMDD` with WRITE_TRUNCATE. The emulator has no decorators; the stack's
+BigQuery bridge (local/stack/bq_bridge.py, bq_partition.py) gives such a job Google's semantics:
+the day replaced atomically, rows of another day refused, a job id used twice a 409. Each test
+has its own bucket and dataset, created the way Terraform creates the deployed one.
 """
 
 from __future__ import annotations
@@ -29,7 +30,8 @@ ENVELOPES = (pubsub_notification_event, gcs_finalized_event)
 @pytest.fixture
 def dataset(fresh_bucket, settings_env):
     name = f"it_{uuid.uuid4().hex[:10]}"
-    settings_env(BQ_DATASET=name, BQ_REPLACE_STRATEGY="staging_transaction", BQ_PARTITION_EXPIRATION_DAYS="0")
+    settings_env(BQ_DATASET=name, BQ_PARTITION_EXPIRATION_DAYS="0")
+    clients.bigquery().create_dataset(name)  # Terraform's job (bigquery.tf): the loader may not create datasets
     bigquery_load._ensured.clear()
     yield name
     clients.bigquery().delete_dataset(name, delete_contents=True, not_found_ok=True)
@@ -46,6 +48,7 @@ def day_count(dataset: str) -> int:
 
 
 def staging_tables(dataset: str) -> list[str]:
+    """Tables the bridge stages a decorated load in: never left behind."""
     return [t.table_id for t in clients.bigquery().list_tables(dataset) if t.table_id.startswith("_staging")]
 
 
@@ -73,7 +76,7 @@ def test_load_again_newer_then_older(fresh_bucket, dataset, real_day):
     loaded = rows(dataset)
     assert len(loaded) == 96
 
-    deliver(first, gcs_finalized_event)  # the emulator runs the same job id again: replace keeps one copy
+    deliver(first, gcs_finalized_event)  # the same job id: 409, the existing job's result is reused
     assert rows(dataset) == loaded
 
     newer = upload(fresh_bucket, real_day.slice(0, 40))
@@ -165,3 +168,75 @@ def test_partition_expiration_follows_the_setting(fresh_bucket, dataset, setting
     deliver(upload(fresh_bucket, real_day.slice(0, 3)))
     table = clients.bigquery().get_table(f"{dataset}.yellow_trips")
     assert table.time_partitioning.expiration_ms == 30 * 86_400_000 and day_count(dataset) == 3
+
+
+def decorated_load(dataset: str, blob, day: dt.date, job_id: str, disposition: str = "WRITE_TRUNCATE"):
+    """The request shared/load/bigquery.py sends in Google Cloud, sent as it is."""
+    from google.cloud import bigquery as bq
+
+    from shared.core.settings import get_settings
+
+    config = bq.LoadJobConfig(
+        source_format=bq.SourceFormat.PARQUET,
+        schema=bigquery_load.schema_fields("yellow"),
+        write_disposition=disposition,
+        create_disposition=bq.CreateDisposition.CREATE_NEVER,
+    )
+    table = f"{get_settings().project}.{dataset}.yellow_trips${day:%Y%m%d}"
+    uri = f"gs://{blob.bucket.name}/{blob.name}"
+    return clients.bigquery().load_table_from_uri(uri, table, job_id=job_id, job_config=config)
+
+
+def test_the_day_is_replaced_by_one_load_job_into_its_partition_decorator(fresh_bucket, dataset, real_day):
+    """The cloud path itself: the job the loader ran is a load into yellow_trips$20210101."""
+    blob = upload(fresh_bucket, real_day)
+    deliver(blob)
+    job_id = bigquery_load.job_id(
+        "load", bigquery_load.table_id(get_settings_for(dataset), "yellow"), DAY, blob.generation
+    )
+    job = clients.bigquery().get_job(job_id)
+    assert job.job_type == "load" and job.state == "DONE" and job.error_result is None
+    assert job.destination.table_id == f"yellow_trips${DAY:%Y%m%d}"
+    assert job.write_disposition == "WRITE_TRUNCATE" and job.source_uris == [f"gs://{fresh_bucket.name}/{NAME}"]
+    assert job.output_rows == 96 == day_count(dataset)
+    assert staging_tables(dataset) == []
+
+
+def test_a_decorated_load_with_rows_of_another_day_fails_and_changes_nothing(fresh_bucket, dataset, real_day):
+    """Google refuses rows outside the decorator's partition; so does the stack."""
+    from google.api_core import exceptions as gexc
+
+    deliver(upload(fresh_bucket, real_day))
+    before = rows(dataset)
+    other_day = DAY + dt.timedelta(days=1)
+    mixed = real_day.set_column(
+        real_day.schema.get_field_index("pickup_date"),
+        "pickup_date",
+        pa.array([DAY] * (real_day.num_rows - 1) + [other_day], pa.date32()),
+    )
+    blob = upload_parquet(fresh_bucket, "probe/mixed.parquet", mixed, {})
+    job = decorated_load(dataset, blob, DAY, f"it_mixed_{uuid.uuid4().hex}")
+    with pytest.raises(gexc.BadRequest, match="rows belong to different partitions"):
+        job.result(timeout=120)
+    assert rows(dataset) == before and rows(dataset, f"pickup_date = DATE '{other_day}'") == []
+    assert staging_tables(dataset) == []
+
+
+def test_a_job_id_used_before_is_a_409_as_in_google_cloud(fresh_bucket, dataset, real_day):
+    from google.api_core import exceptions as gexc
+
+    deliver(upload(fresh_bucket, real_day.slice(0, 3)))  # the loader creates the table
+    blob = upload(fresh_bucket, real_day)
+    job_id = f"it_twice_{uuid.uuid4().hex}"
+    assert decorated_load(dataset, blob, DAY, job_id).result(timeout=120).output_rows == 96
+    with pytest.raises(gexc.Conflict):
+        decorated_load(dataset, blob, DAY, job_id)
+    assert day_count(dataset) == 96
+
+
+def get_settings_for(dataset: str):
+    from shared.core.settings import get_settings
+
+    settings = get_settings()
+    assert settings.bq_dataset == dataset
+    return settings

@@ -137,24 +137,40 @@ def test_every_function_listens(stack, function):
         pass
 
 
-def test_fake_gcs_write_sends_a_finalize_notification(pubsub):
-    """fake-gcs-server publishes OBJECT_FINALIZE to the lake-events topic, as a GCS notification."""
+def test_fake_gcs_notifies_trips_finalizes_only_like_the_deployed_notification(pubsub):
+    """fake-gcs-server publishes OBJECT_FINALIZE to the lake-events topic as the deployed GCS
+    notification does (infra/terraform/pubsub.tf: object_name_prefix trips/): for trips/ objects only,
+    so a runs/, raw/ or staging/ write wakes no loader, here as in Google Cloud."""
     from google.auth.credentials import AnonymousCredentials
     from google.cloud import storage
 
     subscription = pubsub.pull_subscription(os.environ["LAKE_EVENTS_TOPIC"])
     client = storage.Client(project=os.environ["GCP_PROJECT"], credentials=AnonymousCredentials())
     bucket = client.create_bucket(f"it-stack-{uuid.uuid4().hex[:10]}")  # not the lake: loaders ignore it
+    name = "trips/yellow/pickup_date=2021-01-15/data.parquet"
     try:
-        blob = bucket.blob("probe/object.txt")
+        for other in ("runs/yellow/pickup_date=2021-01-15/ingest/probe.json", "staging/yellow/month=2021-01/_claim"):
+            bucket.blob(other).upload_from_string(b"{}", content_type="application/json")
+        blob = bucket.blob(name)
         blob.metadata = {"rows_written": "3"}
-        blob.upload_from_string(b"hello", content_type="text/plain")
-        message = pubsub.pull_until(subscription, lambda m: m.attributes.get("bucketId") == bucket.name)
+        blob.upload_from_string(b"hello", content_type="application/octet-stream")
+        seen: list[str] = []
+
+        def ours(message) -> bool:
+            if message.attributes.get("bucketId") != bucket.name:
+                return False
+            seen.append(message.attributes["objectId"])
+            return message.attributes["objectId"] == name
+
+        message = pubsub.pull_until(subscription, ours)
+        seen += [
+            m.attributes["objectId"] for m in pubsub.drain(subscription) if m.attributes.get("bucketId") == bucket.name
+        ]
+        assert seen == [name], "only the trips/ object is notified"
         assert message.attributes["eventType"] == "OBJECT_FINALIZE"
-        assert message.attributes["objectId"] == "probe/object.txt"
         assert message.attributes["payloadFormat"] == "JSON_API_V1"
         data = json.loads(message.data)
-        assert (data["bucket"], data["name"], data["size"]) == (bucket.name, "probe/object.txt", "5")
+        assert (data["bucket"], data["name"], data["size"]) == (bucket.name, name, "5")
         assert data["metadata"] == {"rows_written": "3"}
     finally:
         for blob in client.list_blobs(bucket.name):

@@ -118,7 +118,7 @@ def test_compare_finds_a_changed_row_a_lost_date_and_a_leftover():
     assert any("differ" in p for p in problems) and any("_claim" in p for p in problems)
 
 
-def test_a_staging_table_is_excused_only_by_a_kill_of_its_load():
+def test_a_staging_table_is_excused_only_by_a_kill_of_the_emulator_under_it():
     dates = [("yellow", dt.date(2019, 1, 1))]
     model = final_state(yellow_2019_01_01=day())
     actual = copy.deepcopy(model)
@@ -127,12 +127,15 @@ def test_a_staging_table_is_excused_only_by_a_kill_of_its_load():
         "_staging_b": "2026-01-01T10:05:00+00:00",
     }
     faults = [
-        {"kind": "kill_load_bigquery", "at": "2026-01-01T10:00:30+00:00"},
+        {"kind": "bigquery", "at": "2026-01-01T10:00:30+00:00"},
         {"kind": "pg_fast", "at": "2026-01-01T10:05:10+00:00"},
+        {"kind": "kill_load_bigquery", "at": "2026-01-01T10:05:20+00:00"},  # the bridge drops its table
     ]
     result = state.compare(model, actual, dates, faults)
     assert result["crash_leftovers"]["bigquery_staging_tables"] == ["_staging_a"]
-    assert result["leftovers"]["bigquery_staging_tables"] == ["_staging_b"], "a Postgres restart kills no BigQuery load"
+    assert result["leftovers"]["bigquery_staging_tables"] == ["_staging_b"], (
+        "a Postgres restart or a killed loader leaves no table"
+    )
 
 
 def test_lake_rows_that_disagree_with_their_manifest_counts_are_a_difference():

@@ -150,7 +150,7 @@ def test_settings_defaults_and_types():
     "env, field",
     [
         ({"INGEST_LAG_DAYS": "-1"}, "INGEST_LAG_DAYS"),
-        ({"BQ_REPLACE_STRATEGY": "merge"}, "BQ_REPLACE_STRATEGY"),
+        ({"BQ_PARTITION_EXPIRATION_DAYS": "-1"}, "BQ_PARTITION_EXPIRATION_DAYS"),
         ({"SOURCE_URL_TEMPLATE": "https://x/{service}/{date}.csv"}, "SOURCE_URL_TEMPLATE"),
         ({"SOURCE_URL_TEMPLATE": "file:///etc/{service}.csv"}, "SOURCE_URL_TEMPLATE"),
         ({"KEEP_EMPTY_PASSENGER_COUNT": "maybe"}, "KEEP_EMPTY_PASSENGER_COUNT"),
