@@ -3,15 +3,15 @@
 The code runs as it does in Google Cloud, on the real client library, whose transport is recorded
 (tests/contracts/bigquery_requests.py); each request body (jobs.insert's Job: load, query; the
 tables and datasets calls) is validated against the request schema of the discovery method its
-HTTP method and path name. Every replace strategy in shared/load/bigquery.py is run, so a strategy
-the emulator never runs (partition_decorator) is checked too.
+HTTP method and path name. The day replace is the one path Google Cloud runs (a load job into
+the day's partition decorator); the local stack bridges it for the emulator, which knows no
+decorators, so the requests the emulator never sees are checked here.
 """
 
 from __future__ import annotations
 
 import datetime as dt
 
-import pytest
 from google.cloud import bigquery as bq
 
 from shared.core import clients
@@ -47,11 +47,11 @@ def problems_of(requests: list[Request]) -> list[str]:
     return found
 
 
-def run_load(monkeypatch, strategy: str, existing_table=None) -> FakeBigQuery:
+def run_load(monkeypatch, existing_table=None) -> FakeBigQuery:
     fake = FakeBigQuery(PROJECT, existing_table)
     monkeypatch.setattr(clients, "bigquery", lambda: fake.client)
     monkeypatch.setattr(bql, "_ensured", set(), raising=False)
-    settings = Settings.from_env({**ENV, "BQ_REPLACE_STRATEGY": strategy}, function=LOAD_BIGQUERY)
+    settings = Settings.from_env(ENV, function=LOAD_BIGQUERY)
     data = loading.PartitionData(arrow_schema("yellow").empty_table(), b"PAR1 parquet bytes PAR1")
     bql.load_partition(LOAD, data, settings, {})
     return fake
@@ -61,16 +61,15 @@ def job_configurations(fake: FakeBigQuery) -> list[dict]:
     return [r.body["configuration"] for r in fake.requests if r.body and "configuration" in r.body]
 
 
-@pytest.mark.parametrize("strategy", sorted(bql.STRATEGIES))
-def test_load_requests_match_the_discovery_document(monkeypatch, strategy):
-    fake = run_load(monkeypatch, strategy)
-    assert job_configurations(fake), f"{strategy} sent no job: nothing was checked"
+def test_load_requests_match_the_discovery_document(monkeypatch):
+    fake = run_load(monkeypatch)
+    assert job_configurations(fake), "the day replace sent no job: nothing was checked"
     assert not problems_of(fake.requests), "\n".join(problems_of(fake.requests))
 
 
-def test_the_cloud_strategy_loads_into_the_day_partition(monkeypatch):
-    """partition_decorator: one load job, from the object's URI into table$YYYYMMDD, replacing it."""
-    (load,) = [c["load"] for c in job_configurations(run_load(monkeypatch, "partition_decorator")) if "load" in c]
+def test_the_day_is_loaded_into_its_partition(monkeypatch):
+    """One load job, from the object's URI into table$YYYYMMDD, replacing it."""
+    (load,) = [c["load"] for c in job_configurations(run_load(monkeypatch)) if "load" in c]
     assert load["destinationTable"]["tableId"] == "yellow_trips$20210115"
     assert load["sourceUris"] == [f"gs://lake/{NAME}"]
     assert load["writeDisposition"] == "WRITE_TRUNCATE" and load["sourceFormat"] == "PARQUET"
@@ -81,7 +80,7 @@ def test_an_existing_table_with_old_descriptions_is_patched_with_a_valid_body(mo
     existing = bql.table_definition(settings, "yellow").to_api_repr()
     for field in existing["schema"]["fields"]:
         field["description"] = "old"
-    fake = run_load(monkeypatch, "partition_decorator", existing_table=existing)
+    fake = run_load(monkeypatch, existing_table=existing)
     patches = [r for r in fake.requests if r.method == "PATCH"]
     assert patches, "the table was not patched: the PATCH body was not checked"
     assert not problems_of(fake.requests), "\n".join(problems_of(fake.requests))
@@ -100,7 +99,7 @@ def test_the_status_query_matches_the_discovery_document():
 def test_a_wrong_job_configuration_is_caught():
     """The same path with a field BigQuery does not have: the check above can fail."""
     destination = bq.TableReference.from_string(f"{PROJECT}.nyc_taxi.yellow_trips$20210115")
-    config = bql.load_config(LOAD, "WRITE_TRUNCATE")
+    config = bql.load_config(LOAD)
     job = bq.LoadJob("j", [LOAD.uri], destination, FakeBigQuery(PROJECT).client, config).to_api_repr()
     assert not problems_of([Request("POST", f"/projects/{PROJECT}/jobs", job)])
     job["configuration"]["load"]["writeDisposition"] = "WRITE_REPLACE"

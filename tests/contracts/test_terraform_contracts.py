@@ -17,9 +17,6 @@ import pytest
 from tests.contracts.discovery import document, report
 from tests.contracts.terraform_requests import config, scheduler_job_name, to_rest
 
-DEFECT_4 = pytest.mark.xfail(strict=True, reason="issue 20 defect 4, fixed on branch issue20-gcp")
-DEFECT_2 = pytest.mark.xfail(strict=True, reason="issue 20 defect 2, fixed on branch issue20-gcp")
-
 # resource type -> (discovery document, method whose request body the provider's create sends)
 METHODS = {
     "google_monitoring_alert_policy": ("monitoring.v3", "monitoring.projects.alertPolicies.create"),
@@ -71,7 +68,7 @@ def tile_cases():
     for i, tile in enumerate(dashboard()["mosaicLayout"]["tiles"]):
         title = tile["widget"].get("title", f"tile {i}")
         title = next((t for t in THRESHOLD_TILES if title.startswith(t)), title)
-        cases.append(pytest.param(i, id=title, marks=[DEFECT_4] if title in THRESHOLD_TILES else []))
+        cases.append(pytest.param(i, id=title))
     return cases
 
 
@@ -103,10 +100,7 @@ def test_the_configuration_has_promql_conditions():
 
 @pytest.mark.parametrize(
     "address",
-    [
-        pytest.param(a, id=a, marks=[DEFECT_2] if a.startswith("google_monitoring_alert_policy.freshness") else [])
-        for a, _ in promql_conditions()
-    ],
+    [pytest.param(a, id=a) for a, _ in promql_conditions()],
 )
 def test_promql_conditions_on_log_metrics_skip_metric_validation(address):
     """A log-based metric created in the same apply has no descriptor yet when the policy is created
