@@ -25,7 +25,7 @@ METHODS = {
     "google_cloud_scheduler_job": ("cloudscheduler.v1", "cloudscheduler.projects.locations.jobs.create"),
 }
 DASHBOARD = ("monitoring.v1", "monitoring.projects.dashboards.create")
-# The dashboard tiles whose xyChart thresholds set direction and colour (issue 20, defect 4).
+# The dashboard tiles with xyChart thresholds: before issue 20 (defect 4) they set direction and colour.
 THRESHOLD_TILES = {"Dead-letter backlog", "Cloud SQL disk utilization", "Cloud SQL connections (backends)"}
 
 
