@@ -21,6 +21,7 @@ from __future__ import annotations
 import dataclasses
 import json
 import os
+import re
 import sys
 import threading
 from pathlib import Path
@@ -107,19 +108,23 @@ _lock = threading.Lock()
 
 def record(decision: Decision, outcome: str) -> None:
     """One JSON line per distinct decision in this process (every denial, each time)."""
-    key = (decision.function, decision.call, outcome)
-    with _lock:
-        if outcome == "allowed" and key in _seen:
-            return
-        _seen.add(key)
     folder = _record_dir()
     if folder is None:
         return
+    path = folder / f"calls-{os.getpid()}.jsonl"
+    key = (decision.function, decision.call, outcome)
+    with _lock:
+        if not path.exists():
+            _seen.clear()  # a new record (`test` clears it): every distinct call again
+        if outcome == "allowed" and key in _seen:
+            return
+        _seen.add(key)
     line = {
         "function": decision.function,
         "method": decision.call.method,
         "resource": decision.call.resource,
         "checks": [list(c) for c in decision.call.checks],
+        "symbolic": [[permission, symbolic(resource)] for permission, resource in decision.call.checks],
         "outcome": outcome,
         "missing": [list(m) for m in decision.missing],
         "granted_by": list(decision.granted_by),
@@ -128,8 +133,23 @@ def record(decision: Decision, outcome: str) -> None:
         "pid": os.getpid(),
     }
     folder.mkdir(parents=True, exist_ok=True)
-    with open(folder / f"calls-{os.getpid()}.jsonl", "a", encoding="utf-8") as out:
+    with open(path, "a", encoding="utf-8") as out:
         out.write(json.dumps(line, sort_keys=True) + "\n")
+
+
+def symbolic(resource: str, env: Any = os.environ) -> str:
+    """The resource with the names the settings give replaced by `{SETTING}`, as iam.tf names them:
+    what the call needs in any stack (tests make their own buckets, datasets and topics)."""
+    kinds = {"bucket": "buckets", "dataset": "datasets", "topic": "topics"}
+    for kind, setting in iam_policy.RESOURCE_SETTINGS.values():
+        value = env.get(setting)
+        if not value:
+            continue
+        if kind == "project":
+            resource = re.sub(rf"^projects/{re.escape(value)}(?=/|$)", f"projects/{{{setting}}}", resource)
+        else:
+            resource = re.sub(rf"/{kinds[kind]}/{re.escape(value)}(?=/|$)", f"/{kinds[kind]}/{{{setting}}}", resource)
+    return resource
 
 
 def check(function: str, call: Call) -> Decision | None:
