@@ -77,7 +77,8 @@ def mode() -> str:
 
 def decide(function: str, call: Call) -> Decision:
     grants = iam_policy.load()
-    missing, granted_by = [], set()
+    missing: list[tuple[str, str]] = []
+    granted_by: set[str] = set()
     for permission, resource in call.checks:
         found = iam_policy.granting(grants, function, permission, resource)
         if found:

@@ -107,8 +107,8 @@ def storage_call(verb: str, path: str, query: Mapping[str, list[str]], body: Any
     }
     if verb not in per_verb:
         return Call(f"unmapped {verb} {path}", target, ())
-    method, permission = per_verb[verb]
-    return Call(method, target, ((permission, target),))
+    method, needed = per_verb[verb]
+    return Call(method, target, ((needed, target),))
 
 
 _TABLE = r"`?([A-Za-z0-9_.\-]+(?:\.[A-Za-z0-9_\-]+){1,2})`?"

@@ -122,7 +122,10 @@ def test_a_load_job_needs_its_table_and_its_source_objects_as_the_caller():
 
 
 def test_a_query_reads_and_writes_the_tables_it_names():
-    sql = "BEGIN TRANSACTION;\nDELETE FROM `p.nyc_taxi.t` WHERE x;\nINSERT INTO `p.nyc_taxi.t` (a)\nSELECT a FROM `p.nyc_taxi._s`;"
+    sql = (
+        "BEGIN TRANSACTION;\nDELETE FROM `p.nyc_taxi.t` WHERE x;\n"
+        "INSERT INTO `p.nyc_taxi.t` (a)\nSELECT a FROM `p.nyc_taxi._s`;"
+    )
     checks = job_checks("p", {"configuration": {"query": {"query": sql}}})
     assert ("bigquery.tables.updateData", "projects/p/datasets/nyc_taxi/tables/t") in checks
     assert ("bigquery.tables.getData", "projects/p/datasets/nyc_taxi/tables/_s") in checks
