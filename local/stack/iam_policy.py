@@ -20,6 +20,7 @@ import dataclasses
 import json
 import os
 import re
+import threading
 from functools import lru_cache
 from pathlib import Path
 from typing import Any
@@ -198,10 +199,18 @@ def parse(text: str) -> list[Grant]:
     return grants
 
 
-@lru_cache(maxsize=4)
+_parsing = threading.Lock()
+
+
 def load(path: str | None = None) -> tuple[Grant, ...]:
     """The grants of TAXI_IAM_TERRAFORM (a copy to experiment on) or infra/terraform/iam.tf."""
-    return tuple(parse(Path(path or os.environ.get("TAXI_IAM_TERRAFORM") or IAM_TF).read_text()))
+    with _parsing:  # python-hcl2's parser is not thread-safe: concurrent first calls misread iam.tf
+        return _load(path or os.environ.get("TAXI_IAM_TERRAFORM") or str(IAM_TF))
+
+
+@lru_cache(maxsize=4)
+def _load(path: str) -> tuple[Grant, ...]:
+    return tuple(parse(Path(path).read_text()))
 
 
 def granting(grants: tuple[Grant, ...] | list[Grant], function: str, permission: str, resource: str) -> list[Grant]:

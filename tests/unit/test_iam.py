@@ -203,3 +203,14 @@ def test_the_observed_calls_are_all_allowed_by_iam_tf_as_it_is():
             assert any(
                 g.function == call["function"] and _grants(g, permission, resource, placeholders) for g in grants
             ), (call, permission, resource)
+
+
+def test_the_quarantine_defect_is_allowlisted_for_its_prefix_only(monkeypatch):
+    monkeypatch.setenv("TAXI_IAM_ALLOWLIST", "1")
+    upload = "http://gcs/upload/storage/v1/b/lake/o?uploadType=multipart&name={}"
+    quarantine = iam_enforce.decide(
+        "backfill", call_for("POST", upload.format("quarantine/events/b/1.json"), None, never)
+    )
+    trips = iam_enforce.decide("backfill", call_for("POST", upload.format("trips/a"), None, never))
+    assert "issue 20 defect 5" in (quarantine.allowlisted or "")
+    assert trips.allowlisted is None and not trips.allowed
