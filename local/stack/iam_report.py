@@ -28,7 +28,12 @@ from local.stack import iam_policy
 OBSERVED = iam_policy.DATA / "observed_calls.json"
 
 # Grants that no call of the suite needs, and why they stay (the report lists any other as removable).
-KEPT: dict[str, str] = {}
+KEPT: dict[str, str] = {
+    'google_pubsub_topic_iam_member.backfills_publish_ingest["backfill_http"]': (
+        "backfill_http publishes the ingest messages of a request without dry_run (README, Backfills); the "
+        "suite drives that entry point only with dry_run: a gap in the tests, not a grant too many"
+    ),
+}
 
 
 def read(folder: Path) -> list[dict[str, Any]]:
