@@ -291,8 +291,11 @@ cmd_test() {
     say "running: infra/check.sh"
     bash "$REPO_ROOT/infra/check.sh" || infra_rc=$?
   fi
+  rm -rf "$STATE_DIR/iam"  # the record of this run's calls (local/stack/iam_enforce.py)
   say "running: .venv/bin/pytest tests $*"
   "$VENV/bin/pytest" tests "$@" || rc=$?
+  "$PY" -m local.stack.iam_report --record "$STATE_DIR/iam" >"$STATE_DIR/iam-report.txt" 2>&1 &&
+    say "IAM: $(head -1 "$STATE_DIR/iam-report.txt") (.state/iam-report.txt)"
   if ((rc == 0 && lint_rc != 0)); then
     say "lint failed (exit $lint_rc): see its output above"
     rc=$lint_rc

@@ -109,8 +109,10 @@ wait_tlc() {
 
 # ---- the functions (functions-framework, one process per entry point) ---------------
 
+# Each function runs as its deployed service account: local/stack/iam_hooks.py checks its Cloud
+# Storage, BigQuery and Pub/Sub calls against infra/terraform/iam.tf (TAXI_IAM, README).
 start_function() {  # start_function NAME SIGNATURE PORT
-  start_service "fn-$1" "$VENV/bin/functions-framework" --source "$REPO_ROOT/main.py" \
+  start_service "fn-$1" "$PY" -m local.stack.iam_hooks "$1" -- --source "$REPO_ROOT/main.py" \
     --target="$1" --signature-type="$2" --host 127.0.0.1 --port "$3"
 }
 
@@ -180,6 +182,9 @@ write_env_file() {
       emit BQ_DATASET "$BQ_DATASET_NAME"
       emit SOURCE_URL_TEMPLATE "${SOURCE_URL_TEMPLATE:-$tlc_template}"
       emit LOG_LEVEL "${LOG_LEVEL:-INFO}"
+      emit TAXI_IAM "${TAXI_IAM:-enforce}"  # the deployed IAM: enforce, soft (log only) or off
+      emit TAXI_IAM_ALLOWLIST "${TAXI_IAM_ALLOWLIST:-1}"  # 0: known defects are not allowlisted
+      emit TAXI_IAM_TERRAFORM "${TAXI_IAM_TERRAFORM:-}"  # another iam.tf to enforce (an experiment)
       emit PG_HOST 127.0.0.1
       emit PG_PORT "$PORT_PG"
       emit PG_USER "$PG_USER_NAME"

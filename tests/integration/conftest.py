@@ -26,6 +26,7 @@ import requests
 from local.tlc_server import serve_in_thread
 from shared.core import clients
 from tests.integration import stack_http
+from tests.integration.iam_guard import iam_guard  # noqa: F401  (autouse: the deployed IAM, local/stack/iam_hooks.py)
 
 REQUIRED = (
     "GCP_PROJECT",
