@@ -33,20 +33,10 @@ from local.stack.iam_requests import Call
 MODES = ("enforce", "soft", "off")
 
 # (function, API method, permission, resource prefix) -> why it is allowed for now. Remove with the fix.
-KNOWN_DEFECTS = {
-    ("load_bigquery", "bigquery.datasets.insert", "bigquery.datasets.create", "projects/"): (
-        "issue 20 defect 1: ensure_table calls create_dataset(exists_ok=True), which BigQuery checks as "
-        "bigquery.datasets.create on the project; fixed on branch issue20-gcp, remove this entry when merged"
-    ),
-    (
-        "backfill",
-        "storage.objects.insert",
-        "storage.objects.create",
-        "projects/_/buckets/{LAKE_BUCKET}/objects/quarantine/events/",
-    ): (
-        "issue 20 defect 5: an event over 1 MB is stored under quarantine/events/, where the backfill's "
-        "account may not write (runs/ only); fixed on branch issue20-gcp, remove this entry when merged"
-    ),
+KNOWN_DEFECTS: dict[tuple[str, str, str, str], str] = {
+    # Empty: issue 20's defects 1 (load_bigquery's create_dataset) and 5 (the backfill's write under
+    # quarantine/events/) were listed here until their fixes merged. An entry looks like
+    # ("load_bigquery", "bigquery.datasets.insert", "bigquery.datasets.create", "projects/"): "issue N: why",
 }
 
 

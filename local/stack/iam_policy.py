@@ -148,11 +148,15 @@ def _resolve(address: str, expression: str, each: Any) -> str:
     return _text(value)
 
 
-def _prefixes(address: str, body: dict[str, Any]) -> tuple[str, ...]:
+def _prefixes(address: str, body: dict[str, Any], key: str | None) -> tuple[str, ...]:
     conditions = [c for c in body.get("condition", []) if isinstance(c, dict)]
     if not conditions:
         return ()
     expression = _text(conditions[0].get("expression")).replace('\\"', '"')
+    if "${each.key}" in expression:  # a prefix per for_each instance (its own quarantine/events/F/)
+        if key is None:
+            raise PolicyError(f"{address}: condition uses each.key without a for_each")
+        expression = expression.replace("${each.key}", key)
     found = _PREFIX.findall(expression)
     rest = _PREFIX.sub("", expression).replace("||", "").strip()
     if not found or rest:
@@ -195,7 +199,7 @@ def parse(text: str) -> list[Grant]:
                     scope = _REF.fullmatch(_text(body.get(SCOPE_ATTRIBUTE[rtype])))
                     if not scope or scope.group(1) not in RESOURCE_SETTINGS:
                         raise PolicyError(f"{address}: {SCOPE_ATTRIBUTE[rtype]} = {body.get(SCOPE_ATTRIBUTE[rtype])!r}")
-                    grants.append(Grant(address, account.group(1), role, scope.group(1), _prefixes(address, body)))
+                    grants.append(Grant(address, account.group(1), role, scope.group(1), _prefixes(address, body, key)))
     return grants
 
 

@@ -72,11 +72,27 @@ def test_create_dataset_is_checked_on_the_project_even_with_data_editor_on_the_d
     assert "load_bigquery" in decision.explain() and "bigquery.datasets.insert" in decision.explain()
 
 
-def test_the_known_defect_is_allowlisted_by_name_only_when_the_list_is_on(monkeypatch):
+def test_a_known_defect_is_allowlisted_by_name_only_when_the_list_is_on(monkeypatch):
+    """The list is empty since issue 20's fixes merged; the mechanism still names what it lets through."""
     call = bigquery_call("POST", "/bigquery/v2/projects/p/datasets", b"{}")
+    monkeypatch.setattr(
+        iam_enforce,
+        "KNOWN_DEFECTS",
+        {("load_bigquery", "bigquery.datasets.insert", "bigquery.datasets.create", "projects/"): "issue N: why"},
+    )
     monkeypatch.setenv("TAXI_IAM_ALLOWLIST", "1")
-    assert "issue 20 defect 1" in (iam_enforce.decide("load_bigquery", call).allowlisted or "")
+    assert iam_enforce.decide("load_bigquery", call).allowlisted == "issue N: why"
     assert iam_enforce.decide("status", call).allowlisted is None  # the entry names its function
+    monkeypatch.setenv("TAXI_IAM_ALLOWLIST", "0")
+    assert iam_enforce.decide("load_bigquery", call).allowlisted is None
+
+
+def test_create_dataset_put_back_would_be_refused(monkeypatch):
+    """Issue 20 defect 1: nothing allowlists the loader's create_dataset any more."""
+    monkeypatch.setenv("TAXI_IAM_ALLOWLIST", "1")
+    decision = iam_enforce.decide("load_bigquery", bigquery_call("POST", "/bigquery/v2/projects/p/datasets", b"{}"))
+    assert not decision.allowed and decision.allowlisted is None
+    assert [p for p, _ in decision.missing] == ["bigquery.datasets.create"]
 
 
 def test_object_writes_follow_the_prefix_condition_and_overwrites_need_delete():
@@ -205,12 +221,15 @@ def test_the_observed_calls_are_all_allowed_by_iam_tf_as_it_is():
             ), (call, permission, resource)
 
 
-def test_the_quarantine_defect_is_allowlisted_for_its_prefix_only(monkeypatch):
+def test_each_function_may_store_large_events_under_its_own_quarantine_prefix_only(monkeypatch):
+    """Issue 20 defect 5: the backfill's and the loaders' dead letters keep events over 1 MB in the lake."""
     monkeypatch.setenv("TAXI_IAM_ALLOWLIST", "1")
     upload = "http://gcs/upload/storage/v1/b/lake/o?uploadType=multipart&name={}"
-    quarantine = iam_enforce.decide(
-        "backfill", call_for("POST", upload.format("quarantine/events/b/1.json"), None, never)
+    for function in ("backfill", "load_bigquery", "load_postgres"):
+        own = call_for("POST", upload.format(f"quarantine/events/{function}/1.json"), None, never)
+        assert iam_enforce.decide(function, own).allowed, function
+    other = iam_enforce.decide(
+        "backfill", call_for("POST", upload.format("quarantine/events/ingest/1.json"), None, never)
     )
     trips = iam_enforce.decide("backfill", call_for("POST", upload.format("trips/a"), None, never))
-    assert "issue 20 defect 5" in (quarantine.allowlisted or "")
-    assert trips.allowlisted is None and not trips.allowed
+    assert not other.allowed and not trips.allowed and other.allowlisted is None
