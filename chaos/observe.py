@@ -95,7 +95,9 @@ class DeadLetters:
         self._thread.join(timeout=30)
 
     def _run(self) -> None:
-        client = self.pubsub_v1.SubscriberClient()
+        from shared.core.pubsub_clients import subscriber_client
+
+        client = subscriber_client()  # a dead letter over 4 MB must not stall the collector
         while not self._stop.is_set():
             try:
                 response = client.pull(request={"subscription": self.path, "max_messages": 500}, timeout=5)

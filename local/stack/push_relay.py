@@ -37,6 +37,7 @@ from typing import Any
 
 from local.stack.delayer import Delayer, json_log
 from local.stack.push_protocol import ACK_STATUSES, Route, backoff_seconds, push_body
+from shared.core.pubsub_clients import subscriber_client
 
 RESUBSCRIBE_PAUSE_SECONDS = 2.0
 CONNECT_TIMEOUT_SECONDS = 10.0
@@ -69,9 +70,10 @@ class PushRelay:
         self._subscriber: Any = None
 
     def start(self) -> PushRelay:
-        from google.cloud import pubsub_v1
-
-        self._subscriber = pubsub_v1.SubscriberClient()
+        # Receives messages up to Pub/Sub's 10 MB, as Google's push delivers them: the library's
+        # emulator channel stops at 4 MB, and a larger message reset the stream each time it was
+        # offered, which the emulator never noticed (README, "Large messages").
+        self._subscriber = subscriber_client()
         for route in self.routes:
             thread = threading.Thread(
                 target=self._supervise,

@@ -119,10 +119,10 @@ class DeadLetters:
     """Dead letters about this date published after `since` (left in the subscription)."""
 
     def __init__(self, date: str, service: str, since: dt.datetime | None):
-        from google.cloud import pubsub_v1
+        from shared.core.pubsub_clients import subscriber_client
 
         self.date, self.service, self.since = date, service, since
-        self.subscriber = pubsub_v1.SubscriberClient()
+        self.subscriber = subscriber_client()  # dead letters up to 10 MB (shared/core/pubsub_clients.py)
         self.path = self.subscriber.subscription_path(os.environ["GCP_PROJECT"], DEAD_LETTER_SUBSCRIPTION)
 
     def find(self) -> list[str]:

@@ -27,6 +27,12 @@ BACKFILL_KEYS = frozenset(
     {"start", "end", "last_days", "service", "services", "force", "only_missing", "repair", "dry_run"}
 )
 MAX_LAST_DAYS = 366
+# The largest ingest or backfill message body (and HTTP request body) accepted. The contracts'
+# keys need under 200 bytes; Pub/Sub carries up to 10 MB, and Google's push delivers that much,
+# so a 6 MB message reaches the function: it is refused here, before any parsing, with its size.
+# 64 KiB, far above any honest request, so a modest mistake is still named by its own field.
+MAX_MESSAGE_BYTES = 65_536
+TOO_LARGE = "message_too_large"
 
 
 @dataclass(frozen=True)
@@ -67,6 +73,7 @@ def message_fields(message: PubsubMessage) -> dict[str, Any]:
     both: an attribute beside a body would otherwise be silently ignored. Attributes named goog*
     are Google's own (reserved) and are left alone. Only an empty body means "no body": a body of
     whitespace used to read as `{}`, which for ingest is a valid request for yesterday."""
+    check_size(message.data, "message.data")
     if message.data:  # a blank body is a body, and not JSON: it must not fall back to the defaults
         beside = sorted(k for k in message.attributes if not k.lower().startswith("goog"))
         if beside:
@@ -77,6 +84,17 @@ def message_fields(message: PubsubMessage) -> dict[str, Any]:
             )
         return json_object(message.data, "data")
     return dict(message.attributes)
+
+
+def check_size(raw: bytes, field: str) -> None:
+    """A body over MAX_MESSAGE_BYTES is refused whole (reason message_too_large), naming its size."""
+    if len(raw) > MAX_MESSAGE_BYTES:
+        raise ValidationError(
+            f"{field} is {len(raw)} bytes; a request is at most {MAX_MESSAGE_BYTES} bytes",
+            reason=TOO_LARGE,
+            field=field,
+            value=f"{len(raw)} bytes",
+        )
 
 
 def _check_keys(fields: Mapping[str, Any], allowed: frozenset[str]) -> None:
@@ -213,6 +231,7 @@ def expand(request: BackfillRequest) -> list[IngestRequest]:
 def request_fields(request: Any) -> dict[str, Any]:
     """A JSON object body, or the query parameters, never both: one source of input, each key once."""
     raw = request.get_data(cache=True) or b""
+    check_size(raw, "body")
     if raw.strip():
         if request.args:
             raise ValidationError(

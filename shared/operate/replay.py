@@ -20,6 +20,13 @@ Two kinds of dead letter share the dead-letter topic (README, "The message contr
   same). Republished, without those attributes, to the topic of the source subscription
   (`get_subscription`).
 
+A letter too large to replay or to receive never stops a run: one whose message is over what
+the ingest and backfill contracts take (MAX_MESSAGE_BYTES) is skipped with its size, as its
+replay could only be dead-lettered again; and a pull the client cannot receive (its channel's
+size limit: `ResourceExhausted ... larger than max`) is counted, after which the run waits for
+the letters that pull leased to come back and pulls one letter at a time, so only the letter
+that is too large stays behind.
+
 Nothing is lost when a replay stops half way: a dead letter is acknowledged only after its
 republish is confirmed (the publish future's result); everything else (not matching the
 filters, not replayable, failed, `--dry-run`) is held under a modest lease and nacked at the
@@ -31,15 +38,19 @@ from __future__ import annotations
 import json
 import os
 import sys
+import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
 from shared.core import clients
-from shared.operate.replay_plan import SAME_INPUT_REASONS, Filters, plan
+from shared.core.messages import MAX_MESSAGE_BYTES, TOO_LARGE
+from shared.operate.replay_plan import BACKFILL, INGEST, SAME_INPUT_REASONS, Filters, plan
 
 LEASE_SECONDS = 60  # a held dead letter comes back to the next replay at most this long after a crash
 PUBLISH_TIMEOUT_SECONDS = 60
+BATCH = 100
+MAX_UNRECEIVED = 100  # pulls that failed for size before a run gives up pulling (each leaves its letter)
 
 
 @dataclass
@@ -53,13 +64,17 @@ class Summary:
     failed: int = 0
     skipped_same_input: int = 0  # a reason that the same input meets again (invalid_input), not asked for
     repeated: int = 0  # its replay was already published by this run and failed again
+    too_large: int = 0  # its message is over the contract's MAX_MESSAGE_BYTES: it would be refused again
+    unreceived: int = 0  # pulls this client could not receive (a letter over its channel's size limit)
     left: int = 0
 
     def line(self, subscription: str) -> str:
         return (
             f"replay: {self.replayed} replayed, {self.would_replay} would be replayed (dry run), "
             f"{self.skipped_same_input} skipped (the same input fails the same way: name the reason to "
-            f"replay it), {self.repeated} already replayed in this run, {self.not_matching} not matching, "
+            f"replay it), {self.too_large} skipped ({TOO_LARGE}: over {MAX_MESSAGE_BYTES} bytes), "
+            f"{self.unreceived} pulls too large to receive, "
+            f"{self.repeated} already replayed in this run, {self.not_matching} not matching, "
             f"{self.not_replayable} not replayable, {self.failed} failed; {self.left} left in {subscription}"
         )
 
@@ -87,6 +102,7 @@ def run(
     out: Callable[[str], None] = print,
     pull_timeout: float = 5.0,
     load_event: Callable[[str], Any] = read_stored_event,
+    sleep: Callable[[float], None] = time.sleep,
 ) -> Summary:
     """Pull the dead-letter subscription until it has nothing new; replay what matches.
 
@@ -94,9 +110,9 @@ def run(
     Replayed messages are acked one by one after their publish is confirmed; all others are
     nacked in the end, also when the run is interrupted.
     """
-    from google.api_core.exceptions import DeadlineExceeded
+    from google.api_core.exceptions import DeadlineExceeded, ResourceExhausted
 
-    summary, seen, held = Summary(), set(), []
+    summary, seen, held, batch = Summary(), set(), [], BATCH
     lookups: dict[str, str] = {}
     replayed: set[tuple[str, bytes, tuple[tuple[str, str], ...]]] = set()  # each replay at most once a run
 
@@ -108,9 +124,15 @@ def run(
     try:
         while limit is None or summary.replayed + summary.would_replay < limit:
             try:
-                response = subscriber.pull(subscription=subscription, max_messages=100, timeout=pull_timeout)
+                response = subscriber.pull(subscription=subscription, max_messages=batch, timeout=pull_timeout)
             except DeadlineExceeded:
                 break
+            except ResourceExhausted as exc:  # over this client's receive limit: the pull's letters stay leased
+                summary.unreceived += 1
+                if summary.unreceived >= MAX_UNRECEIVED:
+                    break
+                batch = _after_unreceived(subscriber, subscription, batch, exc, out, sleep)
+                continue
             received = list(response.received_messages)
             if not received:
                 break
@@ -146,6 +168,21 @@ def run(
         summary.left = len(held)
         _nack(subscriber, subscription, held)
     return summary
+
+
+def _after_unreceived(
+    subscriber: Any, subscription: str, batch: int, exc: Exception, out: Callable[[str], None], sleep: Any
+) -> int:
+    """A pull failed for size: the server leased its letters all the same. The first time, wait
+    until those leases end, then pull one letter at a time: a single pull that fails leaves only
+    the letter too large behind (leased), and the next pull takes the next one."""
+    out(f"could not receive a pull of up to {batch} dead letters: {type(exc).__name__}: {str(exc)[:200]}")
+    if batch == 1:
+        return 1
+    deadline = subscriber.get_subscription(subscription=subscription).ack_deadline_seconds or 10
+    out(f"the letters of that pull come back after the ack deadline ({deadline} s): pulling one at a time")
+    sleep(min(float(deadline), 600.0) + 1.0)
+    return 1
 
 
 def _nack(subscriber: Any, subscription: str, ack_ids: list[str]) -> None:
@@ -191,6 +228,14 @@ def _one(
     if replay.reason in SAME_INPUT_REASONS and filters.reason != replay.reason:
         summary.skipped_same_input += 1
         out(f"skipped {replay.describe()} (dead letter {message.message_id}): --reason {replay.reason} to replay it")
+        return False
+    if replay.function in (INGEST, BACKFILL) and len(replay.data) > MAX_MESSAGE_BYTES:
+        summary.too_large += 1
+        out(
+            f"skipped {replay.describe()} (dead letter {message.message_id}): its message is {len(replay.data)} "
+            f"bytes, over the {MAX_MESSAGE_BYTES} bytes the {replay.function} contract takes ({TOO_LARGE}): "
+            "replayed, it would be dead-lettered again"
+        )
         return False
     key = (replay.topic or "", replay.data, tuple(sorted(replay.attributes.items())))
     if key in replayed:

@@ -11,6 +11,7 @@ from __future__ import annotations
 import os
 import sys
 
+from shared.core.pubsub_clients import subscriber_client
 from shared.operate.replay import run
 from shared.operate.replay_plan import BACKFILL, INGEST, Filters
 
@@ -63,7 +64,8 @@ def main(argv: list[str] | None = None) -> int:
         if v
     }
     filters = Filters(args.reason, args.function, args.service, args.date)
-    subscriber, publisher = pubsub_v1.SubscriberClient(), pubsub_v1.PublisherClient()
+    # subscriber_client: letters up to Pub/Sub's 10 MB, also from the emulator (shared/core/pubsub_clients.py)
+    subscriber, publisher = subscriber_client(), pubsub_v1.PublisherClient()
     with subscriber:
         summary = run(
             subscriber,

@@ -102,7 +102,7 @@ def _backfill_cases(target: str) -> list[Message]:
             Message("backfill: attributes only, unknown key", target, "begin", None, {"begin": "2021-01-01"}),
             Message("backfill: attribute beside a body", target, "attributes.end", js(ok), {"end": "2021-01-31"}),
             Message("backfill: whitespace body", target, "data", b" \n\t "),
-            Message("backfill: ~1 MB of services", target, "services", js({**ok, "services": ["x" * 1_000_000]})),
+            Message("backfill: ~1 MB of services", target, "message.data", js({**ok, "services": ["x" * 1_000_000]})),
         ]
     else:
         cases += [
@@ -129,8 +129,8 @@ INGEST: list[Message] = [
     _ingest("ingest: json string", "data", "2021-01-15"),
     _ingest("ingest: whitespace body", "data", raw=b"   \n"),
     _ingest("ingest: not UTF-8", "data", raw=b'{"date": "2021-01-\xff5"}'),
-    _ingest("ingest: deeply nested arrays", "data", raw=b"[" * 50_000 + b"]" * 50_000),
-    _ingest("ingest: deeply nested objects", "data", raw=b'{"a":' * 50_000 + b"1" + b"}" * 50_000),
+    _ingest("ingest: deeply nested arrays", "data", raw=b"[" * 20_000 + b"]" * 20_000),
+    _ingest("ingest: deeply nested objects", "data", raw=b'{"a":' * 10_000 + b"1" + b"}" * 10_000),
     _ingest("ingest: a 5,000-digit number", "data", raw=b'{"date": 1' + b"0" * 5000 + b"}"),
     _ingest("ingest: duplicate date key", "date", raw=b'{"date": "2021-01-15", "date": "2021-01-16"}'),
     _ingest("ingest: impossible date 2021-02-30", "date", {"date": "2021-02-30"}),
@@ -150,8 +150,8 @@ INGEST: list[Message] = [
     _ingest("ingest: date a nested object", "date", {"date": {"year": 2021, "month": 1, "day": 15}}),
     _ingest("ingest: full-width digits", "date", {"date": "２０２１-０１-１５"}),
     _ingest("ingest: emoji date", "date", {"date": "2021-01-15\U0001f695"}),
-    _ingest("ingest: huge date string", "date", {"date": "2" * 200_000}),
-    _ingest("ingest: ~1 MB body", "date", {"date": "9" * 1_000_000}),
+    _ingest("ingest: huge date string", "date", {"date": "2" * 60_000}),
+    _ingest("ingest: ~1 MB body", "message.data", {"date": "9" * 1_000_000}),
     _ingest("ingest: unknown service", "service", {"date": "2021-01-15", "service": "purple"}),
     _ingest("ingest: service in capitals", "service", {"date": "2021-01-15", "service": "YELLOW"}),
     _ingest("ingest: service a number", "service", {"date": "2021-01-15", "service": 1}),

@@ -9,7 +9,7 @@ from cloudevents.http import CloudEvent
 
 from shared.core.errors import ValidationError
 from shared.core.events import PubsubMessage, pubsub_message
-from shared.core.messages import expand, parse_backfill, parse_ingest
+from shared.core.messages import MAX_MESSAGE_BYTES, expand, message_fields, parse_backfill, parse_ingest
 
 NOW = dt.datetime(2026, 11, 25, 12, 0, tzinfo=dt.UTC)
 
@@ -69,7 +69,7 @@ def test_invalid_fields_are_named(body, field):
 def test_deeply_nested_json_is_bad_input_not_a_crash():
     """json raises RecursionError (not JSONDecodeError) for it; unhandled, it was classed transient."""
     with pytest.raises(ValidationError) as err:
-        parse_ingest(message(b"[" * 100_000 + b"]" * 100_000), 1, NOW)
+        parse_ingest(message(b"[" * 20_000 + b"]" * 20_000), 1, NOW)  # under MAX_MESSAGE_BYTES
     assert err.value.field == "data" and "nested too deeply" in err.value.message
 
 
@@ -85,11 +85,24 @@ def test_attributes_beside_a_body_are_refused_not_ignored():
 def test_a_huge_value_is_bounded_in_the_structured_error():
     """A 6 MB date string once made the dead letter itself exceed Pub/Sub's 10 MB limit."""
     with pytest.raises(ValidationError) as err:
-        parse_ingest(message({"date": "9" * 6_000_000}), 1, NOW)
+        parse_ingest(message({"date": "9" * 60_000}), 1, NOW)
     shown = err.value.as_dict()
     assert shown["field"] == "date" and len(shown["value"]) < 400
-    assert shown["value"].endswith("(6000000 characters)")
+    assert shown["value"].endswith("(60000 characters)")
     assert len(json.dumps(shown)) < 3_000
+
+
+@pytest.mark.parametrize("parse", [lambda m: parse_ingest(m, 1, NOW), message_fields])
+def test_a_message_over_the_limit_is_refused_for_its_size_before_parsing(parse):
+    """A 6 MB message (Google's push delivers up to 10 MB) is refused whole, naming its size, even
+    one that pads a valid request with whitespace; one byte less than the limit is parsed."""
+    body = b'{"date": "2021-01-15"}'
+    with pytest.raises(ValidationError) as err:
+        parse(message(body + b" " * (6_000_000 - len(body))))
+    shown = err.value.as_dict()
+    assert (shown["reason"], shown["field"], shown["value"]) == ("message_too_large", "message.data", "6000000 bytes")
+    assert str(MAX_MESSAGE_BYTES) in shown["message"]
+    assert parse(message(body + b" " * (MAX_MESSAGE_BYTES - len(body))))  # at the limit: accepted
 
 
 def test_malformed_json_and_non_object():

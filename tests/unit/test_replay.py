@@ -324,3 +324,66 @@ def test_invalid_input_is_replayed_only_when_asked_for_by_name():
     )
     assert summary.replayed == 1 and publisher.published == [(TOPICS["ingest"], b'{"date":"nope"}', {})]
     assert (summary.skipped_same_input, summary.not_matching) == (0, 2)
+
+
+# --- letters too large: to replay (over the contract) or to receive (over the client's channel) ----------
+
+BIG = b'{"date":"2019-03-07","service":"yellow"}' + b" " * 6_000_000
+
+
+def platform_letter(ack_id: str, message_id: str, data: bytes):
+    attributes = {"CloudPubSubDeadLetterSourceSubscription": "taxi-ingest-push"}
+    attributes["CloudPubSubDeadLetterSourceSubscriptionProject"] = "p"
+    return received(ack_id, message_id, data, attributes)
+
+
+def test_a_letter_over_the_contract_is_skipped_with_its_size_and_kept():
+    """Replayed, a 6 MB ingest message could only be dead-lettered again (message_too_large)."""
+    letters = [platform_letter("big", "8", BIG), *dead_letters()]
+    subscriber, publisher, lines = FakeSubscriber(letters), FakePublisher(), []
+    summary = replay.run(subscriber, publisher, "dl", TOPICS, out=lines.append)
+    assert (summary.too_large, summary.replayed, summary.skipped_same_input, summary.ok) == (1, 2, 1, True)
+    assert all(len(data) < 1000 for _, data, _ in publisher.published)
+    assert "big" in subscriber.nacked and "big" not in subscriber.acked
+    assert lines[0].startswith("skipped ingest max_delivery_attempts yellow 2019-03-07 -> taxi-ingest (dead letter 8)")
+    assert "its message is 6000040 bytes, over the 65536 bytes the ingest contract takes" in lines[0]
+    assert "1 skipped (message_too_large" in summary.line("dl")
+
+
+class LimitedSubscriber(FakeSubscriber):
+    """Pub/Sub behind a client with gRPC's default 4 MB receive limit (the emulator's channel before
+    the fix): a pull whose response is larger fails with ResourceExhausted, yet the server has leased
+    its letters, which come back only once their ack deadline has passed (`sleep`)."""
+
+    def __init__(self, messages, limit=4_194_304):
+        super().__init__(messages)
+        self.limit, self.leased, self.slept = limit, [], []
+
+    def pull(self, subscription, max_messages, timeout):
+        from google.api_core.exceptions import ResourceExhausted
+
+        response = super().pull(subscription, max_messages, timeout)
+        size = sum(len(m.message.data) for m in response.received_messages)
+        if size > self.limit:
+            self.leased += response.received_messages
+            raise ResourceExhausted(f"Received message larger than max ({size} vs. {self.limit})")
+        return response
+
+    def get_subscription(self, subscription):
+        return SimpleNamespace(topic=TOPICS["ingest"], ack_deadline_seconds=60)
+
+    def sleep(self, seconds):
+        self.slept.append(seconds)
+        self.queue, self.leased = self.leased + self.queue, []
+
+
+def test_a_pull_too_large_to_receive_is_counted_and_the_run_goes_on_one_letter_at_a_time():
+    """Issue 21: `ResourceExhausted: 429 ... Received message larger than max (6000351 vs. 4194304)`
+    ended every replay run with rc 1. Now the letters behind the big one are still replayed."""
+    letters = [dead_letters()[0], platform_letter("big", "8", BIG), dead_letters()[2]]
+    subscriber, publisher, lines = LimitedSubscriber(letters), FakePublisher(), []
+    summary = replay.run(subscriber, publisher, "dl", TOPICS, out=lines.append, sleep=subscriber.sleep)
+    assert (summary.replayed, summary.unreceived, summary.ok) == (2, 2, True)  # the batch, then the big one alone
+    assert sorted(subscriber.acked) == ["a1", "a3"] and [m.ack_id for m in subscriber.leased] == ["big"]
+    assert subscriber.slept == [61.0]
+    assert lines[0].startswith("could not receive a pull of up to 100 dead letters: ResourceExhausted")
