@@ -34,10 +34,10 @@ MAX_BODY_BYTES = 4096
 # 540 s timeout, out of memory, a crash): the platform redelivers, so it reads as retrying.
 LOST_AFTER_SECONDS = 600
 # The longest a published message can take to reach its function: every attempt of Terraform's push
-# retry policy (max_delivery_attempts 5) held for the full ack deadline (600 s) and then backed off
+# retry policy (max_delivery_attempts, 10 by default) held for the full ack deadline (600 s) and then backed off
 # for the longest backoff (600 s). A `queued` record older than this can no longer be delivered
 # (the message was lost, or dead-lettered unseen): it reads as `undelivered`.
-PUSH_ATTEMPTS, PUSH_ACK_DEADLINE_SECONDS, PUSH_MAX_BACKOFF_SECONDS = 5, 600, 600
+PUSH_ATTEMPTS, PUSH_ACK_DEADLINE_SECONDS, PUSH_MAX_BACKOFF_SECONDS = 10, 600, 600
 UNDELIVERED_AFTER_SECONDS = PUSH_ATTEMPTS * (PUSH_ACK_DEADLINE_SECONDS + PUSH_MAX_BACKOFF_SECONDS)
 WRITE_TIMEOUT_SECONDS = 15
 
