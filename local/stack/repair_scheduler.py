@@ -23,7 +23,6 @@ from collections.abc import Sequence
 from typing import Any
 
 from local.stack.delayer import json_log
-from shared.core.schemas import SERVICES
 
 INTERVAL_SETTING = "TAXI_REPAIR_INTERVAL_SECONDS"
 DEFAULT_INTERVAL_SECONDS = 3600
@@ -39,16 +38,20 @@ def interval_seconds(value: str | None = None) -> int:
     return int(value)
 
 
-def message(interval: int, services: Sequence[str] = SERVICES) -> dict[str, Any]:
-    """What Terraform's repair job publishes, with this scheduler's own schedule."""
+def message(interval: int, services: Sequence[str] | None = None) -> dict[str, Any]:
+    """What Terraform's repair job publishes (every service unless told), with this scheduler's schedule."""
+    if services is None:
+        from shared.core.schemas import SERVICES  # (pyarrow: not where only the message's keys are read)
+
+        services = SERVICES
     return {"services": list(services), "repair": True, "from_ledger": True, "schedule": f"@every {interval}s"}
 
 
 class RepairScheduler:
     """Publishes `message(interval)` to `topic` every `interval` seconds until `stop()`."""
 
-    def __init__(self, topic: str, interval: int, services: Sequence[str] = SERVICES, publisher: Any = None) -> None:
-        self.topic, self.interval, self.services = topic, interval, tuple(services)
+    def __init__(self, topic: str, interval: int, services: Sequence[str] | None = None, publisher: Any = None) -> None:
+        self.topic, self.interval, self.services = topic, interval, services
         self._publisher = publisher
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._run, name="repair-scheduler", daemon=True)

@@ -119,3 +119,13 @@ def test_only_an_explicit_setting_shortens_the_relay_backoff(monkeypatch):
         monkeypatch.setenv(resources.BACKOFF_SETTING, bad)
         with pytest.raises(SystemExit, match=f"{resources.BACKOFF_SETTING}='{bad}'"):
             resources.relay_routes()
+
+
+def test_the_ledger_delivery_budget_is_the_relays_policy():
+    """`undelivered` (shared/core/ledger_record.py) assumes Terraform's push policy, which the relay
+    uses by default (tests/infra checks resources.py against pubsub.tf)."""
+    from shared.core import ledger_record
+
+    assert ledger_record.PUSH_ATTEMPTS == resources.TERRAFORM_MAX_DELIVERY_ATTEMPTS
+    assert ledger_record.PUSH_MAX_BACKOFF_SECONDS == resources.MAX_BACKOFF_SECONDS
+    assert ledger_record.PUSH_ACK_DEADLINE_SECONDS == resources.ACK_DEADLINE_SECONDS
