@@ -74,7 +74,7 @@ class LedgerPlan:
 
 
 def plan(
-    request: BackfillRequest, settings: Settings, bucket: Any, reader: SpanReader | None = None, now: Any = None
+    request: BackfillRequest, settings: Settings, bucket: Any, reader: SpanReader | None = None
 ) -> LedgerPlan:
     """Every date the ledger touched, judged by heal.verdict; at most BACKFILL_MAX_DATES republished."""
     reader = reader or _read_span

@@ -204,3 +204,73 @@ def test_text_and_html_show_what_heals_each_date():
     page = render_html(report)
     assert 'data-action="repair"' in page and 'data-action="person"' in page
     assert "<code>./local_emulator.sh replay --reason source_not_found" in page
+
+
+class Listing:
+    """A bucket's listing as plain data: run records' names and metadata."""
+
+    def __init__(self, records: dict[str, dict[str, str]]) -> None:
+        self.records = records
+
+    def list_blobs(self, prefix: str, **_: object) -> list:
+        from types import SimpleNamespace
+
+        return [
+            SimpleNamespace(name=name, metadata=meta, generation=7, updated=None)
+            for name, meta in self.records.items()
+            if name.startswith(prefix)
+        ]
+
+
+def test_the_ledger_repair_plans_every_touched_date_whatever_its_calendar_date_and_within_its_bound():
+    """Before: the scheduled `{"last_days": 45, "repair": true}` planned 0 dates for a 2021 month."""
+    from shared.core.settings import Settings
+
+    when = (NOW - dt.timedelta(minutes=30)).isoformat()
+    trouble = "dead_lettered:load_postgres:retries_exhausted"
+    days = [dt.date(2021, 8, 10), dt.date(2021, 8, 11), dt.date(2021, 8, 12), dt.date(2015, 3, 3)]
+
+    def record(day, function, outcome, reason=None, attempt="5"):
+        name = f"runs/yellow/pickup_date={day.isoformat()}/{function}/{function}-1.json"
+        meta = {"outcome": outcome, "attempt": attempt, "updated_at": when}
+        return name, {**meta, "reason": reason} if reason else meta
+
+    listing = Listing(
+        dict(
+            [
+                record(days[0], "load_postgres", "dead_lettered", "retries_exhausted"),
+                record(days[1], "load_postgres", "dead_lettered", "retries_exhausted"),
+                record(days[1], "repair", "queued", trouble, attempt=str(heal.MAX_REPAIRS)),
+                record(days[1], "ingest", "succeeded"),  # took the repair's message
+                record(days[2], "load_postgres", "succeeded"),
+                record(days[2], "repair", "queued", trouble, attempt="1"),
+                record(days[3], "ingest", "dead_lettered", "source_not_found"),
+            ]
+        )
+    )
+    spans_read = []
+
+    def reader(service, start, end, settings, runs):
+        spans_read.append((start, end))
+        lake = {d: LakeDay(100, 0, 7, NOW) for d in days[:3]}
+        return build_report(
+            service, start, end, lake, {d: 100 for d in days[:3]}, {days[2]: 100}, {}, runs=runs, now=NOW
+        )
+
+    request = parse_backfill({"repair": True, "from_ledger": True}, 3660, NOW)
+    settings = Settings.from_env(
+        {"GCP_PROJECT": "p", "DEAD_LETTER_TOPIC": "d", "INGEST_TOPIC": "i", "LAKE_BUCKET": "b"}
+    )
+    found = repair.plan(request, settings, listing, reader)
+    assert spans_read == [(days[3], days[3]), (days[0], days[2])]  # one read per span of touched dates
+    assert [(m.date, m.force) for m in found.messages] == [(days[0], True)]
+    assert found.verdicts[("yellow", days[0])].attempt == 1
+    assert found.left_to_person == {
+        "yellow": {
+            days[1].isoformat(): f"the scheduled repair tried 5 times and it still ends {trouble}",
+            days[3].isoformat(): "ingest gave up (source_not_found): the same input fails again",
+        }
+    }
+    assert found.complete == 1 and found.cleared == [
+        f"runs/yellow/pickup_date={days[2].isoformat()}/repair/attempts.json"
+    ]
