@@ -27,12 +27,12 @@ from typing import Any
 
 from chaos import observe, redeliver, state
 from chaos.source import serve
-from chaos.stack_faults import KINDS, Stack
+from chaos.stack_faults import KINDS, RETRY_BUDGET, Stack
 from chaos.workload import Workload
 from local.stack import throwaway
 
 HANG_SECONDS = 15.0
-STACK_SETTINGS = {"DOWNLOAD_TIMEOUT_SECONDS": "10"}  # below HANG_SECONDS: a hang is a timeout
+STACK_SETTINGS = {"DOWNLOAD_TIMEOUT_SECONDS": "10", **RETRY_BUDGET}  # below HANG_SECONDS: a hang is a timeout
 
 
 @dataclass

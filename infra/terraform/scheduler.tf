@@ -25,14 +25,18 @@ resource "google_cloud_scheduler_job" "daily_ingest" {
   depends_on = [google_project_service.apis]
 }
 
-# Self-healing: every hour the backfill function republishes, with force, the recent dates whose
-# partition is in the lake but not loaded everywhere: a loader outage longer than its retries, or a
-# finalize notification that never arrived, would otherwise leave a day partial for good. Dates
-# being worked on, never ingested (their month may not be published yet) or quarantined are left
-# alone (shared/operate/backfill.py, `repair`).
+# Self-healing: every hour the backfill function judges every date the run ledger touched, whatever
+# its calendar date (a backfilled 2021 month too), against the lake, BigQuery and Postgres, and
+# republishes (with force when the lake has it) those a destination lacks or a function gave up on
+# for want of retries: a loader outage longer than its retries, a finalize notification that never
+# arrived, an ingest message that can no longer be delivered. At most 5 repairs per date for the same
+# trouble, then status names the command for a person; dates in flight, never asked for or
+# quarantined are left alone (shared/operate/repair.py, shared/operate/heal.py). It also releases
+# month claims whose holder died. Every service: the ledger of one with no runs is one empty listing.
+# The message carries the schedule, so status tells when the next repair comes.
 resource "google_cloud_scheduler_job" "repair" {
   name        = "${local.p}-repair"
-  description = "Republish recent dates whose partition is not loaded everywhere."
+  description = "Repair every date the run ledger touched that is not complete everywhere."
   region      = var.region
   schedule    = var.repair_cron
   time_zone   = var.schedule_time_zone
@@ -46,7 +50,13 @@ resource "google_cloud_scheduler_job" "repair" {
 
   pubsub_target {
     topic_name = google_pubsub_topic.backfill.id
-    data       = base64encode(jsonencode({ services = var.services, last_days = var.repair_last_days, repair = true }))
+    data = base64encode(jsonencode({
+      services    = ["yellow", "green", "fhv"]
+      repair      = true
+      from_ledger = true
+      schedule    = var.repair_cron
+      time_zone   = var.schedule_time_zone
+    }))
   }
 
   depends_on = [google_project_service.apis]

@@ -195,24 +195,14 @@ variable "schedule_cron" {
 }
 
 variable "repair_cron" {
-  description = "Cron of the self-healing repair backfill (Cloud Scheduler syntax): hourly by default."
+  description = "Cron of the self-healing repair (Cloud Scheduler syntax, in schedule_time_zone): hourly by default. The repair message carries it, so status tells when the next repair comes."
   type        = string
   default     = "17 * * * *"
 
   validation {
-    condition     = length(split(" ", trimspace(var.repair_cron))) == 5
-    error_message = "repair_cron must have five fields (minute hour day month weekday)."
-  }
-}
-
-variable "repair_last_days" {
-  description = "How many days before today the repair backfill looks at (it republishes only dates whose partition is not loaded everywhere)."
-  type        = number
-  default     = 45
-
-  validation {
-    condition     = var.repair_last_days >= 1 && var.repair_last_days <= 366 && floor(var.repair_last_days) == var.repair_last_days
-    error_message = "repair_last_days must be a whole number from 1 to 366."
+    # Numbers, *, ranges, steps and lists only: what shared/core/schedule.py reads back for status.
+    condition     = can(regex("^[0-9*/,-]+( [0-9*/,-]+){4}$", trimspace(var.repair_cron)))
+    error_message = "repair_cron must have five fields (minute hour day month weekday) of numbers, *, ranges (a-b), steps (/n) and lists (a,b)."
   }
 }
 

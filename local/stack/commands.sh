@@ -49,6 +49,8 @@ cmd_up() {
   wait_functions
   service_alive relay || start_relay
   wait_relay
+  service_alive repair || start_repair_scheduler
+  wait_repair_scheduler
   if [[ -n "$own_started_file" ]]; then
     trap - EXIT
     rm -f "$own_started_file"
@@ -61,6 +63,7 @@ cmd_up() {
 # function URLs): new settings need a restart.
 restart_running_functions() {
   local entry name running=()
+  if service_alive repair; then running+=(repair); fi
   if service_alive relay; then running+=(relay); fi
   for entry in "${FUNCTIONS[@]}"; do
     IFS=: read -r name _ _ <<<"$entry"
@@ -127,8 +130,11 @@ EOF
   cat <<EOF
   push relay         pulls taxi-ingest-push -> ingest, taxi-backfill-push -> backfill,
                      taxi-lake-bigquery-push -> load_bigquery, taxi-lake-postgres-push -> load_postgres
-                     and POSTs like Google's push: retried 1s..10s exponential backoff, after 5 attempts
+                     and POSTs like Google's push: retried ${TAXI_RELAY_BACKOFF_SECONDS:-10,600}s exponential backoff
+                     (Terraform's policy unless TAXI_RELAY_BACKOFF_SECONDS shortens it), after $MAX_DELIVERY_ATTEMPTS attempts
                      dead-lettered to $TOPIC_DEAD_LETTER (kept in taxi-dead-letter-sub); log: logs relay
+  repair scheduler   every ${TAXI_REPAIR_INTERVAL_SECONDS}s {"repair":true,"from_ledger":true} to $TOPIC_BACKFILL,
+                     as Terraform's repair job; log: logs repair
 Use it:  eval "\$(./local_emulator.sh env)"; gcloud pubsub topics publish $TOPIC_INGEST --message='{"date":"2021-01-15","service":"yellow"}'
          ./local_emulator.sh run 2021-01-15 | status 2021-01-01 2021-01-31 | logs ingest | down
 EOF
@@ -282,6 +288,10 @@ cmd_test() {
   TEST_STARTED_FILE="$(mktemp)"
   export STACK_STARTED_FILE="$TEST_STARTED_FILE"
   trap 'finish_test' EXIT
+  # The suite shortens the relay's backoff explicitly (a failure settles in seconds); unset, the
+  # relay uses Terraform's 10 s..600 s. An empty TAXI_RELAY_BACKOFF_SECONDS runs it with Terraform's.
+  export TAXI_RELAY_BACKOFF_SECONDS="${TAXI_RELAY_BACKOFF_SECONDS-1,10}"
+  export MAX_DELIVERY_ATTEMPTS="${MAX_DELIVERY_ATTEMPTS:-5}"  # Terraform's is 10: the suite's is shorter, explicitly
   cmd_up
   load_env_file
   export TAXI_STACK=1

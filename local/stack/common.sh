@@ -29,9 +29,9 @@ DEFAULT_PORT_BASE=19000
 # name:signature:port offset, in start order (ports from the project contracts).
 FUNCTIONS=(ingest:cloudevent:101 backfill:cloudevent:102 load_bigquery:cloudevent:103
            load_postgres:cloudevent:104 status:http:105 backfill_http:http:106)
-# Every service `down` knows about, stopped in this order (the push relay, then the functions
+# Every service `down` knows about, stopped in this order (the repair scheduler, the push relay, then the functions
 # it delivers to, ..., the Pub/Sub emulator it pulls from last).
-ALL_SERVICES=(relay fn-ingest fn-backfill fn-load_bigquery fn-load_postgres fn-status fn-backfill_http
+ALL_SERVICES=(repair relay fn-ingest fn-backfill fn-load_bigquery fn-load_postgres fn-status fn-backfill_http
               tlc gcs bqbridge bigquery postgres pubsub)
 
 READY_TIMEOUT="${TAXI_READY_TIMEOUT:-120}"

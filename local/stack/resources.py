@@ -31,10 +31,17 @@ PUSH_SUBSCRIPTIONS = {
 DEAD_LETTER_SUBSCRIPTION = "taxi-dead-letter-sub"
 # The dead-letter policy, from the env file (MAX_DELIVERY_ATTEMPTS), which the functions read too:
 # on that attempt they dead-letter a transient failure themselves, with its reason.
-MAX_DELIVERY_ATTEMPTS = int(os.environ.get("MAX_DELIVERY_ATTEMPTS", "5"))
+# Terraform's `max_delivery_attempts` default unless the stack's env shortens it explicitly.
+TERRAFORM_MAX_DELIVERY_ATTEMPTS = 10
+MAX_DELIVERY_ATTEMPTS = int(os.environ.get("MAX_DELIVERY_ATTEMPTS", str(TERRAFORM_MAX_DELIVERY_ATTEMPTS)))
 ACK_DEADLINE_SECONDS = 600  # a month download + split can take minutes: no redelivery meanwhile
-MIN_BACKOFF_SECONDS = 1.0  # the retry policy the relay applies (Google: exponential, min..max)
-MAX_BACKOFF_SECONDS = 10.0
+# Terraform's push retry policy (infra/terraform/pubsub.tf `retry_policy`; tests/infra checks they
+# agree): the relay backs off exactly as Google would, so a local outage meets the same budget.
+MIN_BACKOFF_SECONDS = 10.0
+MAX_BACKOFF_SECONDS = 600.0
+# Only an explicit setting shortens it ("MIN,MAX" seconds; the test suite's `1,10`, so a failure
+# settles in seconds there): never a silent default.
+BACKOFF_SETTING = "TAXI_RELAY_BACKOFF_SECONDS"
 TOPIC_VARS = ("INGEST_TOPIC", "BACKFILL_TOPIC", "DEAD_LETTER_TOPIC", "LAKE_EVENTS_TOPIC")
 
 
@@ -109,16 +116,34 @@ def _replace_if_push(subscriber, request: dict) -> None:
         subscriber.create_subscription(request=request)
 
 
+def relay_backoff(value: str | None = None) -> tuple[float, float]:
+    """(min, max) backoff: Terraform's policy, or the explicit shortening of BACKOFF_SETTING."""
+    value = os.environ.get(BACKOFF_SETTING, "") if value is None else value
+    if not value.strip():
+        return MIN_BACKOFF_SECONDS, MAX_BACKOFF_SECONDS
+    try:
+        low, high = (float(part) for part in value.split(","))
+    except ValueError:
+        low = high = -1.0
+    if not 0 < low <= high <= MAX_BACKOFF_SECONDS:
+        raise SystemExit(
+            f"resources: {BACKOFF_SETTING}={value!r} must be 'MIN,MAX' seconds, "
+            f"0 < MIN <= MAX <= {MAX_BACKOFF_SECONDS:g}"
+        )
+    return low, high
+
+
 def relay_routes() -> list[dict]:
     """What local/stack/push_relay.py delivers: one route per function subscription."""
     project = env("GCP_PROJECT")
+    min_backoff, max_backoff = relay_backoff()
     return [
         {
             "subscription": f"projects/{project}/subscriptions/{name}",
             "endpoint": env(f"TAXI_FUNCTION_URL_{function}"),
             "ack_deadline": float(ACK_DEADLINE_SECONDS),
-            "min_backoff": MIN_BACKOFF_SECONDS,
-            "max_backoff": MAX_BACKOFF_SECONDS,
+            "min_backoff": min_backoff,
+            "max_backoff": max_backoff,
             "max_delivery_attempts": MAX_DELIVERY_ATTEMPTS,
         }
         for name, (_topic_var, function) in PUSH_SUBSCRIPTIONS.items()

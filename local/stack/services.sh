@@ -148,6 +148,18 @@ relay_started() { awk '/^=== /{started=0} /"event": "relay_started"/{started=1} 
 
 wait_relay() { wait_ready relay "the push relay" relay_started; }
 
+# ---- the repair scheduler (local/stack/repair_scheduler.py) -----------------------------
+
+# Terraform's hourly `repair` job, locally: the same message to the backfill topic every
+# TAXI_REPAIR_INTERVAL_SECONDS (default 3600), so the local stack heals the way the cloud does.
+start_repair_scheduler() { start_service repair "$PY" -m local.stack.repair_scheduler; }
+
+repair_scheduler_started() {
+  awk '/^=== /{started=0} /"event": "repair_scheduler_started"/{started=1} END{exit !started}' "$LOG_DIR/repair.log"
+}
+
+wait_repair_scheduler() { wait_ready repair "the repair scheduler" repair_scheduler_started; }
+
 # ---- the environment of the stack ---------------------------------------------------
 
 # .state/env: export lines for the functions, the tests and a person's shell. Settings the
@@ -178,7 +190,11 @@ write_env_file() {
       emit CLOUDSDK_API_ENDPOINT_OVERRIDES_PUBSUB "http://127.0.0.1:$PORT_PUBSUB/"
       emit CLOUDSDK_AUTH_DISABLE_CREDENTIALS true
       emit CLOUDSDK_CORE_DISABLE_PROMPTS 1
-      emit MAX_DELIVERY_ATTEMPTS 5  # the subscriptions' dead-letter policy (resources.py reads it too)
+      # The subscriptions' dead-letter policy (resources.py reads it too): Terraform's 10 unless set.
+      emit MAX_DELIVERY_ATTEMPTS "${MAX_DELIVERY_ATTEMPTS:-10}"
+      # The relay backs off as Terraform's push policy (10 s..600 s) unless this shortens it explicitly.
+      [[ -z "${TAXI_RELAY_BACKOFF_SECONDS:-}" ]] || emit TAXI_RELAY_BACKOFF_SECONDS "$TAXI_RELAY_BACKOFF_SECONDS"
+      emit TAXI_REPAIR_INTERVAL_SECONDS "${TAXI_REPAIR_INTERVAL_SECONDS:-3600}"
       emit BQ_DATASET "$BQ_DATASET_NAME"
       emit SOURCE_URL_TEMPLATE "${SOURCE_URL_TEMPLATE:-$tlc_template}"
       emit LOG_LEVEL "${LOG_LEVEL:-INFO}"

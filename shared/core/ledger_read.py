@@ -25,6 +25,8 @@ from shared.core.ledger_record import (
     QUEUED_FOR,
     RETRYING,
     RUNNING,
+    UNDELIVERED,
+    UNDELIVERED_AFTER_SECONDS,
     WRITE_TIMEOUT_SECONDS,
     as_int,
 )
@@ -43,6 +45,7 @@ class RunRecord:
     rows: int | None = None
     updated_at: dt.datetime | None = None
     generation: int | None = None  # the trips generation the delivery acted on; None in older records
+    object_generation: int | None = None  # the record object's own (a conditioned delete of it)
 
     def as_dict(self) -> dict[str, Any]:
         return {
@@ -66,10 +69,25 @@ class RunRecord:
 def read_runs(bucket: Any, service: str, start: dt.date, end: dt.date) -> dict[dt.date, list[RunRecord]]:
     """Every run record of start..end, by date, from one listing bounded by start/end offsets."""
     prefix, start_offset, end_offset = paths.runs_range(service, start, end)
+    blobs = bucket.list_blobs(prefix=prefix, start_offset=start_offset, end_offset=end_offset)
+    return _by_date(blobs, service, lambda day: start <= day <= end)
+
+
+def read_all_runs(bucket: Any, service: str) -> dict[dt.date, list[RunRecord]]:
+    """Every run record of the service, whatever its date: one listing of `runs/{service}/`.
+
+    Why it stays cheap over a 10-year history: the ledger keeps only recent records (the lake's
+    lifecycle rule deletes `runs/` after `runs_delete_after_days`), so this lists what ran lately,
+    a few objects per date touched, never the calendar."""
+    blobs = bucket.list_blobs(prefix=paths.prefix("runs", service))
+    return _by_date(blobs, service, lambda day: True)
+
+
+def _by_date(blobs: Iterable[Any], service: str, wanted: Any) -> dict[dt.date, list[RunRecord]]:
     found: dict[dt.date, list[RunRecord]] = {}
-    for blob in bucket.list_blobs(prefix=prefix, start_offset=start_offset, end_offset=end_offset):
+    for blob in blobs:
         name = paths.parse_run_record(blob.name)
-        if name is None or name.service != service or not start <= name.date <= end:
+        if name is None or name.service != service or not wanted(name.date):
             continue
         meta = blob.metadata or {}
         outcome = meta.get("outcome")
@@ -87,6 +105,7 @@ def read_runs(bucket: Any, service: str, start: dt.date, end: dt.date) -> dict[d
                 as_int(meta.get("rows")),
                 updated,
                 as_int(meta.get("generation")),
+                getattr(blob, "generation", None),
             )
         )
     return found
@@ -104,8 +123,19 @@ def latest_by_function(records: Iterable[RunRecord]) -> list[RunRecord]:
 
 
 def effective(record: RunRecord, now: dt.datetime) -> RunRecord:
-    """A `running` record left behind by an attempt that ended without an outcome reads as retrying."""
-    if record.outcome != RUNNING or record.updated_at is None:
+    """A `running` record left behind by an attempt that ended without an outcome reads as retrying;
+    a `queued` one older than the longest possible delivery of its message reads as undelivered."""
+    if record.updated_at is None:
+        return record
+    if record.outcome == QUEUED and (now - record.updated_at).total_seconds() > UNDELIVERED_AFTER_SECONDS:
+        return replace(
+            record,
+            outcome=UNDELIVERED,
+            reason="message_not_delivered",
+            error=f"its ingest message was published {record.updated_at:%Y-%m-%d %H:%M} UTC and never delivered "
+            f"within the longest possible delivery ({UNDELIVERED_AFTER_SECONDS} s): it can no longer arrive",
+        )
+    if record.outcome != RUNNING:
         return record
     if (now - record.updated_at).total_seconds() <= LOST_AFTER_SECONDS:
         return record
@@ -118,7 +148,7 @@ def effective(record: RunRecord, now: dt.datetime) -> RunRecord:
     )
 
 
-_PRIORITY = {RUNNING: 0, RETRYING: 1, QUEUED: 2, DEAD_LETTERED: 3}
+_PRIORITY = {RUNNING: 0, RETRYING: 1, QUEUED: 2, UNDELIVERED: 3, DEAD_LETTERED: 4}
 
 
 def in_flight(records: Iterable[RunRecord], now: dt.datetime) -> RunRecord | None:
@@ -135,7 +165,9 @@ def in_flight(records: Iterable[RunRecord], now: dt.datetime) -> RunRecord | Non
         r
         for r in candidates
         if r.outcome in _PRIORITY
-        and not (r.outcome == QUEUED and ingest_seen is not None and ingest_seen >= (r.updated_at or oldest))
+        and not (
+            r.outcome in (QUEUED, UNDELIVERED) and ingest_seen is not None and ingest_seen >= (r.updated_at or oldest)
+        )
     ]
     if not candidates:
         return None

@@ -21,6 +21,10 @@ RETRYING, DEAD_LETTERED = "retrying", "dead_lettered"
 QUEUED = "queued"  # written by backfill for each ingest message it published (see `queued`)
 OUTCOMES = (QUEUED, RUNNING, SUCCEEDED, SKIPPED, RETRYING, DEAD_LETTERED)
 QUEUED_FOR = "ingest"  # the function whose first record supersedes a queued one
+# Read, never written: a `queued` record older than the longest possible delivery of its message.
+UNDELIVERED = "undelivered"
+REPAIR = "repair"  # the ledger-driven repair's one record per date (shared/operate/repair.py)
+REPAIR_EVENT = "attempts"  # ...named runs/{service}/pickup_date=D/repair/attempts.json
 
 MAX_ERROR_CHARS = 500  # in the body; the metadata copy is shorter
 MAX_META_ERROR_CHARS = 200
@@ -29,6 +33,12 @@ MAX_BODY_BYTES = 4096
 # A `running` record older than this had its attempt end without an outcome (the function's
 # 540 s timeout, out of memory, a crash): the platform redelivers, so it reads as retrying.
 LOST_AFTER_SECONDS = 600
+# The longest a published message can take to reach its function: every attempt of Terraform's push
+# retry policy (max_delivery_attempts, 10 by default) held for the full ack deadline (600 s) and then backed off
+# for the longest backoff (600 s). A `queued` record older than this can no longer be delivered
+# (the message was lost, or dead-lettered unseen): it reads as `undelivered`.
+PUSH_ATTEMPTS, PUSH_ACK_DEADLINE_SECONDS, PUSH_MAX_BACKOFF_SECONDS = 10, 600, 600
+UNDELIVERED_AFTER_SECONDS = PUSH_ATTEMPTS * (PUSH_ACK_DEADLINE_SECONDS + PUSH_MAX_BACKOFF_SECONDS)
 WRITE_TIMEOUT_SECONDS = 15
 
 

@@ -25,6 +25,7 @@ FIRST_DAY = {"yellow": dt.date(2009, 1, 1), "green": dt.date(2013, 8, 1), "fhv":
 INGEST_KEYS = frozenset({"date", "service", "force"})
 BACKFILL_KEYS = frozenset(
     {"start", "end", "last_days", "service", "services", "force", "only_missing", "repair", "dry_run"}
+    | {"from_ledger", "schedule", "time_zone"}
 )
 MAX_LAST_DAYS = 366
 # The largest ingest or backfill message body (and HTTP request body) accepted. The contracts'
@@ -58,6 +59,9 @@ class BackfillRequest:
     only_missing: bool = False
     dry_run: bool = False
     repair: bool = False
+    from_ledger: bool = False  # repair every date the run ledger touched, whatever its calendar date
+    schedule: str | None = None  # the scheduler's own schedule (shared/core/schedule.py), kept by repair
+    time_zone: str = "Etc/UTC"
 
 
 def today_in_new_york(now: dt.datetime | None = None) -> dt.date:
@@ -170,6 +174,12 @@ def parse_backfill(fields: Mapping[str, Any], max_dates: int, now: dt.datetime |
     services = tuple(dict.fromkeys(parse_service(s, services_key) for s in raw_services))
     today = today_in_new_york(now)
     oldest_service = min(services, key=FIRST_DAY.__getitem__)
+    from_ledger = parse_bool(fields.get("from_ledger", False), "from_ledger")
+    if from_ledger:
+        return _ledger_repair(fields, services, today, oldest_service)
+    for key in ("schedule", "time_zone"):
+        if key in fields:
+            raise ValidationError("only a from_ledger repair carries its schedule", field=key, value=fields[key])
     if "last_days" in fields:
         start, end = _last_days(fields, today, oldest_service)
     else:
@@ -202,6 +212,34 @@ def parse_backfill(fields: Mapping[str, Any], max_dates: int, now: dt.datetime |
     if request.repair and request.only_missing:
         raise ValidationError("give only_missing or repair, not both", field="repair", value=fields["repair"])
     return request
+
+
+def _ledger_repair(
+    fields: Mapping[str, Any], services: tuple[str, ...], today: dt.date, oldest_service: str
+) -> BackfillRequest:
+    """`{"repair": true, "from_ledger": true}`: the dates come from the run ledger, not a range."""
+    from shared.core.schedule import parse_schedule
+
+    for key in ("start", "end", "last_days", "only_missing", "force"):
+        if key in fields:
+            raise ValidationError(f"a from_ledger repair takes no {key}", field=key, value=fields[key])
+    if parse_bool(fields.get("repair", False), "repair") is not True:
+        raise ValidationError("from_ledger needs repair: true", field="from_ledger", value=fields["from_ledger"])
+    schedule = None
+    if "schedule" in fields:
+        schedule = parse_schedule(fields["schedule"], fields.get("time_zone", "Etc/UTC"))
+    elif "time_zone" in fields:
+        raise ValidationError("time_zone goes with schedule", field="time_zone", value=fields["time_zone"])
+    return BackfillRequest(
+        FIRST_DAY[oldest_service],
+        today,
+        services,
+        dry_run=parse_bool(fields.get("dry_run", False), "dry_run"),
+        repair=True,
+        from_ledger=True,
+        schedule=schedule.text if schedule else None,
+        time_zone=schedule.time_zone if schedule else "Etc/UTC",
+    )
 
 
 def _last_days(fields: Mapping[str, Any], today: dt.date, service: str) -> tuple[dt.date, dt.date]:

@@ -48,6 +48,8 @@ class Plan:
     messages: list[IngestRequest]
     skipped_complete: int = 0
     states: dict[str, dict[str, str]] = field(default_factory=dict)  # only_missing: service -> date -> state
+    waiting: int = 0  # from_ledger: dates still in flight
+    left_to_person: dict[str, dict[str, str]] = field(default_factory=dict)  # from_ledger: service -> date -> why
 
     @property
     def dates(self) -> int:
@@ -71,6 +73,9 @@ class Plan:
         if request.only_missing or request.repair:
             body["states"] = self.states
             body["repair"] = request.repair
+        if request.from_ledger:
+            body.update(from_ledger=True, waiting=self.waiting, left_to_person=self.left_to_person)
+            del body["start"], body["end"], body["dates"]
         return body
 
 
@@ -157,6 +162,8 @@ def run(
     world) only when `record_queued` is given too.
     """
     request = parse_backfill(fields, settings.backfill_max_dates, now)
+    if request.from_ledger:
+        return _repair_from_ledger(request, settings, publisher)
     plan = make_plan(request, settings, status_reader)
     if request.dry_run or not plan.messages:
         return plan, 0
@@ -182,6 +189,52 @@ def run(
     return plan, published
 
 
+def _repair_from_ledger(request: BackfillRequest, settings: Settings, publisher: Any) -> tuple[Plan, int]:
+    """The scheduled repair (shared/operate/repair.py): every date the run ledger touched, judged by
+    shared/operate/heal.py; each date republished gets its repair record, stale month claims are
+    released, and the run is recorded with its schedule (status's `next_repair`)."""
+    from shared.core import clients
+    from shared.ingest import stale_claims
+    from shared.operate import repair
+
+    bucket = clients.storage().bucket(settings.lake_bucket)
+    found = repair.plan(request, settings, bucket)
+    plan = Plan(request, found.messages, found.complete, found.states, found.waiting, found.left_to_person)
+    if request.dry_run:
+        return plan, 0
+    ran_at = dt.datetime.now(dt.UTC)
+    sent: list[tuple[str, dt.date, str]] = []
+    published = 0
+    try:
+        if found.messages:
+            publisher = publisher if publisher is not None else clients.publisher()
+            topic = clients.topic_path(settings.ingest_topic, settings.project)
+            published = publish(found.messages, topic, publisher, sent)
+    finally:  # what was published is recorded even when a publish failed
+        repair.record_repairs(bucket, found, sent, ran_at)
+        released = _release_stale_claims(bucket, request.services, stale_claims.release_stale)
+        summary = {"published": len(sent), "left_to_person": sum(map(len, found.left_to_person.values()))}
+        repair.record_run(bucket, request, ran_at, {**summary, "claims_released": len(released)})
+    return plan, published
+
+
+def _release_stale_claims(bucket: Any, services: tuple[str, ...], release: Callable[[Any, str], list[str]]) -> list:
+    """Best effort: the backfill's identity may not delete under staging/ (infra/terraform/iam.tf grants
+    it runs/ only); a refused delete is logged and the lifecycle rule stays the backstop."""
+    released: list[str] = []
+    for service in services:
+        try:
+            released += release(bucket, service)
+        except Exception as exc:  # noqa: BLE001 - never fails the repair
+            logs.warning(
+                "repair: releasing stale month claims failed",
+                function="backfill",
+                service=service,
+                error_message=f"{type(exc).__name__}: {exc}"[:300],
+            )
+    return released
+
+
 def outcome(plan: Plan, published: int) -> dict[str, Any]:
     """The fields of the one outcome log line (no message list: it can be thousands long)."""
     request = plan.request
@@ -199,5 +252,8 @@ def outcome(plan: Plan, published: int) -> dict[str, Any]:
         "forced": sum(m.force for m in plan.messages),
         "only_missing": request.only_missing,
         "repair": request.repair,
+        "from_ledger": request.from_ledger,
+        "waiting": plan.waiting,
+        "left_to_person": sum(map(len, plan.left_to_person.values())),
         "dry_run": request.dry_run,
     }

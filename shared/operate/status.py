@@ -24,17 +24,28 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
-from shared.core import ledger_read, ledger_record
+from shared.core import ledger_read
 from shared.ingest.source import source_url
+from shared.operate import heal
+from shared.operate.heal import (
+    COMPLETE,
+    DEAD_LETTERED,
+    FAILED,
+    MISMATCH,
+    MISSING,
+    PARTIAL,
+    QUEUED,
+    RETRYING,
+    RUNNING,
+    UNDELIVERED,
+)
 
-COMPLETE, PARTIAL, MISMATCH, FAILED, MISSING = "complete", "partial", "mismatch", "failed", "missing"
-RUNNING, RETRYING, DEAD_LETTERED = ledger_record.RUNNING, ledger_record.RETRYING, ledger_record.DEAD_LETTERED
-QUEUED = ledger_record.QUEUED
-STATES = (COMPLETE, QUEUED, RUNNING, RETRYING, PARTIAL, MISMATCH, FAILED, DEAD_LETTERED, MISSING)
-LEDGER_STATES = (QUEUED, RUNNING, RETRYING, DEAD_LETTERED)
+STATES = (COMPLETE, QUEUED, RUNNING, RETRYING, PARTIAL, MISMATCH, FAILED, UNDELIVERED, DEAD_LETTERED, MISSING)
+LEDGER_STATES = (QUEUED, RUNNING, RETRYING, UNDELIVERED, DEAD_LETTERED)
 STATE_MEANING = {
     COMPLETE: "same rows in the lake, BigQuery and Postgres",
     QUEUED: "not everywhere yet: a backfill published its ingest message, not delivered yet",
+    UNDELIVERED: "not everywhere: its ingest message was published but can no longer be delivered",
     RUNNING: "not everywhere yet: a function is working on it now",
     RETRYING: "not everywhere yet: an attempt failed and the platform retries it",
     DEAD_LETTERED: "not everywhere: a function gave up on it (see the reason and the dead-letter topic)",
@@ -115,13 +126,14 @@ class DayStatus:
     notes: list[str] = field(default_factory=list)
     runs: list[ledger_read.RunRecord] = field(default_factory=list)  # each function's latest attempt
     run: ledger_read.RunRecord | None = None  # the one behind running / retrying / dead_lettered
+    explanation: dict[str, Any] | None = None  # not complete: what happened, what repairs it, when (heal.explain)
 
     @property
     def label(self) -> str:
         """The state with what explains it: `retrying (attempt 3, download_failed)`."""
         if self.run is None or self.state not in LEDGER_STATES:
             return self.state
-        if self.state == QUEUED:
+        if self.state in (QUEUED, UNDELIVERED):
             return f"{self.state} ({self.run.function})"
         if self.state == DEAD_LETTERED:
             return f"{self.state} ({self.run.reason or 'unknown'})"
@@ -150,6 +162,7 @@ class DayStatus:
             "notes": list(self.notes),
             "run": None if self.run is None else self.run.as_dict(),
             "runs": [r.as_dict() for r in self.runs],
+            "explanation": self.explanation,
         }
 
 
@@ -161,6 +174,7 @@ class StatusReport:
     days: list[DayStatus]
     source_urls: dict[str, str] = field(default_factory=dict)
     generated_at: dt.datetime = field(default_factory=lambda: dt.datetime.now(dt.UTC))
+    next_repair: dt.datetime | None = None  # the scheduled repair's next run, from its schedule
 
     def summary(self) -> dict[str, int]:
         counts = {state: 0 for state in STATES}
@@ -177,6 +191,7 @@ class StatusReport:
             "start": self.start.isoformat(),
             "end": self.end.isoformat(),
             "generated_at": self.generated_at.isoformat(),
+            "next_repair": self.next_repair.isoformat() if self.next_repair else None,
             "summary": self.summary(),
             "states": dict(STATE_MEANING),
             "source_urls": dict(self.source_urls),
@@ -200,8 +215,11 @@ def build_report(
     source_template: str | None = None,
     runs: Mapping[dt.date, list[ledger_read.RunRecord]] | None = None,
     now: dt.datetime | None = None,
+    next_repair: dt.datetime | None = None,
 ) -> StatusReport:
-    """Combine what each place holds into one status per date (pure: plain data in, report out)."""
+    """Combine what each place holds into one status per date (pure: plain data in, report out);
+    each date not complete says what heals it and when (`next_repair`: the scheduled repair's
+    next run), or the command a person runs (shared/operate/heal.py)."""
     now = now or dt.datetime.now(dt.UTC)
     days = []
     for day in date_range(start, end):
@@ -223,6 +241,8 @@ def build_report(
         if run is not None:
             state = run.outcome
             notes.insert(0, f"{run.describe()}" + (f": {run.error}" if run.error else ""))
+        latest = ledger_read.latest_by_function(attempts)
+        explanation = heal.explain(state, held.rows, run, latest, service, day, next_repair)
         days.append(
             DayStatus(
                 service,
@@ -235,15 +255,16 @@ def build_report(
                 held.generation,
                 loaded,
                 notes,
-                ledger_read.latest_by_function(attempts),
+                latest,
                 run,
+                explanation,
             )
         )
     urls: dict[str, str] = {}
     if source_template:
         for day in date_range(start, end):
             urls.setdefault(f"{day:%Y-%m}", source_url(source_template, service, day.year, day.month))
-    return StatusReport(service, start, end, days, urls)
+    return StatusReport(service, start, end, days, urls, now, next_repair)
 
 
 def _differences(lake_rows: int | None, bq: int, pg: int) -> list[str]:

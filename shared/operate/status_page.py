@@ -25,6 +25,7 @@ COLOURS = {  # background, text: readable, and distinguishable without relying o
     "partial": ("#f9a825", "#000000"),
     "mismatch": ("#6a1b9a", "#ffffff"),
     "failed": ("#c62828", "#ffffff"),
+    "undelivered": ("#795548", "#ffffff"),
     "dead_lettered": ("#4e342e", "#ffffff"),
     "missing": ("#bdbdbd", "#000000"),
 }
@@ -70,10 +71,22 @@ def hover_text(day: DayStatus) -> str:
     if day.postgres_loaded is not None and day.postgres_loaded.loaded_at is not None:
         lines.append(f"Postgres loaded at {day.postgres_loaded.loaded_at:%Y-%m-%d %H:%M:%S}")
     lines.extend(day.notes)
+    lines.extend(explanation_lines(day))
     for run in day.runs:  # each function's latest attempt: what the run ledger says
         when = f" at {run.updated_at:%Y-%m-%d %H:%M:%S}" if run.updated_at else ""
         lines.append(f"{run.describe()}{when}")
     return "\n".join(lines)
+
+
+def explanation_lines(day: DayStatus) -> list[str]:
+    """What heals a date that is not complete, for people (shared/operate/heal.py decides it)."""
+    told = day.explanation
+    if not told:
+        return []
+    lines = [f"next: {told['remedy']}"]
+    for where, command in (told.get("commands") or {}).items():
+        lines.append(f"{where}: {command}")
+    return lines
 
 
 def _months(start: dt.date, end: dt.date) -> list[tuple[int, int]]:
@@ -147,15 +160,29 @@ def _attention_table(days: list[DayStatus]) -> str:
         f'<tr data-date="{d.date.isoformat()}"><td>{d.date.isoformat()}</td>'
         f'<td class="state-{d.state}">{escape(d.label)}</td><td class="n">{_n(d.lake_rows)}</td>'
         f'<td class="n">{_n(d.bigquery_rows)}</td><td class="n">{_n(d.postgres_rows)}</td>'
-        f"<td>{escape('; '.join(d.notes))}</td></tr>"
+        f'<td>{escape("; ".join(d.notes))}</td><td class="heal" data-action="{escape(_action(d))}">'
+        f"{_heal_cell(d)}</td></tr>"
         for d in shown
     )
     more = f"<p>and {len(days) - len(shown)} more</p>" if len(days) > len(shown) else ""
     return (
         '<table class="attention"><caption>Dates that are not complete</caption>'
         "<thead><tr><th>date</th><th>state</th><th>lake</th><th>BigQuery</th><th>Postgres</th>"
-        f"<th>notes</th></tr></thead><tbody>{rows}</tbody></table>{more}"
+        f"<th>notes</th><th>what heals it</th></tr></thead><tbody>{rows}</tbody></table>{more}"
     )
+
+
+def _action(day: DayStatus) -> str:
+    return str((day.explanation or {}).get("action") or "")
+
+
+def _heal_cell(day: DayStatus) -> str:
+    told = day.explanation or {}
+    commands = "".join(
+        f"<br>{escape(where)}: <code>{escape(command)}</code>"
+        for where, command in (told.get("commands") or {}).items()
+    )
+    return escape(str(told.get("remedy") or "")) + commands
 
 
 TEXT_COLUMNS = ("date", "state", "lake", "rejected", "bigquery", "postgres", "notes")
@@ -186,4 +213,8 @@ def render_text(report: StatusReport) -> str:
         lines.append("  ".join(cells + [str(row[-1])]).rstrip())
     summary = ", ".join(f"{state} {count}" for state, count in report.summary().items() if count)
     header = f"{report.service} {report.start.isoformat()}..{report.end.isoformat()}: {summary}"
-    return "\n".join([header, *lines]) + "\n"
+    healing = [f"{day.date.isoformat()} {line}" for day in report.days for line in explanation_lines(day)]
+    if healing:
+        when = report.next_repair.isoformat() if report.next_repair else "unknown (it has not run yet)"
+        healing.insert(0, f"what heals the dates that are not complete (next scheduled repair: {when}):")
+    return "\n".join([header, *lines, *healing]) + "\n"

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import datetime as dt
 import os
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from contextlib import AbstractContextManager
 from typing import Any
 
@@ -153,12 +153,16 @@ def report(
     bucket: Any = None,
     bigquery_client: Any = None,
     connection: Callable[[Settings], AbstractContextManager[Any]] | None = None,
+    runs: Mapping[dt.date, list[ledger_read.RunRecord]] | None = None,
 ) -> StatusReport:
     """Read all three places for (service, start..end) and classify every date.
 
-    Postgres is reached through `shared.core.pg` (Cloud SQL connector or direct, pooled).
+    Postgres is reached through `shared.core.pg` (Cloud SQL connector or direct, pooled). `runs`:
+    the range's run records when the caller listed them already (the repair lists them all once).
+    The scheduled repair's next run comes from what its last run recorded (shared/operate/repair.py).
     """
     from shared.core import clients, pg
+    from shared.operate.repair_schedule import next_repair
 
     bucket = bucket if bucket is not None else clients.storage().bucket(settings.lake_bucket)
     lake = read_lake(bucket, service, start, end)
@@ -168,7 +172,21 @@ def report(
         start,
         end,
     )
-    runs = ledger_read.read_runs(bucket, service, start, end)
+    if runs is None:
+        runs = ledger_read.read_runs(bucket, service, start, end)
     with (connection or pg.connection)(settings) as conn:
         postgres, loads = read_postgres(conn, settings.pg_schema, service, start, end)
-    return build_report(service, start, end, lake, bigquery, postgres, loads, settings.source_url_template, runs)
+    now = dt.datetime.now(dt.UTC)
+    return build_report(
+        service,
+        start,
+        end,
+        lake,
+        bigquery,
+        postgres,
+        loads,
+        settings.source_url_template,
+        runs,
+        now,
+        next_repair(bucket, now),
+    )

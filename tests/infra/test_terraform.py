@@ -464,18 +464,46 @@ def test_scheduler_publishes_a_service_message_to_the_ingest_topic(config):
     assert defaults.get("schedule_time_zone") == "Etc/UTC"
 
 
-def test_the_repair_job_sends_a_repair_backfill_of_recent_days_to_the_backfill_topic(config):
-    """The self-healing: nothing may stay partial because one event was lost or a loader gave up."""
+def test_the_repair_job_sends_a_ledger_repair_with_its_schedule_to_the_backfill_topic(config):
+    """The self-healing reaches every date the run ledger touched, not a window of recent days
+    (issue 21, part 1), for every service, and carries its schedule (status's next repair); the
+    local stack's scheduler publishes the same keys (local/stack/repair_scheduler.py)."""
+    from local.stack import repair_scheduler
+    from shared.core.schedule import parse_schedule
+
     (job,) = [job for job in config.of_type("google_cloud_scheduler_job") if job.name == "repair"]
     assert attr(job.body, "schedule") == "${var.repair_cron}"
+    assert attr(job.body, "time_zone") == "${var.schedule_time_zone}"
     (target,) = blocks(job.body, "pubsub_target")
     assert references(attr(target, "topic_name"), "google_pubsub_topic") == ["backfill"]
     # Both HCL parsers' renderings: `repair = true` or `repair:True`, `var.x` or `${var.x}`.
     data = re.sub(r"[\s\"'${}]", "", str(attr(target, "data"))).lower()
-    assert re.search(r"repair[=:]true", data) and re.search(r"last_days[=:]var\.repair_last_days", data), data
-    assert re.search(r"services[=:]var\.services", data), data
+    assert re.search(r"repair[=:]true", data) and re.search(r"from_ledger[=:]true", data), data
+    assert re.search(r"schedule[=:]var\.repair_cron", data), data
+    assert re.search(r"time_zone[=:]var\.schedule_time_zone", data), data
+    assert "last_days" not in data, "a window of recent days never reaches a backfilled month"
+    assert all(service in data for service in ("yellow", "green", "fhv")), data
+    local_keys = set(repair_scheduler.message(60, ["yellow"])) - {"time_zone"}
+    assert all(re.search(rf"{key}[=:]", data) for key in local_keys), (local_keys, data)
     defaults = {name: attr(body, "default") for name, body in config.variables.items()}
-    assert defaults.get("repair_cron") == "17 * * * *" and defaults.get("repair_last_days") == 45
+    assert defaults.get("repair_cron") == "17 * * * *" and "repair_last_days" not in defaults
+    parse_schedule(defaults["repair_cron"], defaults["schedule_time_zone"])  # status can read it back
+
+
+def test_the_local_relay_retries_with_the_push_subscriptions_policy(config):
+    """Terraform's push retry policy and dead-letter attempts are what the local relay uses by
+    default (local/stack/resources.py; tests/unit/test_push_relay.py checks the run ledger's
+    delivery budget against it) (issue 21, part 2)."""
+    from local.stack import resources
+
+    push = [s for s in config.of_type("google_pubsub_subscription") if blocks(s.body, "push_config")]
+    for sub in push:
+        (retry,) = blocks(sub.body, "retry_policy")
+        assert attr(retry, "minimum_backoff") == f"{resources.MIN_BACKOFF_SECONDS:g}s"
+        assert attr(retry, "maximum_backoff") == f"{resources.MAX_BACKOFF_SECONDS:g}s"
+        assert attr(sub.body, "ack_deadline_seconds") == resources.ACK_DEADLINE_SECONDS
+    defaults = {name: attr(body, "default") for name, body in config.variables.items()}
+    assert defaults.get("max_delivery_attempts") == resources.TERRAFORM_MAX_DELIVERY_ATTEMPTS
 
 
 # --- storage ------------------------------------------------------------------------------------------------

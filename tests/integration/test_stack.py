@@ -71,7 +71,8 @@ def test_function_subscriptions_are_pull_with_dead_letters_and_no_retry_policy(s
             subscription.dead_letter_policy.dead_letter_topic
             == f"projects/{project}/topics/{os.environ['DEAD_LETTER_TOPIC']}"
         )
-        assert subscription.dead_letter_policy.max_delivery_attempts == 5
+        # The suite sets it explicitly (local_emulator.sh test); the stack's default is Terraform's 10.
+        assert subscription.dead_letter_policy.max_delivery_attempts == int(os.environ["MAX_DELIVERY_ATTEMPTS"])
     keeper = pubsub.subscriber.get_subscription(
         subscription=pubsub.subscriber.subscription_path(project, "taxi-dead-letter-sub")
     )

@@ -156,7 +156,14 @@ def test_dom_has_every_date_in_its_state_with_counts_on_hover(page):
         "partial": "1",
         "mismatch": "1",
         "failed": "1",
+        "undelivered": "0",
         "dead_lettered": "1",
         "missing": "1",
     }
     assert set(cells.legend) == set(STATES)
+    # What heals each date that is not complete (issue 21, part 3), as the browser shows it.
+    assert "next: the scheduled repair republishes it (attempt 1 of 5)" in cells.days["2021-02-03"]["title"]
+    dead = cells.days["2021-02-09"]["title"]
+    assert "next: a person must act" in dead
+    assert "local: ./local_emulator.sh replay --reason source_not_found --function ingest" in dead
+    assert "next: the platform is still delivering or retrying it" in retrying

@@ -96,11 +96,36 @@ def test_routes_come_from_the_one_subscription_table(monkeypatch):
     monkeypatch.setenv("GCP_PROJECT", "p")
     for function in ("INGEST", "BACKFILL", "LOAD_BIGQUERY", "LOAD_POSTGRES"):
         monkeypatch.setenv(f"TAXI_FUNCTION_URL_{function}", f"http://127.0.0.1:1/{function.lower()}")
+    monkeypatch.delenv(resources.BACKOFF_SETTING, raising=False)
+    monkeypatch.setattr(resources, "MAX_DELIVERY_ATTEMPTS", 5)  # what the suite's env sets (Terraform: 10)
     routes = [Route(**route) for route in resources.relay_routes()]
     assert {r.subscription: r.endpoint for r in routes} == {
         f"projects/p/subscriptions/{name}": f"http://127.0.0.1:1/{function.lower()}"
         for name, (_topic, function) in resources.PUSH_SUBSCRIPTIONS.items()
     }
+    # By default Terraform's push retry policy (10 s..600 s), as Google Cloud retries (issue 21, part 2).
     assert {(r.min_backoff, r.max_backoff, r.ack_deadline, r.max_delivery_attempts) for r in routes} == {
-        (1.0, 10.0, 600.0, 5)
+        (10.0, 600.0, 600.0, 5)
     }
+
+
+def test_only_an_explicit_setting_shortens_the_relay_backoff(monkeypatch):
+    monkeypatch.setenv("GCP_PROJECT", "p")
+    for function in ("INGEST", "BACKFILL", "LOAD_BIGQUERY", "LOAD_POSTGRES"):
+        monkeypatch.setenv(f"TAXI_FUNCTION_URL_{function}", f"http://127.0.0.1:1/{function.lower()}")
+    monkeypatch.setenv(resources.BACKOFF_SETTING, "1,10")
+    assert {(r["min_backoff"], r["max_backoff"]) for r in resources.relay_routes()} == {(1.0, 10.0)}
+    for bad in ("10", "5,1", "0,10", "1,601", "a,b"):
+        monkeypatch.setenv(resources.BACKOFF_SETTING, bad)
+        with pytest.raises(SystemExit, match=f"{resources.BACKOFF_SETTING}='{bad}'"):
+            resources.relay_routes()
+
+
+def test_the_ledger_delivery_budget_is_the_relays_policy():
+    """`undelivered` (shared/core/ledger_record.py) assumes Terraform's push policy, which the relay
+    uses by default (tests/infra checks resources.py against pubsub.tf)."""
+    from shared.core import ledger_record
+
+    assert ledger_record.PUSH_ATTEMPTS == resources.TERRAFORM_MAX_DELIVERY_ATTEMPTS
+    assert ledger_record.PUSH_MAX_BACKOFF_SECONDS == resources.MAX_BACKOFF_SECONDS
+    assert ledger_record.PUSH_ACK_DEADLINE_SECONDS == resources.ACK_DEADLINE_SECONDS

@@ -101,6 +101,7 @@ def test_build_report_from_plain_data():
         PARTIAL: 0,
         MISMATCH: 1,
         FAILED: 1,
+        "undelivered": 0,
         DEAD_LETTERED: 0,
         MISSING: 1,
     }
@@ -124,6 +125,7 @@ def test_build_report_from_plain_data():
         "notes": [],
         "run": None,
         "runs": [],
+        "explanation": None,
     }
     json.dumps(body)  # serialisable as is
 
