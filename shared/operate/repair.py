@@ -73,9 +73,7 @@ class LedgerPlan:
         self.clear_generations: list[int | None] = []
 
 
-def plan(
-    request: BackfillRequest, settings: Settings, bucket: Any, reader: SpanReader | None = None
-) -> LedgerPlan:
+def plan(request: BackfillRequest, settings: Settings, bucket: Any, reader: SpanReader | None = None) -> LedgerPlan:
     """Every date the ledger touched, judged by heal.verdict; at most BACKFILL_MAX_DATES republished."""
     reader = reader or _read_span
     result = LedgerPlan()
