@@ -125,6 +125,21 @@ resource "google_storage_bucket_iam_member" "loaders_write_runs" {
   }
 }
 
+# The scheduled repair runs as the backfill function and releases month claims whose holder died,
+# with the split each one left (shared/ingest/stale_claims.py): deletes under staging/ only, each
+# conditioned on the generation it read. No predefined role deletes without also creating, so this
+# is objectUser narrowed to staging/, which holds only files derived again from raw/.
+resource "google_storage_bucket_iam_member" "repair_releases_stale_claims" {
+  bucket = google_storage_bucket.lake.name
+  role   = "roles/storage.objectUser"
+  member = local.sa.backfill
+
+  condition {
+    title      = "only-staging"
+    expression = "resource.name.startsWith(\"projects/_/buckets/${google_storage_bucket.lake.name}/objects/staging/\")"
+  }
+}
+
 # A dead letter whose original event is over 1 MB keeps the event whole in the lake
 # (shared/core/runtime.py: quarantine/events/{function}/ID.json). The functions that dead-letter and
 # have no bucket-wide write (ingest's objectUser covers it) may create objects there, each under its
