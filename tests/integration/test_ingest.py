@@ -341,13 +341,14 @@ def test_a_new_split_deletes_the_splits_it_supersedes(fresh_bucket, tlc):
 
 def test_a_message_too_large_for_a_dead_letter_is_kept_whole_in_the_lake(fresh_bucket, tlc, dead_letters):
     """A 6 MB `date` made the dead letter exceed Pub/Sub's 10 MB (the event is base64 inside it):
-    nothing structured was published. Now the error is bounded and the original event is stored."""
+    nothing structured was published. Now the message is refused for its size (over 64 KiB, before
+    it is parsed), the error names that size, and the original event is stored."""
     body = {"date": "9" * 6_000_000, "service": "yellow"}
     ingest_function.handle(message_published_event(body))  # acknowledged: bad input is never retried
 
     (letter,) = [b for b in dead_letters(expected=1, timeout=60) if b["function"] == "ingest"]
-    assert letter["reason"] == "invalid_input" and letter["error"]["field"] == "date"
-    assert letter["error"]["value"].endswith("(6000000 characters)")
+    assert letter["reason"] == "message_too_large" and letter["error"]["field"] == "message.data"
+    assert letter["error"]["value"] == f"{len(json.dumps(body).encode())} bytes"
     stored = letter["event"]["stored_at"]
     assert stored.startswith(f"gs://{fresh_bucket.name}/quarantine/events/ingest/")
     record = json.loads(fresh_bucket.blob(stored.split("/", 3)[3]).download_as_bytes())
