@@ -33,6 +33,14 @@ KEPT: dict[str, str] = {
         "backfill_http publishes the ingest messages of a request without dry_run (README, Backfills); the "
         "suite drives that entry point only with dry_run: a gap in the tests, not a grant too many"
     ),
+    **{
+        f'google_storage_bucket_iam_member.dead_letters_store_large_events["{loader}"]': (
+            f"{loader} keeps an original event over 1 MB under quarantine/events/{loader}/ when it dead-letters "
+            "it (shared/core/runtime.py; issue 20 defect 5); a finalize notification that large needs custom "
+            "metadata over 1 MB, which the suite's corpus does not build: a gap in the tests, not a grant too many"
+        )
+        for loader in ("load_bigquery", "load_postgres")
+    },
 }
 
 
