@@ -44,6 +44,11 @@ KEPT: dict[str, str] = {
 }
 
 
+# Object names generalised to the prefixes iam.tf's conditions use: the first folder, and a
+# function's own folder under quarantine/events/ (issue 20 defect 5's grants are per function).
+OBJECT_FAMILY = re.compile(r"/objects/(quarantine/events/[^/]+/|[^/]+/)?.*")
+
+
 def read(folder: Path) -> list[dict[str, Any]]:
     entries = []
     for path in sorted(folder.glob("calls-*.jsonl")):
@@ -56,7 +61,7 @@ def _pattern(resource: str) -> str:
     resource = re.sub(r"/buckets/[^/]+", "/buckets/LAKE", resource)
     resource = re.sub(r"/datasets/[^/]+", "/datasets/DATASET", resource)
     resource = re.sub(r"/tables/_staging_[^/]+", "/tables/_staging_*", resource)
-    resource = re.sub(r"/objects/([^/]+/)?.*", lambda m: f"/objects/{m.group(1) or ''}*", resource)
+    resource = OBJECT_FAMILY.sub(lambda m: f"/objects/{m.group(1) or ''}*", resource)
     return re.sub(r"/topics/it-stack-[^/]+", "/topics/it-stack-*", resource)
 
 
@@ -89,7 +94,9 @@ def observed(entries: list[dict[str, Any]]) -> list[dict[str, Any]]:
     seen = {}
     for entry in entries:
         if entry["outcome"] == "allowed" and "symbolic" in entry:
-            checks = sorted({(p, re.sub(r"/objects/([^/]+/)?.*", r"/objects/\1*", r)) for p, r in entry["symbolic"]})
+            checks = sorted(
+                {(p, OBJECT_FAMILY.sub(lambda m: f"/objects/{m.group(1) or ''}*", r)) for p, r in entry["symbolic"]}
+            )
             seen[(entry["function"], entry["method"], tuple(checks))] = {
                 "function": entry["function"],
                 "method": entry["method"],
