@@ -33,7 +33,7 @@ from shared.core.pubsub_clients import subscriber_client
 from shared.operate import replay
 from shared.operate.replay_plan import INGEST
 from tests.integration import stack_http
-from tests.integration.months import serve_month
+from tests.integration.months import forget, serve_month, stack_tlc_dir
 
 SERVICE = "yellow"
 MONTHS = [(2012, 1), (2012, 2), (2012, 3), (2012, 4)]  # no other test uses 2012
@@ -46,21 +46,17 @@ REPO = Path(__file__).resolve().parents[2]
 @pytest.fixture
 def small_months(stack):
     """Four ~600-row months where the stack's TLC server serves them; the lake forgets the dates."""
-    template, tlc_url = os.environ.get("SOURCE_URL_TEMPLATE", ""), os.environ.get("TAXI_TLC_URL", "-")
-    if not template.startswith(tlc_url):
-        stack_http.unavailable(f"SOURCE_URL_TEMPLATE is not the stack's TLC server ({template})")
-    data_dir = Path(os.environ["TAXI_STATE_DIR"]) / "tlc"
+    data_dir = stack_tlc_dir()
     bucket = clients.storage().bucket(os.environ["LAKE_BUCKET"])
     for year, month in MONTHS:
         serve_month(data_dir, year, month, rows=620)
-        for prefix in (
+        forget(
+            bucket,
             f"raw/{SERVICE}/{SERVICE}_tripdata_{year}-{month:02d}",
             f"staging/{SERVICE}/month={year}-{month:02d}/",
             f"trips/{SERVICE}/pickup_date={year}-{month:02d}-",
             f"runs/{SERVICE}/pickup_date={year}-{month:02d}-",
-        ):
-            for blob in bucket.list_blobs(prefix=prefix):
-                blob.delete()
+        )
 
 
 @pytest.fixture

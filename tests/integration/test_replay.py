@@ -25,6 +25,7 @@ from google.api_core.exceptions import DeadlineExceeded
 from shared.core import clients
 from shared.operate import replay
 from tests.integration import stack_http
+from tests.integration.months import forget, stack_tlc_dir
 
 SERVICE, DATE = "yellow", "2017-06-14"
 MONTH_FILE = "yellow_tripdata_2017-06.csv.gz"
@@ -48,19 +49,15 @@ def lines_for(output: str, verb: str) -> list[str]:
 @pytest.fixture
 def withheld_month(stack):
     """The stack's TLC server answers 404 for 2017-06 until the marker is removed; the lake forgets the month."""
-    template, tlc_url = os.environ.get("SOURCE_URL_TEMPLATE", ""), os.environ.get("TAXI_TLC_URL", "-")
-    if not template.startswith(tlc_url):
-        stack_http.unavailable(f"SOURCE_URL_TEMPLATE is not the stack's TLC server ({template})")
-    bucket = clients.storage().bucket(os.environ["LAKE_BUCKET"])
-    for prefix in (
+    data_dir = stack_tlc_dir()
+    forget(
+        clients.storage().bucket(os.environ["LAKE_BUCKET"]),
         f"raw/{SERVICE}/{MONTH_FILE}",
         f"staging/{SERVICE}/month=2017-06/",
         f"trips/{SERVICE}/pickup_date={DATE}/",
         f"runs/{SERVICE}/pickup_date={DATE}/",
-    ):
-        for blob in bucket.list_blobs(prefix=prefix):
-            blob.delete()
-    marker = Path(os.environ["TAXI_STATE_DIR"]) / "tlc" / ".unpublished" / SERVICE / MONTH_FILE
+    )
+    marker = data_dir / ".unpublished" / SERVICE / MONTH_FILE
     marker.parent.mkdir(parents=True, exist_ok=True)
     marker.write_text("withheld by tests/integration/test_replay.py\n")
     yield marker
