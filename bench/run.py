@@ -80,6 +80,12 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
         "against the in-process floor (bench/stack.py)",
     )
     parser.add_argument(
+        "--cost",
+        action="store_true",
+        help="the --stack backfill, then the cost model fed by its figures (bench/cost_model.py): dollars "
+        "and wall time for a month and a year of each service at the Terraform defaults",
+    )
+    parser.add_argument(
         "--year",
         type=int,
         metavar="YEAR",
@@ -105,6 +111,7 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
         parser.error(f"--service {args.service} runs only {', '.join(any_service)} (the others read yellow's columns)")
     args.rows = args.rows or (FULL_ROWS // QUICK_DIVISOR if args.quick else FULL_ROWS)
     args.runs = args.runs or (1 if args.quick else 3)
+    args.stack = args.stack or args.cost
     if args.year is not None and not args.stack:
         parser.error("--year goes with --stack")
     if args.rows <= 0 or args.runs <= 0:
@@ -211,9 +218,14 @@ def run_stack(args: argparse.Namespace, source: Path, work: Path, started: float
     from bench import stack
 
     with servers.tlc_host(source.parents[1]) as tlc_url:
-        result = stack.run(source, args.service, work, tlc_url, args.port_base, args.year)
+        result = stack.run(source, args.service, work, tlc_url, args.port_base, args.year, cost=args.cost)
     meta = _meta(args, source, started)
     print(report.stack_markdown(result, meta))
+    if args.cost:
+        from bench import report_cost
+
+        text, result["cost"] = report_cost.markdown(result, args.rows)
+        print("\n" + text)
     path = args.json.with_name("stack.json") if args.json.name == "results.json" else args.json
     path.parent.mkdir(parents=True, exist_ok=True)
     path.write_text(json.dumps({"meta": meta, "stack": result}, indent=1, default=str))

@@ -1,0 +1,87 @@
+"""`python -m bench --cost`: the cost model (bench/cost_model.py) fed by the backfill just measured.
+
+Prints the measured inputs, the model's check against the same run (its predicted wall time for
+the month's backfill through the local stack against the measured one), the estimate table for one
+month and one year of each service at the Terraform defaults, and the prices with their pages.
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import replace
+from typing import Any
+
+from bench import cost_model as cm
+
+
+def month_use(inputs: dict[str, Any], rows: int, dates: int) -> cm.MonthUse:
+    functions = {
+        name: cm.FunctionUse(
+            requests=int(f["requests"]),
+            busy_seconds=f["busy_seconds"],
+            cpu_seconds=f["cpu_seconds"],
+            first_seconds=f["first_seconds"],
+            later_seconds=f["later_seconds"],
+        )
+        for name, f in inputs["functions"].items()
+    }
+    return cm.MonthUse(
+        rows,
+        dates,
+        functions,
+        inputs["lake_bytes"],
+        inputs["bq_bytes"],
+        inputs["pg_bytes"],
+        inputs["status_bytes"],
+        inputs["gcs_class_a"],
+        inputs["gcs_class_b"],
+    )
+
+
+def local_sizing(parallel: int) -> dict[str, cm.Sizing]:
+    """The local stack: one process per function on this machine's cores (functions-framework
+    threads share them), so at most `parallel` requests of a function progress at once."""
+    return {name: replace(size, max_instances=parallel) for name, size in cm.SIZING.items()}
+
+
+def check(use: cm.MonthUse, measured_wall: float, parallel: int | None = None) -> dict[str, float]:
+    parallel = parallel or os.cpu_count() or 1
+    predicted = cm.month_wall_seconds(use, local_sizing(parallel))
+    return {"parallel": parallel, "predicted": predicted, "measured": measured_wall, "ratio": predicted / measured_wall}
+
+
+def markdown(result: dict[str, Any], rows: int) -> tuple[str, dict[str, Any]]:
+    inputs = result["cost_inputs"]
+    use = month_use(inputs, rows, result["backfill"]["dates"])
+    checked = check(use, result["backfill"]["wall"])
+    estimates = cm.table(use)
+    lines = [
+        f"Measured on the month's backfill ({rows:,} rows, {use.dates} dates) through the local stack:",
+        "",
+        "| function | requests | busy s | CPU s | first request s | median later s |",
+        "|---|---|---|---|---|---|",
+    ]
+    for name, f in use.functions.items():
+        lines.append(
+            f"| {name} | {f.requests} | {f.busy_seconds:.1f} | {f.cpu_seconds:.1f} | "
+            f"{f.first_seconds:.2f} | {f.later_seconds:.2f} |"
+        )
+    lines += [
+        "",
+        f"Stored: lake {use.lake_bytes / 1e6:.1f} MB (raw, trips, rejects), BigQuery {use.bq_bytes / 1e6:.1f} MB "
+        f"logical, Postgres {use.pg_bytes / 1e6:.1f} MB; a status query over the month scans "
+        f"{use.status_bytes / 1e6:.1f} MB (billed at least 10 MB).",
+        "",
+        f"Model check, same run: the model predicts {checked['predicted']:.1f} s for this backfill through the "
+        f"local stack ({checked['parallel']} requests of a function at a time), measured "
+        f"{checked['measured']:.1f} s: {checked['ratio']:.2f}x.",
+        "",
+        cm.markdown(estimates),
+        "",
+        cm.prices_markdown(),
+    ]
+    figures = {
+        "check": checked,
+        "estimates": [{**e.__dict__, "total": e.total} for e in estimates],
+    }
+    return "\n".join(lines), figures
