@@ -126,8 +126,11 @@ def _pg_bytes(dest: Any, env: dict[str, str]) -> int:
     )
     try:
         table = f"{dest.settings.pg_schema}.{dest.service}_trips"
-        sql = "SELECT sum(pg_total_relation_size(relid)) FROM pg_partition_tree(CAST(:t AS regclass))"
-        return int(conn.run(sql, t=table)[0][0] or 0)  # a partitioned table: its partitions' bytes
+        sql = (  # a plain table, or a partitioned one: the sum over its partitions
+            "SELECT GREATEST(pg_total_relation_size(CAST(:t AS regclass)), "
+            "(SELECT COALESCE(sum(pg_total_relation_size(relid)), 0) FROM pg_partition_tree(CAST(:t AS regclass))))"
+        )
+        return int(conn.run(sql, t=table)[0][0] or 0)
     finally:
         conn.close()
 

@@ -197,22 +197,26 @@ def cloud_sql_cost(pg_bytes: int, months: float) -> float:
     return (instance + disk_gb * PRICES["sql_ssd_gb_month"].value) * months
 
 
-def month_wall_seconds(use: MonthUse, sizing: dict[str, Sizing] = SIZING) -> float:
-    """One month's backfill, published at once: the first date splits the month; the other dates,
-    `max_instances` at a time, publish from the split; the loaders take the dates as they come
-    out, `max_instances` at a time. The slowest stage sets the pace after the split."""
+def finish_seconds(use: MonthUse, sizing: dict[str, Sizing] = SIZING) -> dict[str, float]:
+    """When each function is done with one month's backfill, published at once: the first date
+    splits the month; the other dates, `max_instances` at a time, publish from the split; each
+    loader takes the dates as they come out, `max_instances` at a time, at its mean request time."""
     ingest = use.functions["ingest"]
     later = use.dates - 1
     ingest_done = ingest.first_seconds + math.ceil(later / sizing["ingest"].max_instances) * ingest.later_seconds
-    done = ingest_done
+    done = {"ingest": ingest_done}
     for name in ("load_bigquery", "load_postgres"):
         load = use.functions.get(name)
-        if load is None:
-            continue
-        per_date = load.busy_seconds / max(load.requests, 1)
-        pace = math.ceil(use.dates / sizing[name].max_instances) * per_date
-        done = max(done, ingest.first_seconds + pace, ingest_done + per_date)
+        if load is not None:
+            per_date = load.busy_seconds / max(load.requests, 1)
+            pace = math.ceil(use.dates / sizing[name].max_instances) * per_date
+            done[name] = max(ingest.first_seconds + pace, ingest_done + per_date)
     return done
+
+
+def month_wall_seconds(use: MonthUse, sizing: dict[str, Sizing] = SIZING) -> float:
+    """One month's backfill: until the slowest function is done."""
+    return max(finish_seconds(use, sizing).values())
 
 
 def year_wall_seconds(use: MonthUse, sizing: dict[str, Sizing] = SIZING) -> float:
@@ -266,29 +270,3 @@ def table(measured: MonthUse, service_rows: dict[str, int] = SERVICE_ROWS, dates
         month = measured.scaled(rows, dates)
         out += [estimate(f"{service}, one month", month, 1), estimate(f"{service}, one year", month, 12)]
     return out
-
-
-def hours(seconds: float) -> str:
-    return f"{seconds / 3600:.1f} h" if seconds >= 3600 else f"{seconds / 60:.1f} min"
-
-
-def markdown(estimates: list[Estimate]) -> str:
-    lines = [
-        "| backfill | Cloud Run | Cloud Storage | BigQuery | Cloud SQL | total | wall time at the defaults |",
-        "|---|---|---|---|---|---|---|",
-    ]
-    for e in estimates:
-        cells = [e.cloud_run, e.cloud_storage, e.bigquery, e.cloud_sql, e.total]
-        lines.append(f"| {e.label} | " + " | ".join(f"${c:,.2f}" for c in cells) + f" | {hours(e.wall_seconds)} |")
-    return "\n".join(lines)
-
-
-def prices_markdown() -> str:
-    lines = [
-        f"Prices (USD, read {PRICES_READ_ON} from the stored page text; unconfirmed = not on Google's own page):",
-        "",
-    ]
-    for name, price in PRICES.items():
-        mark = "" if price.confirmed else " (unconfirmed)"
-        lines.append(f"- `{name}` {price.value:g} {price.unit}{mark}: {price.url}")
-    return "\n".join(lines)

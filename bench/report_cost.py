@@ -44,16 +44,33 @@ def local_sizing(parallel: int) -> dict[str, cm.Sizing]:
     return {name: replace(size, max_instances=parallel) for name, size in cm.SIZING.items()}
 
 
-def check(use: cm.MonthUse, measured_wall: float, parallel: int | None = None) -> dict[str, float]:
+def check(
+    use: cm.MonthUse, timeline: dict[str, Any], measured_wall: float, parallel: int | None = None
+) -> dict[str, Any]:
+    """The model's finish time of each function for this very backfill through the local stack
+    (`parallel` requests of a function at a time) against the run ledger's (seconds after the
+    publish), and the whole backfill's predicted wall against the measured one."""
     parallel = parallel or os.cpu_count() or 1
-    predicted = cm.month_wall_seconds(use, local_sizing(parallel))
-    return {"parallel": parallel, "predicted": predicted, "measured": measured_wall, "ratio": predicted / measured_wall}
+    predicted = cm.finish_seconds(use, local_sizing(parallel))
+    functions = {
+        name: {"predicted": seconds, "measured": timeline[name]["last"]}
+        for name, seconds in predicted.items()
+        if name in timeline
+    }
+    total = max(predicted.values())
+    return {
+        "parallel": parallel,
+        "functions": functions,
+        "predicted": total,
+        "measured": measured_wall,
+        "ratio": total / measured_wall,
+    }
 
 
 def markdown(result: dict[str, Any], rows: int) -> tuple[str, dict[str, Any]]:
     inputs = result["cost_inputs"]
     use = month_use(inputs, rows, result["backfill"]["dates"])
-    checked = check(use, result["backfill"]["wall"])
+    checked = check(use, result["backfill"]["timeline"], result["backfill"]["wall"])
     estimates = cm.table(use)
     lines = [
         f"Measured on the month's backfill ({rows:,} rows, {use.dates} dates) through the local stack:",
@@ -72,16 +89,47 @@ def markdown(result: dict[str, Any], rows: int) -> tuple[str, dict[str, Any]]:
         f"logical, Postgres {use.pg_bytes / 1e6:.1f} MB; a status query over the month scans "
         f"{use.status_bytes / 1e6:.1f} MB (billed at least 10 MB).",
         "",
-        f"Model check, same run: the model predicts {checked['predicted']:.1f} s for this backfill through the "
-        f"local stack ({checked['parallel']} requests of a function at a time), measured "
-        f"{checked['measured']:.1f} s: {checked['ratio']:.2f}x.",
+        f"Model check, same run ({checked['parallel']} requests of a function at a time, as the local stack "
+        f"serves them): predicted {checked['predicted']:.0f} s for the whole backfill, measured "
+        f"{checked['measured']:.0f} s ({checked['ratio']:.2f}x); each function done at "
+        + ", ".join(
+            f"{name} {f['predicted']:.0f} s (measured {f['measured']:.0f} s)"
+            for name, f in checked["functions"].items()
+        )
+        + ".",
         "",
-        cm.markdown(estimates),
+        estimates_markdown(estimates),
         "",
-        cm.prices_markdown(),
+        prices_markdown(),
     ]
     figures = {
         "check": checked,
         "estimates": [{**e.__dict__, "total": e.total} for e in estimates],
     }
     return "\n".join(lines), figures
+
+
+def hours(seconds: float) -> str:
+    return f"{seconds / 3600:.1f} h" if seconds >= 3600 else f"{seconds / 60:.1f} min"
+
+
+def estimates_markdown(estimates: list[cm.Estimate]) -> str:
+    lines = [
+        "| backfill | Cloud Run | Cloud Storage | BigQuery | Cloud SQL | total | wall time at the defaults |",
+        "|---|---|---|---|---|---|---|",
+    ]
+    for e in estimates:
+        cells = [e.cloud_run, e.cloud_storage, e.bigquery, e.cloud_sql, e.total]
+        lines.append(f"| {e.label} | " + " | ".join(f"${c:,.2f}" for c in cells) + f" | {hours(e.wall_seconds)} |")
+    return "\n".join(lines)
+
+
+def prices_markdown() -> str:
+    lines = [
+        f"Prices (USD, read {cm.PRICES_READ_ON} from the stored page text; unconfirmed = not on Google's own page):",
+        "",
+    ]
+    for name, price in cm.PRICES.items():
+        mark = "" if price.confirmed else " (unconfirmed)"
+        lines.append(f"- `{name}` {price.value:g} {price.unit}{mark}: {price.url}")
+    return "\n".join(lines)

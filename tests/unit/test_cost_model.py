@@ -85,16 +85,21 @@ def test_estimates_cover_every_service_for_a_month_and_a_year_and_a_year_costs_m
     assert year.cloud_run == pytest.approx(12 * month.cloud_run)
     assert year.total > month.total and year.wall_seconds > month.wall_seconds
     assert estimates[2].cloud_run < month.cloud_run  # fewer rows, less work
-    text = cm.markdown(estimates)
+    text = report_cost.estimates_markdown(estimates)
     assert "| yellow, one year |" in text and "$" in text
 
 
-def test_the_check_compares_the_prediction_with_the_measured_wall():
-    checked = report_cost.check(use(), measured_wall=84.0, parallel=1)
+def test_the_check_compares_the_prediction_with_the_measured_wall_and_each_function():
+    timeline = {"ingest": {"first": 9.0, "last": 35.0}, "load_postgres": {"first": 12.0, "last": 80.0}}
+    checked = report_cost.check(use(), timeline, measured_wall=84.0, parallel=1)
     assert checked["predicted"] == pytest.approx(72.0) and checked["ratio"] == pytest.approx(72.0 / 84.0)
+    assert checked["functions"] == {
+        "ingest": {"predicted": pytest.approx(40.0), "measured": 35.0},
+        "load_postgres": {"predicted": pytest.approx(72.0), "measured": 80.0},
+    }
 
 
 def test_every_price_names_its_page_and_unconfirmed_ones_say_so():
     assert all(p.url.startswith("https://") for p in cm.PRICES.values())
-    text = cm.prices_markdown()
+    text = report_cost.prices_markdown()
     assert text.count("(unconfirmed)") == sum(not p.confirmed for p in cm.PRICES.values()) > 0
