@@ -106,10 +106,10 @@ class BucketOutput:
 
 
 # A day's file of a typical month (1.4 M rows: about 0.8 MB of trips, 50 kB of rejects) fits, so the
-# month's 63 files cost 63 requests instead of about 220 (a session and 256 KiB chunks each; measured
-# with the bench's stage breakdown, `upload`). Memory: the files still under it, until committed
-# (about the staged month, 27 MB, for that month); a larger month's daily files outgrow it early.
-SINGLE_SHOT = 2 << 20
+# month's 63 files cost 63 requests instead of about 220 (a session and 256 KiB chunks each). Memory:
+# the files still under it are held until committed, at most 63 MiB whatever the month (27 MB for
+# that month's staged files); a larger month's daily files outgrow it early and stream as before.
+SINGLE_SHOT = 1 << 20
 
 
 class _Upload(io.RawIOBase):
