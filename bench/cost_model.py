@@ -8,9 +8,9 @@ infra/terraform/functions.tf and variables.tf). Nothing here does I/O: tests/uni
 
 Assumptions (the README repeats them):
 - Cloud Run functions (2nd gen) bill request-based: allocated vCPU and GiB for the time a request
-  is handled, rounded up to 100 ms, plus a fee per request. A request's billed time is the busy
-  time measured through the local stack (an upper bound: this shared 2-core machine is slower
-  than a Cloud Run vCPU), never less than its measured CPU time on a 1-vCPU instance.
+  is handled, rounded up to 100 ms, plus a fee per request. A request's billed time is its service
+  time measured through the local stack (an upper bound: this shared 2-core machine and the
+  emulators are slower than Google), never less than its measured CPU time on a 1-vCPU instance.
 - Free tiers are ignored (they are per billing account, and shared with everything else in it).
 - Costs scale with a service's rows per month (per-row work) and its dates (per-request work),
   from the yellow month the bench measures.
@@ -110,18 +110,31 @@ REPAIRS_PER_MONTH = 24 * 30  # variables.tf repair_cron "17 * * * *": hourly
 
 @dataclass(frozen=True)
 class FunctionUse:
-    """What one function did for one month of data: requests, summed busy and CPU seconds,
-    and the first and the median later request (for the wall-time model)."""
+    """What one function did for one month of data: requests, summed busy and CPU seconds; for
+    ingest the first request (it splits the month) and the median later one; for a loader its
+    service time a request (`service_seconds`: busy time without the queueing behind other
+    requests, see bench/report_cost.py)."""
 
     requests: int
     busy_seconds: float
     cpu_seconds: float
     first_seconds: float = 0.0
     later_seconds: float = 0.0
+    service_seconds: float = 0.0
 
-    def billed_seconds(self) -> float:
-        """Busy time, at least the CPU time, plus half a 100 ms rounding step per request."""
-        return max(self.busy_seconds, self.cpu_seconds) + 0.05 * self.requests
+    def per_request(self) -> float:
+        return self.service_seconds or self.busy_seconds / max(self.requests, 1)
+
+    def billed_seconds(self, instances: int = 1) -> float:
+        """Instance time Cloud Run bills, at least the CPU time, plus half a 100 ms rounding step a
+        request. Ingest: the first date's split, during which `instances - 1` other dates wait
+        (billed, their request is open), and the later dates; others: requests x service time."""
+        if self.first_seconds and self.later_seconds:
+            waiting = min(instances - 1, self.requests - 1) * self.first_seconds
+            seconds = self.first_seconds + waiting + (self.requests - 1) * self.later_seconds
+        else:
+            seconds = self.requests * self.per_request()
+        return max(seconds, self.cpu_seconds) + 0.05 * self.requests
 
 
 @dataclass(frozen=True)
@@ -149,6 +162,7 @@ class MonthUse:
                 cpu_seconds=f.cpu_seconds * r,
                 first_seconds=f.first_seconds * r,
                 later_seconds=f.later_seconds * r,
+                service_seconds=f.service_seconds * r,
             )
             for name, f in self.functions.items()
         }
@@ -169,7 +183,7 @@ def cloud_run_cost(use: MonthUse, sizing: dict[str, Sizing] = SIZING) -> float:
     total = 0.0
     for name, f in use.functions.items():
         size = sizing[name]
-        seconds = f.billed_seconds()
+        seconds = f.billed_seconds(size.max_instances)
         total += seconds * size.vcpu * PRICES["run_vcpu_second"].value
         total += seconds * size.memory_gib * PRICES["run_gib_second"].value
         total += f.requests / 1e6 * PRICES["run_million_requests"].value
@@ -208,7 +222,7 @@ def finish_seconds(use: MonthUse, sizing: dict[str, Sizing] = SIZING) -> dict[st
     for name in ("load_bigquery", "load_postgres"):
         load = use.functions.get(name)
         if load is not None:
-            per_date = load.busy_seconds / max(load.requests, 1)
+            per_date = load.per_request()
             pace = math.ceil(use.dates / sizing[name].max_instances) * per_date
             done[name] = max(ingest.first_seconds + pace, ingest_done + per_date)
     return done
@@ -221,12 +235,17 @@ def month_wall_seconds(use: MonthUse, sizing: dict[str, Sizing] = SIZING) -> flo
 
 def year_wall_seconds(use: MonthUse, sizing: dict[str, Sizing] = SIZING) -> float:
     """Twelve such months: a month's dates hold the ingest instances while its first date splits,
-    so months follow one another; the loaders overlap the next month's split."""
+    so months follow one another; a loader goes no faster than its `max_instances` at a time
+    over the year's dates."""
     ingest = use.functions["ingest"]
-    per_month = (
-        ingest.first_seconds + math.ceil((use.dates - 1) / sizing["ingest"].max_instances) * ingest.later_seconds
-    )
-    return 11 * per_month + month_wall_seconds(use, sizing)
+    later = math.ceil((use.dates - 1) / sizing["ingest"].max_instances) * ingest.later_seconds
+    done = 11 * (ingest.first_seconds + later) + month_wall_seconds(use, sizing)
+    for name in ("load_bigquery", "load_postgres"):
+        load = use.functions.get(name)
+        if load is not None:
+            pace = math.ceil(12 * use.dates / sizing[name].max_instances) * load.per_request()
+            done = max(done, ingest.first_seconds + pace)
+    return done
 
 
 @dataclass(frozen=True)

@@ -68,9 +68,12 @@ def test_month_wall_is_the_split_then_the_slowest_stage_at_max_instances():
     assert cm.month_wall_seconds(month, one) == pytest.approx(max(10 + 30, 10 + 31 * 2.0, 40 + 2.0))
 
 
-def test_a_year_is_eleven_months_of_ingest_then_a_last_month():
+def test_a_year_is_eleven_months_of_ingest_then_a_last_month_unless_a_loader_is_slower():
     month = use()
-    assert cm.year_wall_seconds(month) == pytest.approx(11 * 20.0 + cm.month_wall_seconds(month))
+    # ingest: 11 x (10 + 10 x 1) + the last month (32 s) = 252 s; Postgres: 10 + ceil(372 / 3) x 2 = 258 s
+    assert cm.year_wall_seconds(month) == pytest.approx(258.0)
+    fast = use(functions={**month.functions, "load_postgres": cm.FunctionUse(31, busy_seconds=31.0, cpu_seconds=1.0)})
+    assert cm.year_wall_seconds(fast) == pytest.approx(11 * 20.0 + cm.month_wall_seconds(fast))
 
 
 def test_estimates_cover_every_service_for_a_month_and_a_year_and_a_year_costs_more():
@@ -103,3 +106,28 @@ def test_every_price_names_its_page_and_unconfirmed_ones_say_so():
     assert all(p.url.startswith("https://") for p in cm.PRICES.values())
     text = report_cost.prices_markdown()
     assert text.count("(unconfirmed)") == sum(not p.confirmed for p in cm.PRICES.values()) > 0
+
+
+def test_ingest_is_billed_for_the_split_the_dates_that_wait_for_it_and_the_later_dates():
+    ingest = cm.FunctionUse(31, busy_seconds=0.0, cpu_seconds=1.0, first_seconds=10.0, later_seconds=1.0)
+    assert ingest.billed_seconds(3) == pytest.approx(10 + 2 * 10 + 30 * 1 + 0.05 * 31)
+    assert ingest.billed_seconds(1) == pytest.approx(10 + 30 * 1 + 0.05 * 31)
+
+
+def test_a_loaders_service_time_leaves_out_queueing_when_its_requests_waited_for_each_other():
+    inputs = {
+        "functions": {
+            "load_bigquery": {"requests": 31, "busy_seconds": 620.0, "cpu_seconds": 1.0},
+            "load_postgres": {"requests": 31, "busy_seconds": 31.0, "cpu_seconds": 1.0},
+        },
+        **dict.fromkeys(("lake_bytes", "bq_bytes", "pg_bytes", "status_bytes", "gcs_class_a", "gcs_class_b"), 0),
+    }
+    for f in inputs["functions"].values():
+        f.update(first_seconds=0.0, later_seconds=0.0)
+    timeline = {"load_bigquery": {"first": 10.0, "last": 100.0}, "load_postgres": {"first": 10.0, "last": 100.0}}
+    month = report_cost.month_use(inputs, 1000, 31, timeline)
+    parallel = report_cost.os.cpu_count() or 1
+    # BigQuery: 20 s a request as measured, but the dates came out every 3 s: queueing, not work.
+    assert month.functions["load_bigquery"].per_request() == pytest.approx(min(20.0, 3.0 * parallel))
+    # Postgres: 1 s a request, shorter than its pace allows: as measured.
+    assert month.functions["load_postgres"].per_request() == pytest.approx(min(1.0, 3.0 * parallel))
