@@ -101,10 +101,11 @@ def _csv_text(table: pa.Table) -> pa.Table:
     return pa.table(out, names=table.column_names)
 
 
-def file_bytes(era: Era, table: pa.Table) -> bytes:
-    """The table as the era's source serves it: CSV.gz for the mirror, parquet for TLC."""
+def file_bytes(era: Era, table: pa.Table, fmt: str | None = None) -> bytes:
+    """The table as the era's source serves it (CSV.gz for the mirror, parquet for TLC), or in `fmt`
+    (the local stack's server speaks CSV.gz: a parquet era's header and order, rendered as CSV)."""
     sink = io.BytesIO()
-    if era.fmt == "parquet":
+    if (fmt or era.fmt) == "parquet":
         pq.write_table(table, sink)
         return sink.getvalue()
     options = pacsv.WriteOptions(quoting_style="none", quoting_header="none")

@@ -44,10 +44,10 @@ from local.tlc_files import write_month
 UNPUBLISHED = ".unpublished"  # marker directory under data_dir (hidden: never served itself)
 FAULTS = ("truncated-gzip", "wrong-header", "html", "404", "500-once", "slow")
 MAX_SLOW_SECONDS = 30.0
-FIRST_MONTH = {"yellow": (2009, 1), "green": (2013, 8), "fhv": (2015, 1)}  # first published files
+FIRST_MONTH = {"yellow": (2009, 1), "green": (2013, 8), "fhv": (2015, 1), "fhvhv": (2019, 2)}  # first files
 CHUNK = 1 << 20
 _MONTH_PATH = re.compile(
-    r"^/(?:faults/(?P<fault>[^/]+)/)?(?P<rel>(?P<service>yellow|green|fhv)/(?P=service)"
+    r"^/(?:faults/(?P<fault>[^/]+)/)?(?P<rel>(?P<service>yellow|green|fhvhv|fhv)/(?P=service)"
     r"_tripdata_(?P<year>\d{4})-(?P<month>\d{2})\.(?P<ext>csv\.gz|csv|parquet))$"
 )
 _WRONG_NAMES = {
