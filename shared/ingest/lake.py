@@ -28,8 +28,9 @@ from shared.ingest.month_file import CORRUPT_SOURCE, Lent, Malformed, TypedReadF
 from shared.ingest.split_output import Key, MemoryOutput, SplitOutput
 
 # Memory bound, measured with `python -m bench` on a full month: a larger flush threshold buys
-# no speed but costs RSS (with 16 MiB CSV blocks, 400k rows: ~470 MB peak).
-FLUSH_ROWS = 100_000  # rows buffered before the oldest date is written out as a row group
+# no speed but costs RSS (with 16 MiB CSV blocks, 400k rows: ~470 MB peak). A 20 M-row, 24-column
+# fhvhv month (`--service fhvhv --rows 20000000`): 100k rows peaked at 421 MB, 50k at 337 MB.
+FLUSH_ROWS = 50_000  # rows buffered before the oldest date is written out as a row group
 WRITE_AHEAD = 2  # flushed tables queued for the parquet writer thread
 
 
