@@ -78,3 +78,29 @@ def test_one_month_of_each_era_loads_everywhere(era, stack, urls, settings_env):
             cursor.execute(f"SELECT count(trip_miles), count(sr_flag) FROM {table} WHERE pickup_date = %s", (day,))
             miles, shared_ride = cursor.fetchone()
             assert (miles, shared_ride > 0) == ((0, True) if era.source == MIRROR else (ROWS, False))
+
+
+@pytest.mark.parametrize(
+    ("service", "date"), [("yellow", "2009-01-15"), ("fhvhv", "2024-01-15"), ("fhv", "2021-08-02")]
+)
+def test_a_month_the_mirror_never_held_is_dead_lettered_at_the_message_without_a_download(
+    service, date, fresh_bucket, dead_letters, settings_env
+):
+    """The default source (DataTalksClub's mirror) holds 2019-01..2021-07: any other month is refused
+    before the ledger's `running` record and before any download (no raw/ object), with the field,
+    the value and TLC's parquet template that would serve it; the date's ledger says why."""
+    from functions import ingest as ingest_function
+    from shared.core import ledger_read, ledger_record
+    from shared.core.coverage import TLC_PARQUET_TEMPLATE
+    from shared.core.settings import DEFAULT_SOURCE_URL_TEMPLATE
+    from tests.gcs_events import message_published_event
+
+    settings_env(SOURCE_URL_TEMPLATE=DEFAULT_SOURCE_URL_TEMPLATE)
+    ingest_function.handle(message_published_event({"date": date, "service": service}))
+    (letter,) = dead_letters(expected=1)
+    assert (letter["reason"], letter["error"]["field"], letter["error"]["value"]) == ("unsupported_month", "date", date)
+    assert letter["error"]["serves"] == TLC_PARQUET_TEMPLATE
+    assert list(fresh_bucket.list_blobs(prefix=f"raw/{service}/")) == []
+    day = dt.date.fromisoformat(date)
+    records = ledger_read.read_runs(fresh_bucket, service, day, day).get(day, [])
+    assert [(r.outcome, r.reason) for r in records] == [(ledger_record.DEAD_LETTERED, "unsupported_month")]
