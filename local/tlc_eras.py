@@ -145,3 +145,22 @@ def write_parquet_month(path: Path, era: Era, year: int, month: int, rows: int, 
             writer.close()
     tmp.replace(path)
     return path
+
+
+def write_era_month(path: Path, service: str, year: int, month: int, rows: int, ext: str) -> bool:
+    """A month of a service local/tlc_data.py does not draw (fhvhv), for the local TLC server: TLC's
+    parquet era's columns, in the requested format, written atomically. False: tlc_data draws it."""
+    from local.tlc_columns import SPECS
+    from shared.core.eras import TLC, era
+
+    if service in SPECS:
+        return False
+    found = era(service, TLC, year, month)
+    if found is None:
+        raise ValueError(f"no {service} era for {year}-{month:02d}")
+    data = file_bytes(found, era_table(found, year, month, rows), "parquet" if ext == "parquet" else "csv.gz")
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(path.name + ".tmp")
+    tmp.write_bytes(gzip.decompress(data) if ext == "csv" else data)
+    tmp.replace(path)
+    return True

@@ -89,3 +89,15 @@ def test_the_mirror_loads_2019_to_2021_07_and_refuses_every_other_month_at_the_m
 
 def test_the_walk_covers_about_560_months():
     assert sum(len(months(service, LAST)) for service in SERVICES) == 568
+
+
+def test_the_local_tlc_server_draws_fhvhv_months_from_tlc_s_era_and_leaves_the_others_to_tlc_data(tmp_path):
+    import pyarrow.parquet as pq
+
+    from local.tlc_eras import write_era_month
+
+    path = tmp_path / "fhvhv" / "fhvhv_tripdata_2021-02.parquet"
+    assert write_era_month(path, "fhvhv", 2021, 2, 50, "parquet")
+    table = pq.read_table(path)
+    assert (table.num_rows, table.num_columns) == (50, 24) and table.column_names[0] == "hvfhs_license_num"
+    assert not write_era_month(tmp_path / "y.csv.gz", "yellow", 2021, 2, 50, "csv.gz")
