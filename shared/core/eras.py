@@ -4,7 +4,7 @@ Why a table: a month's file looks the way its era made it (yellow 2009 says `Tri
 and `Start_Lon`, yellow 2011+ parquet has location ids, the mirror's fhvhv CSV has 7 columns where
 TLC's parquet has 24), and which months a source can serve is a fact about that source. The support
 decision (shared/core/coverage.py), the generator of era-faithful files (local/tlc_eras.py) and the
-archive walk test read this one table, and docs/tlc_eras.md cites where each row comes from:
+archive walk test read this one table; README.md ("TLC's archive") shows it with its sources:
 
 - toddwschneider/nyc-taxi-data: `import_yellow_taxi_trip_data.sh` (2009-2010 parquet: coordinates,
   no location ids; 2011+: 19 columns with location ids), `import_fhvhv_trip_data.sh` (24 columns),
