@@ -90,6 +90,8 @@ def stages(spec: dict[str, Any], clock: Clock) -> dict[str, Any]:
     for stage in STAGES:
         if stage == "upload" and "env" not in spec:
             continue
+        if (stage == "decompress" and spec["fmt"] != "csv.gz") or (stage == "parse" and spec["fmt"] == "parquet"):
+            continue  # a parquet month (fhvhv) is read typed, page by page: no text parse to separate
         output = _Discard() if stage == "encode" else _bucket_output(spec) if stage == "upload" else None
         if stage == "write":
             from shared.ingest.split_output import DirectoryOutput

@@ -48,10 +48,10 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument("--runs", type=int, help="runs of each contender (default 3; --quick: 1)")
     parser.add_argument(
         "--service",
-        choices=("yellow", "green", "fhv"),
+        choices=("yellow", "green", "fhv", "fhvhv"),
         default="yellow",
         help="the month's service (default yellow; the others run only gunzip, split and ingest_31, "
-        "the contenders that read any service)",
+        "the contenders that read any service; fhvhv: TLC's 24-column parquet, gunzip then decodes it)",
     )
     parser.add_argument("--seed", type=int, default=DEFAULT_SEED, help=f"generator seed (default {DEFAULT_SEED})")
     parser.add_argument(
@@ -132,9 +132,20 @@ def make_month(tlc_root: Path, service: str, rows: int, seed: int) -> Path:
     from local.tlc_data import generate_month
     from local.tlc_files import write_month
 
+    if service == "fhvhv":  # TLC's own 24-column parquet (the mirror's fhvhv CSVs have 7 columns), day by day
+        from local.tlc_eras import write_parquet_month
+        from shared.core.eras import TLC, era
+
+        hv = era(service, TLC, 2021, 1)
+        assert hv is not None
+        return write_parquet_month(tlc_root / service / f"{service}_tripdata_2021-01.parquet", hv, 2021, 1, rows)
     path = tlc_root / service / f"{service}_tripdata_2021-01.csv.gz"
     write_month(path, generate_month(service, 2021, 1, rows=rows, seed=seed))
     return path
+
+
+def _fmt(source: Path) -> str:
+    return "parquet" if source.suffix == ".parquet" else "csv.gz"
 
 
 def day_files(split_out: Path, day: dt.date, work: Path) -> tuple[Path, Path]:
@@ -168,7 +179,7 @@ def run_round(
     rnd: report.Round = {}
     out = work / f"out-{index}"
     out.mkdir()
-    base = {"source": str(source), "fmt": "csv.gz", "service": args.service, "year": 2021, "month": 1}
+    base = {"source": str(source), "fmt": _fmt(source), "service": args.service, "year": 2021, "month": 1}
     for name in (n for n in MONTH_CONTENDERS if n in args.only):
         spec = {**base, "out": str(out / name)}
         if name in ("ingest_31", "stages"):
@@ -200,7 +211,7 @@ def _meta(args: argparse.Namespace, source: Path, started: float) -> dict[str, o
         "service": args.service,
         "month": "2021-01",
         "rows": args.rows,
-        "fmt": "csv.gz",
+        "fmt": _fmt(source),
         "seed": args.seed,
         "source_mb": source.stat().st_size / 1e6,
         "runs": args.runs,
@@ -241,7 +252,7 @@ def main(argv: list[str] | None = None) -> int:
         tlc_root = work / "tlc"
         source = make_month(tlc_root, args.service, args.rows, args.seed)
         print(
-            f"generated {args.rows:,} rows ({source.stat().st_size / 1e6:.1f} MB csv.gz) in "
+            f"generated {args.rows:,} rows ({source.stat().st_size / 1e6:.1f} MB {_fmt(source)}) in "
             f"{time.monotonic() - started:.0f} s; "
             + (
                 "the backfill through a throwaway stack"
@@ -258,7 +269,7 @@ def main(argv: list[str] | None = None) -> int:
                 "STORAGE_EMULATOR_HOST": gcs,
                 "GCP_PROJECT": "bench",
                 "DEAD_LETTER_TOPIC": "bench-dead-letter",
-                "SOURCE_URL_TEMPLATE": tlc_url + "/{service}/{service}_tripdata_{year}-{month:02d}.csv.gz",
+                "SOURCE_URL_TEMPLATE": tlc_url + "/{service}/{service}_tripdata_{year}-{month:02d}." + _fmt(source),
                 "LOG_LEVEL": "INFO",
             }
             rounds = [run_round(i, args, source, work, env, pg) for i in range(args.runs)]

@@ -190,7 +190,8 @@ def floor(env: dict[str, str], source: Path, service: str, work: Path) -> dict[s
 
     from shared.core import clients
 
-    base = {"source": str(source), "fmt": "csv.gz", "service": service, "year": 2021, "month": 1}
+    fmt = "parquet" if source.suffix == ".parquet" else "csv.gz"  # fhvhv: TLC's parquet (bench/run.py)
+    base = {"source": str(source), "fmt": fmt, "service": service, "year": 2021, "month": 1}
     out = work / "floor-split"
     split = spawn.run("split", {**base, "out": str(out)}, work)
     month = pa.concat_tables([pq.read_table(p) for p in sorted(out.glob("*.trips.parquet"))])
@@ -229,7 +230,11 @@ def run(
 ) -> dict[str, Any]:
     """The floor, the month's backfill twice, and optionally a year's backfill; every figure.
     cost: also the cost model's inputs of the first backfill (bench/cost_measure.py)."""
-    template = tlc_url + "/{service}/{service}_tripdata_{year}-{month:02d}.csv.gz"
+    template = (
+        tlc_url
+        + "/{service}/{service}_tripdata_{year}-{month:02d}."
+        + ("parquet" if source.suffix == ".parquet" else "csv.gz")
+    )
     start, end = dt.date(2021, 1, 1), dt.date(2021, 1, 31)
     with throwaway_stack(work, port_base, {"SOURCE_URL_TEMPLATE": template}) as env:
         state = Path(env["TAXI_STATE_DIR"])

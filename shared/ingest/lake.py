@@ -24,12 +24,14 @@ from shared.core.errors import SourceError
 from shared.core.schemas import arrow_schema, reject_schema
 from shared.ingest.cleaning import MAX_BAD_FLOOR, MAX_BAD_SHARE, MONTH_LEVEL_REASONS, Rules, clean_batch, reason_counts
 from shared.ingest.lake_write import COMPRESSION
+from shared.ingest.legacy_values import normalise
 from shared.ingest.month_file import CORRUPT_SOURCE, Lent, Malformed, TypedReadFailed, corrupt, open_batches
 from shared.ingest.split_output import Key, MemoryOutput, SplitOutput
 
 # Memory bound, measured with `python -m bench` on a full month: a larger flush threshold buys
-# no speed but costs RSS (with 16 MiB CSV blocks, 400k rows: ~470 MB peak).
-FLUSH_ROWS = 100_000  # rows buffered before the oldest date is written out as a row group
+# no speed but costs RSS (with 16 MiB CSV blocks, 400k rows: ~470 MB peak). A 20 M-row, 24-column
+# fhvhv month (`--service fhvhv --rows 20000000`): 100k rows peaked at 421 MB, 50k at 337 MB.
+FLUSH_ROWS = 50_000  # rows buffered before the oldest date is written out as a row group
 WRITE_AHEAD = 2  # flushed tables queued for the parquet writer thread
 
 
@@ -97,12 +99,9 @@ class _DayWriters:
         self._writing: deque[Future] = deque()
 
     def add(self, table: pa.Table) -> None:
-        """Sets the batch's rows aside by (date, trips or rejects) as zero-copy slices: a batch
-        of one date without rejects (most of a TLC file, which comes nearly in date order) is
-        kept as it is, one of one date is split by a filter, any other is reordered once by
-        (date, rejected). Measured with the bench's
-        stage breakdown: the former sort of every batch, then a concatenation and two filters at
-        flush, copied each row three times before encoding."""
+        """Sets the batch's rows aside by (date, trips or rejects) as slices: a batch of one date
+        (most of a TLC file) is kept as it is or split by one filter; any other is reordered once.
+        Before, every row was copied three times here (sort, concatenation, filters)."""
         if not table.num_rows:
             return
         rejected = pc.is_valid(table["reject_reason"])
@@ -276,6 +275,7 @@ def _split_month(
     try:
         mapping, batches = open_batches(source, fmt, service, as_text, malformed)
         for batch in batches:
+            batch = normalise(batch, mapping)  # 2009-2010 words -> codes (shared/ingest/legacy_values.py)
             clean = clean_batch(batch, service, mapping, year, month, rules, split.bad_values)
             split.source_rows += batch.num_rows
             month_level = pc.fill_null(pc.is_in(clean["reject_reason"], pa.array(MONTH_LEVEL_REASONS)), False)

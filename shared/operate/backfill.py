@@ -30,6 +30,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from shared.core import logs
+from shared.core.coverage import first_unserved
 from shared.core.errors import TransientError
 from shared.core.messages import BackfillRequest, IngestRequest, expand, parse_backfill
 from shared.core.settings import Settings
@@ -162,8 +163,17 @@ def run(
     world) only when `record_queued` is given too.
     """
     request = parse_backfill(fields, settings.backfill_max_dates, now)
-    if request.from_ledger:
+    if request.from_ledger:  # only dates the ledger saw, each already judged by ingest
         return _repair_from_ledger(request, settings, publisher)
+    # A repair republishes only dates the lake holds, which the source did serve.
+    refused = (
+        None
+        if request.repair
+        else first_unserved(request.services, request.start, request.end, settings.source_url_template)
+    )
+    if refused is not None:  # before anything is published: a month the source can never serve
+        service, day, why = refused
+        raise why.error("start" if "start" in fields else "last_days", f"{service} {day.isoformat()}")
     plan = make_plan(request, settings, status_reader)
     if request.dry_run or not plan.messages:
         return plan, 0
