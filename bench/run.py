@@ -27,12 +27,12 @@ from pathlib import Path
 if __package__ in (None, ""):  # run as a script (python bench/run.py): the repository is the root
     sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from bench import report, servers, spawn  # noqa: E402
+from bench import report, report_stages, servers, spawn  # noqa: E402
 from local.tlc_data import DEFAULT_SEED  # noqa: E402
 
 FULL_ROWS = 1_369_765  # yellow, January 2021, as published
 QUICK_DIVISOR = 20
-MONTH_CONTENDERS = ("gunzip", "tutorial", "duckdb", "split", "ingest_31")
+MONTH_CONTENDERS = ("gunzip", "tutorial", "duckdb", "split", "ingest_31", "stages")
 PG_CONTENDERS = ("pg_copy", "pg_ours", "pg_to_sql")
 ALL = MONTH_CONTENDERS + PG_CONTENDERS
 
@@ -80,6 +80,12 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
         "against the in-process floor (bench/stack.py)",
     )
     parser.add_argument(
+        "--cost",
+        action="store_true",
+        help="the --stack backfill, then the cost model fed by its figures (bench/cost_model.py): dollars "
+        "and wall time for a month and a year of each service at the Terraform defaults",
+    )
+    parser.add_argument(
         "--year",
         type=int,
         metavar="YEAR",
@@ -98,13 +104,14 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
         help="where the raw figures go (default .state/bench/results.json)",
     )
     args = parser.parse_args(argv)
-    any_service = ("gunzip", "split", "ingest_31")
+    any_service = ("gunzip", "split", "ingest_31", "stages")
     if args.only is None:
         args.only = list(ALL) if args.service == "yellow" else list(any_service)
     elif args.service != "yellow" and set(args.only) - set(any_service):
         parser.error(f"--service {args.service} runs only {', '.join(any_service)} (the others read yellow's columns)")
     args.rows = args.rows or (FULL_ROWS // QUICK_DIVISOR if args.quick else FULL_ROWS)
     args.runs = args.runs or (1 if args.quick else 3)
+    args.stack = args.stack or args.cost
     if args.year is not None and not args.stack:
         parser.error("--year goes with --stack")
     if args.rows <= 0 or args.runs <= 0:
@@ -175,7 +182,7 @@ def run_round(
     base = {"source": str(source), "fmt": _fmt(source), "service": args.service, "year": 2021, "month": 1}
     for name in (n for n in MONTH_CONTENDERS if n in args.only):
         spec = {**base, "out": str(out / name)}
-        if name == "ingest_31":
+        if name in ("ingest_31", "stages"):
             spec["env"] = {**env, "LAKE_BUCKET": f"bench-lake-{index}"}
         rnd[name] = spawn.run(name, spec, work)
         print(f"  run {index + 1}: {name:<10} done", file=sys.stderr, flush=True)
@@ -222,9 +229,14 @@ def run_stack(args: argparse.Namespace, source: Path, work: Path, started: float
     from bench import stack
 
     with servers.tlc_host(source.parents[1]) as tlc_url:
-        result = stack.run(source, args.service, work, tlc_url, args.port_base, args.year)
+        result = stack.run(source, args.service, work, tlc_url, args.port_base, args.year, cost=args.cost)
     meta = _meta(args, source, started)
     print(report.stack_markdown(result, meta))
+    if args.cost:
+        from bench import report_cost
+
+        text, result["cost"] = report_cost.markdown(result, args.rows)
+        print("\n" + text)
     path = args.json.with_name("stack.json") if args.json.name == "results.json" else args.json
     path.parent.mkdir(parents=True, exist_ok=True)
     path.write_text(json.dumps({"meta": meta, "stack": result}, indent=1, default=str))
@@ -264,6 +276,9 @@ def main(argv: list[str] | None = None) -> int:
         meta = _meta(args, source, started)
         summary = report.summarize(rounds)
         print(report.markdown(summary, meta))
+        if all("stages" in r for r in rounds):
+            summary["stages"] = report_stages.summarize([r["stages"] for r in rounds])
+            print("\n" + report_stages.markdown(summary["stages"]))
         args.json.parent.mkdir(parents=True, exist_ok=True)
         args.json.write_text(json.dumps({"meta": meta, "summary": summary, "runs": rounds}, indent=1))
         print(f"\nraw figures: {args.json} ({meta['seconds']:.0f} s in all)", file=sys.stderr)

@@ -51,7 +51,7 @@ def ingest(bucket: Any, request: IngestRequest, settings: Settings) -> dict[str,
                 "rows_written": int(current.metadata.get("rows_written", 0)),
                 **reannounce.repair_if_lost(bucket, request.service, request.date, current),
             }
-    month = staging.ensure_month(bucket, request, settings, rules, timings)
+    month = staging.ensure_month(bucket, request, settings, rules, timings, known=source)
     try:
         trips_bytes = month.staged(bucket, request.date, "trips").download_as_bytes()
     except NotFound:  # a newer split superseded this one (its manifest is used), or the cache lost a file (split again)

@@ -83,15 +83,19 @@ def ensure_month(
     rules: Rules,
     timings: dict[str, float],
     stale_split: str | None = None,
+    known: Source | None = None,
 ) -> Month:
     """The month's raw copy and split, made by this instance or waited for (bounded by
-    SPLIT_WAIT_SECONDS) while another makes them. `stale_split` names a split that lost files."""
+    SPLIT_WAIT_SECONDS) while another makes them. `stale_split` names a split that lost files;
+    `known`: the raw copy as the caller just read it, used for the first look (one request less
+    for each of a month's dates)."""
     year, month = request.date.year, request.date.month
     manifest_name = paths.staging_manifest(request.service, year, month)
     claim_name = paths.staging_claim(request.service, year, month)
+    first_look = [known] if known is not None and known.raw is not None else []
 
     def current() -> Month | None:
-        source = source_of(bucket, request, settings)
+        source = first_look.pop() if first_look else source_of(bucket, request, settings)
         if source.raw is None:
             return None
         manifest = _current_manifest(bucket, manifest_name, derived_from(source, rules), stale_split)
@@ -133,11 +137,22 @@ def ensure_month(
     return found
 
 
+# Manifests this instance has read or written, by object name: (generation, manifest). A name and
+# generation name one content for good, so a warm instance publishing a month's dates reads the
+# manifest's metadata for each date but downloads it once (or never, if it wrote it).
+_manifests: dict[str, tuple[int, dict[str, Any]]] = {}
+
+
 def _current_manifest(bucket: Any, name: str, wanted: dict[str, str], stale_split: str | None) -> dict[str, Any] | None:
     blob = bucket.get_blob(name)
     if blob is None:
         return None
-    manifest = json.loads(blob.download_as_bytes())
+    cached = _manifests.get(name)
+    if cached is not None and cached[0] == blob.generation:
+        manifest = cached[1]
+    else:
+        manifest = json.loads(blob.download_as_bytes())
+        _manifests[name] = (blob.generation, manifest)
     if not manifest.get("split_id") or manifest["split_id"] == stale_split:
         return None
     return manifest if all(manifest.get(k) == v for k, v in wanted.items()) else None
@@ -252,9 +267,10 @@ def _split_and_stage(
             "bad_values": split.bad_values,
             "days": {day.isoformat(): part.counts() for day, part in split.days.items()},
         }
-        bucket.blob(paths.staging_manifest(service, year, month)).upload_from_string(
-            json.dumps(manifest), content_type="application/json"
-        )
+        written = bucket.blob(paths.staging_manifest(service, year, month))
+        written.upload_from_string(json.dumps(manifest), content_type="application/json")
+        if written.generation is not None:
+            _manifests[written.name] = (written.generation, json.loads(json.dumps(manifest)))
         superseded = delete_other_splits(bucket, service, year, month, split_id)
     # Unreadable values and malformed lines are worth a person's look: say where they are.
     log, message = (
