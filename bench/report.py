@@ -43,7 +43,21 @@ TARGETS = (
         "31-date ingest CPU / one month split", _ratio("cpu", "ingest_31", "split"), 2.0, "x", ("ingest_31", "split")
     ),
     Target(
-        "Postgres day load wall / psql \\copy", _ratio("wall", "pg_ours", "pg_copy"), 1.6, "x", ("pg_ours", "pg_copy")
+        "Postgres day load wall / psql \\copy", _ratio("wall", "pg_ours", "pg_copy"), 1.1, "x", ("pg_ours", "pg_copy")
+    ),
+    Target(  # issue 19: the thousandth day loads like the first
+        "Postgres new day into the big table / into an empty one",
+        _ratio("wall", "pg_big", "pg_ours"),
+        1.2,
+        "x",
+        ("pg_big", "pg_ours"),
+    ),
+    Target(
+        "Postgres day replace in the big table / in an empty one",
+        _ratio("replace_wall", "pg_big", "pg_ours"),
+        1.2,
+        "x",
+        ("pg_big", "pg_ours"),
     ),
 )
 
@@ -70,6 +84,7 @@ POSTGRES = (
     ("pg_copy", "psql \\copy (the floor)"),
     ("pg_ours", "ours: load_postgres"),
     ("pg_to_sql", "pandas to_sql (tutorial)"),
+    ("pg_big", "ours: a new day into the big table (pg_big)"),
 )
 MONTH_BASES = ("gunzip", "tutorial", "duckdb")
 
@@ -95,9 +110,11 @@ def _contender(name: str, rounds: list[Round], present: set[str]) -> dict[str, A
         entry["first_date_x_later"] = spread([f["per_date"][0]["wall"] / m for f, m in zip(runs, later, strict=True)])
         if "split" in present:
             entry["later_date_x_split"] = spread([m / r["split"]["wall"] for r, m in zip(rounds, later, strict=True)])
-    if name == "pg_ours" and "pg_copy" in present and all("replace_wall" in f for f in runs):
+    if name in ("pg_ours", "pg_big") and "pg_copy" in present and all("replace_wall" in f for f in runs):
         entry["replace_x_pg_copy"] = per_run(lambda r: r[name]["replace_wall"] / wall(r["pg_copy"]))
-    entry.update({k: runs[-1][k] for k in ("rows_out", "rows_rejected", "extrapolate_to") if k in runs[-1]})
+    entry.update(
+        {k: runs[-1][k] for k in ("rows_out", "rows_rejected", "extrapolate_to", "table_rows") if k in runs[-1]}
+    )
     return entry
 
 
@@ -170,10 +187,14 @@ def markdown(summary: dict[str, Any], meta: dict[str, Any]) -> str:
                 f"| {label} | {_cell(entry.get('wall_x_pg_copy'), runs)}{note} | "
                 f"{_cell(entry.get('peak_mb'), runs, ' MB', 0)} | {_rows(entry)} |"
             )
-        if "replace_x_pg_copy" in contenders.get("pg_ours", {}):
-            lines.append(
-                f"| ours, replacing a loaded day | {_cell(contenders['pg_ours']['replace_x_pg_copy'], runs)} | | |"
-            )
+        for name, label in (
+            ("pg_ours", "ours, replacing a loaded day"),
+            ("pg_big", "ours, replacing it in the big table"),
+        ):
+            if "replace_x_pg_copy" in contenders.get(name, {}):
+                lines.append(f"| {label} | {_cell(contenders[name]['replace_x_pg_copy'], runs)} | | |")
+        if "pg_big" in contenders:
+            lines.append(f"| (the big table held {contenders['pg_big']['table_rows']:,} rows) | | | |")
         lines.append("")
     if summary["targets"]:
         lines += ["| target | measured | limit | |", "|---|---|---|---|"]

@@ -33,7 +33,8 @@ from local.tlc_data import DEFAULT_SEED  # noqa: E402
 FULL_ROWS = 1_369_765  # yellow, January 2021, as published
 QUICK_DIVISOR = 20
 MONTH_CONTENDERS = ("gunzip", "tutorial", "duckdb", "split", "ingest_31")
-PG_CONTENDERS = ("pg_copy", "pg_ours", "pg_to_sql")
+PG_CONTENDERS = ("pg_copy", "pg_ours", "pg_to_sql", "pg_big")
+BIG_ROWS = 50_000_000  # pg_big: rows already in the table (about 3 years of full-size yellow days)
 ALL = MONTH_CONTENDERS + PG_CONTENDERS
 
 
@@ -64,6 +65,11 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
         "--to-sql-rows",
         type=int,
         help="load only this many rows with pandas to_sql and extrapolate (default: the whole day)",
+    )
+    parser.add_argument(
+        "--big-rows",
+        type=int,
+        help=f"pg_big: rows the table holds before the day is loaded (default {BIG_ROWS:,}; --quick: 1/100 of it)",
     )
     parser.add_argument(
         "--only",
@@ -105,6 +111,7 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
         parser.error(f"--service {args.service} runs only {', '.join(any_service)} (the others read yellow's columns)")
     args.rows = args.rows or (FULL_ROWS // QUICK_DIVISOR if args.quick else FULL_ROWS)
     args.runs = args.runs or (1 if args.quick else 3)
+    args.big_rows = args.big_rows or (BIG_ROWS // 100 if args.quick else BIG_ROWS)
     if args.year is not None and not args.stack:
         parser.error("--year goes with --stack")
     if args.rows <= 0 or args.runs <= 0:
@@ -150,7 +157,7 @@ def check_comparable(rnd: report.Round) -> None:
             raise RuntimeError(f"{a} wrote {rnd[a]['rows_out']} rows but {b} wrote {rnd[b]['rows_out']}")
     if "split" in rnd and rnd["split"]["rows_out"] + rnd["split"]["rows_rejected"] != rnd["split"]["rows_in"]:
         raise RuntimeError(f"the split lost rows: {rnd['split']}")
-    loaded = {name: rnd[name]["rows_out"] for name in ("pg_copy", "pg_ours") if name in rnd}
+    loaded = {name: rnd[name]["rows_out"] for name in ("pg_copy", "pg_ours", "pg_big") if name in rnd}
     if len(set(loaded.values())) > 1:
         raise RuntimeError(f"the Postgres contenders loaded different row counts: {loaded}")
 
@@ -180,6 +187,7 @@ def run_round(
             "parquet": str(parquet),
             "csv": str(csv),
             "to_sql_rows": args.to_sql_rows,
+            "big_rows": args.big_rows,
         }
         rnd[name] = spawn.run(name, spec, work)
         print(f"  run {index + 1}: {name:<10} done", file=sys.stderr, flush=True)
@@ -199,6 +207,7 @@ def _meta(args: argparse.Namespace, source: Path, started: float) -> dict[str, o
         "runs": args.runs,
         "quick": args.quick,
         "day": args.day.isoformat(),
+        "big_rows": args.big_rows,
         "commit": _git_commit(),
         "python": platform.python_version(),
         "cpus": os.cpu_count(),
