@@ -59,7 +59,7 @@ def fill_ranges(day: dt.date, days: int) -> list[tuple[dt.date, dt.date]]:
     return ranges
 
 
-def fill(conn: Any, schema: str, service: str, day: dt.date, big_rows: int) -> dict[str, Any]:
+def fill(conn: Any, schema: str, service: str, day: dt.date, big_rows: int, partitioned: bool = True) -> dict[str, Any]:
     """Copy the loaded day's rows to other dates until the table holds `big_rows` rows."""
     from shared.load import postgres as pg_load
 
@@ -72,7 +72,7 @@ def fill(conn: Any, schema: str, service: str, day: dt.date, big_rows: int) -> d
     cursor.execute(f"CREATE TEMP TABLE bench_day AS SELECT * FROM {table} WHERE pickup_date = %s", (day,))
     for first, last in fill_ranges(day, -(-big_rows // day_rows)):
         prepare = getattr(pg_load, "prepare_month", None)  # a partitioned layout makes its month first
-        if prepare is not None:
+        if prepare is not None and partitioned:
             conn.commit()
             prepare(conn, schema, service, first)
         cursor.execute(
@@ -84,9 +84,8 @@ def fill(conn: Any, schema: str, service: str, day: dt.date, big_rows: int) -> d
     conn.autocommit = True
     cursor.execute(f"VACUUM ANALYZE {table}")
     conn.autocommit = False
-    cursor.execute("SELECT sum(reltuples)::bigint FROM pg_class WHERE oid = ANY(%s)", (_relations(conn, table),))
     return {
-        "fill_rows": int(cursor.fetchone()[0] or 0),
+        "fill_rows": _table_rows(conn, table),
         "fill_seconds": round(inserted, 1),
         "vacuum_seconds": round(time.monotonic() - started - inserted, 1),
     }
@@ -99,7 +98,8 @@ def _columns(service: str) -> list[Any]:
 
 
 def _relations(conn: Any, table: str) -> list[int]:
-    """The table and, if partitioned, its partitions (pg_class oids)."""
+    """The table and, if partitioned, its partitions (pg_class oids; a partitioned parent's
+    reltuples is the sum of its partitions', so row counts take relkind 'r' only)."""
     cursor = conn.cursor()
     cursor.execute(
         "SELECT %s::regclass::oid UNION ALL SELECT inhrelid FROM pg_inherits WHERE inhparent = %s::regclass",
@@ -111,7 +111,7 @@ def _relations(conn: Any, table: str) -> list[int]:
 def _table_rows(conn: Any, table: str) -> int:
     cursor = conn.cursor()
     cursor.execute(
-        "SELECT coalesce(sum(greatest(reltuples, 0)), 0)::bigint FROM pg_class WHERE oid = ANY(%s)",
+        "SELECT coalesce(sum(greatest(reltuples, 0)), 0)::bigint FROM pg_class WHERE oid = ANY(%s) AND relkind = 'r'",
         (_relations(conn, table),),
     )
     return int(cursor.fetchone()[0])
@@ -184,4 +184,60 @@ def pg_big(spec: dict[str, Any], clock: Clock) -> dict[str, Any]:
     }
 
 
-CONTENDERS = {"pg_big": pg_big}
+def legacy_layout(conn: Any, schema: str) -> None:
+    """The layout before issue 19, as its migrations 0001-0003 left it: unpartitioned tables, one index."""
+    from shared.core.schemas import SERVICES, columns
+    from shared.load import postgres as pg_load
+
+    cursor = conn.cursor()
+    cursor.execute(f"CREATE SCHEMA {pg_load.ident(schema)}")
+    for sql in pg_load.ledger_sql(schema):
+        cursor.execute(sql)
+    cursor.execute(
+        f"CREATE TABLE {pg_load.ident(schema)}.schema_migrations (id text PRIMARY KEY, applied_at timestamptz)"
+    )
+    for migration_id, _ in pg_load.migrations(schema)[:3]:
+        cursor.execute(f"INSERT INTO {pg_load.ident(schema)}.schema_migrations VALUES (%s, now())", (migration_id,))
+    for service in SERVICES:
+        cols = ", ".join(f"{pg_load.ident(c.name)} {c.pg_type}" for c in columns(service))
+        cursor.execute(f"CREATE TABLE {pg_load.table_ref(schema, service)} ({cols})")
+        index = pg_load.ident(f"{service}_trips_pickup_date_idx")
+        cursor.execute(f"CREATE INDEX {index} ON {pg_load.table_ref(schema, service)} (pickup_date)")
+    conn.commit()
+
+
+def pg_migrate(spec: dict[str, Any], clock: Clock) -> dict[str, Any]:
+    """The migration of an unpartitioned table of `migrate_rows` rows into month partitions (0004)."""
+    import pyarrow.parquet as pq
+
+    from shared.core.schemas import columns
+    from shared.load import pg_binary
+    from shared.load import postgres as pg_load
+
+    schema, service, day = spec["env"]["PG_SCHEMA"], spec["service"], dt.date.fromisoformat(spec["day"])
+    conn = _connect(spec)
+    legacy_layout(conn, schema)
+    names = ", ".join(pg_load.ident(c.name) for c in columns(service))
+    stream = pg_binary.copy_chunks(pq.read_table(spec["parquet"]), list(columns(service)), 8192)
+    cursor = conn.cursor()
+    cursor.execute(f"COPY {pg_load.table_ref(schema, service)} ({names}) FROM STDIN (FORMAT binary)", stream=stream)
+    conn.commit()
+    fill(conn, schema, service, day, spec["migrate_rows"], partitioned=False)
+    conn.close()
+    conn = _connect(spec)  # as a loader's cold start: a connection of its own
+    with clock:
+        applied = pg_load.migrate(conn, schema)
+    cursor = conn.cursor()
+    cursor.execute(f"SELECT count(*) FROM {pg_load.table_ref(schema, service)}")
+    rows = int(cursor.fetchone()[0])
+    cursor.execute("SELECT relkind FROM pg_class WHERE oid = %s::regclass", (f"{schema}.{service}_trips",))
+    kind = cursor.fetchone()[0]
+    cursor.execute(f"DROP SCHEMA {pg_load.ident(schema)} CASCADE")
+    conn.commit()
+    conn.close()
+    if kind != "p" or "0004_partition_by_month" not in applied:
+        raise RuntimeError(f"the migration did not partition the table: {applied}, relkind {kind}")
+    return {"rows_out": rows, "migrated": applied}
+
+
+CONTENDERS = {"pg_big": pg_big, "pg_migrate": pg_migrate}

@@ -176,7 +176,7 @@ def markdown(summary: dict[str, Any], meta: dict[str, Any]) -> str:
             text += f"; a later date takes {_cell(entry['later_date_x_split'], runs)} a whole-month split"
         lines += [text + ".", ""]
     pg = [(n, label) for n, label in POSTGRES if n in contenders]
-    if pg:
+    if pg or "pg_migrate" in contenders:
         lines += ["| one day into PostgreSQL | wall x psql \\copy | peak RSS | rows |", "|---|---|---|---|"]
         for name, label in pg:
             entry = contenders[name]
@@ -195,6 +195,13 @@ def markdown(summary: dict[str, Any], meta: dict[str, Any]) -> str:
                 lines.append(f"| {label} | {_cell(contenders[name]['replace_x_pg_copy'], runs)} | | |")
         if "pg_big" in contenders:
             lines.append(f"| (the big table held {contenders['pg_big']['table_rows']:,} rows) | | | |")
+        if "pg_migrate" in contenders:
+            entry = contenders["pg_migrate"]
+            per_m = {k: v / (entry["rows_out"] / 1e6) for k, v in entry["wall"].items()}
+            lines.append(
+                f"| migration 0004 of an unpartitioned table of {entry['rows_out']:,} rows | "
+                f"{_cell(per_m, runs, ' s', 1)} per M rows | | |"
+            )
         lines.append("")
     if summary["targets"]:
         lines += ["| target | measured | limit | |", "|---|---|---|---|"]

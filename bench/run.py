@@ -33,9 +33,11 @@ from local.tlc_data import DEFAULT_SEED  # noqa: E402
 FULL_ROWS = 1_369_765  # yellow, January 2021, as published
 QUICK_DIVISOR = 20
 MONTH_CONTENDERS = ("gunzip", "tutorial", "duckdb", "split", "ingest_31")
-PG_CONTENDERS = ("pg_copy", "pg_ours", "pg_to_sql", "pg_big")
+PG_CONTENDERS = ("pg_copy", "pg_ours", "pg_to_sql", "pg_big", "pg_migrate")
 BIG_ROWS = 50_000_000  # pg_big: rows already in the table (about 3 years of full-size yellow days)
-ALL = MONTH_CONTENDERS + PG_CONTENDERS
+EXTRA = ("pg_migrate",)  # run only when named in --only
+ALL = MONTH_CONTENDERS + tuple(name for name in PG_CONTENDERS if name not in EXTRA)
+MIGRATE_ROWS = 5_000_000
 
 
 def parse_args(argv: list[str] | None) -> argparse.Namespace:
@@ -72,12 +74,18 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
         help=f"pg_big: rows the table holds before the day is loaded (default {BIG_ROWS:,}; --quick: 1/100 of it)",
     )
     parser.add_argument(
+        "--migrate-rows",
+        type=int,
+        help=f"pg_migrate: rows of the unpartitioned table it moves (default {MIGRATE_ROWS:,}; --quick: 1/100)",
+    )
+    parser.add_argument(
         "--only",
         nargs="+",
-        choices=ALL,
+        choices=ALL + EXTRA,
         default=None,
         metavar="CONTENDER",
-        help=f"a subset of {', '.join(ALL)} (pg_* bring split and ingest_31, which make their day)",
+        help=f"a subset of {', '.join(ALL)}, or {', '.join(EXTRA)} "
+        "(pg_* bring split and ingest_31, which make their day)",
     )
     parser.add_argument(
         "--stack",
@@ -112,6 +120,7 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     args.rows = args.rows or (FULL_ROWS // QUICK_DIVISOR if args.quick else FULL_ROWS)
     args.runs = args.runs or (1 if args.quick else 3)
     args.big_rows = args.big_rows or (BIG_ROWS // 100 if args.quick else BIG_ROWS)
+    args.migrate_rows = args.migrate_rows or (MIGRATE_ROWS // 100 if args.quick else MIGRATE_ROWS)
     if args.year is not None and not args.stack:
         parser.error("--year goes with --stack")
     if args.rows <= 0 or args.runs <= 0:
@@ -188,6 +197,7 @@ def run_round(
             "csv": str(csv),
             "to_sql_rows": args.to_sql_rows,
             "big_rows": args.big_rows,
+            "migrate_rows": args.migrate_rows,
         }
         rnd[name] = spawn.run(name, spec, work)
         print(f"  run {index + 1}: {name:<10} done", file=sys.stderr, flush=True)
