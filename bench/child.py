@@ -20,12 +20,13 @@ from bench.measure import Clock, peak_rss_mb
 
 
 def _registry() -> dict[str, Callable[[dict[str, Any], Clock], dict[str, Any]]]:
-    from bench import contenders_month, contenders_postgres, contenders_warehouse, stack
+    from bench import contenders_bigquery, contenders_month, contenders_postgres, contenders_warehouse, stack
 
     return {
         **contenders_month.CONTENDERS,
         **contenders_postgres.CONTENDERS,
         **contenders_warehouse.CONTENDERS,
+        **contenders_bigquery.CONTENDERS,
         **stack.CONTENDERS,
     }
 

@@ -110,6 +110,9 @@ def _contender(name: str, rounds: list[Round], present: set[str]) -> dict[str, A
         entry["first_date_x_later"] = spread([f["per_date"][0]["wall"] / m for f, m in zip(runs, later, strict=True)])
         if "split" in present:
             entry["later_date_x_split"] = spread([m / r["split"]["wall"] for r, m in zip(rounds, later, strict=True)])
+    if name == "bq_big":
+        entry["big_x_empty"] = spread([f["wall"] / f["empty_wall"] for f in runs])
+        entry["partitions"] = runs[-1]["partitions"]
     if name in ("pg_ours", "pg_big") and "pg_copy" in present and all("replace_wall" in f for f in runs):
         entry["replace_x_pg_copy"] = per_run(lambda r: r[name]["replace_wall"] / wall(r["pg_copy"]))
     entry.update(
@@ -176,7 +179,7 @@ def markdown(summary: dict[str, Any], meta: dict[str, Any]) -> str:
             text += f"; a later date takes {_cell(entry['later_date_x_split'], runs)} a whole-month split"
         lines += [text + ".", ""]
     pg = [(n, label) for n, label in POSTGRES if n in contenders]
-    if pg or "pg_migrate" in contenders:
+    if pg or {"pg_migrate", "bq_big"} & set(contenders):
         lines += ["| one day into PostgreSQL | wall x psql \\copy | peak RSS | rows |", "|---|---|---|---|"]
         for name, label in pg:
             entry = contenders[name]
@@ -195,6 +198,12 @@ def markdown(summary: dict[str, Any], meta: dict[str, Any]) -> str:
                 lines.append(f"| {label} | {_cell(contenders[name]['replace_x_pg_copy'], runs)} | | |")
         if "pg_big" in contenders:
             lines.append(f"| (the big table held {contenders['pg_big']['table_rows']:,} rows) | | | |")
+        if "bq_big" in contenders:
+            entry = contenders["bq_big"]
+            lines.append(
+                f"| BigQuery (emulator + bridge): the day into a table of {entry['partitions'] - 1} other days "
+                f"({entry['table_rows']:,} rows) / into an empty table | {_cell(entry['big_x_empty'], runs)} | | |"
+            )
         if "pg_migrate" in contenders:
             entry = contenders["pg_migrate"]
             per_m = {k: v / (entry["rows_out"] / 1e6) for k, v in entry["wall"].items()}
