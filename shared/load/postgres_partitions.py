@@ -26,6 +26,7 @@ from shared.load.postgres_ddl import (
     month_start,
     next_month,
     partition_name,
+    partition_ref,
     table_ref,
 )
 
@@ -104,9 +105,10 @@ def convert_unpartitioned(cursor: Any, schema: str, service: str) -> dict[str, A
     Runs inside the migrations' transaction (under their advisory lock), so it is all or nothing
     and a second run, or a second loader at once, finds the table partitioned and does nothing.
     The old table is renamed (ACCESS EXCLUSIVE: loads and readers of it wait for the commit, then
-    see the partitioned table under the same name), its rows are copied by one INSERT ... SELECT
-    (one sequential scan, routed to the months made from its min..max pickup_date), the comments
-    are applied to the new table, and the old one is dropped. Rows without a pickup_date cannot be
+    see the partitioned table under the same name), the months from its min..max pickup_date are
+    made and its rows copied month by month (INSERT ... SELECT by its pickup_date index, straight
+    into each partition; a statement per month keeps each short), counted, the comments are applied
+    to the new table, and the old one is dropped. Rows without a pickup_date cannot be
     placed in any month: the migration stops and names the table and the count (nothing moved).
     """
     name = f"{service}_trips"
@@ -133,22 +135,27 @@ def convert_unpartitioned(cursor: Any, schema: str, service: str) -> dict[str, A
     )
     for sql in create_table_sql(schema, service) + comment_sql(schema, service):
         cursor.execute(sql)
-    cursor.execute(f"SELECT min(pickup_date), max(pickup_date) FROM {old}")
-    first, last = cursor.fetchone()
-    months = 0
-    if first is not None:
-        month = month_start(first)
-        while month <= last:
-            create_month(cursor, schema, service, month)
-            month, months = next_month(month), months + 1
     cursor.execute(
         "SELECT column_name FROM information_schema.columns WHERE table_schema = %s AND table_name = %s",
         (schema, old_name),
     )
     present = {row[0] for row in cursor.fetchall()}
     names = ", ".join(ident(c.name) for c in columns(service) if c.name in present)
-    cursor.execute(f"INSERT INTO {table_ref(schema, service)} ({names}) SELECT {names} FROM {old}")
-    moved = cursor.rowcount
+    cursor.execute(f"SELECT min(pickup_date), max(pickup_date) FROM {old}")
+    first, last = cursor.fetchone()
+    months = moved = 0
+    month = month_start(first) if first is not None else None
+    while month is not None and month <= last:
+        create_month(cursor, schema, service, month)
+        cursor.execute(  # a month per statement: each stays short (a client's socket timeout)
+            f"INSERT INTO {partition_ref(schema, service, month)} ({names}) SELECT {names} FROM {old} "
+            "WHERE pickup_date >= %s AND pickup_date < %s",
+            (month, next_month(month)),
+        )
+        moved, months, month = moved + cursor.rowcount, months + 1, next_month(month)
+    cursor.execute(f"SELECT count(*) FROM {old}")
+    if int(cursor.fetchone()[0]) != moved:  # cannot happen: every row has a date in [first, last]
+        raise PermanentError(f"moved {moved} rows of {schema}.{name}, not all", reason="migration_incomplete")
     cursor.execute(f"DROP TABLE {old}")
     return {
         "table": f"{schema}.{name}",

@@ -8,8 +8,13 @@ into month partitions by the migrations: once, by two loaders at once, and never
 from __future__ import annotations
 
 import datetime as dt
+import json
 import math
+import os
+import subprocess
+import sys
 import threading
+from pathlib import Path
 
 import pyarrow as pa
 import pytest
@@ -28,6 +33,7 @@ from tests.integration.test_load_postgres import connect, deliver, query, upload
 pg_schema = test_load_postgres.pg_schema  # the fixture: a schema of the test's own, dropped after it
 
 DAYS = (dt.date(2020, 12, 31), dt.date(2021, 1, 1), dt.date(2021, 2, 1))
+REPO = Path(__file__).resolve().parents[2]
 
 
 def on_day(table: pa.Table, day: dt.date) -> pa.Table:
@@ -195,3 +201,17 @@ def test_rows_without_a_pickup_date_stop_the_migration_and_nothing_moves(fresh_b
     assert raised.value.details["rows"] == sum(r[1] for r in before if r[0] is None) > 0
     assert query("SELECT relkind FROM pg_class WHERE oid = %s::regclass", f"{pg_schema}.yellow_trips") == [["r"]]
     assert fingerprint(pg_schema) == before
+
+
+def test_the_operator_command_migrates_with_the_loaders_code(fresh_bucket, pg_schema, real_day):
+    """`python -m shared.operate.pg_migrate`, as a person runs it before deploying onto a big table."""
+    make_legacy(pg_schema, [on_day(real_day, d) for d in DAYS])
+    before = fingerprint(pg_schema)
+    command = [sys.executable, "-m", "shared.operate.pg_migrate"]
+    proc = subprocess.run(command, cwd=REPO, env={**os.environ}, capture_output=True, text=True, timeout=300)
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    outcome = json.loads(proc.stdout.strip().splitlines()[-1])
+    assert outcome["schema"] == pg_schema and outcome["applied"] == ["0004_partition_by_month"]
+    assert fingerprint(pg_schema) == before
+    again = subprocess.run(command, cwd=REPO, env={**os.environ}, capture_output=True, text=True, timeout=300)
+    assert json.loads(again.stdout.strip().splitlines()[-1])["applied"] == []
