@@ -13,7 +13,6 @@
 from __future__ import annotations
 
 import argparse
-import contextlib
 import datetime as dt
 import json
 import os
@@ -28,18 +27,15 @@ from pathlib import Path
 if __package__ in (None, ""):  # run as a script (python bench/run.py): the repository is the root
     sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from bench import report, servers, spawn  # noqa: E402
+from bench import report, servers, spawn, warehouse  # noqa: E402
 from local.tlc_data import DEFAULT_SEED  # noqa: E402
 
 FULL_ROWS = 1_369_765  # yellow, January 2021, as published
 QUICK_DIVISOR = 20
 MONTH_CONTENDERS = ("gunzip", "tutorial", "duckdb", "split", "ingest_31")
 PG_CONTENDERS = ("pg_copy", "pg_ours", "pg_to_sql", "pg_big", "pg_migrate", "bq_big")
-BIG_ROWS = 50_000_000  # pg_big: rows already in the table (about 3 years of full-size yellow days)
 EXTRA = ("pg_migrate", "bq_big")  # run only when named in --only
-BQ_DAYS = 90
 ALL = MONTH_CONTENDERS + tuple(name for name in PG_CONTENDERS if name not in EXTRA)
-MIGRATE_ROWS = 5_000_000
 
 
 def parse_args(argv: list[str] | None) -> argparse.Namespace:
@@ -70,21 +66,7 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
         type=int,
         help="load only this many rows with pandas to_sql and extrapolate (default: the whole day)",
     )
-    parser.add_argument(
-        "--big-rows",
-        type=int,
-        help=f"pg_big: rows the table holds before the day is loaded (default {BIG_ROWS:,}; --quick: 1/100 of it)",
-    )
-    parser.add_argument(
-        "--migrate-rows",
-        type=int,
-        help=f"pg_migrate: rows of the unpartitioned table it moves (default {MIGRATE_ROWS:,}; --quick: 1/100)",
-    )
-    parser.add_argument(
-        "--bq-days",
-        type=int,
-        help=f"bq_big: full-size days in the BigQuery table before the day is loaded (default {BQ_DAYS}; --quick: 10)",
-    )
+    warehouse.add_arguments(parser)
     parser.add_argument(
         "--only",
         nargs="+",
@@ -126,9 +108,7 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
         parser.error(f"--service {args.service} runs only {', '.join(any_service)} (the others read yellow's columns)")
     args.rows = args.rows or (FULL_ROWS // QUICK_DIVISOR if args.quick else FULL_ROWS)
     args.runs = args.runs or (1 if args.quick else 3)
-    args.big_rows = args.big_rows or (BIG_ROWS // 100 if args.quick else BIG_ROWS)
-    args.bq_days = args.bq_days or (10 if args.quick else BQ_DAYS)
-    args.migrate_rows = args.migrate_rows or (MIGRATE_ROWS // 100 if args.quick else MIGRATE_ROWS)
+    warehouse.resolve(args)
     if args.year is not None and not args.stack:
         parser.error("--year goes with --stack")
     if args.rows <= 0 or args.runs <= 0:
@@ -204,10 +184,7 @@ def run_round(
             "parquet": str(parquet),
             "csv": str(csv),
             "to_sql_rows": args.to_sql_rows,
-            "big_rows": args.big_rows,
-            "migrate_rows": args.migrate_rows,
-            "bq_days": args.bq_days,
-            "empty_dataset": f"bench_bq_empty_{index}",
+            **warehouse.spec(args, index),
         }
         rnd[name] = spawn.run(name, spec, work)
         print(f"  run {index + 1}: {name:<10} done", file=sys.stderr, flush=True)
@@ -250,15 +227,6 @@ def run_stack(args: argparse.Namespace, source: Path, work: Path, started: float
     return 0
 
 
-def _bigquery(args: argparse.Namespace, gcs_root: Path) -> contextlib.AbstractContextManager[str | None]:
-    """The BigQuery emulator and the stack's bridge, only when bq_big runs (bench/servers_warehouse.py)."""
-    if "bq_big" not in args.only:
-        return contextlib.nullcontext(None)
-    from bench import servers_warehouse
-
-    return servers_warehouse.bigquery(gcs_root, "bench")
-
-
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
     work = Path(tempfile.mkdtemp(prefix="bench-"))
@@ -283,7 +251,7 @@ def main(argv: list[str] | None = None) -> int:
             servers.tlc_host(tlc_root) as tlc_url,
             servers.fake_gcs(work / "gcs") as gcs,
             servers.postgres() as pg,
-            _bigquery(args, work / "gcs" / "objects") as bq_host,
+            warehouse.bigquery(args, work / "gcs" / "objects") as bq_host,
         ):
             env = {
                 **({"BIGQUERY_EMULATOR_HOST": bq_host} if bq_host else {}),
