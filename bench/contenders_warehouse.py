@@ -9,7 +9,9 @@
 
 How the table is filled, quickly and untimed: the day is loaded once through the loader (so the
 loader's own migrations make the table), then `INSERT ... SELECT` copies that day's rows to every
-other date of the range (timestamps shifted by whole days), a month of dates per transaction,
+other date of the range (timestamps shifted by whole days), a month of dates per transaction, in
+date order (a day's rows together, as day-by-day loads leave them; interleaved days would make
+every replace touch every page of its month),
 then `VACUUM ANALYZE`: the state of a table that has been loaded for years and vacuumed by
 autovacuum. The fill happens once per benchmark run, in a schema of its own that the next rounds
 find filled (each round removes its day again, untimed, and vacuums). It never goes through
@@ -77,7 +79,8 @@ def fill(conn: Any, schema: str, service: str, day: dt.date, big_rows: int, part
             prepare(conn, schema, service, first)
         cursor.execute(
             f"INSERT INTO {table} ({names}) SELECT {_select_list(service, day)} FROM bench_day, "
-            f"generate_series(DATE '{first}', DATE '{last}', interval '1 day') AS d WHERE d::date <> DATE '{day}'"
+            f"generate_series(DATE '{first}', DATE '{last}', interval '1 day') AS d WHERE d::date <> DATE '{day}' "
+            "ORDER BY d"  # a day's rows together, as a loader's COPY of one day leaves them
         )
         conn.commit()
     inserted = time.monotonic() - started
