@@ -20,12 +20,21 @@ from bench.measure import Clock, peak_rss_mb
 
 
 def _registry() -> dict[str, Callable[[dict[str, Any], Clock], dict[str, Any]]]:
-    from bench import contenders_month, contenders_postgres, contenders_stages, stack
+    from bench import (
+        contenders_bigquery,
+        contenders_month,
+        contenders_postgres,
+        contenders_stages,
+        contenders_warehouse,
+        stack,
+    )
 
     return {
         **contenders_month.CONTENDERS,
         **contenders_postgres.CONTENDERS,
         **contenders_stages.CONTENDERS,
+        **contenders_warehouse.CONTENDERS,
+        **contenders_bigquery.CONTENDERS,
         **stack.CONTENDERS,
     }
 

@@ -43,7 +43,21 @@ TARGETS = (
         "31-date ingest CPU / one month split", _ratio("cpu", "ingest_31", "split"), 1.2, "x", ("ingest_31", "split")
     ),
     Target(
-        "Postgres day load wall / psql \\copy", _ratio("wall", "pg_ours", "pg_copy"), 1.6, "x", ("pg_ours", "pg_copy")
+        "Postgres day load wall / psql \\copy", _ratio("wall", "pg_ours", "pg_copy"), 1.1, "x", ("pg_ours", "pg_copy")
+    ),
+    Target(  # issue 19: the thousandth day loads like the first
+        "Postgres new day into the big table / into an empty one",
+        _ratio("wall", "pg_big", "pg_ours"),
+        1.2,
+        "x",
+        ("pg_big", "pg_ours"),
+    ),
+    Target(
+        "Postgres day replace in the big table / in an empty one",
+        _ratio("replace_wall", "pg_big", "pg_ours"),
+        1.2,
+        "x",
+        ("pg_big", "pg_ours"),
     ),
 )
 
@@ -70,6 +84,7 @@ POSTGRES = (
     ("pg_copy", "psql \\copy (the floor)"),
     ("pg_ours", "ours: load_postgres"),
     ("pg_to_sql", "pandas to_sql (tutorial)"),
+    ("pg_big", "ours: a new day into the big table (pg_big)"),
 )
 MONTH_BASES = ("gunzip", "tutorial", "duckdb")
 
@@ -95,9 +110,14 @@ def _contender(name: str, rounds: list[Round], present: set[str]) -> dict[str, A
         entry["first_date_x_later"] = spread([f["per_date"][0]["wall"] / m for f, m in zip(runs, later, strict=True)])
         if "split" in present:
             entry["later_date_x_split"] = spread([m / r["split"]["wall"] for r, m in zip(rounds, later, strict=True)])
-    if name == "pg_ours" and "pg_copy" in present and all("replace_wall" in f for f in runs):
+    if name == "bq_big":
+        entry["big_x_empty"] = spread([f["wall"] / f["empty_wall"] for f in runs])
+        entry["partitions"] = runs[-1]["partitions"]
+    if name in ("pg_ours", "pg_big") and "pg_copy" in present and all("replace_wall" in f for f in runs):
         entry["replace_x_pg_copy"] = per_run(lambda r: r[name]["replace_wall"] / wall(r["pg_copy"]))
-    entry.update({k: runs[-1][k] for k in ("rows_out", "rows_rejected", "extrapolate_to") if k in runs[-1]})
+    entry.update(
+        {k: runs[-1][k] for k in ("rows_out", "rows_rejected", "extrapolate_to", "table_rows") if k in runs[-1]}
+    )
     return entry
 
 
@@ -159,7 +179,7 @@ def markdown(summary: dict[str, Any], meta: dict[str, Any]) -> str:
             text += f"; a later date takes {_cell(entry['later_date_x_split'], runs)} a whole-month split"
         lines += [text + ".", ""]
     pg = [(n, label) for n, label in POSTGRES if n in contenders]
-    if pg:
+    if pg or {"pg_migrate", "bq_big"} & set(contenders):
         lines += ["| one day into PostgreSQL | wall x psql \\copy | peak RSS | rows |", "|---|---|---|---|"]
         for name, label in pg:
             entry = contenders[name]
@@ -170,9 +190,26 @@ def markdown(summary: dict[str, Any], meta: dict[str, Any]) -> str:
                 f"| {label} | {_cell(entry.get('wall_x_pg_copy'), runs)}{note} | "
                 f"{_cell(entry.get('peak_mb'), runs, ' MB', 0)} | {_rows(entry)} |"
             )
-        if "replace_x_pg_copy" in contenders.get("pg_ours", {}):
+        for name, label in (
+            ("pg_ours", "ours, replacing a loaded day"),
+            ("pg_big", "ours, replacing it in the big table"),
+        ):
+            if "replace_x_pg_copy" in contenders.get(name, {}):
+                lines.append(f"| {label} | {_cell(contenders[name]['replace_x_pg_copy'], runs)} | | |")
+        if "pg_big" in contenders:
+            lines.append(f"| (the big table held {contenders['pg_big']['table_rows']:,} rows) | | | |")
+        if "bq_big" in contenders:
+            entry = contenders["bq_big"]
             lines.append(
-                f"| ours, replacing a loaded day | {_cell(contenders['pg_ours']['replace_x_pg_copy'], runs)} | | |"
+                f"| BigQuery (emulator + bridge): the day into a table of {entry['partitions'] - 1} other days "
+                f"({entry['table_rows']:,} rows) / into an empty table | {_cell(entry['big_x_empty'], runs)} | | |"
+            )
+        if "pg_migrate" in contenders:
+            entry = contenders["pg_migrate"]
+            per_m = {k: v / (entry["rows_out"] / 1e6) for k, v in entry["wall"].items()}
+            lines.append(
+                f"| migration 0004 of an unpartitioned table of {entry['rows_out']:,} rows | "
+                f"{_cell(per_m, runs, ' s', 1)} per M rows | | |"
             )
         lines.append("")
     if summary["targets"]:

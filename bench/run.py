@@ -27,14 +27,15 @@ from pathlib import Path
 if __package__ in (None, ""):  # run as a script (python bench/run.py): the repository is the root
     sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from bench import report, report_stages, servers, spawn  # noqa: E402
+from bench import report, report_stages, servers, spawn, warehouse  # noqa: E402
 from local.tlc_data import DEFAULT_SEED  # noqa: E402
 
 FULL_ROWS = 1_369_765  # yellow, January 2021, as published
 QUICK_DIVISOR = 20
 MONTH_CONTENDERS = ("gunzip", "tutorial", "duckdb", "split", "ingest_31", "stages")
-PG_CONTENDERS = ("pg_copy", "pg_ours", "pg_to_sql")
-ALL = MONTH_CONTENDERS + PG_CONTENDERS
+PG_CONTENDERS = ("pg_copy", "pg_ours", "pg_to_sql", "pg_big", "pg_migrate", "bq_big")
+EXTRA = ("pg_migrate", "bq_big")  # run only when named in --only
+ALL = MONTH_CONTENDERS + tuple(name for name in PG_CONTENDERS if name not in EXTRA)
 
 
 def parse_args(argv: list[str] | None) -> argparse.Namespace:
@@ -65,13 +66,15 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
         type=int,
         help="load only this many rows with pandas to_sql and extrapolate (default: the whole day)",
     )
+    warehouse.add_arguments(parser)
     parser.add_argument(
         "--only",
         nargs="+",
-        choices=ALL,
+        choices=ALL + EXTRA,
         default=None,
         metavar="CONTENDER",
-        help=f"a subset of {', '.join(ALL)} (pg_* bring split and ingest_31, which make their day)",
+        help=f"a subset of {', '.join(ALL)}, or {', '.join(EXTRA)} "
+        "(pg_* bring split and ingest_31, which make their day)",
     )
     parser.add_argument(
         "--stack",
@@ -85,18 +88,8 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
         help="the --stack backfill, then the cost model fed by its figures (bench/cost_model.py): dollars "
         "and wall time for a month and a year of each service at the Terraform defaults",
     )
-    parser.add_argument(
-        "--year",
-        type=int,
-        metavar="YEAR",
-        help="with --stack: also backfill YEAR (12 months at the generator's default size)",
-    )
-    parser.add_argument(
-        "--port-base",
-        type=int,
-        default=27000,
-        help="with --stack: TAXI_PORT_BASE of the throwaway stack (default 27000)",
-    )
+    parser.add_argument("--year", type=int, help="with --stack: also backfill YEAR (12 months, default size)")
+    parser.add_argument("--port-base", type=int, default=27000, help="with --stack: its TAXI_PORT_BASE (27000)")
     parser.add_argument(
         "--json",
         type=Path,
@@ -112,6 +105,7 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     args.rows = args.rows or (FULL_ROWS // QUICK_DIVISOR if args.quick else FULL_ROWS)
     args.runs = args.runs or (1 if args.quick else 3)
     args.stack = args.stack or args.cost
+    warehouse.resolve(args)
     if args.year is not None and not args.stack:
         parser.error("--year goes with --stack")
     if args.rows <= 0 or args.runs <= 0:
@@ -168,7 +162,7 @@ def check_comparable(rnd: report.Round) -> None:
             raise RuntimeError(f"{a} wrote {rnd[a]['rows_out']} rows but {b} wrote {rnd[b]['rows_out']}")
     if "split" in rnd and rnd["split"]["rows_out"] + rnd["split"]["rows_rejected"] != rnd["split"]["rows_in"]:
         raise RuntimeError(f"the split lost rows: {rnd['split']}")
-    loaded = {name: rnd[name]["rows_out"] for name in ("pg_copy", "pg_ours") if name in rnd}
+    loaded = {name: rnd[name]["rows_out"] for name in ("pg_copy", "pg_ours", "pg_big") if name in rnd}
     if len(set(loaded.values())) > 1:
         raise RuntimeError(f"the Postgres contenders loaded different row counts: {loaded}")
 
@@ -198,6 +192,7 @@ def run_round(
             "parquet": str(parquet),
             "csv": str(csv),
             "to_sql_rows": args.to_sql_rows,
+            **warehouse.spec(args, index),
         }
         rnd[name] = spawn.run(name, spec, work)
         print(f"  run {index + 1}: {name:<10} done", file=sys.stderr, flush=True)
@@ -217,6 +212,7 @@ def _meta(args: argparse.Namespace, source: Path, started: float) -> dict[str, o
         "runs": args.runs,
         "quick": args.quick,
         "day": args.day.isoformat(),
+        "big_rows": args.big_rows,
         "commit": _git_commit(),
         "python": platform.python_version(),
         "cpus": os.cpu_count(),
@@ -264,8 +260,14 @@ def main(argv: list[str] | None = None) -> int:
         )
         if args.stack:
             return run_stack(args, source, work, started)
-        with servers.tlc_host(tlc_root) as tlc_url, servers.fake_gcs(work / "gcs") as gcs, servers.postgres() as pg:
+        with (
+            servers.tlc_host(tlc_root) as tlc_url,
+            servers.fake_gcs(work / "gcs") as gcs,
+            servers.postgres() as pg,
+            warehouse.bigquery(args, work / "gcs" / "objects") as bq_host,
+        ):
             env = {
+                **({"BIGQUERY_EMULATOR_HOST": bq_host} if bq_host else {}),
                 "STORAGE_EMULATOR_HOST": gcs,
                 "GCP_PROJECT": "bench",
                 "DEAD_LETTER_TOPIC": "bench-dead-letter",

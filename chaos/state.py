@@ -139,7 +139,14 @@ def read_bigquery(client: Any, project: str, dataset: str, services: Iterable[st
 def read_postgres(conn: Any, schema: str, services: Iterable[str]) -> dict[str, Any]:
     """Per `service/date`: rows and checksum; and tables other than the pipeline's own."""
     days: dict[str, dict[str, Any]] = {}
-    tables = {r[0] for r in conn.run("SELECT tablename FROM pg_tables WHERE schemaname = :s", s=schema)}
+    tables = {  # month partitions are the trips tables' own, not leftovers
+        r[0]
+        for r in conn.run(
+            "SELECT c.relname FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace "
+            "WHERE n.nspname = :s AND c.relkind IN ('r', 'p') AND NOT c.relispartition",
+            s=schema,
+        )
+    }
     for service in sorted(set(services)):
         if f"{service}_trips" not in tables:
             continue

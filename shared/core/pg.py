@@ -40,8 +40,9 @@ def _cloud_sql_connector() -> Any:
         return _connector
 
 
-def connect(settings: Settings) -> Any:
-    """A new DB-API connection (pg8000), autocommit off."""
+def connect(settings: Settings, timeout: float | None = 60) -> Any:
+    """A new DB-API connection (pg8000), autocommit off. `timeout`: the direct connection's socket
+    timeout, which bounds one statement's wait (None for an operator's long migration)."""
     if settings.cloud_sql_instance:
         kwargs: dict[str, Any] = {"user": settings.pg_user, "db": settings.pg_database}
         if settings.pg_iam_auth:
@@ -57,7 +58,7 @@ def connect(settings: Settings) -> Any:
         host=settings.pg_host,
         port=settings.pg_port,
         database=settings.pg_database,
-        timeout=60,
+        timeout=timeout,
         application_name="taxi-etl",
     )
 

@@ -1,17 +1,24 @@
 """Replace one day of `{schema}.{service}_trips` in PostgreSQL in one transaction, with COPY.
 
-The transaction:
+The table is partitioned by month of pickup_date (shared/load/postgres_ddl.py); the day's
+month partition is made first if missing, in a short transaction of its own
+(shared/load/postgres_partitions.py). Then the transaction:
 1. `pg_advisory_xact_lock` on a hash of (table, date): loads of one day queue,
    other days run in parallel;
 2. read the `loads` ledger: a generation already loaded that is the same or
    newer means this event is a duplicate or arrived late -> commit nothing;
-3. DELETE the day, `COPY ... FROM STDIN` the rows (CSV written by pyarrow from
-   the arrow table, sent through pg8000's `stream=`), upsert the ledger, COMMIT.
-A failure anywhere rolls everything back: the previous contents of the day stay.
+3. DELETE the day from its month partition (by the partition's pickup_date index: the cost
+   does not grow with the years in the table), `COPY ... FROM STDIN (FORMAT binary)` into that
+   partition (shared/load/pg_binary.py, sent through pg8000's `stream=`), upsert the ledger, COMMIT.
+A failure anywhere rolls everything back: the previous contents of the day stay. Readers are
+never blocked (DELETE and COPY take ROW EXCLUSIVE) and see the old day until the commit, then
+the new one, never a mix.
 
 Tables come from a migrations step run once per process under an advisory
-lock: ordered, idempotent statements recorded in `{schema}.schema_migrations`
-(all are applied again if a table was dropped by hand).
+lock: ordered, idempotent steps (SQL, or a function of the cursor) recorded in
+`{schema}.schema_migrations` (all are applied again if a table was dropped by hand).
+`0004_partition_by_month` moves a table of the earlier, unpartitioned layout into month
+partitions (shared/load/postgres_partitions.py).
 The column comments carry the TLC data dictionary from shared/core/schemas.py; their
 migration id contains a fingerprint of the descriptions, so an edited
 description is applied by the next cold start.
@@ -20,71 +27,36 @@ description is applied by the next cold start.
 from __future__ import annotations
 
 import hashlib
-import re
 import threading
-from collections.abc import Iterator
+from collections.abc import Callable
 from typing import Any
 
 import pyarrow as pa
-import pyarrow.csv as pacsv
 
 from shared.core import logs, pg
-from shared.core.errors import ConfigError, TransientError
+from shared.core.errors import TransientError
 from shared.core.schemas import SERVICES, columns
 from shared.core.settings import Settings
 from shared.load.partition import PartitionData, PartitionLoad
+from shared.load.pg_binary import copy_chunks
+from shared.load.postgres_ddl import (  # noqa: F401  (ident, table_ref: this module's names before issue 19)
+    comment_sql,
+    copy_sql,
+    create_table_sql,
+    ident,
+    ledger_sql,
+    partition_ref,
+    table_ref,
+)
+from shared.load.postgres_partitions import convert_unpartitioned, prepare_month
+from shared.load.postgres_partitions import forget as forget_partitions
 
-COPY_ROWS = 8192  # rows per CopyData message (~1 MiB): far fewer syscalls than pg8000's 8 KiB reads
+COPY_ROWS = 8192  # rows per CopyData message (~2 MiB binary): the server parses one while the next is encoded
 LOCK_TIMEOUT = "120s"
 _MISSING_OBJECT = {"42P01", "3F000"}  # undefined_table, invalid_schema_name
-_IDENT = re.compile(r"^[a-z_][a-z0-9_]{0,62}$")
 _migrated: set[tuple[Any, ...]] = set()
 _migrate_lock = threading.Lock()
-
-
-def ident(name: str) -> str:
-    """A quoted identifier; settings-supplied names are checked, never interpolated raw."""
-    if not _IDENT.match(name):
-        raise ConfigError(f"not a valid PostgreSQL identifier: {name!r}", field="identifier", value=name)
-    return f'"{name}"'
-
-
-def table_ref(schema: str, service: str) -> str:
-    return f"{ident(schema)}.{ident(f'{service}_trips')}"
-
-
-def _literal(text: str) -> str:
-    return "'" + text.replace("'", "''") + "'"
-
-
-def create_table_sql(schema: str, service: str) -> list[str]:
-    table = table_ref(schema, service)
-    cols = ",\n  ".join(f"{ident(c.name)} {c.pg_type}" for c in columns(service))
-    return [
-        f"CREATE TABLE IF NOT EXISTS {table} (\n  {cols}\n)",
-        f"CREATE INDEX IF NOT EXISTS {ident(f'{service}_trips_pickup_date_idx')} ON {table} (pickup_date)",
-    ]
-
-
-def comment_sql(schema: str, service: str) -> list[str]:
-    table = table_ref(schema, service)
-    statements = [
-        f"COMMENT ON TABLE {table} IS "
-        + _literal(f"NYC TLC {service} taxi trips, one row per trip; each pickup_date is replaced whole from the lake.")
-    ]
-    statements += [f"COMMENT ON COLUMN {table}.{ident(c.name)} IS {_literal(c.description)}" for c in columns(service)]
-    return statements
-
-
-def ledger_sql(schema: str) -> list[str]:
-    return [
-        f"CREATE TABLE IF NOT EXISTS {ident(schema)}.loads (\n"
-        "  service text NOT NULL,\n  pickup_date date NOT NULL,\n  generation bigint NOT NULL,\n"
-        "  rows bigint NOT NULL,\n  object text NOT NULL,\n  loaded_at timestamptz NOT NULL DEFAULT now(),\n"
-        "  PRIMARY KEY (service, pickup_date)\n)",
-        f"COMMENT ON TABLE {ident(schema)}.loads IS "
-        + _literal("Ledger: which lake object generation each (service, pickup_date) holds, and when it was loaded."),
-    ]
+Step = str | Callable[[Any], Any]  # a migration statement: SQL, or a function of the cursor
 
 
 def _fingerprint() -> str:
@@ -92,14 +64,24 @@ def _fingerprint() -> str:
     return hashlib.sha256(text.encode()).hexdigest()[:12]
 
 
-def migrations(schema: str) -> list[tuple[str, list[str]]]:
-    """Ordered (id, statements); each statement is idempotent, each id is applied once."""
-    trips = [sql for service in SERVICES for sql in create_table_sql(schema, service)]
-    comments = [sql for service in SERVICES for sql in comment_sql(schema, service)]
+def _partition_by_month(schema: str, service: str) -> Callable[[Any], Any]:
+    def step(cursor: Any) -> None:
+        moved = convert_unpartitioned(cursor, schema, service)
+        if moved is not None:
+            logs.info("postgres table moved into month partitions", **moved)
+
+    return step
+
+
+def migrations(schema: str) -> list[tuple[str, list[Step]]]:
+    """Ordered (id, steps); each step is idempotent, each id is applied once."""
+    trips: list[Step] = [sql for service in SERVICES for sql in create_table_sql(schema, service)]
+    comments: list[Step] = [sql for service in SERVICES for sql in comment_sql(schema, service)]
     return [
-        ("0001_ledger", ledger_sql(schema)),
+        ("0001_ledger", list(ledger_sql(schema))),
         ("0002_trips_tables", trips),
         (f"0003_comments_{_fingerprint()}", comments),
+        ("0004_partition_by_month", [_partition_by_month(schema, service) for service in SERVICES]),
     ]
 
 
@@ -125,8 +107,11 @@ def migrate(conn: Any, schema: str) -> list[str]:
         for migration_id, statements in migrations(schema):
             if migration_id in done:
                 continue
-            for sql in statements:
-                cursor.execute(sql)
+            for step in statements:
+                if callable(step):
+                    step(cursor)
+                else:
+                    cursor.execute(step)
             cursor.execute(
                 f"INSERT INTO {ident(schema)}.schema_migrations (id) VALUES (%s) "
                 "ON CONFLICT (id) DO UPDATE SET applied_at = now()",
@@ -160,33 +145,14 @@ def ensure_migrated(conn: Any, settings: Settings) -> None:
             _migrated.add(key)
 
 
-def csv_chunks(table: pa.Table) -> Iterator[memoryview]:
-    """The rows as PostgreSQL-ready CSV, one chunk of COPY_ROWS rows at a time (no per-row Python).
-
-    Encoding chunk by chunk lets the server parse one chunk while pyarrow writes
-    the next. pyarrow quotes every string and leaves nulls as empty unquoted
-    fields, which is exactly PostgreSQL's CSV rule for NULL vs empty string;
-    timestamps are written as naive ISO text, so they round-trip without any
-    time-zone shift.
-    """
-    options = pacsv.WriteOptions(include_header=False, batch_size=COPY_ROWS)
-    for start in range(0, table.num_rows, COPY_ROWS):
-        sink = pa.BufferOutputStream()
-        pacsv.write_csv(table.slice(start, COPY_ROWS), sink, write_options=options)
-        yield memoryview(sink.getvalue())
-
-
-def copy_sql(schema: str, service: str) -> str:
-    names = ", ".join(ident(c.name) for c in columns(service))
-    return f"COPY {table_ref(schema, service)} ({names}) FROM STDIN WITH (FORMAT csv)"
-
-
 def replace_day(
     conn: Any, settings: Settings, load: PartitionLoad, table: pa.Table, timings: dict[str, float]
 ) -> dict[str, Any]:
     """The one transaction; returns outcome fields. Rolls back on any error."""
     schema, service, day = settings.pg_schema, load.service, load.date
-    target = table_ref(schema, service)
+    target, part = table_ref(schema, service), partition_ref(schema, service, day)
+    with logs.timed(timings, "partition_seconds"):
+        prepare_month(conn, schema, service, day)
     cursor = conn.cursor()
     try:
         cursor.execute(f"SET LOCAL lock_timeout = '{LOCK_TIMEOUT}'")
@@ -207,10 +173,11 @@ def replace_day(
                 "rows": 0,
             }
         with logs.timed(timings, "delete_seconds"):
-            cursor.execute(f"DELETE FROM {target} WHERE pickup_date = %s", (day,))
+            cursor.execute(f"DELETE FROM {part} WHERE pickup_date = %s", (day,))
             deleted = cursor.rowcount
         with logs.timed(timings, "copy_seconds"):
-            cursor.execute(copy_sql(schema, service), stream=csv_chunks(table))
+            stream = copy_chunks(table, list(columns(service)), COPY_ROWS)
+            cursor.execute(copy_sql(schema, service, day), stream=stream)
             copied = cursor.rowcount
         if copied != table.num_rows:
             raise TransientError(f"COPY reported {copied} rows, expected {table.num_rows}", reason="copy_count")
@@ -244,6 +211,7 @@ def load_partition(
         code = exc.args[0].get("C") if exc.args and isinstance(exc.args[0], dict) else None
         if code in _MISSING_OBJECT:  # dropped under a warm instance: migrate again on the retry
             _migrated.clear()
+            forget_partitions()
             raise TransientError(
                 f"table or schema missing: {exc}", reason="database_objects_missing", sqlstate=code
             ) from exc

@@ -42,6 +42,8 @@ def test_quick_benchmark_runs_every_contender_on_comparable_work(tmp_path):
     # One day, loaded three ways, is the same number of rows each time.
     day_rows = run["pg_copy"]["rows_out"]
     assert day_rows > 0 and run["pg_ours"]["rows_out"] == run["pg_to_sql"]["rows_out"] == day_rows
+    # ... and a fourth time into a table that already held the big table's rows (--quick: 1/100 of 50 M).
+    assert run["pg_big"]["rows_out"] == day_rows and run["pg_big"]["table_rows"] >= 0.9 * data["meta"]["big_rows"]
     for name, figures in run.items():
         assert figures["wall"] > 0 and figures["cpu"] >= 0, name
     assert {t["target"] for t in data["summary"]["targets"]} == {
@@ -49,6 +51,8 @@ def test_quick_benchmark_runs_every_contender_on_comparable_work(tmp_path):
         "month split peak RSS",
         "31-date ingest CPU / one month split",
         "Postgres day load wall / psql \\copy",
+        "Postgres new day into the big table / into an empty one",
+        "Postgres day replace in the big table / in an empty one",
     }
     assert "| target | measured | limit |" in proc.stdout
     # The split's stage breakdown: every stage measured, each pass at least as long as the one before it.

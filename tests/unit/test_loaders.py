@@ -9,6 +9,7 @@ from __future__ import annotations
 import datetime as dt
 import io
 import json
+import struct
 
 import pyarrow as pa
 import pyarrow.parquet as pq
@@ -20,6 +21,7 @@ from shared.core.schemas import arrow_schema, columns
 from shared.core.settings import LOAD_BIGQUERY, Settings, get_settings
 from shared.load import bigquery as bql
 from shared.load import partition as loading
+from shared.load import pg_binary, postgres_ddl
 from shared.load import postgres as pgl
 from tests.gcs_events import gcs_finalized_event, pubsub_notification_event, real_day_partition
 
@@ -396,9 +398,10 @@ def test_bigquery_errors_are_split_by_reason(exc, transient):
 # ---- PostgreSQL ----------------------------------------------------------------------------------
 
 
-def test_table_ddl_uses_the_one_schema_and_indexes_pickup_date():
+def test_table_ddl_uses_the_one_schema_is_partitioned_by_month_and_indexes_pickup_date():
     create, index = pgl.create_table_sql("ny_taxi", "yellow")
     assert create.startswith('CREATE TABLE IF NOT EXISTS "ny_taxi"."yellow_trips" (')
+    assert create.endswith(") PARTITION BY RANGE (pickup_date)")
     assert '"pickup_datetime" timestamp without time zone' in create and '"fare_amount" double precision' in create
     assert create.count("\n  ") == len(columns("yellow"))
     assert index == (
@@ -411,7 +414,22 @@ def test_comments_carry_the_data_dictionary_with_quotes_escaped():
     assert len(statements) == len(columns("green")) + 1
     trip_type = next(s for s in statements if '."trip_type" IS' in s)
     assert trip_type.startswith('COMMENT ON COLUMN "ny_taxi"."green_trips"."trip_type" IS \'1 = Street-hail')
-    assert pgl._literal("it's") == "'it''s'"
+    assert postgres_ddl.literal("it's") == "'it''s'"
+
+
+@pytest.mark.parametrize(
+    "day, name, bounds",
+    [
+        (dt.date(2021, 1, 15), "yellow_trips_p202101", "FROM ('2021-01-01') TO ('2021-02-01')"),
+        (dt.date(2020, 12, 31), "yellow_trips_p202012", "FROM ('2020-12-01') TO ('2021-01-01')"),
+        (dt.date(2024, 2, 29), "yellow_trips_p202402", "FROM ('2024-02-01') TO ('2024-03-01')"),
+    ],
+)
+def test_a_day_belongs_to_its_month_partition(day, name, bounds):
+    create, attach = postgres_ddl.create_partition_sql("ny_taxi", "yellow", day)
+    assert create.startswith(f'CREATE TABLE IF NOT EXISTS "ny_taxi"."{name}" (LIKE "ny_taxi"."yellow_trips" ')
+    assert attach == f'ALTER TABLE "ny_taxi"."yellow_trips" ATTACH PARTITION "ny_taxi"."{name}" FOR VALUES {bounds}'
+    assert postgres_ddl.copy_sql("ny_taxi", "yellow", day).startswith(f'COPY "ny_taxi"."{name}" ("vendor_id", ')
 
 
 def test_ledger_is_the_table_the_status_module_reads():
@@ -433,17 +451,19 @@ def test_migrations_are_ordered_and_idempotent_and_comments_follow_descriptions(
     steps = pgl.migrations("ny_taxi")
     ids = [i for i, _ in steps]
     assert ids == sorted(ids) and ids[0] == "0001_ledger"
-    for _, statements in steps:
+    for migration_id, statements in steps:
         for sql in statements:
+            if migration_id == "0004_partition_by_month":  # functions of the cursor: checked against PostgreSQL
+                assert callable(sql)
+                continue
             assert sql.startswith(("CREATE TABLE IF NOT EXISTS", "CREATE INDEX IF NOT EXISTS", "COMMENT ON"))
-    before = ids[-1]
     from shared.core import schemas
 
     edited = tuple(
         c if c.name != "extra" else schemas.Column(c.name, c.kind, "changed", c.sources) for c in schemas.YELLOW
     )
     monkeypatch.setitem(schemas.SCHEMAS, "yellow", edited)
-    assert pgl.migrations("ny_taxi")[-1][0] != before
+    assert [i for i, _ in pgl.migrations("ny_taxi")] != ids
 
 
 @pytest.mark.parametrize("name", ["ny-taxi", 'x"; drop table y; --', "Upper", "", "1abc"])
@@ -452,33 +472,89 @@ def test_identifiers_from_settings_are_checked(name):
         pgl.ident(name)
 
 
-def test_copy_csv_keeps_nulls_empty_strings_timestamps_and_floats_exact():
+def decode_binary_copy(stream: bytes, schema: list) -> list[list]:
+    """PostgreSQL's binary COPY format read back field by field, as the server's recv functions do."""
+    assert stream[:19] == pg_binary.HEADER and stream[-2:] == b"\xff\xff"
+    pos, rows = 19, []
+    while pos < len(stream) - 2:
+        (count,) = struct.unpack_from(">h", stream, pos)
+        assert count == len(schema)
+        pos += 2
+        row = []
+        for column in schema:
+            (length,) = struct.unpack_from(">i", stream, pos)
+            pos += 4
+            if length == -1:
+                row.append(None)
+                continue
+            raw = stream[pos : pos + length]
+            pos += length
+            if column.kind == "string":
+                row.append(raw.decode())
+            elif column.kind == "float":
+                row.append(struct.unpack(">d", raw)[0])
+            elif column.kind == "int":
+                row.append(struct.unpack(">q", raw)[0])
+            elif column.kind == "timestamp":
+                row.append(dt.datetime(2000, 1, 1) + dt.timedelta(microseconds=struct.unpack(">q", raw)[0]))
+            else:
+                row.append(dt.date(2000, 1, 1) + dt.timedelta(days=struct.unpack(">i", raw)[0]))
+        rows.append(row)
+    assert pos == len(stream) - 2
+    return rows
+
+
+def same_rows(got: list[list], want: list[list]) -> bool:
+    """Equal as multisets of rows."""
+    return len(got) == len(want) and sorted(map(repr, got)) == sorted(map(repr, want))
+
+
+def test_binary_copy_keeps_nulls_empty_strings_timestamps_floats_and_dates_exact():
+    schema = list(columns("yellow"))
     table = trips_table(3)
-    text = b"".join(bytes(c) for c in pgl.csv_chunks(table)).decode()
-    lines = text.splitlines()
-    assert len(lines) == 3
-    first, second, third = (line.split(",") for line in lines)
-    names = [c.name for c in columns("yellow")]
-    flag = names.index("store_and_fwd_flag")
-    assert (first[flag], second[flag], third[flag]) == ('"N"', '""', "")  # "" = empty string, bare = NULL
-    pickup = names.index("pickup_datetime")
-    assert second[pickup] == "2021-01-15 00:30:11.123456" and first[pickup] == "2021-01-15 00:30:10.000000"
-    fare = names.index("fare_amount")
-    assert [float(x[fare]) for x in (first, second, third)] == table["fare_amount"].to_pylist()
-    assert first[names.index("pickup_date")] == "2021-01-15"
+    table = table.set_column(
+        table.schema.get_field_index("fare_amount"),
+        "fare_amount",
+        pa.array([0.1 + 0.2, None, float("-inf")], pa.float64()),
+    )
+    table = table.set_column(
+        table.schema.get_field_index("store_and_fwd_flag"), "store_and_fwd_flag", pa.array(["N", "", None])
+    )
+    table = table.set_column(table.schema.get_field_index("vendor_id"), "vendor_id", pa.array([None, -7, 2**62]))
+    old = dt.datetime(1999, 12, 31, 23, 59, 59, 999999)  # before PostgreSQL's epoch: a negative count
+    table = table.set_column(
+        table.schema.get_field_index("dropoff_datetime"),
+        "dropoff_datetime",
+        pa.array([old, None, dt.datetime(2038, 1, 19, 3, 14, 8)], pa.timestamp("us")),
+    )
+    stream = b"".join(bytes(c) for c in pg_binary.copy_chunks(table, schema, 2))
+    assert same_rows(decode_binary_copy(stream, schema), [list(row.values()) for row in table.to_pylist()])
+    # rows of one layout are one record array; mixed layouts are grouped (a COPY's rows have no order)
+    uniform = pa.concat_tables([trips_table(1)] * 5)
+    assert pg_binary._layout_keys(uniform, schema) is None
+    assert pg_binary._layout_keys(table, schema) is not None
 
 
-def test_copy_csv_is_sent_in_large_chunks():
+def test_binary_copy_of_text_is_utf8_behind_its_byte_length():
+    schema = [c for c in columns("fhv") if c.kind == "string"][:1]
+    name = schema[0].name
+    table = pa.table({name: pa.array(["B02510", "Zoë ☕", "", None, 'say "hi", \\N'])})
+    stream = b"".join(bytes(c) for c in pg_binary.copy_chunks(table, schema, 8192))
+    assert same_rows(decode_binary_copy(stream, schema), [[v] for v in table[name].to_pylist()])
+
+
+def test_binary_copy_is_sent_in_large_chunks():
     table = pa.concat_tables([trips_table(3)] * 20000)
-    chunks = list(pgl.csv_chunks(table))
-    assert len(chunks) == -(-table.num_rows // pgl.COPY_ROWS)
-    assert b"".join(bytes(c) for c in chunks).count(b"\n") == table.num_rows
+    chunks = list(pg_binary.copy_chunks(table, list(columns("yellow")), pgl.COPY_ROWS))
+    assert len(chunks) == -(-table.num_rows // pgl.COPY_ROWS) + 2  # + header + trailer
+    got = decode_binary_copy(b"".join(bytes(c) for c in chunks), list(columns("yellow")))
+    assert same_rows(got, [list(row.values()) for row in table.to_pylist()])
 
 
-def test_copy_statement_names_every_column_in_order():
-    sql = pgl.copy_sql("ny_taxi", "fhv")
-    assert sql.startswith('COPY "ny_taxi"."fhv_trips" ("dispatching_base_num", "pickup_datetime"')
-    assert sql.endswith("FROM STDIN WITH (FORMAT csv)")
+def test_copy_statement_names_every_column_in_order_into_the_month_partition():
+    sql = pgl.copy_sql("ny_taxi", "fhv", dt.date(2019, 3, 9))
+    assert sql.startswith('COPY "ny_taxi"."fhv_trips_p201903" ("dispatching_base_num", "pickup_datetime"')
+    assert sql.endswith("FROM STDIN WITH (FORMAT binary)")
 
 
 def test_real_sample_builds_a_partition_of_the_trips_schema(real_yellow_sample):
