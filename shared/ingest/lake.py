@@ -23,8 +23,18 @@ from shared.core.errors import SourceError
 from shared.core.schemas import arrow_schema, reject_schema
 from shared.ingest.cleaning import MAX_BAD_FLOOR, MAX_BAD_SHARE, MONTH_LEVEL_REASONS, Rules, clean_batch, reason_counts
 from shared.ingest.lake_write import COMPRESSION
-from shared.ingest.month_file import CORRUPT_SOURCE, Lent, Malformed, TypedReadFailed, corrupt, open_batches
+from shared.ingest.month_file import (
+    CORRUPT_SOURCE,
+    Lent,
+    Malformed,
+    TypedReadFailed,
+    corrupt,
+    csv_header,
+    open_batches,
+)
+from shared.ingest.schema_contract import UNEXPECTED_COLUMN
 from shared.ingest.split_output import Key, MemoryOutput, SplitOutput
+from shared.ingest.text_repair import TextRepairs
 
 # Memory bound, measured with `python -m bench` on a full month: a larger flush threshold buys
 # no speed but costs RSS (with 16 MiB CSV blocks, 400k rows: ~470 MB peak).
@@ -62,6 +72,8 @@ class MonthSplit:
     month_rejected_by_reason: dict[str, int] = field(default_factory=dict)
     bad_values: dict[str, dict[str, Any]] = field(default_factory=dict)  # column -> rows, examples
     malformed: list[str] = field(default_factory=list)  # CSV lines with the wrong number of fields
+    contract: dict[str, Any] = field(default_factory=dict)  # the schema contract's record (manifest)
+    repairs: TextRepairs = field(default_factory=TextRepairs)  # text that was not UTF-8
 
     def tables(self, day: dt.date | None) -> tuple[pa.Table, pa.Table | None]:
         """Decoded (trips, rejects) of a date, or (None, month rejects): for checks and tests,
@@ -81,8 +93,9 @@ class _DayWriters:
     and a date normally becomes a single row group (TLC files arrive nearly in date order).
     Each file streams to the split's output as it grows; nothing is held until the end."""
 
-    def __init__(self, service: str, output: SplitOutput) -> None:
-        self.trips_schema, self.rejects_schema = arrow_schema(service), reject_schema(service)
+    def __init__(self, service: str, output: SplitOutput, added: list[pa.Field]) -> None:
+        self.trips_schema = pa.schema([*arrow_schema(service), *added])
+        self.rejects_schema = self.trips_schema.append(reject_schema(service).field("reject_reason"))
         self.output = output
         self.pending: dict[dt.date, list[pa.Table]] = {}
         self.rows = 0
@@ -220,16 +233,17 @@ def split_month(
     output = output if output is not None else MemoryOutput()
     if fmt == "parquet":  # typed by its writer: bad values surface in the converter, in one pass
         return _split_month(source, fmt, service, year, month, rules, output, as_text=False)
+    header = csv_header(source, fmt)
     lent = Lent(source)
     try:
-        return _split_month(lent, fmt, service, year, month, rules, output, as_text=False)
+        return _split_month(lent, fmt, service, year, month, rules, output, as_text=False, header=header)
     except TypedReadFailed as failed:
         lent.give_back()
         try:
             source.seek(0)
         except (OSError, ValueError, AttributeError) as exc:  # not seekable: the typed reader's error stands
             raise corrupt(failed.__cause__ or failed) from exc
-        return _split_month(Lent(source), fmt, service, year, month, rules, output, as_text=True)
+        return _split_month(Lent(source), fmt, service, year, month, rules, output, as_text=True, header=header)
 
 
 def _split_month(
@@ -241,14 +255,18 @@ def _split_month(
     rules: Rules,
     output: SplitOutput,
     as_text: bool,
+    header: list[str] | None = None,
 ) -> MonthSplit:
     split = MonthSplit(output)
-    writers = _DayWriters(service, output)
+    writers = None
     malformed = Malformed()
     try:
-        mapping, batches = open_batches(source, fmt, service, as_text, malformed)
+        plan, batches = open_batches(source, fmt, service, as_text, malformed, rules.schema_contract, header)
+        writers = _DayWriters(service, output, [c.lake_field(year, month) for c in plan.added])
         for batch in batches:
-            clean = clean_batch(batch, service, mapping, year, month, rules, split.bad_values)
+            if as_text:
+                batch = split.repairs.decode_batch(batch, split.source_rows + 1)
+            clean = clean_batch(batch, service, plan, year, month, rules, split.bad_values)
             split.source_rows += batch.num_rows
             month_level = pc.fill_null(pc.is_in(clean["reject_reason"], pa.array(MONTH_LEVEL_REASONS)), False)
             if pc.any(month_level).as_py():
@@ -260,12 +278,16 @@ def _split_month(
         split.days = writers.close(month_days(year, month))
         split.month_rejected_rows = writers.month_rejected
         split.month_rejected_by_reason = writers.reasons.get(None, {})
+        unexpected = sum(day.rejected_by_reason.get(UNEXPECTED_COLUMN, 0) for day in split.days.values())
+        split.contract = plan.manifest(unexpected)
     except (pa.ArrowException, OSError, UnicodeDecodeError) as exc:
-        writers.abort()
+        if writers is not None:
+            writers.abort()
         if type(exc).__module__.startswith(("google", "requests", "urllib3")):
             raise  # a storage/network fault while reading: transient, classified at the boundary
         raise corrupt(exc) from exc
     except BaseException:  # SourceError, TypedReadFailed, anything: stop the writer thread first
-        writers.abort()
+        if writers is not None:
+            writers.abort()
         raise
     return split

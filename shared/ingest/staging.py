@@ -73,6 +73,7 @@ def derived_from(source: Source, rules: Rules) -> dict[str, str]:
         "raw_generation": str(source.raw.generation),
         "code_version": code_version(),
         "keep_empty_passenger_count": str(rules.keep_empty_passenger_count),
+        "schema_contract": rules.schema_contract,
     }
 
 
@@ -224,6 +225,7 @@ def _split_and_stage(
         "source_rows": split.source_rows,
         "month_rejected_rows": split.month_rejected_rows,
         "malformed_rows": len(split.malformed),
+        "repaired_text_rows": split.repairs.rows,
     }
     with logs.timed(timings, "stage_seconds"):
         if split.month_rejected_rows:
@@ -245,11 +247,18 @@ def _split_and_stage(
             )
         else:
             delete_if_exists(bucket, malformed_name)
+        repaired_name = paths.repaired_text_object(service, year, month)
+        if split.repairs.rows:
+            upload_bytes(bucket, repaired_name, split.repairs.csv_bytes(), meta, content_type="text/csv")
+        else:
+            delete_if_exists(bucket, repaired_name)
         manifest = {
             **meta,
             "service": service,
             "split_id": split_id,
             "bad_values": split.bad_values,
+            "schema_contract": split.contract,
+            "text_repairs": split.repairs.manifest(),
             "days": {day.isoformat(): part.counts() for day, part in split.days.items()},
         }
         bucket.blob(paths.staging_manifest(service, year, month)).upload_from_string(
@@ -265,6 +274,8 @@ def _split_and_stage(
         )
         if split.bad_values or split.malformed
         else (logs.info, "month split")
+        if not split.repairs.rows
+        else (logs.warning, "month split; values that were not UTF-8 decoded as Windows-1252 (repaired_text.csv)")
     )
     log(
         message,
@@ -278,6 +289,10 @@ def _split_and_stage(
         bad_values=split.bad_values or None,
         malformed_rows=len(split.malformed) or None,
         malformed_object=malformed_name if split.malformed else None,
+        repaired_text_rows=split.repairs.rows or None,
+        schema_contract=split.contract
+        if split.contract.get("new_columns") or split.contract.get("missing_columns")
+        else None,
         superseded_files=superseded or None,
         **{k: v for k, v in timings.items() if k in ("download_seconds", "split_month_seconds")},
     )
