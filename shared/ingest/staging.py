@@ -73,7 +73,7 @@ def derived_from(source: Source, rules: Rules) -> dict[str, str]:
         "raw_generation": str(source.raw.generation),
         "code_version": code_version(),
         "keep_empty_passenger_count": str(rules.keep_empty_passenger_count),
-        "schema_contract": rules.schema_contract,
+        "schema_contract_mode": rules.schema_contract,
     }
 
 

@@ -29,7 +29,8 @@ import pyarrow as pa
 import pyarrow.csv as pacsv
 
 from shared.core import logs, pg
-from shared.core.errors import ConfigError, TransientError
+from shared.core.errors import ConfigError, PermanentError, TransientError
+from shared.core.evolved_columns import column_of, extra_fields
 from shared.core.schemas import SERVICES, columns
 from shared.core.settings import Settings
 from shared.load.partition import PartitionData, PartitionLoad
@@ -39,6 +40,7 @@ LOCK_TIMEOUT = "120s"
 _MISSING_OBJECT = {"42P01", "3F000"}  # undefined_table, invalid_schema_name
 _IDENT = re.compile(r"^[a-z_][a-z0-9_]{0,62}$")
 _migrated: set[tuple[Any, ...]] = set()
+_columns_known: set[tuple[str, str, str]] = set()  # (schema, service, column) added or found
 _migrate_lock = threading.Lock()
 
 
@@ -176,9 +178,49 @@ def csv_chunks(table: pa.Table) -> Iterator[memoryview]:
         yield memoryview(sink.getvalue())
 
 
-def copy_sql(schema: str, service: str) -> str:
-    names = ", ".join(ident(c.name) for c in columns(service))
-    return f"COPY {table_ref(schema, service)} ({names}) FROM STDIN WITH (FORMAT csv)"
+def copy_sql(schema: str, service: str, names: list[str] | None = None) -> str:
+    """`names`: the partition's columns (declared, then any the schema contract added)."""
+    listed = ", ".join(ident(name) for name in (names or [c.name for c in columns(service)]))
+    return f"COPY {table_ref(schema, service)} ({listed}) FROM STDIN WITH (FORMAT csv)"
+
+
+def add_columns(conn: Any, settings: Settings, service: str, added: list[pa.Field]) -> list[str]:
+    """Schema evolution: the partition's added columns (names, types checked in evolved_columns.py)
+    become nullable columns with a COMMENT naming the month that brought them, in a short
+    transaction under the migrations' lock: two loaders adding one column serialize, the second
+    finds it. A column there with another type is permanent (`column_type_changed`)."""
+    schema, wanted, new = settings.pg_schema, [column_of(f, service) for f in added], []
+    if all((schema, service, c.name) in _columns_known for c in wanted):  # none, or all seen by this process
+        return []
+    target, cursor = table_ref(schema, service), conn.cursor()
+    try:
+        cursor.execute(f"SET LOCAL lock_timeout = '{LOCK_TIMEOUT}'")
+        cursor.execute("SELECT pg_advisory_xact_lock(hashtextextended(%s, 0))", (f"{schema}/migrations",))
+        sql = (
+            "SELECT column_name, data_type FROM information_schema.columns WHERE table_schema = %s AND table_name = %s"
+        )
+        cursor.execute(sql, (schema, f"{service}_trips"))
+        have = dict(cursor.fetchall())
+        for column in wanted:
+            if have.get(column.name, column.pg_type) != column.pg_type:
+                raise PermanentError(
+                    f"column {column.name} of {target} is {have[column.name]}, the partition's is {column.pg_type}",
+                    reason="column_type_changed",
+                    field=column.name,
+                    value=column.pg_type,
+                )
+            if column.name not in have:
+                cursor.execute(f"ALTER TABLE {target} ADD COLUMN IF NOT EXISTS {ident(column.name)} {column.pg_type}")
+                cursor.execute(f"COMMENT ON COLUMN {target}.{ident(column.name)} IS {_literal(column.description)}")
+                new.append(column.name)
+        conn.commit()
+    except BaseException:
+        _rollback(conn)
+        raise
+    _columns_known.update((schema, service, c.name) for c in wanted)
+    if new:
+        logs.info("postgres columns added by schema evolution", table=target, columns=new)
+    return new
 
 
 def replace_day(
@@ -210,7 +252,7 @@ def replace_day(
             cursor.execute(f"DELETE FROM {target} WHERE pickup_date = %s", (day,))
             deleted = cursor.rowcount
         with logs.timed(timings, "copy_seconds"):
-            cursor.execute(copy_sql(schema, service), stream=csv_chunks(table))
+            cursor.execute(copy_sql(schema, service, table.column_names), stream=csv_chunks(table))
             copied = cursor.rowcount
         if copied != table.num_rows:
             raise TransientError(f"COPY reported {copied} rows, expected {table.num_rows}", reason="copy_count")
@@ -239,13 +281,19 @@ def load_partition(
     try:
         with pg.connection(settings) as conn:
             ensure_migrated(conn, settings)
+            added = add_columns(conn, settings, load.service, extra_fields(data.table.schema, load.service))
             result = replace_day(conn, settings, load, data.table, timings)
     except Exception as exc:
         code = exc.args[0].get("C") if exc.args and isinstance(exc.args[0], dict) else None
         if code in _MISSING_OBJECT:  # dropped under a warm instance: migrate again on the retry
             _migrated.clear()
+            _columns_known.clear()
             raise TransientError(
                 f"table or schema missing: {exc}", reason="database_objects_missing", sqlstate=code
             ) from exc
         raise
-    return {"table": f"{settings.pg_schema}.{load.service}_trips", **result}
+    return {
+        "table": f"{settings.pg_schema}.{load.service}_trips",
+        **result,
+        **({"columns_added": added} if added else {}),
+    }
