@@ -15,6 +15,7 @@ import datetime as dt
 import io
 import json
 import os
+import threading
 import uuid
 
 import pg8000.dbapi
@@ -182,3 +183,55 @@ def test_freeze_dead_letters_the_month_naming_the_column(fresh_bucket, tlc, sett
     assert letter["reason"] == "schema_frozen"
     assert (letter["error"]["field"], letter["error"]["value"]) == ("columns", repr([NEW]))
     assert not list(clients.storage().list_blobs(fresh_bucket.name, prefix="trips/"))
+
+
+def test_loaders_adding_the_same_column_at_once_add_it_once(fresh_bucket, tlc, settings_env, destinations):
+    """Four days of the new month loaded at once by both loaders (8 threads released together):
+    each adds the column or finds it added; none fails, the column exists once, every day loads."""
+    dataset, settings = destinations
+    data_dir, _ = tlc
+    use_parquet(tlc, settings_env)
+    serve_parquet(data_dir, settings_env, 2025, 6, [3.5])
+    days = [dt.date(2025, 6, d) for d in (2, 3, 4, 5)]
+    for day in days:
+        ingest_function.handle(message_published_event({"date": day.isoformat(), "service": "yellow"}))
+    blobs = [fresh_bucket.get_blob(paths.trips_object("yellow", day)) for day in days]
+    jobs = [(loader, blob) for loader in (load_bigquery, load_postgres) for blob in blobs]
+    barrier = threading.Barrier(len(jobs))
+    errors: list[BaseException] = []
+
+    def deliver(loader, blob) -> None:
+        try:
+            barrier.wait()
+            loader.handle(pubsub_notification_event(blob.bucket.name, blob.name, blob.generation))
+        except BaseException as exc:  # surfaced below
+            errors.append(exc)
+
+    threads = [threading.Thread(target=deliver, args=job) for job in jobs]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(timeout=300)
+    assert not errors, errors
+
+    names = [f.name for f in clients.bigquery().get_table(f"{dataset}.yellow_trips").schema]
+    assert names.count("street_repair_fee") == 1
+    manifest = json.loads(fresh_bucket.blob(paths.staging_manifest("yellow", 2025, 6)).download_as_bytes())
+    expected = {day.isoformat(): manifest["days"][day.isoformat()]["rows_written"] for day in days}
+    sql = (
+        f"SELECT CAST(pickup_date AS STRING) AS d, count(*) AS n, countif(street_repair_fee = 3.5) AS v "
+        f"FROM `{dataset}.yellow_trips` GROUP BY 1"
+    )
+    in_bigquery = {r["d"]: (r["n"], r["v"]) for r in clients.bigquery().query(sql).result()}
+    assert in_bigquery == {d: (n, n) for d, n in expected.items()}
+    schema = settings.pg_schema
+    in_postgres = query_pg(
+        settings,
+        f'SELECT pickup_date::text, count(*), count(street_repair_fee) FROM "{schema}".yellow_trips GROUP BY 1',
+    )
+    assert {d: (n, v) for d, n, v in in_postgres} == {d: (n, n) for d, n in expected.items()}
+    assert query_pg(
+        settings,
+        "SELECT count(*) FROM information_schema.columns WHERE table_schema = %s AND column_name = 'street_repair_fee'",
+        schema,
+    ) == [[1]]

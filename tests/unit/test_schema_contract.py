@@ -7,15 +7,19 @@ import io
 import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
+from google.api_core.exceptions import PreconditionFailed
+from google.cloud import bigquery as bq
 
 from local.tlc_columns import to_parquet_types
 from local.tlc_data import generate_month
-from shared.core.errors import SourceError
-from shared.core.evolved_columns import META_FIRST_MONTH, META_SOURCE, describe, extra_fields
+from shared.core.errors import PermanentError, SourceError
+from shared.core.evolved_columns import META_FIRST_MONTH, META_SOURCE, describe, extra_fields, lake_field
 from shared.core.schemas import arrow_schema, columns
+from shared.core.settings import LOAD_BIGQUERY, Settings
 from shared.ingest.cleaning import Rules, check_partition, reason_counts
 from shared.ingest.lake import split_month
 from shared.ingest.schema_contract import MAX_NEW_COLUMNS, kind_of, plan_columns, snake_case
+from shared.load import bigquery as bql
 
 YELLOW = [s for c in columns("yellow") if c.sources for s in c.sources[:1]]
 NEW = "Street_Repair_Fee"  # a column TLC may add next, as cbd_congestion_fee came in 2025
@@ -234,3 +238,53 @@ def test_split_a_new_csv_column_is_text_as_written():
     result = split(csv, "evolve", fmt="csv")
     trips = result.tables(dt.date(2025, 6, 1))[0]
     assert trips["street_repair_fee"].to_pylist() == ["1.50", None]
+
+
+class _Table:
+    def __init__(self, schema):
+        self.schema = list(schema)
+
+
+class _RacingClient:
+    """tables.get / tables.patch of one table; the first patch loses to another loader (412)."""
+
+    def __init__(self, schema, other_adds):
+        self.table, self.other_adds, self.patches = _Table(schema), other_adds, 0
+
+    def get_table(self, _tid):
+        return _Table(self.table.schema)
+
+    def update_table(self, table, fields):
+        self.patches += 1
+        if self.patches == 1:  # another loader patched first: the etag read no longer matches
+            self.table.schema = [*self.table.schema, *self.other_adds]
+            raise PreconditionFailed("412 Precondition check failed.")
+        self.table.schema = list(table.schema)
+        return _Table(self.table.schema)
+
+
+def _settings():
+    return Settings.from_env({"GCP_PROJECT": "p", "LAKE_BUCKET": "b", "DEAD_LETTER_TOPIC": "d"}, LOAD_BIGQUERY)
+
+
+def test_bigquery_add_columns_reads_again_after_a_412_and_adds_once():
+    declared = bql.schema_fields("yellow")
+    ours = lake_field("street_repair_fee", "float", NEW, 2025, 6)
+    theirs = bq.SchemaField("tunnel_fee", "FLOAT64", mode="NULLABLE")
+    client = _RacingClient(declared, [theirs])
+    schema = bql.add_columns(client, _settings(), "yellow", [ours])
+    names = [f.name for f in schema]
+    assert names[-2:] == ["tunnel_fee", "street_repair_fee"] and names.count("street_repair_fee") == 1
+    assert client.patches == 2 and "2025-06" in schema[-1].description  # the other loader's column kept
+    assert bql.add_columns(client, _settings(), "yellow", [ours]) == client.table.schema  # again: no patch
+    assert client.patches == 2
+    assert bql.add_columns(_RacingClient(declared, []), _settings(), "yellow", []) is None  # declared only
+
+
+def test_bigquery_a_column_there_with_another_type_is_permanent():
+    existing = [*bql.schema_fields("yellow"), bq.SchemaField("street_repair_fee", "STRING", mode="NULLABLE")]
+    with pytest.raises(PermanentError) as err:
+        bql.add_columns(
+            _RacingClient(existing, []), _settings(), "yellow", [lake_field("street_repair_fee", "float", NEW, 2025, 6)]
+        )
+    assert err.value.reason == "column_type_changed" and err.value.field == "street_repair_fee"
