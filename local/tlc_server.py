@@ -14,7 +14,7 @@ columns, an HTML error page, 404, a transient 500, a hung server) must be reprod
         replay test uses it: a date dead-lettered for its 404, replayed once the month appears.
     GET|HEAD /faults/{kind}/{service}/{service}_tripdata_{YYYY}-{MM}.{ext}
         truncated-gzip  the month file cut in the middle (Content-Length says the cut size)
-        wrong-header    the month with renamed columns (old TLC style: vendor_id, pickup_datetime...)
+        wrong-header    the month with a header no era of any service has (column_1, column_2, ...)
         html            200 with an HTML error page under the data file's name
         404             not found
         500-once        first request for that exact path: 500; later ones: the month file
@@ -51,19 +51,6 @@ _MONTH_PATH = re.compile(
     r"^/(?:faults/(?P<fault>[^/]+)/)?(?P<rel>(?P<service>yellow|green|fhvhv|fhv)/(?P=service)"
     r"_tripdata_(?P<year>\d{4})-(?P<month>\d{2})\.(?P<ext>csv\.gz|csv|parquet))$"
 )
-_WRONG_NAMES = {
-    "VendorID": "vendor_id",
-    "tpep_pickup_datetime": "pickup_datetime",
-    "tpep_dropoff_datetime": "dropoff_datetime",
-    "lpep_pickup_datetime": "pickup_datetime",
-    "lpep_dropoff_datetime": "dropoff_datetime",
-    "RatecodeID": "rate_code",
-    "PULocationID": "pickup_location_id",
-    "DOLocationID": "dropoff_location_id",
-    "pickup_datetime": "Pickup_DateTime",
-    "dropOff_datetime": "DropOff_datetime",
-    "dispatching_base_num": "Dispatching_base_num",
-}
 _HTML = (
     b"<!DOCTYPE html>\n<html><head><title>Service Unavailable</title></head>\n<body><h1>We're having "
     b"trouble</h1><p>The file you requested is temporarily unavailable. Please try again later.</p>"
@@ -141,7 +128,7 @@ class TLCServer(ThreadingHTTPServer):
             if not path.is_file() and not write_era_month(path, service, year, month, self.rows_per_day * 28, ext):
                 table = generate_month(service, year, month, rows_per_day=self.rows_per_day, seed=self.seed)
                 if wrong_header:
-                    table = table.rename_columns([_WRONG_NAMES.get(n, n.lower()) for n in table.column_names])
+                    table = table.rename_columns([f"column_{i}" for i in range(1, table.num_columns + 1)])
                 write_month(path, table, ext)
         return path
 

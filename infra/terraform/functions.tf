@@ -63,6 +63,7 @@ locals {
     ingest = {
       INGEST_LAG_DAYS            = tostring(var.ingest_lag_days)
       KEEP_EMPTY_PASSENGER_COUNT = tostring(var.keep_empty_passenger_count)
+      SCHEMA_CONTRACT            = var.schema_contract
       DOWNLOAD_TIMEOUT_SECONDS   = tostring(var.download_timeout_seconds)
       DOWNLOAD_MAX_ATTEMPTS      = tostring(var.download_max_attempts)
       SPLIT_WAIT_SECONDS         = tostring(var.split_wait_seconds)

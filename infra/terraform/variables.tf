@@ -321,6 +321,17 @@ variable "keep_empty_passenger_count" {
   default     = false
 }
 
+variable "schema_contract" {
+  description = "SCHEMA_CONTRACT: what a column TLC adds does (like dlt's schema contracts). evolve: a new nullable column in the lake, BigQuery and Postgres; discard_value: dropped, recorded in the month's manifest; discard_row: rows with a value in it rejected (unexpected_column); freeze: the month is dead-lettered (schema_frozen), naming the column."
+  type        = string
+  default     = "evolve"
+
+  validation {
+    condition     = contains(["evolve", "discard_value", "discard_row", "freeze"], var.schema_contract)
+    error_message = "schema_contract must be one of evolve, discard_value, discard_row, freeze."
+  }
+}
+
 variable "download_timeout_seconds" {
   description = "DOWNLOAD_TIMEOUT_SECONDS of one read from the TLC source."
   type        = number

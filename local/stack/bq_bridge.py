@@ -14,7 +14,9 @@ What it does: every request is forwarded to the emulator unchanged, except
   carried out with the decorator's semantics (local/stack/bq_partition.py) and answered with the
   job resource Google would return; and a job id that was already used is answered 409
   (Google's "Already Exists: Job"), which the emulator does not enforce;
-- `GET .../projects/P/jobs/ID` of such a job: its stored resource.
+- `GET .../projects/P/jobs/ID` of such a job: its stored resource;
+- `PATCH`/`PUT` of a table's schema: the etag precondition, no dropped field, and an added field
+  added to the stored table too (local/stack/bq_schema.py).
 Anything the bridge cannot reach upstream is a 503 (the client retries it, as a Google 503).
 Its log is one JSON line per bridged job (.state/logs/bqbridge.log).
 """
@@ -31,7 +33,7 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 from urllib.parse import urlsplit
 
-from local.stack import bq_partition
+from local.stack import bq_partition, bq_schema
 
 _JOBS = re.compile(r"^/bigquery/v2/projects/(?P<project>[^/]+)/jobs(?:/(?P<job>[^/?]+))?(?:\?.*)?$")
 _HOP_BY_HOP = {"connection", "keep-alive", "transfer-encoding", "te", "trailer", "upgrade", "proxy-connection"}
@@ -159,6 +161,11 @@ class Handler(BaseHTTPRequestHandler):
                 if answer is not None:
                     self._json(*answer)
                     return
+            headers = {k: v for k, v in self.headers.items() if k.lower() not in _HOP_BY_HOP}
+            updated = bq_schema.update_table(self.bridge.upstream, self.command, self.path, body, headers)
+            if updated is not None:
+                self._json(*updated)
+                return
             if match and self.command == "GET" and match.group("job"):
                 job = self.bridge.get_job(match.group("job"))
                 if job is not None:
@@ -166,6 +173,12 @@ class Handler(BaseHTTPRequestHandler):
                     return
         except (ValueError, KeyError, TypeError) as exc:
             self._json(400, bq_partition.error_body(400, "invalid", f"bad request to the BigQuery bridge: {exc}"))
+            return
+        except bq_partition.JobFailed as exc:  # a statement of a schema update failed upstream
+            self._json(400, bq_partition.error_body(400, exc.reason, exc.message))
+            return
+        except OSError as exc:
+            self._json(503, bq_partition.error_body(503, "backendError", f"BigQuery emulator unreachable: {exc}"))
             return
         self._forward(body)
 

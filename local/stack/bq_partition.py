@@ -5,7 +5,10 @@ The emulator has no partition decorators; Google Cloud's load job into one is th
 Google's semantics (https://cloud.google.com/bigquery/docs/managing-partitioned-table-data):
 - the table must exist (the loader uses CREATE_NEVER: `notFound` otherwise) and be partitioned by
   day on a column; the decorator names one of its partitions;
-- the load's schema must match the table's ("Provided Schema does not match Table");
+- the load's schema must match the table's ("Provided Schema does not match Table"), except that
+  with ALLOW_FIELD_ADDITION it may add NULLABLE fields at the end, which are added to the table;
+  a NULLABLE column of the schema that a parquet file lacks loads as NULL (parquet is matched by
+  name; the bridge reads the file's footer from fake-gcs-server to know its columns);
 - every loaded row must belong to that partition, else the job fails and nothing changes ("Some
   rows belong to different partitions rather than destination partition YYYYMMDD");
 - WRITE_TRUNCATE replaces exactly that partition, atomically; WRITE_APPEND adds to it; WRITE_EMPTY
@@ -21,11 +24,17 @@ emulator never aborts one transaction for another.
 from __future__ import annotations
 
 import datetime as dt
+import os
 import re
 import threading
 import time
+import urllib.request
 import uuid
 from typing import Any
+from urllib.parse import quote
+
+import pyarrow as pa
+import pyarrow.parquet as pq
 
 DECORATED = re.compile(r"^(?P<table>[A-Za-z0-9_]+)\$(?P<partition>.+)$")
 _TYPES = {"INT64": "INTEGER", "FLOAT64": "FLOAT", "BOOL": "BOOLEAN", "STRUCT": "RECORD"}
@@ -124,13 +133,17 @@ def _replace(upstream: Any, reference: dict[str, Any], load: dict[str, Any]) -> 
     field = partitioning.get("field")
     if partitioning.get("type") != "DAY" or not field:
         raise JobFailed("invalid", f"Table {target} is not partitioned by day on a column: no partition ${stamp}")
+    table = _add_fields(upstream, load, table, project, dataset, base)
     _check_schema(load.get("schema"), table["schema"], target)
     disposition = load.get("writeDisposition") or "WRITE_APPEND"
     if disposition not in ("WRITE_TRUNCATE", "WRITE_APPEND", "WRITE_EMPTY"):
         raise JobFailed("invalid", f"Invalid writeDisposition {disposition}")
     kind = {f["name"]: f.get("type", "").upper() for f in table["schema"]["fields"]}[field]
     in_day = f"`{field}` = DATE '{day}'" if kind == "DATE" else f"DATE(`{field}`) = DATE '{day}'"
-    columns = ", ".join(f"`{f['name']}`" for f in table["schema"]["fields"])
+    # Parquet is matched by name: a NULLABLE column of the schema that the file lacks loads as NULL.
+    in_file = _file_columns(load.get("sourceUris") or [])
+    fields = [f for f in (load.get("schema") or table["schema"])["fields"] if in_file is None or f["name"] in in_file]
+    columns = ", ".join(f"`{f['name']}`" for f in fields)
     staging = f"_staging_bridge_{base}_{stamp}_{uuid.uuid4().hex[:8]}"
     staged = f"{project}.{dataset}.{staging}"
     with _lock(target):
@@ -138,7 +151,7 @@ def _replace(upstream: Any, reference: dict[str, Any], load: dict[str, Any]) -> 
             staged_load = {
                 **load,
                 "destinationTable": {"projectId": project, "datasetId": dataset, "tableId": staging},
-                "schema": load.get("schema") or table["schema"],
+                "schema": {"fields": fields},
                 "writeDisposition": "WRITE_EMPTY",
                 "createDisposition": "CREATE_IF_NEEDED",
             }
@@ -157,7 +170,7 @@ def _replace(upstream: Any, reference: dict[str, Any], load: dict[str, Any]) -> 
                 )
             held = 0
             if disposition in ("WRITE_EMPTY", "WRITE_TRUNCATE"):
-                held = _count(upstream, reference, f"SELECT COUNT(*) FROM `{target}` WHERE {in_day}")
+                held = _counts(upstream, reference, f"SELECT COUNT(*) FROM `{target}` WHERE {in_day}")[0]
             if disposition == "WRITE_EMPTY" and held:
                 raise JobFailed("duplicate", f"Already Exists: Table {project}:{dataset}.{base}${stamp}")
             # Every write makes the emulator copy the whole table (README, Performance), so a partition
@@ -189,6 +202,43 @@ def _get_table(upstream: Any, project: str, dataset: str, table: str) -> dict[st
 def _normal(schema: dict[str, Any]) -> list[tuple[str, str]]:
     fields = schema.get("fields") or []
     return [(f["name"].lower(), _TYPES.get(f.get("type", "").upper(), f.get("type", "").upper())) for f in fields]
+
+
+def _add_fields(
+    upstream: Any, load: dict[str, Any], table: dict[str, Any], project: str, dataset: str, base: str
+) -> dict[str, Any]:
+    """ALLOW_FIELD_ADDITION: NULLABLE fields the load's schema has beyond the table's are added
+    to the table first (Google's side effect of such a load into a partition)."""
+    given = (load.get("schema") or {}).get("fields") or []
+    have = table["schema"].get("fields") or []
+    if "ALLOW_FIELD_ADDITION" not in (load.get("schemaUpdateOptions") or []) or len(given) <= len(have):
+        return table
+    if _normal({"fields": given[: len(have)]}) != _normal(table["schema"]):
+        return table  # not an addition: _check_schema refuses it
+    if any((f.get("mode") or "NULLABLE") != "NULLABLE" for f in given[len(have) :]):
+        raise JobFailed("invalid", "Cannot add required fields to an existing schema.")
+    path = f"/bigquery/v2/projects/{project}/datasets/{dataset}/tables/{base}"
+    status, body = upstream.json("PATCH", path, {"schema": {"fields": [*have, *given[len(have) :]]}})
+    if status >= 300:
+        raise _upstream_error(status, body)
+    return _get_table(upstream, project, dataset, base)
+
+
+def _file_columns(uris: list[str]) -> set[str] | None:
+    """The columns of the parquet files (read from fake-gcs-server), or None if unknown."""
+    host = os.environ.get("STORAGE_EMULATOR_HOST", "").rstrip("/")
+    if not host or not uris or not all(u.startswith("gs://") for u in uris):
+        return None
+    names: set[str] = set()
+    for uri in uris:
+        bucket, _, name = uri[len("gs://") :].partition("/")
+        url = f"{host}/storage/v1/b/{quote(bucket, safe='')}/o/{quote(name, safe='')}?alt=media"
+        try:
+            with urllib.request.urlopen(url, timeout=60) as response:
+                names |= set(pq.read_schema(pa.BufferReader(response.read())).names)
+        except (OSError, pa.ArrowException):
+            return None  # the staged load reports what is wrong with the file
+    return names
 
 
 def _check_schema(given: dict[str, Any] | None, table: dict[str, Any], target: str) -> None:
@@ -231,6 +281,11 @@ def _run(upstream: Any, reference: dict[str, Any], configuration: dict[str, Any]
         status, job = upstream.json("GET", f"/bigquery/v2/projects/{project}/jobs/{job_id}?location={location}")
 
 
+def run_query(upstream: Any, reference: dict[str, Any], sql: str) -> None:
+    """One statement run upstream as a query job, waited for (e.g. DDL)."""
+    _run(upstream, reference, {"query": {"query": sql, "useLegacySql": False}})
+
+
 def _counts(upstream: Any, reference: dict[str, Any], sql: str) -> list[int]:
     """The first row of a query of counts, as ints."""
     project = reference["projectId"]
@@ -241,7 +296,3 @@ def _counts(upstream: Any, reference: dict[str, Any], sql: str) -> list[int]:
     if not body.get("jobComplete", True):
         raise JobFailed("timeout", f"query did not complete: {sql}")
     return [int(float(cell["v"] or 0)) for cell in body["rows"][0]["f"]]  # SUM of no rows is NULL
-
-
-def _count(upstream: Any, reference: dict[str, Any], sql: str) -> int:
-    return _counts(upstream, reference, sql)[0]

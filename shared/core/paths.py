@@ -46,6 +46,11 @@ def malformed_rows_object(service: str, year: int, month: int) -> str:
     return f"rejects/{service}/source_month={year:04d}-{month:02d}/malformed_rows.csv"
 
 
+def repaired_text_object(service: str, year: int, month: int) -> str:
+    """The month's values that were not UTF-8 and how each was decoded (shared/ingest/text_repair.py)."""
+    return f"rejects/{service}/source_month={year:04d}-{month:02d}/repaired_text.csv"
+
+
 def staging_manifest(service: str, year: int, month: int) -> str:
     return f"staging/{service}/month={year:04d}-{month:02d}/_manifest.json"
 

@@ -105,6 +105,14 @@ def _alive(conn: Any) -> bool:
         return False
 
 
+def rollback_quietly(conn: Any) -> None:
+    """Roll back without masking the error that got us here (the connection may be dead)."""
+    try:
+        conn.rollback()
+    except Exception:  # the pool closes a connection that saw an error
+        pass
+
+
 def _close(conn: Any) -> None:
     try:
         conn.close()

@@ -104,6 +104,12 @@ class Settings:
     )
     ingest_lag_days: int = _setting("INGEST_LAG_DAYS", _int_range(0, 3660), 1, INGEST)
     keep_empty_passenger_count: bool = _setting("KEEP_EMPTY_PASSENGER_COUNT", _bool, False, INGEST)
+    # What a column TLC adds does (shared/ingest/schema_contract.py, like dlt's schema contracts):
+    # evolve = a new nullable column everywhere; discard_value / discard_row = dropped, recorded;
+    # freeze = the month fails naming it.
+    schema_contract: str = _setting(
+        "SCHEMA_CONTRACT", _choice("evolve", "discard_value", "discard_row", "freeze"), "evolve", INGEST
+    )
     download_timeout_seconds: int = _setting("DOWNLOAD_TIMEOUT_SECONDS", _int_range(1, 3600), 60, INGEST)
     download_max_attempts: int = _setting("DOWNLOAD_MAX_ATTEMPTS", _int_range(1, 10), 4, INGEST)
     # How long a date waits for another instance's split of its month before it is retried:

@@ -11,6 +11,8 @@ Reasons, in the order they are tested (a row gets the first that applies):
 - `bad_value`                a value that is not of its column's type (text in a number column,
                              1.5 passengers, an impossible date); the value is nulled in the
                              rejects file and named, with examples, in the month's manifest
+- `unexpected_column`        a value in a column the declared schema lacks, under
+                             SCHEMA_CONTRACT=discard_row (shared/ingest/schema_contract.py)
 - `zero_passengers`          passenger_count == 0 (the tutorial's rule)
 - `missing_passenger_count`  passenger_count empty (kept if KEEP_EMPTY_PASSENGER_COUNT)
 The first two are month-level (recorded once per source month); the others are
@@ -30,10 +32,12 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 from shared.core.errors import QualityCheckError, SourceError
-from shared.core.schemas import Column, arrow_schema, columns, has_column, source_columns
+from shared.core.evolved_columns import extra_fields
+from shared.core.schemas import Column, columns, has_column
+from shared.ingest.schema_contract import DEFAULT_MODE, UNEXPECTED_COLUMN, ColumnPlan, holds_values, plan_columns
 
 MONTH_LEVEL_REASONS = ("missing_pickup_datetime", "outside_source_month")
-DAY_LEVEL_REASONS = ("bad_value", "zero_passengers", "missing_passenger_count")
+DAY_LEVEL_REASONS = ("bad_value", UNEXPECTED_COLUMN, "zero_passengers", "missing_passenger_count")
 MAX_BAD_SHARE = 0.01  # of a batch's rows; and always allowed:
 MAX_BAD_FLOOR = 10
 BAD_EXAMPLES = 5  # values kept per column to show a person what was rejected
@@ -43,35 +47,13 @@ REASONS = MONTH_LEVEL_REASONS + DAY_LEVEL_REASONS
 @dataclass(frozen=True)
 class Rules:
     keep_empty_passenger_count: bool = False
+    schema_contract: str = DEFAULT_MODE  # SCHEMA_CONTRACT: what a column the declared schema lacks does
 
 
 def map_columns(service: str, names: list[str]) -> dict[str, str]:
-    """Source header -> {clean name: source name}; unknown or missing columns are a SourceError."""
-    known = source_columns(service)
-    mapping: dict[str, str] = {}
-    unknown = []
-    for name in names:
-        column = known.get(name.strip().lower())
-        if column is None:
-            unknown.append(name)
-        elif column.name in mapping:
-            raise SourceError(
-                f"column {column.name} appears twice in the source",
-                reason="wrong_schema",
-                field="columns",
-                value=[mapping[column.name], name],
-            )
-        else:
-            mapping[column.name] = name
-    missing = [c.name for c in columns(service) if c.sources and not c.optional and c.name not in mapping]
-    if missing or unknown:
-        raise SourceError(
-            f"source is not a {service} trip file: missing {missing or 'none'}, unexpected {unknown[:10] or 'none'}",
-            reason="wrong_schema",
-            field="columns",
-            value=names[:30],
-        )
-    return mapping
+    """Source header -> {clean name: source name} of the declared columns (schema_contract.py
+    decides what the others do); a file that is not this service's is a SourceError."""
+    return plan_columns(service, names).mapping
 
 
 def csv_column_types(service: str) -> dict[str, pa.DataType]:
@@ -175,7 +157,7 @@ def _examples(array: pa.Array, bad: pa.Array) -> list[str]:
 def clean_batch(
     batch: pa.RecordBatch,
     service: str,
-    mapping: dict[str, str],
+    plan: ColumnPlan,
     year: int,
     month: int,
     rules: Rules,
@@ -183,13 +165,18 @@ def clean_batch(
 ) -> pa.Table:
     """One source batch -> clean columns + pickup_date + reject_reason. Unreadable values are
     tallied per column into `bad_values` ({column: {"rows": n, "examples": [...]}})."""
-    arrays, names, bad = [], [], None
+    arrays: list[pa.Array] = []
+    names: list[str] = []
+    bad = None
     budget = _BadBudget(batch.num_rows)
-    for column in columns(service):
-        if column.name == "pickup_date":
+    declared = [(c, plan.mapping.get(c.name)) for c in columns(service)]
+    for column, source_name in declared + [(c.column(), c.source) for c in plan.added]:
+        if column.name == "pickup_date":  # derived, after pickup_datetime; added columns follow it
+            arrays.append(pc.cast(arrays[names.index("pickup_datetime")], pa.date32()))
+            names.append(column.name)
             continue
-        if column.name in mapping:
-            source = batch.column(mapping[column.name])
+        if source_name is not None:
+            source = batch.column(source_name)
             converted, refused = _convert(source, column, budget)
             arrays.append(converted)
             if refused is not None:
@@ -202,13 +189,18 @@ def clean_batch(
             arrays.append(pa.nulls(batch.num_rows, column.arrow_type))
         names.append(column.name)
     table = pa.Table.from_arrays(arrays, names=names)
-    pickup_date = pc.cast(table["pickup_datetime"], pa.date32())
-    table = table.append_column("pickup_date", pickup_date)
-    return table.append_column("reject_reason", reject_reasons(table, service, year, month, rules, bad))
+    unexpected = holds_values(batch, [c.source for c in plan.row_checked])
+    return table.append_column("reject_reason", reject_reasons(table, service, year, month, rules, bad, unexpected))
 
 
 def reject_reasons(
-    table: pa.Table, service: str, year: int, month: int, rules: Rules, bad: pa.Array | None = None
+    table: pa.Table,
+    service: str,
+    year: int,
+    month: int,
+    rules: Rules,
+    bad: pa.Array | None = None,
+    unexpected: pa.Array | None = None,
 ) -> pa.ChunkedArray:
     """The first failing rule per row, or null: vectorised with case_when."""
     first = dt.date(year, month, 1)
@@ -222,6 +214,9 @@ def reject_reasons(
     if bad is not None:
         conditions.append(bad)
         reasons.append("bad_value")
+    if unexpected is not None:
+        conditions.append(unexpected)
+        reasons.append(UNEXPECTED_COLUMN)
     if has_column(service, "passenger_count"):
         passengers = table["passenger_count"]
         conditions.append(pc.fill_null(pc.equal(passengers, 0), False))
@@ -258,12 +253,13 @@ def check_partition(
 ) -> None:
     """The tutorial's @test blocks, made strict: a failure keeps the output out of trips/.
     `schema`: the whole file's, when `trips` holds only the CHECKED_COLUMNS it has."""
-    expected = arrow_schema(service)
     schema = schema if schema is not None else trips.schema
-    if not schema.equals(expected, check_metadata=False):
+    try:  # the declared columns first, then only columns the schema contract added
+        extra_fields(schema, service)
+    except SourceError:
         raise QualityCheckError(
             "partition schema differs from the declared schema", field="schema", value=str(schema)[:300]
-        )
+        ) from None
     if trips.num_rows == 0 and source_rows_for_day > 0:
         raise QualityCheckError(
             "no rows kept although the source has rows for the date",

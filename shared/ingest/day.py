@@ -31,7 +31,9 @@ from shared.ingest.lake_write import upload_bytes
 def ingest(bucket: Any, request: IngestRequest, settings: Settings) -> dict[str, Any]:
     """Run the whole ingest for one (service, date); returns the outcome fields to log."""
     timings: dict[str, float] = {}
-    rules = Rules(keep_empty_passenger_count=settings.keep_empty_passenger_count)
+    rules = Rules(
+        keep_empty_passenger_count=settings.keep_empty_passenger_count, schema_contract=settings.schema_contract
+    )
     trips_name = paths.trips_object(request.service, request.date)
     source = staging.source_of(bucket, request, settings)
     outcome: dict[str, Any] = {

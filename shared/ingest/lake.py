@@ -13,7 +13,6 @@ import datetime as dt
 import itertools
 from collections import deque
 from concurrent.futures import Future, ThreadPoolExecutor
-from dataclasses import dataclass, field
 from typing import Any, BinaryIO
 
 import pyarrow as pa
@@ -25,8 +24,18 @@ from shared.core.schemas import arrow_schema, reject_schema
 from shared.ingest.cleaning import MAX_BAD_FLOOR, MAX_BAD_SHARE, MONTH_LEVEL_REASONS, Rules, clean_batch, reason_counts
 from shared.ingest.lake_write import COMPRESSION
 from shared.ingest.legacy_values import normalise
-from shared.ingest.month_file import CORRUPT_SOURCE, Lent, Malformed, TypedReadFailed, corrupt, open_batches
+from shared.ingest.month_file import (
+    CORRUPT_SOURCE,
+    Lent,
+    Malformed,
+    TypedReadFailed,
+    corrupt,
+    csv_header,
+    open_batches,
+)
+from shared.ingest.schema_contract import UNEXPECTED_COLUMN
 from shared.ingest.split_output import Key, MemoryOutput, SplitOutput
+from shared.ingest.split_result import DaySplit, MonthSplit
 
 # Memory bound, measured with `python -m bench` on a full month: a larger flush threshold buys
 # no speed but costs RSS (with 16 MiB CSV blocks, 400k rows: ~470 MB peak). A 20 M-row, 24-column
@@ -35,57 +44,15 @@ FLUSH_ROWS = 50_000  # rows buffered before the oldest date is written out as a 
 WRITE_AHEAD = 2  # flushed tables queued for the parquet writer thread
 
 
-@dataclass
-class DaySplit:
-    """One date's share of a month file: what its trips and rejects files hold."""
-
-    rows_written: int
-    rows_rejected: int
-    rejected_by_reason: dict[str, int]
-
-    @property
-    def rows_read(self) -> int:
-        return self.rows_written + self.rows_rejected
-
-    def counts(self) -> dict[str, Any]:
-        return {
-            "rows_read": self.rows_read,
-            "rows_written": self.rows_written,
-            "rows_rejected": self.rows_rejected,
-            "rejected_by_reason": self.rejected_by_reason,
-        }
-
-
-@dataclass
-class MonthSplit:
-    output: SplitOutput
-    source_rows: int = 0
-    days: dict[dt.date, DaySplit] = field(default_factory=dict)
-    month_rejected_rows: int = 0  # rows of other months, in the (None, "rejects") file
-    month_rejected_by_reason: dict[str, int] = field(default_factory=dict)
-    bad_values: dict[str, dict[str, Any]] = field(default_factory=dict)  # column -> rows, examples
-    malformed: list[str] = field(default_factory=list)  # CSV lines with the wrong number of fields
-
-    def tables(self, day: dt.date | None) -> tuple[pa.Table, pa.Table | None]:
-        """Decoded (trips, rejects) of a date, or (None, month rejects): for checks and tests,
-        when the output keeps its files in memory."""
-        if not isinstance(self.output, MemoryOutput):
-            raise TypeError("tables() reads a MemoryOutput; this split streamed its files elsewhere")
-        trips, rejects = (self.output.read((day, kind)) for kind in ("trips", "rejects"))
-        return (
-            pq.read_table(pa.BufferReader(trips)) if trips is not None else None,
-            pq.read_table(pa.BufferReader(rejects)) if rejects is not None else None,
-        )
-
-
 class _DayWriters:
     """Per-date parquet writers fed as rows arrive; a date's rows are buffered and written
     oldest-first once FLUSH_ROWS are pending, so memory stays bounded whatever the month's size
     and a date normally becomes a single row group (TLC files arrive nearly in date order).
     Each file streams to the split's output as it grows; nothing is held until the end."""
 
-    def __init__(self, service: str, output: SplitOutput) -> None:
-        self.trips_schema, self.rejects_schema = arrow_schema(service), reject_schema(service)
+    def __init__(self, service: str, output: SplitOutput, added: list[pa.Field]) -> None:
+        self.trips_schema = pa.schema([*arrow_schema(service), *added])
+        self.rejects_schema = self.trips_schema.append(reject_schema(service).field("reject_reason"))
         self.output = output
         self.pending: dict[dt.date, dict[str, list[pa.Table]]] = {}
         self.rows = 0
@@ -247,16 +214,17 @@ def split_month(
     output = output if output is not None else MemoryOutput()
     if fmt == "parquet":  # typed by its writer: bad values surface in the converter, in one pass
         return _split_month(source, fmt, service, year, month, rules, output, as_text=False)
+    header = csv_header(source, fmt)
     lent = Lent(source)
     try:
-        return _split_month(lent, fmt, service, year, month, rules, output, as_text=False)
+        return _split_month(lent, fmt, service, year, month, rules, output, as_text=False, header=header)
     except TypedReadFailed as failed:
         lent.give_back()
         try:
             source.seek(0)
         except (OSError, ValueError, AttributeError) as exc:  # not seekable: the typed reader's error stands
             raise corrupt(failed.__cause__ or failed) from exc
-        return _split_month(Lent(source), fmt, service, year, month, rules, output, as_text=True)
+        return _split_month(Lent(source), fmt, service, year, month, rules, output, as_text=True, header=header)
 
 
 def _split_month(
@@ -268,15 +236,19 @@ def _split_month(
     rules: Rules,
     output: SplitOutput,
     as_text: bool,
+    header: list[str] | None = None,
 ) -> MonthSplit:
     split = MonthSplit(output)
-    writers = _DayWriters(service, output)
+    writers = None
     malformed = Malformed()
     try:
-        mapping, batches = open_batches(source, fmt, service, as_text, malformed)
+        plan, batches = open_batches(source, fmt, service, as_text, malformed, rules.schema_contract, header)
+        writers = _DayWriters(service, output, [c.lake_field(year, month) for c in plan.added])
         for batch in batches:
-            batch = normalise(batch, mapping)  # 2009-2010 words -> codes (shared/ingest/legacy_values.py)
-            clean = clean_batch(batch, service, mapping, year, month, rules, split.bad_values)
+            if as_text:
+                batch = split.repairs.decode_batch(batch, split.source_rows + 1)
+            batch = normalise(batch, plan.mapping)  # 2009-2010 words -> codes (shared/ingest/legacy_values.py)
+            clean = clean_batch(batch, service, plan, year, month, rules, split.bad_values)
             split.source_rows += batch.num_rows
             month_level = pc.fill_null(pc.is_in(clean["reject_reason"], pa.array(MONTH_LEVEL_REASONS)), False)
             if pc.any(month_level).as_py():
@@ -288,12 +260,16 @@ def _split_month(
         split.days = writers.close(month_days(year, month))
         split.month_rejected_rows = writers.month_rejected
         split.month_rejected_by_reason = writers.reasons.get(None, {})
+        unexpected = sum(day.rejected_by_reason.get(UNEXPECTED_COLUMN, 0) for day in split.days.values())
+        split.contract = plan.manifest(unexpected)
     except (pa.ArrowException, OSError, UnicodeDecodeError) as exc:
-        writers.abort()
+        if writers is not None:
+            writers.abort()
         if type(exc).__module__.startswith(("google", "requests", "urllib3")):
             raise  # a storage/network fault while reading: transient, classified at the boundary
         raise corrupt(exc) from exc
     except BaseException:  # SourceError, TypedReadFailed, anything: stop the writer thread first
-        writers.abort()
+        if writers is not None:
+            writers.abort()
         raise
     return split

@@ -8,8 +8,11 @@ threads, so a file is only ever lent to a reader (`Lent`). Only an empty cell is
 
 from __future__ import annotations
 
+import csv
+import gzip
 import io
 import threading
+import zlib
 from collections.abc import Iterator
 from typing import Any, BinaryIO
 
@@ -19,7 +22,9 @@ import pyarrow.parquet as pq
 from isal import igzip
 
 from shared.core.errors import SourceError
-from shared.ingest.cleaning import csv_column_types, map_columns
+from shared.core.schemas import source_columns
+from shared.ingest.cleaning import csv_column_types
+from shared.ingest.schema_contract import DEFAULT_MODE, ColumnPlan, plan_columns
 
 # Memory bound, measured with `python -m bench` on a full month: larger CSV blocks buy no
 # speed but cost RSS (16 MiB blocks: ~470 MB peak with a 400k-row flush threshold).
@@ -27,6 +32,7 @@ CSV_BLOCK = 1 << 20
 PARQUET_BATCH = 100_000
 PARQUET_BUFFER = 1 << 20
 MAX_MALFORMED_KEPT = 10_000
+HEADER_BYTES = 64 << 10  # a CSV header is far shorter; a file without a newline in it has no header
 
 CORRUPT_SOURCE = "corrupt_source"  # the reason of a file that cannot be read as its format
 
@@ -66,34 +72,49 @@ def _typed_batches(reader: Iterator[pa.RecordBatch]) -> Iterator[pa.RecordBatch]
 
 
 def open_batches(
-    source: BinaryIO | Lent, fmt: str, service: str, as_text: bool = False, malformed: Malformed | None = None
-) -> tuple[dict[str, str], Iterator[pa.RecordBatch]]:
-    """Open a month file (file-like) -> (column mapping, batches). Bad files raise SourceError.
-    as_text: every CSV column read as text, for the converter to judge value by value.
-    malformed: collects CSV rows with the wrong number of fields instead of failing on them."""
+    source: BinaryIO | Lent,
+    fmt: str,
+    service: str,
+    as_text: bool = False,
+    malformed: Malformed | None = None,
+    mode: str = DEFAULT_MODE,
+    header: list[str] | None = None,
+) -> tuple[ColumnPlan, Iterator[pa.RecordBatch]]:
+    """Open a month file (file-like) -> (column plan, batches). Bad files raise SourceError.
+    as_text: every CSV column read as raw bytes, for the converter to judge value by value (and
+    the text repair to decode, shared/ingest/text_repair.py).
+    malformed: collects CSV rows with the wrong number of fields instead of failing on them.
+    mode: the schema contract (shared/ingest/schema_contract.py); header: the CSV's column names
+    when known (`csv_header`), so a column the declared schema lacks is read as text."""
     try:
         if fmt == "parquet":
             # Pages read as decoded through a small buffer, on this thread: the default reads and
             # decodes a whole row group at once (TLC's fhvhv row groups: ~1 M rows x 24 columns).
             parquet = pq.ParquetFile(source, buffer_size=PARQUET_BUFFER, pre_buffer=False)
-            mapping = map_columns(service, parquet.schema_arrow.names)
-            return mapping, parquet.iter_batches(batch_size=PARQUET_BATCH, use_threads=False)
+            arrow = parquet.schema_arrow
+            plan = plan_columns(service, arrow.names, mode, {f.name: f.type for f in arrow})
+            return plan, parquet.iter_batches(batch_size=PARQUET_BATCH, use_threads=False)
         stream = pa.input_stream(_inflated(source) if fmt == "csv.gz" else source)
         types = csv_column_types(service)
+        if as_text:
+            types = {name: pa.binary() for name in [*types, *(header or [])]}
+        elif header:  # a column the declared schema lacks: text, never a guess that may change mid-file
+            known = source_columns(service)
+            types = {**types, **{name: pa.string() for name in header if name.strip().lower() not in known}}
         reader = pacsv.open_csv(
             stream,
             read_options=pacsv.ReadOptions(block_size=CSV_BLOCK),
             parse_options=pacsv.ParseOptions(invalid_row_handler=malformed),
             convert_options=pacsv.ConvertOptions(
-                column_types={name: pa.string() for name in types} if as_text else types,
+                column_types=types,
                 # Only an empty cell is null (TLC's own convention): pyarrow's default list would
                 # quietly null "n/a", "NULL" or "nan" in a number column, and never say so.
                 null_values=[""],
                 strings_can_be_null=False,
             ),
         )
-        mapping = map_columns(service, reader.schema.names)
-        return mapping, reader if as_text else _typed_batches(reader)
+        plan = plan_columns(service, reader.schema.names, mode)
+        return plan, reader if as_text else _typed_batches(reader)
     except SourceError:
         raise
     except (pa.ArrowException, OSError, UnicodeDecodeError) as exc:
@@ -131,6 +152,21 @@ class _Inflated(igzip.IGzipFile):
             return super().readinto(buffer)
         except EOFError as exc:
             raise OSError(f"truncated gzip: {exc}") from exc
+
+
+def csv_header(source: BinaryIO, fmt: str) -> list[str] | None:
+    """The CSV's column names, read from its first line, the file sought back to its start; None
+    when the file cannot be sought (then a new column's type is pyarrow's guess)."""
+    if fmt == "parquet":
+        return None
+    try:
+        start = source.tell()
+        stream = gzip.GzipFile(fileobj=source) if fmt == "csv.gz" else source
+        head = stream.read(HEADER_BYTES).split(b"\n", 1)[0].rstrip(b"\r")
+        source.seek(start)
+    except (OSError, EOFError, ValueError, AttributeError, zlib.error):
+        return None
+    return next(csv.reader([head.decode("utf-8", errors="replace")]), [])
 
 
 def corrupt(exc: BaseException) -> SourceError:

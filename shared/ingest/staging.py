@@ -20,7 +20,6 @@ from __future__ import annotations
 import datetime as dt
 import json
 import time
-from dataclasses import dataclass
 from typing import Any
 
 from google.api_core.exceptions import PreconditionFailed
@@ -31,49 +30,16 @@ from shared.core.messages import IngestRequest
 from shared.core.settings import Settings
 from shared.ingest import month_claim
 from shared.ingest.cleaning import Rules
-from shared.ingest.code_version import code_version
 from shared.ingest.lake import split_month
 from shared.ingest.lake_cleanup import delete_if_exists, delete_other_splits, quarantine_raw
 from shared.ingest.lake_write import upload_bytes
 from shared.ingest.month_file import CORRUPT_SOURCE
-from shared.ingest.source import download_to_blob, source_format, source_url
+from shared.ingest.month_source import Month, Source, derived_from, source_of
+from shared.ingest.source import download_to_blob
 from shared.ingest.split_output import BucketOutput, Key
 
 UPLOAD_CHUNK = 8 << 20  # resumable upload chunk: bounds memory while streaming the download
 READ_CHUNK = 2 << 20
-
-
-@dataclass(frozen=True)
-class Source:
-    url: str
-    fmt: str
-    raw: Any  # the raw blob, with its generation
-
-
-@dataclass(frozen=True)
-class Month:
-    """What a date is published from: the raw copy and the manifest of its split."""
-
-    source: Source
-    manifest: dict[str, Any]
-
-    def staged(self, bucket: Any, day: dt.date, kind: str) -> Any:
-        return bucket.blob(paths.staging_day(self.manifest["service"], day, kind, self.manifest["split_id"]))
-
-
-def source_of(bucket: Any, request: IngestRequest, settings: Settings) -> Source:
-    """The month's source URL and its raw copy as it is now (`raw` None when not downloaded yet)."""
-    url = source_url(settings.source_url_template, request.service, request.date.year, request.date.month)
-    return Source(url, source_format(url), bucket.get_blob(paths.raw_object(request.service, url)))
-
-
-def derived_from(source: Source, rules: Rules) -> dict[str, str]:
-    """What an output is derived from: if any of it changes, the output is rebuilt."""
-    return {
-        "raw_generation": str(source.raw.generation),
-        "code_version": code_version(),
-        "keep_empty_passenger_count": str(rules.keep_empty_passenger_count),
-    }
 
 
 def ensure_month(
@@ -239,6 +205,7 @@ def _split_and_stage(
         "source_rows": split.source_rows,
         "month_rejected_rows": split.month_rejected_rows,
         "malformed_rows": len(split.malformed),
+        "repaired_text_rows": split.repairs.rows,
     }
     with logs.timed(timings, "stage_seconds"):
         if split.month_rejected_rows:
@@ -260,11 +227,18 @@ def _split_and_stage(
             )
         else:
             delete_if_exists(bucket, malformed_name)
+        repaired_name = paths.repaired_text_object(service, year, month)
+        if split.repairs.rows:
+            upload_bytes(bucket, repaired_name, split.repairs.csv_bytes(), meta, content_type="text/csv")
+        else:
+            delete_if_exists(bucket, repaired_name)
         manifest = {
             **meta,
             "service": service,
             "split_id": split_id,
             "bad_values": split.bad_values,
+            "schema_contract": split.contract,
+            "text_repairs": split.repairs.manifest(),
             "days": {day.isoformat(): part.counts() for day, part in split.days.items()},
         }
         written = bucket.blob(paths.staging_manifest(service, year, month))
@@ -281,6 +255,8 @@ def _split_and_stage(
         )
         if split.bad_values or split.malformed
         else (logs.info, "month split")
+        if not split.repairs.rows
+        else (logs.warning, "month split; values that were not UTF-8 decoded as Windows-1252 (repaired_text.csv)")
     )
     log(
         message,
@@ -294,6 +270,10 @@ def _split_and_stage(
         bad_values=split.bad_values or None,
         malformed_rows=len(split.malformed) or None,
         malformed_object=malformed_name if split.malformed else None,
+        repaired_text_rows=split.repairs.rows or None,
+        schema_contract=split.contract
+        if split.contract.get("new_columns") or split.contract.get("missing_columns")
+        else None,
         superseded_files=superseded or None,
         **{k: v for k, v in timings.items() if k in ("download_seconds", "split_month_seconds")},
     )

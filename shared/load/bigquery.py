@@ -26,6 +26,7 @@ from google.cloud import bigquery as bq
 
 from shared.core import clients, logs
 from shared.core.errors import PermanentError, PipelineError, TransientError, classify
+from shared.core.evolved_columns import column_of, extra_fields
 from shared.core.schemas import columns
 from shared.core.settings import Settings
 from shared.load.partition import PartitionData, PartitionLoad
@@ -43,6 +44,7 @@ _TRANSIENT_REASONS = {
     "resourceInUse",
 }
 _CONCURRENT = re.compile(r"concurrent update|serialize access|transaction .*aborted", re.I)
+_BQ_TYPES = {"FLOAT": "FLOAT64", "FLOAT64": "FLOAT64", "STRING": "STRING", "DATETIME": "DATETIME", "DATE": "DATE"}
 _ensured: set[str] = set()
 _ensured_lock = threading.Lock()
 
@@ -128,16 +130,58 @@ def labels(load: PartitionLoad) -> dict[str, str]:
     }
 
 
-def load_config(load: PartitionLoad) -> bq.LoadJobConfig:
+def load_config(load: PartitionLoad, schema: list[bq.SchemaField] | None = None) -> bq.LoadJobConfig:
     """A parquet load with the explicit schema into the existing table's day partition:
-    WRITE_TRUNCATE replaces exactly that partition."""
-    return bq.LoadJobConfig(
+    WRITE_TRUNCATE replaces exactly that partition. `schema`: the table's, when schema evolution
+    added columns to it (add_columns); ALLOW_FIELD_ADDITION then lets the job itself add a column
+    that another loader's patch has not made visible yet, rather than fail."""
+    config = bq.LoadJobConfig(
         source_format=bq.SourceFormat.PARQUET,
-        schema=schema_fields(load.service),
+        schema=schema or schema_fields(load.service),
         write_disposition=bq.WriteDisposition.WRITE_TRUNCATE,
         create_disposition=bq.CreateDisposition.CREATE_NEVER,
         labels=labels(load),
     )
+    if schema is not None:
+        config.schema_update_options = [bq.SchemaUpdateOption.ALLOW_FIELD_ADDITION]
+    return config
+
+
+def add_columns(client: Any, settings: Settings, service: str, added: list[Any]) -> list[bq.SchemaField] | None:
+    """Schema evolution: the partition's added columns (shared/core/evolved_columns.py) made
+    NULLABLE columns of the table, each with a description saying which month brought it; returns
+    the table's schema, or None when the table has only its declared columns and nothing is added.
+    Idempotent (a column already there is left alone) and safe against a concurrent loader: the
+    patch carries the table's etag, so of two loaders adding at once one gets 412 and reads again.
+    A column already there with another type is permanent (`column_type_changed`), naming it."""
+    tid = table_id(settings, service)
+    for _ in range(5):
+        table = client.get_table(tid)
+        have = {f.name: f for f in table.schema}
+        wanted = [column_of(f, service) for f in added]
+        for column in wanted:
+            if column.name in have and _BQ_TYPES.get(have[column.name].field_type, "") != column.bq_type:
+                raise PermanentError(
+                    f"column {column.name} of {tid} is {have[column.name].field_type}, "
+                    f"the partition's is {column.bq_type}",
+                    reason="column_type_changed",
+                    field=column.name,
+                    value=column.bq_type,
+                )
+        new = [c for c in wanted if c.name not in have]
+        if not new:
+            return list(table.schema) if len(table.schema) > len(columns(service)) else None
+        table.schema = [
+            *table.schema,
+            *(bq.SchemaField(c.name, c.bq_type, mode="NULLABLE", description=c.description) for c in new),
+        ]
+        try:
+            updated = client.update_table(table, ["schema"])
+        except gexc.PreconditionFailed:
+            continue  # another loader changed the table since we read it: read it again
+        logs.info("bigquery columns added by schema evolution", table=tid, columns=[c.name for c in new])
+        return list(updated.schema)
+    raise TransientError(f"the schema of {tid} kept changing while adding columns", reason="bigquery_schema_busy")
 
 
 def run_job(client: Any, create: Callable[[str], Any], job_id_: str) -> Any:
@@ -161,9 +205,15 @@ def run_job(client: Any, create: Callable[[str], Any], job_id_: str) -> Any:
     return job
 
 
-def replace_by_decorator(client: Any, settings: Settings, load: PartitionLoad, data: PartitionData) -> dict[str, Any]:
+def replace_by_decorator(
+    client: Any,
+    settings: Settings,
+    load: PartitionLoad,
+    data: PartitionData,
+    schema: list[bq.SchemaField] | None = None,
+) -> dict[str, Any]:
     target = f"{table_id(settings, load.service)}${load.date:%Y%m%d}"
-    config = load_config(load)
+    config = load_config(load, schema)
     job = run_job(
         client,
         lambda jid: client.load_table_from_uri(load.uri, target, job_id=jid, job_config=config),
@@ -203,8 +253,11 @@ def load_partition(
     try:
         with logs.timed(timings, "ensure_table_seconds"):
             ensure_table(client, settings, load.service)
+            # Every load reads the table's schema: a day without an added column still loads into
+            # a table that has it (the column is null for that day).
+            schema = add_columns(client, settings, load.service, extra_fields(data.table.schema, load.service))
         with logs.timed(timings, "load_seconds"):
-            result = replace_by_decorator(client, settings, load, data)
+            result = replace_by_decorator(client, settings, load, data, schema)
     except Exception as exc:
         error = translate(exc)
         if error is exc:

@@ -36,6 +36,7 @@ from google.api_core.exceptions import NotFound
 from shared.core import clients, ledger, logs, paths
 from shared.core.errors import SourceError, ValidationError, classify
 from shared.core.events import ObjectEvent, object_event
+from shared.core.evolved_columns import extra_fields
 from shared.core.schemas import arrow_schema
 from shared.core.settings import Settings
 
@@ -133,15 +134,19 @@ def decode(load: PartitionLoad, data: bytes) -> pa.Table:
             field="object",
             value=load.uri,
         ) from exc
-    expected = arrow_schema(load.service)
+    declared = arrow_schema(load.service)
     actual = pa.schema([pa.field(f.name, f.type) for f in table.schema])  # metadata/nullability aside
-    if not actual.equals(expected):
+    try:  # the declared columns, then only what the schema contract added (safe names, known types)
+        extras = extra_fields(table.schema, load.service)
+    except SourceError as exc:
+        head_fits = pa.schema(list(actual)[: len(declared)]).equals(declared)
         raise SourceError(
             "partition schema does not match the trips schema",
             reason="schema_mismatch",
             field="schema",
-            value=_schema_diff(actual, expected),
-        )
+            value=exc.value if head_fits else _schema_diff(actual, declared),
+        ) from None
+    expected = pa.schema([*declared, *extras])
     if table.num_rows:
         dates = pc.unique(table["pickup_date"])
         if len(dates) != 1 or dates[0].as_py() != load.date:
@@ -151,7 +156,7 @@ def decode(load: PartitionLoad, data: bytes) -> pa.Table:
                 field="pickup_date",
                 value=str(dates.to_pylist()[:5]),
             )
-    return table.cast(expected)
+    return table.cast(expected)  # the added fields keep their metadata: where they came from
 
 
 def _schema_diff(actual: pa.Schema, expected: pa.Schema) -> str:

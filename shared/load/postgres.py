@@ -35,11 +35,15 @@ import pyarrow as pa
 
 from shared.core import logs, pg
 from shared.core.errors import TransientError
+from shared.core.evolved_columns import column_of, extra_fields
 from shared.core.schemas import SERVICES, columns
 from shared.core.settings import Settings
 from shared.load.partition import PartitionData, PartitionLoad
 from shared.load.pg_binary import copy_chunks
+from shared.load.postgres_columns import add_columns
+from shared.load.postgres_columns import forget as forget_columns
 from shared.load.postgres_ddl import (  # noqa: F401  (ident, table_ref: this module's names before issue 19)
+    LOCK_TIMEOUT,
     comment_sql,
     copy_sql,
     create_table_sql,
@@ -52,7 +56,6 @@ from shared.load.postgres_partitions import convert_unpartitioned, prepare_month
 from shared.load.postgres_partitions import forget as forget_partitions
 
 COPY_ROWS = 8192  # rows per CopyData message (~2 MiB binary): the server parses one while the next is encoded
-LOCK_TIMEOUT = "120s"
 _MISSING_OBJECT = {"42P01", "3F000"}  # undefined_table, invalid_schema_name
 _migrated: set[tuple[Any, ...]] = set()
 _migrate_lock = threading.Lock()
@@ -120,19 +123,11 @@ def migrate(conn: Any, schema: str) -> list[str]:
             applied.append(migration_id)
         conn.commit()
     except BaseException:
-        _rollback(conn)
+        pg.rollback_quietly(conn)
         raise
     if applied:
         logs.info("postgres migrations applied", schema=schema, migrations=applied)
     return applied
-
-
-def _rollback(conn: Any) -> None:
-    """Roll back without masking the error that got us here (the connection may be dead)."""
-    try:
-        conn.rollback()
-    except Exception:  # the pool closes a connection that saw an error
-        pass
 
 
 def ensure_migrated(conn: Any, settings: Settings) -> None:
@@ -176,8 +171,10 @@ def replace_day(
             cursor.execute(f"DELETE FROM {part} WHERE pickup_date = %s", (day,))
             deleted = cursor.rowcount
         with logs.timed(timings, "copy_seconds"):
-            stream = copy_chunks(table, list(columns(service)), COPY_ROWS)
-            cursor.execute(copy_sql(schema, service, day), stream=stream)
+            # the declared columns, then any the schema contract added (shared/core/evolved_columns.py)
+            listed = [*columns(service), *(column_of(f, service) for f in extra_fields(table.schema, service))]
+            stream = copy_chunks(table, listed, COPY_ROWS)
+            cursor.execute(copy_sql(schema, service, day, names=[c.name for c in listed]), stream=stream)
             copied = cursor.rowcount
         if copied != table.num_rows:
             raise TransientError(f"COPY reported {copied} rows, expected {table.num_rows}", reason="copy_count")
@@ -191,7 +188,7 @@ def replace_day(
         with logs.timed(timings, "commit_seconds"):
             conn.commit()
     except BaseException:
-        _rollback(conn)
+        pg.rollback_quietly(conn)
         raise
     return {
         "message": "day replaced in PostgreSQL",
@@ -206,14 +203,20 @@ def load_partition(
     try:
         with pg.connection(settings) as conn:
             ensure_migrated(conn, settings)
+            added = add_columns(conn, settings, load.service, extra_fields(data.table.schema, load.service))
             result = replace_day(conn, settings, load, data.table, timings)
     except Exception as exc:
         code = exc.args[0].get("C") if exc.args and isinstance(exc.args[0], dict) else None
         if code in _MISSING_OBJECT:  # dropped under a warm instance: migrate again on the retry
             _migrated.clear()
             forget_partitions()
+            forget_columns()
             raise TransientError(
                 f"table or schema missing: {exc}", reason="database_objects_missing", sqlstate=code
             ) from exc
         raise
-    return {"table": f"{settings.pg_schema}.{load.service}_trips", **result}
+    return {
+        "table": f"{settings.pg_schema}.{load.service}_trips",
+        **result,
+        **({"columns_added": added} if added else {}),
+    }

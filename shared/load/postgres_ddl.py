@@ -23,6 +23,9 @@ _IDENT = re.compile(r"^[a-z_][a-z0-9_]{0,62}$")
 PARTITION_STORAGE = "autovacuum_vacuum_scale_factor = 0.02, autovacuum_analyze_scale_factor = 0.05"
 
 
+LOCK_TIMEOUT = "120s"  # how long a load or a DDL step waits for a lock before it is retried
+
+
 def ident(name: str) -> str:
     """A quoted identifier; settings-supplied names are checked, never interpolated raw."""
     if not _IDENT.match(name):
@@ -109,8 +112,9 @@ def ledger_sql(schema: str) -> list[str]:
     ]
 
 
-def copy_sql(schema: str, service: str, day: dt.date, fmt: str = "binary") -> str:
+def copy_sql(schema: str, service: str, day: dt.date, fmt: str = "binary", names: list[str] | None = None) -> str:
     """COPY straight into the day's month partition: no per-row routing, and PostgreSQL checks the
-    partition's bound on every row (a row of another month fails the whole COPY)."""
-    names = ", ".join(ident(c.name) for c in columns(service))
-    return f"COPY {partition_ref(schema, service, day)} ({names}) FROM STDIN WITH (FORMAT {fmt})"
+    partition's bound on every row (a row of another month fails the whole COPY).
+    `names`: the partition's columns (declared, then any the schema contract added)."""
+    listed = ", ".join(ident(name) for name in (names or [c.name for c in columns(service)]))
+    return f"COPY {partition_ref(schema, service, day)} ({listed}) FROM STDIN WITH (FORMAT {fmt})"

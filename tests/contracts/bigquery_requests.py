@@ -80,7 +80,9 @@ class FakeBigQuery:
             return copy.deepcopy(self.existing_table)
         if method == "DELETE":
             return {}
-        return {**(self.existing_table or {}), **data, "etag": "e1"}
+        # tables.insert creates it and tables.patch changes it, as BigQuery keeps a table
+        self.existing_table = {**(self.existing_table or {}), **data, "etag": "e1"}
+        return copy.deepcopy(self.existing_table)
 
     def _job(self, resource: dict[str, Any]) -> dict[str, Any]:
         job = copy.deepcopy(resource)

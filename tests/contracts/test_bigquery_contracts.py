@@ -12,9 +12,11 @@ from __future__ import annotations
 
 import datetime as dt
 
+import pyarrow as pa
 from google.cloud import bigquery as bq
 
 from shared.core import clients
+from shared.core.evolved_columns import lake_field
 from shared.core.schemas import arrow_schema
 from shared.core.settings import LOAD_BIGQUERY, Settings
 from shared.load import bigquery as bql
@@ -47,12 +49,13 @@ def problems_of(requests: list[Request]) -> list[str]:
     return found
 
 
-def run_load(monkeypatch, existing_table=None) -> FakeBigQuery:
+def run_load(monkeypatch, existing_table=None, added: list[pa.Field] | None = None) -> FakeBigQuery:
     fake = FakeBigQuery(PROJECT, existing_table)
     monkeypatch.setattr(clients, "bigquery", lambda: fake.client)
     monkeypatch.setattr(bql, "_ensured", set(), raising=False)
     settings = Settings.from_env(ENV, function=LOAD_BIGQUERY)
-    data = loading.PartitionData(arrow_schema("yellow").empty_table(), b"PAR1 parquet bytes PAR1")
+    schema = pa.schema([*arrow_schema("yellow"), *(added or [])])
+    data = loading.PartitionData(schema.empty_table(), b"PAR1 parquet bytes PAR1")
     bql.load_partition(LOAD, data, settings, {})
     return fake
 
@@ -83,6 +86,21 @@ def test_an_existing_table_with_old_descriptions_is_patched_with_a_valid_body(mo
     fake = run_load(monkeypatch, existing_table=existing)
     patches = [r for r in fake.requests if r.method == "PATCH"]
     assert patches, "the table was not patched: the PATCH body was not checked"
+    assert not problems_of(fake.requests), "\n".join(problems_of(fake.requests))
+
+
+def test_a_column_added_by_schema_evolution_is_patched_in_and_loaded_with_valid_bodies(monkeypatch):
+    """Schema evolution: the partition's added column becomes a described NULLABLE field (tables.patch),
+    and the load job into the partition carries the table's schema with ALLOW_FIELD_ADDITION."""
+    added = lake_field("street_repair_fee", "float", "Street_Repair_Fee", 2025, 6)
+    fake = run_load(monkeypatch, added=[added])
+    (patch,) = [r for r in fake.requests if r.method == "PATCH"]
+    field = patch.body["schema"]["fields"][-1]
+    assert (field["name"], field["type"], field["mode"]) == ("street_repair_fee", "FLOAT64", "NULLABLE")
+    assert "2025-06" in field["description"] and "Street_Repair_Fee" in field["description"]
+    (load,) = [c["load"] for c in job_configurations(fake) if "load" in c]
+    assert load["schemaUpdateOptions"] == ["ALLOW_FIELD_ADDITION"]
+    assert load["schema"]["fields"][-1]["name"] == "street_repair_fee"
     assert not problems_of(fake.requests), "\n".join(problems_of(fake.requests))
 
 

@@ -141,6 +141,8 @@ BASE = {"GCP_PROJECT": "p", "LAKE_BUCKET": "b", "DEAD_LETTER_TOPIC": "d"}
 def test_settings_defaults_and_types():
     settings = Settings.from_env({**BASE, "INGEST_LAG_DAYS": "3", "KEEP_EMPTY_PASSENGER_COUNT": "true"}, "ingest")
     assert settings.ingest_lag_days == 3 and settings.keep_empty_passenger_count is True
+    assert settings.schema_contract == "evolve"  # the default: a public archive that keeps adding fee columns
+    assert Settings.from_env({**BASE, "SCHEMA_CONTRACT": "freeze"}, "ingest").schema_contract == "freeze"
     assert settings.bq_dataset == "nyc_taxi" and settings.pg_schema == "ny_taxi"
     with pytest.raises(dataclasses.FrozenInstanceError):
         settings.lake_bucket = "other"  # frozen
@@ -154,6 +156,8 @@ def test_settings_defaults_and_types():
         ({"SOURCE_URL_TEMPLATE": "https://x/{service}/{date}.csv"}, "SOURCE_URL_TEMPLATE"),
         ({"SOURCE_URL_TEMPLATE": "file:///etc/{service}.csv"}, "SOURCE_URL_TEMPLATE"),
         ({"KEEP_EMPTY_PASSENGER_COUNT": "maybe"}, "KEEP_EMPTY_PASSENGER_COUNT"),
+        ({"SCHEMA_CONTRACT": "EVOLVE"}, "SCHEMA_CONTRACT"),
+        ({"SCHEMA_CONTRACT": "discard"}, "SCHEMA_CONTRACT"),
     ],
 )
 def test_invalid_settings_name_the_variable(env, field):
