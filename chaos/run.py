@@ -34,7 +34,14 @@ from chaos.workload import Workload
 from local.stack import throwaway
 
 HANG_SECONDS = 15.0
-STACK_SETTINGS = {"DOWNLOAD_TIMEOUT_SECONDS": "10", **RETRY_BUDGET}  # below HANG_SECONDS: a hang is a timeout
+# The download timeout below HANG_SECONDS (a hang is a timeout); the scheduled repair every minute
+# (Terraform's is hourly), as the deployment heals: it releases a killed ingest's claim.
+REPAIR_INTERVAL_SECONDS = 60
+STACK_SETTINGS = {
+    "DOWNLOAD_TIMEOUT_SECONDS": "10",
+    "TAXI_REPAIR_INTERVAL_SECONDS": str(REPAIR_INTERVAL_SECONDS),
+    **RETRY_BUDGET,
+}
 
 
 @dataclass
@@ -237,6 +244,10 @@ def _settle(
             last, still_since = mark, time.monotonic()
         elif time.monotonic() - still_since >= options.quiet_seconds:
             months, states = incomplete_months(workload, env)
+            if not months and observe.claims_held(bucket):  # the scheduled repair releases a dead holder's
+                still_since = time.monotonic()
+                time.sleep(1.0)
+                continue
             if not months or len(run.repair_rounds) >= options.max_repair_rounds:
                 return
             run.repair_rounds.append({"states": states, "months": len(months)})
