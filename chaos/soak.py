@@ -105,7 +105,7 @@ def outages(plan: list[Outage]) -> runner.Injector:
                 }
             )
         _sleep_until(begun + max(o.up_at for o in plan))
-        for attempt in range(5):  # `up` may meet a port not yet released: try again, as a person would not
+        for attempt in range(5):  # `up` may meet a port not yet released: try again (the outage's end, not a repair)
             try:
                 throwaway.up(stack.stack_env)
                 break
