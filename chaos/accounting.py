@@ -14,24 +14,41 @@ from typing import Any
 
 from chaos import observe
 
+# A `running` record written this long before the lake's storage (fake-gcs-server, which holds the
+# run ledger) was killed may have lost its outcome: the ledger never fails the work it describes
+# (shared/core/ledger.py), so an outcome write that met the dead store is logged and the message
+# acked. Such a record stays `running`; status and the repair read it as `no_outcome` once it is
+# LOST_AFTER_SECONDS old (shared/core/ledger_read.py `effective`). The final state is compared
+# anyway, so chaos counts these apart instead of as stuck.
+LEDGER_CRASH_WINDOW = dt.timedelta(seconds=120)
+
 
 def accounting(
-    pubsub_restarts: list[dt.datetime], records: list, dead: observe.DeadLetters, log_counts: dict[str, Any]
+    pubsub_restarts: list[dt.datetime],
+    records: list,
+    dead: observe.DeadLetters,
+    log_counts: dict[str, Any],
+    ledger_kills: list[dt.datetime] | None = None,
 ) -> dict[str, Any]:
-    """Outcomes by kind; records still in flight after the last Pub/Sub restart are stuck."""
+    """Outcomes by kind; records still in flight after the last Pub/Sub restart are stuck, unless
+    a `running` one was written just before the ledger's store was killed (`ledger_kills`)."""
     last_restart = max(pubsub_restarts, default=None)
     by_outcome: dict[str, int] = {}
     for _, _, record in records:
         by_outcome[record.outcome] = by_outcome.get(record.outcome, 0) + 1
     superseded = superseded_queued(records)
-    stuck, lost = [], 0
+    stuck, lost, outcome_lost = [], 0, []
     for service, day, record in observe.in_flight(records):
         if (service, day, record.event_id) in superseded:
             continue
         if last_restart is not None and record.updated_at is not None and record.updated_at <= last_restart:
             lost += 1  # its message died with the emulator; republished by the harness
             continue
-        stuck.append({"service": service, "date": day.isoformat(), **record.as_dict()})
+        entry = {"service": service, "date": day.isoformat(), **record.as_dict()}
+        if record.outcome == "running" and _before_a_kill(record.updated_at, ledger_kills or []):
+            outcome_lost.append(entry)
+            continue
+        stuck.append(entry)
     letters = dead.event_ids()
     unmatched = [
         {"service": s, "date": d.isoformat(), **r.as_dict()}
@@ -44,6 +61,7 @@ def accounting(
         "records_by_outcome": dict(sorted(by_outcome.items())),
         "stuck": stuck,
         "in_flight_lost_with_pubsub": lost,
+        "outcome_lost_with_the_ledger_store": outcome_lost,
         "dead_letters": len(dead.letters),
         "dead_letters_by_reason": dead.by_reason(),
         "dead_lettered_without_letter": unmatched,
@@ -84,3 +102,7 @@ def repair_runs(logs: Path) -> list[dict[str, Any]]:
         if isinstance(body, dict) and body.get("from_ledger") is True and "published" in body:
             runs.append({k: body.get(k) for k in ("published", "planned", "waiting", "left_to_person")})
     return runs
+
+
+def _before_a_kill(updated: dt.datetime | None, kills: list[dt.datetime]) -> bool:
+    return updated is not None and any(updated <= kill <= updated + LEDGER_CRASH_WINDOW for kill in kills)

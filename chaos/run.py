@@ -153,7 +153,8 @@ def execute(
             dead.stop()
             logs = Path(env["TAXI_STATE_DIR"])
             counts = {**throwaway.log_counts(logs), "repair_runs": accounting.repair_runs(logs / "logs")}
-            account = accounting.accounting(run.pubsub_restarts, records, dead, counts)
+            store_kills = [dt.datetime.fromisoformat(f["at"]) for f in run.faults if f["kind"] in ("gcs", "gcs_outage")]
+            account = accounting.accounting(run.pubsub_restarts, records, dead, counts, store_kills)
     finally:
         source.shutdown()
     return {

@@ -13,7 +13,7 @@ from pathlib import Path
 
 import pytest
 
-from chaos import accounting, report, soak, state, workload
+from chaos import accounting, observe, report, soak, state, workload
 from chaos.accounting import superseded_queued
 from chaos.run import Options, fault_schedule
 from chaos.source import serve
@@ -230,3 +230,20 @@ def test_the_scheduled_repair_runs_are_read_from_the_backfill_functions_outcome_
         {"published": 0, "planned": 0, "waiting": 0, "left_to_person": 2},
     ]
     assert accounting.repair_runs(tmp_path / "missing") == []
+
+
+def test_a_running_record_whose_outcome_met_a_dead_ledger_store_is_counted_apart_not_stuck():
+    """Quick seed 2: fake-gcs-server (the ledger's store) was killed just after 7 loads wrote `running`;
+    their outcome writes failed (logged, the work acked), so the records stay `running`. Not stuck:
+    status reads them as `no_outcome` when old. A `running` record after the kill still is stuck."""
+    kill = dt.datetime(2026, 1, 1, 12, 0, tzinfo=dt.UTC)
+    d = dt.date(2019, 1, 1)
+    before = RunRecord("load_bigquery", "50", "running", 1, updated_at=kill - dt.timedelta(seconds=5))
+    after = RunRecord("load_bigquery", "51", "running", 1, updated_at=kill + dt.timedelta(seconds=60))
+    long_before = RunRecord("load_postgres", "52", "running", 1, updated_at=kill - dt.timedelta(seconds=600))
+    records = [("yellow", d, before), ("yellow", d, after), ("yellow", d, long_before)]
+    dead = observe.DeadLetters({"GCP_PROJECT": "p"})
+    result = accounting.accounting([], records, dead, {}, [kill])
+    assert [r["event_id"] for r in result["outcome_lost_with_the_ledger_store"]] == ["50"]
+    assert sorted(r["event_id"] for r in result["stuck"]) == ["51", "52"]
+    assert len(accounting.accounting([], records, dead, {})["stuck"]) == 3, "no kill, no excuse"
