@@ -122,6 +122,7 @@ def table(report: dict[str, Any]) -> str:
         ("repair backfills (clean / faulty)", f"{clean['repair_backfills']} / {faulty['repair_backfills']}"),
         ("not complete before each repair", "; ".join(str(r["states"]) for r in faulty["repair_rounds"]) or "none"),
         ("stuck in flight", len(acc["stuck"])),
+        ("running records whose outcome met a killed store", len(acc.get("outcome_lost_with_the_ledger_store", []))),
         ("dates compared x 3 destinations", comparison["dates"]),
         ("dates equal to the clean run", comparison["dates_equal"]),
         (
