@@ -167,3 +167,9 @@ def in_flight(
         key=lambda r: r[2].updated_at or dt.datetime.min.replace(tzinfo=dt.UTC),
         reverse=True,
     )
+
+
+def claims_held(bucket: Any) -> list[str]:
+    """Month claims in the lake (`staging/.../_claim`). One whose holder died is released by the
+    scheduled repair (shared/ingest/stale_claims.py), so a settle waits for the repair's next run."""
+    return sorted(b.name for b in bucket.list_blobs(prefix="staging/") if b.name.endswith("/_claim"))

@@ -122,6 +122,7 @@ def table(report: dict[str, Any]) -> str:
         ("repair backfills (clean / faulty)", f"{clean['repair_backfills']} / {faulty['repair_backfills']}"),
         ("not complete before each repair", "; ".join(str(r["states"]) for r in faulty["repair_rounds"]) or "none"),
         ("stuck in flight", len(acc["stuck"])),
+        ("running records whose outcome met a killed store", len(acc.get("outcome_lost_with_the_ledger_store", []))),
         ("dates compared x 3 destinations", comparison["dates"]),
         ("dates equal to the clean run", comparison["dates_equal"]),
         (
@@ -154,7 +155,10 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--port-base", type=int, default=27000, help="TAXI_PORT_BASE of the throwaway stacks")
     parser.add_argument("--work", type=Path, default=REPO / ".state" / "chaos")
     parser.add_argument("--json", type=Path, default=None, help="report file (default WORK/report.json)")
+    parser.add_argument("--soak", action="store_true", help="10-minute outages in a full-size backfill, unattended")
     args = parser.parse_args(argv)
+    if args.soak:
+        return _soak(args)
     options = runner.Options(
         seed=args.seed,
         quick=args.quick,
@@ -203,5 +207,29 @@ def main(argv: list[str] | None = None) -> int:
     out = args.json or args.work / "report.json"
     out.write_text(json.dumps(report, indent=2, default=str))
     print(table(report))
+    print(f"report: {out}")
+    return 1 if report["problems"] else 0
+
+
+def _soak(args: argparse.Namespace) -> int:
+    """`--soak` (chaos/soak.py): the clean and the soak run of one full-size backfill."""
+    from chaos import soak
+
+    options = runner.Options(
+        seed=args.seed, quick=False, rate=0.0, port_base=args.port_base, work=args.work, **soak.OPTIONS
+    )
+    source_dir = args.work / "source"
+    source_dir.mkdir(parents=True, exist_ok=True)
+    started = time.monotonic()
+    prepare_source(source_dir, soak.workload().months)
+    print("chaos: soak of one full-size backfill with 10-minute outages", file=sys.stderr)
+    report = soak.run_soak(options, source_dir)
+    report["problems"] = verdict(
+        report["comparison"], report["faulty"], report["clean"], report["clean_leftovers"]
+    ) + soak.problems(report)
+    report["wall_seconds"] = round(time.monotonic() - started, 1)
+    out = args.json or args.work / "soak.json"
+    out.write_text(json.dumps(report, indent=2, default=str))
+    print(soak.table(report))
     print(f"report: {out}")
     return 1 if report["problems"] else 0

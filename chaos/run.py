@@ -21,18 +21,27 @@ import random
 import shutil
 import threading
 import time
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
+from functools import partial
 from pathlib import Path
 from typing import Any
 
-from chaos import observe, redeliver, state
+from chaos import accounting, observe, redeliver, state
 from chaos.source import serve
 from chaos.stack_faults import KINDS, RETRY_BUDGET, Stack
 from chaos.workload import Workload
 from local.stack import throwaway
 
 HANG_SECONDS = 15.0
-STACK_SETTINGS = {"DOWNLOAD_TIMEOUT_SECONDS": "10", **RETRY_BUDGET}  # below HANG_SECONDS: a hang is a timeout
+# The download timeout below HANG_SECONDS (a hang is a timeout); the scheduled repair every minute
+# (Terraform's is hourly), as the deployment heals: it releases a killed ingest's claim.
+REPAIR_INTERVAL_SECONDS = 60
+STACK_SETTINGS = {
+    "DOWNLOAD_TIMEOUT_SECONDS": "10",
+    "TAXI_REPAIR_INTERVAL_SECONDS": str(REPAIR_INTERVAL_SECONDS),
+    **RETRY_BUDGET,
+}
 
 
 @dataclass
@@ -61,6 +70,13 @@ class Run:
     renotified: int = 0  # finalize notifications published again after a Pub/Sub restart
     repair_backfills: int = 0
     repair_rounds: list[dict[str, Any]] = field(default_factory=list)  # what each round found not complete
+    manual_steps: int = 0  # what the harness published beyond the workload, Pub/Sub's losses apart
+    progress: list[dict[str, Any]] = field(default_factory=list)  # what an unattended settle saw
+
+
+# A fault injector: runs in its own thread while the workload is published (chaos: `_inject`).
+Injector = Callable[["Stack", "Run", Workload, observe.Publisher, Any], None]
+Settler = Callable[[Workload, observe.Publisher, "Run", Any, dict[str, str], "Options"], None]
 
 
 def fault_schedule(options: Options) -> list[tuple[float, str]]:
@@ -78,8 +94,20 @@ def fault_schedule(options: Options) -> list[tuple[float, str]]:
     return out
 
 
-def execute(name: str, workload: Workload, options: Options, source_dir: Path, faulty: bool) -> dict[str, Any]:
-    """Run the workload on a fresh stack; returns the final state and the run's accounting."""
+def execute(
+    name: str,
+    workload: Workload,
+    options: Options,
+    source_dir: Path,
+    faulty: bool,
+    *,
+    settings: Mapping[str, str] = STACK_SETTINGS,
+    injector: Injector | None = None,
+    settle: Settler | None = None,
+) -> dict[str, Any]:
+    """Run the workload on a fresh stack; returns the final state and the run's accounting.
+    `settings`: the stack's; `injector` (faulty run): the faults, by default chaos's seeded schedule;
+    `settle`: how the run is brought to its final state, by default `_settle` (chaos's protocol)."""
     work = options.work / name
     shutil.rmtree(work, ignore_errors=True)
     work.mkdir(parents=True)
@@ -89,7 +117,7 @@ def execute(name: str, workload: Workload, options: Options, source_dir: Path, f
     template = (
         f"http://127.0.0.1:{source.server_address[1]}/{{service}}/{{service}}_tripdata_{{year}}-{{month:02d}}.csv.gz"
     )
-    extra = {"SOURCE_URL_TEMPLATE": template, **STACK_SETTINGS}
+    extra = {"SOURCE_URL_TEMPLATE": template, **settings}
     run, started = Run(name), time.monotonic()
     try:
         with throwaway.throwaway_stack(work, options.port_base, extra) as env:
@@ -102,36 +130,37 @@ def execute(name: str, workload: Workload, options: Options, source_dir: Path, f
             bucket = clients.storage().bucket(Settings.from_env(env).lake_bucket)
             dead = observe.DeadLetters(env).start()
             publisher = observe.Publisher(env)
-            injector = None
+            thread = None
             if faulty:
-                source.enabled = True
-                injector = threading.Thread(
-                    target=_inject,
-                    args=(stack, run, fault_schedule(options), workload, publisher, bucket),
-                    name="chaos-faults",
-                    daemon=True,
+                source.enabled = injector is None  # a soak's outages are the stack's, not the source's
+                inject = injector or partial(_inject, schedule=fault_schedule(options))
+                thread = threading.Thread(
+                    target=inject, args=(stack, run, workload, publisher, bucket), name="chaos-faults", daemon=True
                 )
             active_started = time.monotonic()
-            if injector:
-                injector.start()
+            if thread:
+                thread.start()
             _publish_workload(workload, publisher, run, options.publish_seconds)
-            if injector:
-                injector.join()
+            if thread:
+                thread.join()
             source.enabled = False
             active = time.monotonic() - active_started
-            _settle(workload, publisher, run, bucket, env, options)
+            (settle or _settle)(workload, publisher, run, bucket, env, options)
             settled = time.monotonic() - active_started
             time.sleep(2)  # a last dead letter on its way
             final = state.snapshot(env, workload.dates)
             records = observe.ledger_records(bucket, workload.months)
             dead.stop()
-            accounting = _accounting(run, records, dead, throwaway.log_counts(Path(env["TAXI_STATE_DIR"])))
+            logs = Path(env["TAXI_STATE_DIR"])
+            counts = {**throwaway.log_counts(logs), "repair_runs": accounting.repair_runs(logs / "logs")}
+            store_kills = [dt.datetime.fromisoformat(f["at"]) for f in run.faults if f["kind"] in ("gcs", "gcs_outage")]
+            account = accounting.accounting(run.pubsub_restarts, records, dead, counts, store_kills)
     finally:
         source.shutdown()
     return {
         "name": name,
         "state": final,
-        "accounting": accounting,
+        "accounting": account,
         "source": {"requests": source.requests, "injected": source.injected},
         "stack_faults": run.faults,
         "published": len(run.published),
@@ -139,6 +168,8 @@ def execute(name: str, workload: Workload, options: Options, source_dir: Path, f
         "renotified": run.renotified,
         "repair_backfills": run.repair_backfills,
         "repair_rounds": run.repair_rounds,
+        "manual_steps": run.manual_steps,
+        "progress": run.progress,
         "seconds": {
             "active": round(active, 1),
             "settled": round(settled, 1),
@@ -166,10 +197,10 @@ def _publish_workload(workload: Workload, publisher: observe.Publisher, run: Run
 def _inject(
     stack: Stack,
     run: Run,
-    schedule: list[tuple[float, str]],
     workload: Workload,
     publisher: observe.Publisher,
     bucket: Any,
+    schedule: list[tuple[float, str]],
 ) -> None:
     begun = time.monotonic()
     for at, kind in schedule:
@@ -214,6 +245,10 @@ def _settle(
             last, still_since = mark, time.monotonic()
         elif time.monotonic() - still_since >= options.quiet_seconds:
             months, states = incomplete_months(workload, env)
+            if not months and observe.claims_held(bucket):  # the scheduled repair releases a dead holder's
+                still_since = time.monotonic()
+                time.sleep(1.0)
+                continue
             if not months or len(run.repair_rounds) >= options.max_repair_rounds:
                 return
             run.repair_rounds.append({"states": states, "months": len(months)})
@@ -229,6 +264,7 @@ def _settle(
                     },
                 )
                 run.repair_backfills += 1
+                run.manual_steps += 1
             still_since = time.monotonic()
         time.sleep(1.0)
 
@@ -250,51 +286,3 @@ def incomplete_months(workload: Workload, env: dict[str, str]) -> tuple[list[Any
         for state_name in not_complete:
             states[state_name] = states.get(state_name, 0) + 1
     return out, dict(sorted(states.items()))
-
-
-def _accounting(run: Run, records: list, dead: observe.DeadLetters, log_counts: dict[str, int]) -> dict[str, Any]:
-    """Outcomes by kind; records still in flight after the last Pub/Sub restart are stuck."""
-    last_restart = max(run.pubsub_restarts, default=None)
-    by_outcome: dict[str, int] = {}
-    for _, _, record in records:
-        by_outcome[record.outcome] = by_outcome.get(record.outcome, 0) + 1
-    superseded = _superseded_queued(records)
-    stuck, lost = [], 0
-    for service, day, record in observe.in_flight(records):
-        if (service, day, record.event_id) in superseded:
-            continue
-        if last_restart is not None and record.updated_at is not None and record.updated_at <= last_restart:
-            lost += 1  # its message died with the emulator; republished by the harness
-            continue
-        stuck.append({"service": service, "date": day.isoformat(), **record.as_dict()})
-    letters = dead.event_ids()
-    unmatched = [
-        {"service": s, "date": d.isoformat(), **r.as_dict()}
-        for s, d, r in records
-        if r.outcome == "dead_lettered"
-        and (r.function, r.event_id) not in letters
-        and not (last_restart and r.updated_at and r.updated_at <= last_restart)
-    ]
-    return {
-        "records_by_outcome": dict(sorted(by_outcome.items())),
-        "stuck": stuck,
-        "in_flight_lost_with_pubsub": lost,
-        "dead_letters": len(dead.letters),
-        "dead_letters_by_reason": dead.by_reason(),
-        "dead_lettered_without_letter": unmatched,
-        **log_counts,
-    }
-
-
-def _superseded_queued(records: list) -> set[tuple[str, dt.date, str]]:
-    """Queued records an ingest record at or after them answers (the message was delivered)."""
-    ingest_seen: dict[tuple[str, dt.date], dt.datetime] = {}
-    for service, day, record in records:
-        if record.function == "ingest" and record.updated_at:
-            key = (service, day)
-            ingest_seen[key] = max(record.updated_at, ingest_seen.get(key, record.updated_at))
-    return {
-        (s, d, r.event_id)
-        for s, d, r in records
-        if r.outcome == "queued" and (s, d) in ingest_seen and r.updated_at and ingest_seen[(s, d)] >= r.updated_at
-    }

@@ -13,12 +13,11 @@ Google's semantics (https://cloud.google.com/bigquery/docs/managing-partitioned-
   rows belong to different partitions rather than destination partition YYYYMMDD");
 - WRITE_TRUNCATE replaces exactly that partition, atomically; WRITE_APPEND adds to it; WRITE_EMPTY
   loads only into an empty partition; the rest of the table is never touched.
-How: the file is loaded, with the job's own load configuration (same source, format and schema),
-into a fresh `_staging_bridge_*` table; the partition check is one query; one multi-statement
-transaction deletes the partition (WRITE_TRUNCATE, when it holds rows) and inserts the rows
-(a bare INSERT into an empty partition); the staging table is
-dropped always. Loads into one table are serialized here, as BigQuery serializes them, so the
-emulator never aborts one transaction for another.
+How: the file is loaded, with the job's own load configuration, into a fresh `_staging_bridge_*`
+table; the partition check is one query; one transaction deletes the partition (WRITE_TRUNCATE,
+when it holds rows) and inserts the rows; the staging table is dropped always (one a dead emulator
+left: by the next load, bq_leftovers.py). Loads into one table are serialized here, as BigQuery
+serializes them, so the emulator never aborts one transaction for another.
 """
 
 from __future__ import annotations
@@ -35,6 +34,8 @@ from urllib.parse import quote
 
 import pyarrow as pa
 import pyarrow.parquet as pq
+
+from local.stack import bq_leftovers
 
 DECORATED = re.compile(r"^(?P<table>[A-Za-z0-9_]+)\$(?P<partition>.+)$")
 _TYPES = {"INT64": "INTEGER", "FLOAT64": "FLOAT", "BOOL": "BOOLEAN", "STRUCT": "RECORD"}
@@ -147,6 +148,7 @@ def _replace(upstream: Any, reference: dict[str, Any], load: dict[str, Any]) -> 
     staging = f"_staging_bridge_{base}_{stamp}_{uuid.uuid4().hex[:8]}"
     staged = f"{project}.{dataset}.{staging}"
     with _lock(target):
+        bq_leftovers.drop_leftover_staging(upstream, project, dataset, base)
         try:
             staged_load = {
                 **load,
@@ -187,7 +189,7 @@ def _replace(upstream: Any, reference: dict[str, Any], load: dict[str, Any]) -> 
             try:
                 upstream.request("DELETE", f"/bigquery/v2/projects/{project}/datasets/{dataset}/tables/{staging}")
             except OSError:
-                pass  # the emulator went away: the table is a leftover the chaos harness excuses
+                pass  # the emulator went away: the next load of the table drops it
 
 
 def _get_table(upstream: Any, project: str, dataset: str, table: str) -> dict[str, Any]:

@@ -240,3 +240,23 @@ def get_settings_for(dataset: str):
     settings = get_settings()
     assert settings.bq_dataset == dataset
     return settings
+
+
+def test_a_staging_table_left_by_a_load_the_emulator_died_under_is_dropped_by_the_next_load(
+    fresh_bucket, dataset, real_day
+):
+    """Issue 21 §7: the bridge drops a load's staging table in a `finally` that cannot reach an emulator
+    that is gone, so a table is left behind; the next load of the same table drops it (chaos found one)."""
+    from google.cloud import bigquery
+
+    deliver(upload(fresh_bucket, real_day.slice(0, 3)))  # the loader creates the table
+    client = clients.bigquery()
+    schema = client.get_table(f"{dataset}.yellow_trips").schema
+    leftover = f"_staging_bridge_yellow_trips_{DAY:%Y%m%d}_0123abcd"
+    other_table = "_staging_bridge_yellow_trips_extra_20210101_0123abcd"  # another table's name: kept
+    for name in (leftover, other_table):
+        client.create_table(bigquery.Table(f"{client.project}.{dataset}.{name}", schema=schema))
+    assert set(staging_tables(dataset)) == {leftover, other_table}
+    deliver(upload(fresh_bucket, real_day))
+    assert day_count(dataset) == 96
+    assert staging_tables(dataset) == [other_table]

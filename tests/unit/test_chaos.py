@@ -13,8 +13,9 @@ from pathlib import Path
 
 import pytest
 
-from chaos import report, state, workload
-from chaos.run import Options, _superseded_queued, fault_schedule
+from chaos import accounting, observe, report, soak, state, workload
+from chaos.accounting import superseded_queued
+from chaos.run import Options, fault_schedule
 from chaos.source import serve
 from chaos.stack_faults import KINDS
 from shared.core.ledger_read import RunRecord
@@ -152,8 +153,8 @@ def test_a_queued_record_is_superseded_only_by_an_ingest_record_after_it():
     queued = RunRecord("backfill", "7", "queued", 1, updated_at=t0)
     earlier = RunRecord("ingest", "3", "succeeded", 1, updated_at=t0 - dt.timedelta(seconds=5))
     later = RunRecord("ingest", "9", "succeeded", 1, updated_at=t0 + dt.timedelta(seconds=5))
-    assert _superseded_queued([("yellow", d, queued), ("yellow", d, earlier)]) == set()
-    assert _superseded_queued([("yellow", d, queued), ("yellow", d, later)]) == {("yellow", d, "7")}
+    assert superseded_queued([("yellow", d, queued), ("yellow", d, earlier)]) == set()
+    assert superseded_queued([("yellow", d, queued), ("yellow", d, later)]) == {("yellow", d, "7")}
 
 
 def get(url: str) -> tuple[int, bytes]:
@@ -186,3 +187,63 @@ def test_the_source_fails_the_first_request_of_a_month_then_at_its_rate(tmp_path
         assert get(url) == (200, whole) and len(source.injected) == 1, "rate 0: the second request is served"
     finally:
         source.shutdown()
+
+
+def test_the_soak_stops_each_service_for_the_whole_outage_overlapping_and_backfills_one_full_month():
+    plan = soak.outage_plan(600, 30)
+    assert {o.service for o in plan} == {"postgres", "bigquery", "gcs"}
+    assert all(o.up_at - o.stop_at >= 600 for o in plan), "each down at least the outage"
+    assert max(o.stop_at for o in plan) < min(o.up_at for o in plan), "overlapping"
+    assert [o.kind for o in plan if o.service == "bigquery"] == ["bigquery"], "explains a load's staging table"
+    work = soak.workload()
+    assert [m.topic for m in work.messages] == ["backfill"] and work.fanout() == 31
+    assert work.months[0].rows and work.months[0].rows >= 1_300_000, "a full-size month"
+    assert soak.SETTINGS["TAXI_RELAY_BACKOFF_SECONDS"] == "", "the relay runs with Terraform's push policy"
+
+
+def test_the_soak_fails_on_a_manual_step_an_unequal_date_or_an_outage_cut_short():
+    outages = [{"service": s, "down_s": 610.0} for s in ("postgres", "bigquery", "gcs")]
+    good = {
+        "faulty": {"manual_steps": 0, "stack_faults": outages},
+        "clean": {"manual_steps": 0},
+        "comparison": {"dates": 31, "dates_equal": 31},
+    }
+    assert soak.problems(good) == []
+    assert "manual steps" in soak.problems({**good, "faulty": {**good["faulty"], "manual_steps": 2}})[0]
+    assert "30 of 31" in soak.problems({**good, "comparison": {"dates": 31, "dates_equal": 30}})[0]
+    short = [*outages[:2], {"service": "gcs", "down_s": 12.0}]
+    assert soak.problems({**good, "faulty": {**good["faulty"], "stack_faults": short}})
+
+
+def test_the_scheduled_repair_runs_are_read_from_the_backfill_functions_outcome_lines(tmp_path):
+    lines = [
+        '{"severity":"INFO","message":"backfill published 3 ingest messages","published":3,"planned":3,'
+        '"waiting":1,"left_to_person":0,"from_ledger":true}',
+        '{"severity":"INFO","message":"backfill published 31 ingest messages","published":31,"from_ledger":false}',
+        "not json {",
+        '{"severity":"INFO","message":"backfill published 0 ingest messages","published":0,"planned":0,'
+        '"waiting":0,"left_to_person":2,"from_ledger":true}',
+    ]
+    (tmp_path / "fn-backfill.log").write_text("\n".join(lines))
+    assert accounting.repair_runs(tmp_path) == [
+        {"published": 3, "planned": 3, "waiting": 1, "left_to_person": 0},
+        {"published": 0, "planned": 0, "waiting": 0, "left_to_person": 2},
+    ]
+    assert accounting.repair_runs(tmp_path / "missing") == []
+
+
+def test_a_running_record_whose_outcome_met_a_dead_ledger_store_is_counted_apart_not_stuck():
+    """Quick seed 2: fake-gcs-server (the ledger's store) was killed just after 7 loads wrote `running`;
+    their outcome writes failed (logged, the work acked), so the records stay `running`. Not stuck:
+    status reads them as `no_outcome` when old. A `running` record after the kill still is stuck."""
+    kill = dt.datetime(2026, 1, 1, 12, 0, tzinfo=dt.UTC)
+    d = dt.date(2019, 1, 1)
+    before = RunRecord("load_bigquery", "50", "running", 1, updated_at=kill - dt.timedelta(seconds=5))
+    after = RunRecord("load_bigquery", "51", "running", 1, updated_at=kill + dt.timedelta(seconds=60))
+    long_before = RunRecord("load_postgres", "52", "running", 1, updated_at=kill - dt.timedelta(seconds=600))
+    records = [("yellow", d, before), ("yellow", d, after), ("yellow", d, long_before)]
+    dead = observe.DeadLetters({"GCP_PROJECT": "p"})
+    result = accounting.accounting([], records, dead, {}, [kill])
+    assert [r["event_id"] for r in result["outcome_lost_with_the_ledger_store"]] == ["50"]
+    assert sorted(r["event_id"] for r in result["stuck"]) == ["51", "52"]
+    assert len(accounting.accounting([], records, dead, {})["stuck"]) == 3, "no kill, no excuse"
