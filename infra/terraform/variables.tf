@@ -315,6 +315,17 @@ variable "ingest_lag_days" {
   }
 }
 
+variable "source_grace_days" {
+  description = "SOURCE_GRACE_DAYS: a 404 for a month that ended fewer than this many days ago is awaiting_source (not published yet: TLC publishes about two months late), not a dead letter; from then on it is source_not_found. Keep it below catch_up_days, so the catch-up still asks for a month once its 404 became an error."
+  type        = number
+  default     = 92
+
+  validation {
+    condition     = var.source_grace_days >= 0 && var.source_grace_days <= 3660 && floor(var.source_grace_days) == var.source_grace_days
+    error_message = "source_grace_days must be a whole number of days between 0 and 3660."
+  }
+}
+
 variable "keep_empty_passenger_count" {
   description = "KEEP_EMPTY_PASSENGER_COUNT: keep trips whose passenger_count is empty (the tutorial drops them)."
   type        = bool

@@ -103,6 +103,9 @@ class Settings:
         "SOURCE_URL_TEMPLATE", _url_template, DEFAULT_SOURCE_URL_TEMPLATE, INGEST, STATUS
     )
     ingest_lag_days: int = _setting("INGEST_LAG_DAYS", _int_range(0, 3660), 1, INGEST)
+    # A 404 for a month that ended fewer than this many days ago is `awaiting_source` (not published
+    # yet: TLC publishes about two months late), not an error (shared/ingest/publication.py).
+    source_grace_days: int = _setting("SOURCE_GRACE_DAYS", _int_range(0, 3660), 92, INGEST)
     keep_empty_passenger_count: bool = _setting("KEEP_EMPTY_PASSENGER_COUNT", _bool, False, INGEST)
     download_timeout_seconds: int = _setting("DOWNLOAD_TIMEOUT_SECONDS", _int_range(1, 3600), 60, INGEST)
     download_max_attempts: int = _setting("DOWNLOAD_MAX_ATTEMPTS", _int_range(1, 10), 4, INGEST)

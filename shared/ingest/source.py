@@ -13,6 +13,7 @@ from __future__ import annotations
 import io
 import time
 from collections.abc import Iterator
+from typing import Any
 
 import requests
 
@@ -24,6 +25,28 @@ FORMATS = {".csv.gz": "csv.gz", ".csv": "csv", ".parquet": "parquet"}
 _MAGIC = {"csv.gz": b"\x1f\x8b", "parquet": b"PAR1"}
 _RETRY_STATUS = {408, 425, 429, 500, 502, 503, 504}
 NOT_A_PREFIX = "not_a_"  # the reasons of a body that is not the promised format
+
+
+# What identifies one version of a month file at the source, from its HTTP headers: a failed month
+# is remembered until the source serves another version (shared/ingest/month_failure.py).
+IDENTITY_HEADERS = {"ETag": "source_etag", "Last-Modified": "source_last_modified", "Content-Length": "source_size"}
+
+
+def identity(headers: Any) -> dict[str, str]:
+    """The source file's identity (ETag, Last-Modified, size) from a response's headers; absent ones left out."""
+    return {key: str(headers[name]) for name, key in IDENTITY_HEADERS.items() if headers.get(name)}
+
+
+def head_identity(url: str, timeout: int, session: requests.Session | None = None) -> dict[str, str] | None:
+    """The source file's identity now, by one HEAD (no download); None when it cannot be told
+    (a refusal, a network error): the caller then keeps what it knew."""
+    try:
+        response = (session or requests.Session()).head(url, allow_redirects=True, timeout=timeout)
+    except requests.RequestException:
+        return None
+    if response.status_code == 404:
+        return {}
+    return identity(response.headers) if response.status_code == 200 else None
 
 
 def source_url(template: str, service: str, year: int, month: int) -> str:
@@ -145,6 +168,7 @@ def download_to_blob(
                         status=response.status_code,
                     )
                 body = _VerifiedBody(response, fmt, url)
+                blob.metadata = {**(blob.metadata or {}), **identity(response.headers)}
                 blob.upload_from_file(
                     io.BufferedReader(body, CHUNK),
                     content_type="application/octet-stream",

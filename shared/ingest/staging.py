@@ -26,10 +26,10 @@ from typing import Any
 from google.api_core.exceptions import PreconditionFailed
 
 from shared.core import logs, paths
-from shared.core.errors import SourceError, TransientError
+from shared.core.errors import PermanentError, SourceError, TransientError
 from shared.core.messages import IngestRequest
 from shared.core.settings import Settings
-from shared.ingest import month_claim
+from shared.ingest import month_claim, month_failure
 from shared.ingest.cleaning import Rules
 from shared.ingest.code_version import code_version
 from shared.ingest.lake import split_month
@@ -90,12 +90,16 @@ def ensure_month(
     manifest_name = paths.staging_manifest(request.service, year, month)
     claim_name = paths.staging_claim(request.service, year, month)
 
-    def current() -> Month | None:
+    def current() -> Month | None:  # the month ready, or None; its recorded failure is raised
         source = source_of(bucket, request, settings)
-        if source.raw is None:
-            return None
-        manifest = _current_manifest(bucket, manifest_name, derived_from(source, rules), stale_split)
-        return Month(source, manifest) if manifest is not None else None
+        if source.raw is not None:
+            manifest = _current_manifest(bucket, manifest_name, derived_from(source, rules), stale_split)
+            if manifest is not None:
+                return Month(source, manifest)
+        month_failure.raise_if_recorded(
+            bucket, request.service, request.date, source.url, settings.download_timeout_seconds
+        )
+        return None
 
     started = time.monotonic()
     deadline = started + settings.split_wait_seconds
@@ -151,7 +155,19 @@ def _make_month(
     A raw copy whose gzip or parquet turns out corrupt is quarantined by the split, and the
     month is downloaded and split once more in the same call: a file cut short by a proxy (the
     HTTP transfer complete, the gzip stream not) is usually whole the next time, and found by
-    `python -m chaos` dead-lettering a date. Corrupt twice, the SourceError is raised (permanent)."""
+    `python -m chaos` dead-lettering a date. Corrupt twice, the SourceError is raised (permanent).
+    A permanent failure is recorded next to the month (shared/ingest/month_failure.py)."""
+    try:
+        return _prepare(bucket, request, settings, rules, timings, split_id)
+    except PermanentError as exc:
+        url = source_of(bucket, request, settings).url
+        month_failure.remember(bucket, request.service, request.date, url, settings.download_timeout_seconds, exc)
+        raise
+
+
+def _prepare(
+    bucket: Any, request: IngestRequest, settings: Settings, rules: Rules, timings: dict[str, float], split_id: str
+) -> Month:
     for attempt in (1, 2):
         source = source_of(bucket, request, settings)
         if source.raw is None:
