@@ -97,3 +97,130 @@ def test_an_ingest_dead_letter_naming_its_month_failure_clears_it_when_replayed(
     for hostile in ("/etc/passwd", "gs://lake/trips/green/pickup_date=2016-03-09/data.parquet"):
         got = plan(*letter("ingest", {"month_failure": hostile}), topics, lambda p: p)
         assert got.clears is None, "only a month's failure record is ever deleted"
+
+
+# --- the daily catch-up (a `catch_up` backfill) and its freshness judgement ------------------------------
+
+ENV = {"GCP_PROJECT": "p", "LAKE_BUCKET": "lake", "DEAD_LETTER_TOPIC": "dead", "INGEST_TOPIC": "ingest"}
+
+
+class Publisher:
+    def __init__(self):
+        self.bodies = []
+
+    def publish(self, topic, data):
+        from concurrent.futures import Future
+
+        self.bodies.append(json.loads(data))
+        done = Future()
+        done.set_result(str(len(self.bodies)))
+        return done
+
+
+def day_status(service, day, state, lake=None, run_record=None):
+    from shared.operate.status import DayStatus
+
+    return DayStatus(
+        service,
+        day,
+        state,
+        lake,
+        0,
+        lake or 0 if state == "complete" else 0,
+        lake or 0 if state == "complete" else 0,
+        runs=[run_record] if run_record else [],
+        run=run_record,
+    )
+
+
+CATCH_UP_DAYS = [  # (state, lake rows, deciding record)
+    ("complete", 10, None),
+    (AWAITING_SOURCE, None, run("ingest", AWAITING_SOURCE, 0, "source_not_published")),
+    (MISSING, None, None),
+    ("dead_lettered", None, run("ingest", "dead_lettered", 0, "source_not_found")),
+    ("running", None, run("ingest", "running", 50)),
+    ("partial", 10, None),
+    ("dead_lettered", 10, run("load_postgres", "dead_lettered", 0, "retries_exhausted")),
+]
+
+
+def test_the_catch_up_asks_again_for_what_is_not_loaded_but_leaves_in_flight_and_person_dates(capsys):
+    from shared.core.settings import Settings
+    from shared.operate import backfill
+    from shared.operate.status import StatusReport
+
+    now = dt.datetime(2026, 12, 8, 12, 0, tzinfo=dt.UTC)  # last_days 7: 2026-12-01..2026-12-07
+
+    def reader(service, start, end, settings):
+        days = [day_status(service, start + dt.timedelta(days=i), *spec) for i, spec in enumerate(CATCH_UP_DAYS)]
+        return StatusReport(service, start, end, days)
+
+    publisher = Publisher()
+    plan, published = backfill.run(
+        {"services": ["green"], "last_days": 7, "catch_up": True},
+        Settings.from_env(ENV, "backfill"),
+        publisher=publisher,
+        status_reader=reader,
+        now=now,
+    )
+    assert publisher.bodies == [
+        {"date": "2026-12-02", "service": "green"},  # awaiting its source: asked again every day
+        {"date": "2026-12-03", "service": "green"},  # never asked for
+        {"date": "2026-12-06", "service": "green", "force": True},  # partial: the repair's rule
+        {"date": "2026-12-07", "service": "green", "force": True},  # a loader gave up for want of retries
+    ]
+    assert published == 4 and plan.skipped_complete == 1
+    assert list(plan.left_to_person["green"]) == ["2026-12-04"], "a permanent dead letter waits for a replay"
+    (line,) = [json.loads(x) for x in capsys.readouterr().out.splitlines() if "source freshness" in x]
+    assert (line["severity"], line["verdict"], line["service"], line["function"]) == (
+        "WARNING",
+        "behind",
+        "green",
+        "backfill",
+    )
+    assert line["dates_behind"] == 3 and line["dates_awaiting_source"] == 1
+    assert line["behind"] == ["2026-12-04 dead_lettered", "2026-12-06 partial", "2026-12-07 dead_lettered"]
+    assert line["newest_date_loaded"] == "2026-12-01" and line["newest_month_at_source"] == "2026-12"
+
+
+def test_freshness_is_up_to_date_while_the_source_has_not_published_whatever_the_calendar():
+    from shared.operate import freshness
+
+    start = dt.date(2026, 8, 1)
+    days = [day_status("yellow", start + dt.timedelta(days=i), "complete", 10) for i in range(30)]
+    days += [day_status("yellow", start + dt.timedelta(days=30 + i), AWAITING_SOURCE) for i in range(90)]
+    days += [day_status("yellow", start + dt.timedelta(days=120), MISSING)]
+    got = freshness.judge("yellow", days)
+    assert (got["verdict"], got["severity"], got["dates_behind"], got["dates_awaiting_source"]) == (
+        "up_to_date",
+        "INFO",
+        0,
+        90,
+    )
+    assert got["message"] == "source freshness: up to date with the source"
+    assert got["newest_date_loaded"] == "2026-08-30" and got["newest_month_at_source"] == "2026-08"
+
+
+@pytest.mark.parametrize(
+    "body",
+    [
+        {"services": ["green"], "start": "2026-10-01", "end": "2026-10-02", "catch_up": True},  # needs last_days
+        {"services": ["green"], "last_days": 7, "catch_up": True, "force": True},
+        {"services": ["green"], "last_days": 7, "catch_up": "sometimes"},
+    ],
+)
+def test_catch_up_is_validated(body):
+    from shared.core.errors import ValidationError
+    from shared.core.messages import parse_backfill
+
+    with pytest.raises(ValidationError) as err:
+        parse_backfill(body, 3660)
+    assert err.value.field == "catch_up"
+
+
+def test_the_scheduler_jobs_message_is_a_valid_catch_up():
+    """infra/terraform/scheduler.tf's daily_catch_up body, with its defaults (tests/infra checks the HCL)."""
+    from shared.core.messages import parse_backfill
+
+    request = parse_backfill({"services": ["yellow", "green", "fhv"], "last_days": 124, "catch_up": True}, 3660)
+    assert request.catch_up and request.only_missing and (request.end - request.start).days + 1 == 124
