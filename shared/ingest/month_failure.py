@@ -26,12 +26,14 @@ from __future__ import annotations
 
 import datetime as dt
 import json
+from collections.abc import Iterator
+from contextlib import contextmanager
 from typing import Any
 
 from google.api_core.exceptions import NotFound, PreconditionFailed
 
 from shared.core import logs, paths
-from shared.core.errors import PermanentError, SourceError
+from shared.core.errors import PermanentError, SourceError, TransientError
 from shared.ingest.code_version import code_version
 from shared.ingest.source import IDENTITY_HEADERS, head_identity
 
@@ -51,7 +53,10 @@ def failed_identity(bucket: Any, service: str, url: str, timeout: int) -> dict[s
         found = {k: v for k, v in ((blob.metadata if blob else None) or {}).items() if k in IDENTITY_KEYS}
         if found:
             return found
-    return head_identity(url, timeout)
+    try:
+        return head_identity(url, timeout)
+    except TransientError:
+        return None
 
 
 def remember(bucket: Any, service: str, day: dt.date, url: str, timeout: int, error: PermanentError) -> None:
@@ -86,6 +91,25 @@ def remember(bucket: Any, service: str, day: dt.date, url: str, timeout: int, er
         source_url=url,
         **(source_identity or {}),
     )
+
+
+@contextmanager
+def recorded(bucket: Any, service: str, day: dt.date, url: str, timeout: int) -> Iterator[None]:
+    """Around preparing a month: a permanent failure is recorded (then raised); a month prepared
+    has no failure any more (a record another code version or URL left is deleted)."""
+    try:
+        yield
+    except PermanentError as exc:
+        remember(bucket, service, day, url, timeout, exc)
+        raise
+    try:
+        bucket.delete_blob(record_name(service, day))
+    except NotFound:
+        pass
+    except Exception as exc:  # noqa: BLE001 - a stale record no longer applies anyway
+        logs.warning(
+            "could not delete the month's old failure record", object=record_name(service, day), error=f"{exc}"[:300]
+        )
 
 
 def changed(recorded: dict[str, str], now: dict[str, str] | None) -> bool:

@@ -38,12 +38,15 @@ def identity(headers: Any) -> dict[str, str]:
 
 
 def head_identity(url: str, timeout: int, session: requests.Session | None = None) -> dict[str, str] | None:
-    """The source file's identity now, by one HEAD (no download); None when it cannot be told
-    (a refusal, a network error): the caller then keeps what it knew."""
+    """The source file's identity now, by one HEAD (no download): {} when it is gone (404), None
+    when the source will not tell (HEAD refused: the caller keeps what it knew). A network error
+    or a 5xx is transient: the date is retried rather than judged on a guess."""
     try:
         response = (session or requests.Session()).head(url, allow_redirects=True, timeout=timeout)
-    except requests.RequestException:
-        return None
+    except requests.RequestException as exc:
+        raise TransientError(f"HEAD {url} failed: {exc}", reason="source_unavailable") from exc
+    if response.status_code in _RETRY_STATUS:
+        raise TransientError(f"HEAD {url} answered {response.status_code}", reason="source_unavailable")
     if response.status_code == 404:
         return {}
     return identity(response.headers) if response.status_code == 200 else None

@@ -26,7 +26,7 @@ from typing import Any
 from google.api_core.exceptions import PreconditionFailed
 
 from shared.core import logs, paths
-from shared.core.errors import PermanentError, SourceError, TransientError
+from shared.core.errors import SourceError, TransientError
 from shared.core.messages import IngestRequest
 from shared.core.settings import Settings
 from shared.ingest import month_claim, month_failure
@@ -157,12 +157,9 @@ def _make_month(
     HTTP transfer complete, the gzip stream not) is usually whole the next time, and found by
     `python -m chaos` dead-lettering a date. Corrupt twice, the SourceError is raised (permanent).
     A permanent failure is recorded next to the month (shared/ingest/month_failure.py)."""
-    try:
+    url = source_url(settings.source_url_template, request.service, request.date.year, request.date.month)
+    with month_failure.recorded(bucket, request.service, request.date, url, settings.download_timeout_seconds):
         return _prepare(bucket, request, settings, rules, timings, split_id)
-    except PermanentError as exc:
-        url = source_of(bucket, request, settings).url
-        month_failure.remember(bucket, request.service, request.date, url, settings.download_timeout_seconds, exc)
-        raise
 
 
 def _prepare(
