@@ -20,9 +20,14 @@ from bench.measure import Clock, peak_rss_mb
 
 
 def _registry() -> dict[str, Callable[[dict[str, Any], Clock], dict[str, Any]]]:
-    from bench import contenders_month, contenders_postgres, stack
+    from bench import contenders_month, contenders_postgres, contenders_stages, stack
 
-    return {**contenders_month.CONTENDERS, **contenders_postgres.CONTENDERS, **stack.CONTENDERS}
+    return {
+        **contenders_month.CONTENDERS,
+        **contenders_postgres.CONTENDERS,
+        **contenders_stages.CONTENDERS,
+        **stack.CONTENDERS,
+    }
 
 
 def main(argv: list[str]) -> int:

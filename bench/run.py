@@ -27,12 +27,12 @@ from pathlib import Path
 if __package__ in (None, ""):  # run as a script (python bench/run.py): the repository is the root
     sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from bench import report, servers, spawn  # noqa: E402
+from bench import report, report_stages, servers, spawn  # noqa: E402
 from local.tlc_data import DEFAULT_SEED  # noqa: E402
 
 FULL_ROWS = 1_369_765  # yellow, January 2021, as published
 QUICK_DIVISOR = 20
-MONTH_CONTENDERS = ("gunzip", "tutorial", "duckdb", "split", "ingest_31")
+MONTH_CONTENDERS = ("gunzip", "tutorial", "duckdb", "split", "ingest_31", "stages")
 PG_CONTENDERS = ("pg_copy", "pg_ours", "pg_to_sql")
 ALL = MONTH_CONTENDERS + PG_CONTENDERS
 
@@ -48,10 +48,10 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument("--runs", type=int, help="runs of each contender (default 3; --quick: 1)")
     parser.add_argument(
         "--service",
-        choices=("yellow", "green", "fhv"),
+        choices=("yellow", "green", "fhv", "fhvhv"),
         default="yellow",
         help="the month's service (default yellow; the others run only gunzip, split and ingest_31, "
-        "the contenders that read any service)",
+        "the contenders that read any service; fhvhv: TLC's 24-column parquet, gunzip then decodes it)",
     )
     parser.add_argument("--seed", type=int, default=DEFAULT_SEED, help=f"generator seed (default {DEFAULT_SEED})")
     parser.add_argument(
@@ -80,6 +80,12 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
         "against the in-process floor (bench/stack.py)",
     )
     parser.add_argument(
+        "--cost",
+        action="store_true",
+        help="the --stack backfill, then the cost model fed by its figures (bench/cost_model.py): dollars "
+        "and wall time for a month and a year of each service at the Terraform defaults",
+    )
+    parser.add_argument(
         "--year",
         type=int,
         metavar="YEAR",
@@ -98,13 +104,14 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
         help="where the raw figures go (default .state/bench/results.json)",
     )
     args = parser.parse_args(argv)
-    any_service = ("gunzip", "split", "ingest_31")
+    any_service = ("gunzip", "split", "ingest_31", "stages")
     if args.only is None:
         args.only = list(ALL) if args.service == "yellow" else list(any_service)
     elif args.service != "yellow" and set(args.only) - set(any_service):
         parser.error(f"--service {args.service} runs only {', '.join(any_service)} (the others read yellow's columns)")
     args.rows = args.rows or (FULL_ROWS // QUICK_DIVISOR if args.quick else FULL_ROWS)
     args.runs = args.runs or (1 if args.quick else 3)
+    args.stack = args.stack or args.cost
     if args.year is not None and not args.stack:
         parser.error("--year goes with --stack")
     if args.rows <= 0 or args.runs <= 0:
@@ -125,9 +132,20 @@ def make_month(tlc_root: Path, service: str, rows: int, seed: int) -> Path:
     from local.tlc_data import generate_month
     from local.tlc_files import write_month
 
+    if service == "fhvhv":  # TLC's own 24-column parquet (the mirror's fhvhv CSVs have 7 columns), day by day
+        from local.tlc_eras import write_parquet_month
+        from shared.core.eras import TLC, era
+
+        hv = era(service, TLC, 2021, 1)
+        assert hv is not None
+        return write_parquet_month(tlc_root / service / f"{service}_tripdata_2021-01.parquet", hv, 2021, 1, rows)
     path = tlc_root / service / f"{service}_tripdata_2021-01.csv.gz"
     write_month(path, generate_month(service, 2021, 1, rows=rows, seed=seed))
     return path
+
+
+def _fmt(source: Path) -> str:
+    return "parquet" if source.suffix == ".parquet" else "csv.gz"
 
 
 def day_files(split_out: Path, day: dt.date, work: Path) -> tuple[Path, Path]:
@@ -161,10 +179,10 @@ def run_round(
     rnd: report.Round = {}
     out = work / f"out-{index}"
     out.mkdir()
-    base = {"source": str(source), "fmt": "csv.gz", "service": args.service, "year": 2021, "month": 1}
+    base = {"source": str(source), "fmt": _fmt(source), "service": args.service, "year": 2021, "month": 1}
     for name in (n for n in MONTH_CONTENDERS if n in args.only):
         spec = {**base, "out": str(out / name)}
-        if name == "ingest_31":
+        if name in ("ingest_31", "stages"):
             spec["env"] = {**env, "LAKE_BUCKET": f"bench-lake-{index}"}
         rnd[name] = spawn.run(name, spec, work)
         print(f"  run {index + 1}: {name:<10} done", file=sys.stderr, flush=True)
@@ -193,7 +211,7 @@ def _meta(args: argparse.Namespace, source: Path, started: float) -> dict[str, o
         "service": args.service,
         "month": "2021-01",
         "rows": args.rows,
-        "fmt": "csv.gz",
+        "fmt": _fmt(source),
         "seed": args.seed,
         "source_mb": source.stat().st_size / 1e6,
         "runs": args.runs,
@@ -211,9 +229,14 @@ def run_stack(args: argparse.Namespace, source: Path, work: Path, started: float
     from bench import stack
 
     with servers.tlc_host(source.parents[1]) as tlc_url:
-        result = stack.run(source, args.service, work, tlc_url, args.port_base, args.year)
+        result = stack.run(source, args.service, work, tlc_url, args.port_base, args.year, cost=args.cost)
     meta = _meta(args, source, started)
     print(report.stack_markdown(result, meta))
+    if args.cost:
+        from bench import report_cost
+
+        text, result["cost"] = report_cost.markdown(result, args.rows)
+        print("\n" + text)
     path = args.json.with_name("stack.json") if args.json.name == "results.json" else args.json
     path.parent.mkdir(parents=True, exist_ok=True)
     path.write_text(json.dumps({"meta": meta, "stack": result}, indent=1, default=str))
@@ -229,7 +252,7 @@ def main(argv: list[str] | None = None) -> int:
         tlc_root = work / "tlc"
         source = make_month(tlc_root, args.service, args.rows, args.seed)
         print(
-            f"generated {args.rows:,} rows ({source.stat().st_size / 1e6:.1f} MB csv.gz) in "
+            f"generated {args.rows:,} rows ({source.stat().st_size / 1e6:.1f} MB {_fmt(source)}) in "
             f"{time.monotonic() - started:.0f} s; "
             + (
                 "the backfill through a throwaway stack"
@@ -246,13 +269,16 @@ def main(argv: list[str] | None = None) -> int:
                 "STORAGE_EMULATOR_HOST": gcs,
                 "GCP_PROJECT": "bench",
                 "DEAD_LETTER_TOPIC": "bench-dead-letter",
-                "SOURCE_URL_TEMPLATE": tlc_url + "/{service}/{service}_tripdata_{year}-{month:02d}.csv.gz",
+                "SOURCE_URL_TEMPLATE": tlc_url + "/{service}/{service}_tripdata_{year}-{month:02d}." + _fmt(source),
                 "LOG_LEVEL": "INFO",
             }
             rounds = [run_round(i, args, source, work, env, pg) for i in range(args.runs)]
         meta = _meta(args, source, started)
         summary = report.summarize(rounds)
         print(report.markdown(summary, meta))
+        if all("stages" in r for r in rounds):
+            summary["stages"] = report_stages.summarize([r["stages"] for r in rounds])
+            print("\n" + report_stages.markdown(summary["stages"]))
         args.json.parent.mkdir(parents=True, exist_ok=True)
         args.json.write_text(json.dumps({"meta": meta, "summary": summary, "runs": rounds}, indent=1))
         print(f"\nraw figures: {args.json} ({meta['seconds']:.0f} s in all)", file=sys.stderr)

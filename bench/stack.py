@@ -26,7 +26,7 @@ import time
 from pathlib import Path
 from typing import Any
 
-from bench import spawn
+from bench import cost_measure, spawn
 from bench.measure import Clock
 from local.stack.throwaway import log_counts, throwaway_stack
 
@@ -190,7 +190,8 @@ def floor(env: dict[str, str], source: Path, service: str, work: Path) -> dict[s
 
     from shared.core import clients
 
-    base = {"source": str(source), "fmt": "csv.gz", "service": service, "year": 2021, "month": 1}
+    fmt = "parquet" if source.suffix == ".parquet" else "csv.gz"  # fhvhv: TLC's parquet (bench/run.py)
+    base = {"source": str(source), "fmt": fmt, "service": service, "year": 2021, "month": 1}
     out = work / "floor-split"
     split = spawn.run("split", {**base, "out": str(out)}, work)
     month = pa.concat_tables([pq.read_table(p) for p in sorted(out.glob("*.trips.parquet"))])
@@ -224,9 +225,16 @@ def floor(env: dict[str, str], source: Path, service: str, work: Path) -> dict[s
     }
 
 
-def run(source: Path, service: str, work: Path, tlc_url: str, port_base: int, year: int | None) -> dict[str, Any]:
-    """The floor, the month's backfill twice, and optionally a year's backfill; every figure."""
-    template = tlc_url + "/{service}/{service}_tripdata_{year}-{month:02d}.csv.gz"
+def run(
+    source: Path, service: str, work: Path, tlc_url: str, port_base: int, year: int | None, cost: bool = False
+) -> dict[str, Any]:
+    """The floor, the month's backfill twice, and optionally a year's backfill; every figure.
+    cost: also the cost model's inputs of the first backfill (bench/cost_measure.py)."""
+    template = (
+        tlc_url
+        + "/{service}/{service}_tripdata_{year}-{month:02d}."
+        + ("parquet" if source.suffix == ".parquet" else "csv.gz")
+    )
     start, end = dt.date(2021, 1, 1), dt.date(2021, 1, 31)
     with throwaway_stack(work, port_base, {"SOURCE_URL_TEMPLATE": template}) as env:
         state = Path(env["TAXI_STATE_DIR"])
@@ -234,6 +242,7 @@ def run(source: Path, service: str, work: Path, tlc_url: str, port_base: int, ye
         result: dict[str, Any] = {"floor": floor(env, source, service, work)}
         print("  stack: floor done", flush=True, file=sys.stderr)
 
+        cpu_before = cost_measure.cpu_by_function(state) if cost else {}
         since, published_at = time.monotonic(), dt.datetime.now(dt.UTC)
         publish(env, "BACKFILL_TOPIC", {"start": start.isoformat(), "end": end.isoformat(), "service": service})
         first = wait_complete(dest, start, end, result["floor"]["expected"], since)
@@ -243,6 +252,8 @@ def run(source: Path, service: str, work: Path, tlc_url: str, port_base: int, ye
             "timeline": timeline(dest, start, end, published_at),
         }
         print(f"  stack: backfill of {start:%Y-%m} done", flush=True, file=sys.stderr)
+        if cost:
+            result["cost_inputs"] = cost_measure.collect(dest, env, state, cpu_before)
 
         outcomes = log_counts(state)["ingest_outcomes"]
         publish(env, "BACKFILL_TOPIC", {"start": start.isoformat(), "end": end.isoformat(), "service": service})

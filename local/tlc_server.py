@@ -41,16 +41,17 @@ from pathlib import Path
 from urllib.parse import unquote, urlsplit
 
 from local.tlc_data import DEFAULT_ROWS_PER_DAY, DEFAULT_SEED, generate_month
+from local.tlc_eras import write_era_month
 from local.tlc_files import write_month
 
 UNPUBLISHED = ".unpublished"  # marker directory under data_dir (hidden: never served itself)
 PUBLISHED_THROUGH = ".published_through"  # {service} files holding the newest month published, YYYY-MM
 FAULTS = ("truncated-gzip", "wrong-header", "html", "404", "500-once", "slow")
 MAX_SLOW_SECONDS = 30.0
-FIRST_MONTH = {"yellow": (2009, 1), "green": (2013, 8), "fhv": (2015, 1)}  # first published files
+FIRST_MONTH = {"yellow": (2009, 1), "green": (2013, 8), "fhv": (2015, 1), "fhvhv": (2019, 2)}  # first files
 CHUNK = 1 << 20
 _MONTH_PATH = re.compile(
-    r"^/(?:faults/(?P<fault>[^/]+)/)?(?P<rel>(?P<service>yellow|green|fhv)/(?P=service)"
+    r"^/(?:faults/(?P<fault>[^/]+)/)?(?P<rel>(?P<service>yellow|green|fhvhv|fhv)/(?P=service)"
     r"_tripdata_(?P<year>\d{4})-(?P<month>\d{2})\.(?P<ext>csv\.gz|csv|parquet))$"
 )
 _WRONG_NAMES = {
@@ -142,7 +143,7 @@ class TLCServer(ThreadingHTTPServer):
         if path.is_file():
             return path
         with self._lock(str(path)):
-            if not path.is_file():
+            if not path.is_file() and not write_era_month(path, service, year, month, self.rows_per_day * 28, ext):
                 table = generate_month(service, year, month, rows_per_day=self.rows_per_day, seed=self.seed)
                 if wrong_header:
                     table = table.rename_columns([_WRONG_NAMES.get(n, n.lower()) for n in table.column_names])

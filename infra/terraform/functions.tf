@@ -55,7 +55,8 @@ locals {
       MAX_EVENT_AGE_SECONDS = tostring(var.max_event_age_seconds)
       MAX_DELIVERY_ATTEMPTS = tostring(var.max_delivery_attempts)
     }
-    # Where the TLC month files are: ingest downloads them, status reports their URLs.
+    # Where the TLC month files are: ingest downloads them, status reports their URLs, backfill
+    # refuses a range the source cannot serve (shared/core/coverage.py).
     source = {
       SOURCE_URL_TEMPLATE = var.source_url_template
     }
@@ -114,7 +115,7 @@ locals {
       ingress         = "ALLOW_INTERNAL_ONLY"
       trigger         = "pubsub"
       topic           = google_pubsub_topic.backfill.id
-      env             = ["bigquery", "postgres", "backfill", "date_range"]
+      env             = ["source", "bigquery", "postgres", "backfill", "date_range"]
     }
     backfill_http = {
       description     = "HTTP: the backfill request as a JSON body -> the plan (and publishes it unless dry_run)."
@@ -122,7 +123,7 @@ locals {
       ingress         = "ALLOW_ALL"
       trigger         = "http"
       topic           = null
-      env             = ["bigquery", "postgres", "backfill", "date_range"]
+      env             = ["source", "bigquery", "postgres", "backfill", "date_range"]
     }
     load_bigquery = {
       description     = "GCS finalize of trips/{service}/pickup_date=D/data.parquet -> replace day D in BigQuery."

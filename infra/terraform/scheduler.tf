@@ -65,7 +65,7 @@ resource "google_cloud_scheduler_job" "repair" {
   pubsub_target {
     topic_name = google_pubsub_topic.backfill.id
     data = base64encode(jsonencode({
-      services    = ["yellow", "green", "fhv"]
+      services    = ["yellow", "green", "fhv", "fhvhv"]
       repair      = true
       from_ledger = true
       schedule    = var.repair_cron

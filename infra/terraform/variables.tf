@@ -178,8 +178,8 @@ variable "services" {
   default     = ["yellow"]
 
   validation {
-    condition     = length(var.services) > 0 && alltrue([for s in var.services : contains(["yellow", "green", "fhv"], s)])
-    error_message = "services must be a non-empty list of yellow, green, fhv."
+    condition     = length(var.services) > 0 && alltrue([for s in var.services : contains(["yellow", "green", "fhv", "fhvhv"], s)])
+    error_message = "services must be a non-empty list of yellow, green, fhv, fhvhv."
   }
 }
 

@@ -37,8 +37,29 @@ def storage_client(project: str | None) -> Any:
     if os.environ.get("STORAGE_EMULATOR_HOST"):
         from google.auth.credentials import AnonymousCredentials
 
-        return gcs.Client(project=project or "local", credentials=AnonymousCredentials())
-    return gcs.Client(project=project)
+        client = gcs.Client(project=project or "local", credentials=AnonymousCredentials())
+    else:
+        client = gcs.Client(project=project)
+    _no_environment_lookups(client._http)
+    return client
+
+
+def _no_environment_lookups(session: Any) -> None:
+    """A requests session that trusts the environment looks up proxy variables (scanning the
+    whole environment, twice), a CA bundle variable and ~/.netrc on every request; profiled on a
+    month's 30 later dates through ingest, about a tenth of their CPU. A function's environment
+    does not change while it runs, so it is read once here: with no proxy variable set, the
+    session stops looking and keeps the CA bundle the environment names (as requests would apply
+    it); with a proxy set, nothing changes. (A ~/.netrc entry would only have replaced the
+    OAuth header with a password.)"""
+    import urllib.request
+
+    if urllib.request.getproxies():
+        return
+    bundle = os.environ.get("REQUESTS_CA_BUNDLE") or os.environ.get("CURL_CA_BUNDLE")
+    if bundle and session.verify is True:
+        session.verify = bundle
+    session.trust_env = False
 
 
 @lru_cache(maxsize=1)

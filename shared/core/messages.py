@@ -15,13 +15,14 @@ from dataclasses import dataclass
 from typing import Any
 from zoneinfo import ZoneInfo
 
+from shared.core.eras import FIRST_MONTH
 from shared.core.errors import ValidationError
 from shared.core.events import PubsubMessage, json_object
 from shared.core.schemas import SERVICES
 
 NEW_YORK = ZoneInfo("America/New_York")
 # First month TLC published for each service; earlier dates can only be a mistake.
-FIRST_DAY = {"yellow": dt.date(2009, 1, 1), "green": dt.date(2013, 8, 1), "fhv": dt.date(2015, 1, 1)}
+FIRST_DAY = {service: dt.date(year, month, 1) for service, (year, month) in FIRST_MONTH.items()}
 
 INGEST_KEYS = frozenset({"date", "service", "force"})
 BACKFILL_KEYS = frozenset(

@@ -9,45 +9,11 @@ from here, so the destinations cannot drift apart.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-
 import pyarrow as pa
 
-# kind -> (arrow type, BigQuery type, PostgreSQL type)
-_TYPES = {
-    "int": (pa.int64(), "INT64", "bigint"),
-    "float": (pa.float64(), "FLOAT64", "double precision"),
-    "string": (pa.string(), "STRING", "text"),
-    # Naive New York local time: DATETIME / timestamp without time zone, never shifted.
-    "timestamp": (pa.timestamp("us"), "DATETIME", "timestamp without time zone"),
-    "date": (pa.date32(), "DATE", "date"),
-}
-
-
-@dataclass(frozen=True)
-class Column:
-    name: str
-    kind: str
-    description: str
-    sources: tuple[str, ...] = ()  # spellings in TLC files; empty = derived column
-    optional: bool = False  # absent from older files; filled with nulls
-
-    @property
-    def arrow_type(self) -> pa.DataType:
-        return _TYPES[self.kind][0]
-
-    @property
-    def bq_type(self) -> str:
-        return _TYPES[self.kind][1]
-
-    @property
-    def pg_type(self) -> str:
-        return _TYPES[self.kind][2]
-
-
-def _c(name: str, kind: str, description: str, *sources: str, optional: bool = False) -> Column:
-    return Column(name, kind, description, sources, optional)
-
+from shared.core.columns import PICKUP_DATE_COLUMN, Column
+from shared.core.columns import c as _c
+from shared.core.schema_fhvhv import FHVHV
 
 VENDOR = "TPEP/LPEP provider: 1 = Creative Mobile Technologies, 2 = Curb Mobility (VeriFone), 6 = Myle, 7 = Helix."
 RATECODE = (
@@ -66,19 +32,25 @@ PU_LOC = "TLC Taxi Zone (1-265, see taxi_zone_lookup) in which the taximeter was
 DO_LOC = "TLC Taxi Zone (1-265, see taxi_zone_lookup) in which the taximeter was disengaged."
 PICKUP = "Date and time the meter was engaged, New York local time (naive, not shifted)."
 DROPOFF = "Date and time the meter was disengaged, New York local time (naive, not shifted)."
-PICKUP_DATE = "Calendar date of pickup_datetime; the partition key of the lake, BigQuery and Postgres."
 
+# Spellings after the first are TLC's older headers (shared/core/eras.py: which era uses which).
 _MONEY = [
-    _c("fare_amount", "float", "Time-and-distance fare calculated by the meter, USD.", "fare_amount"),
-    _c("extra", "float", "Miscellaneous extras and surcharges (rush hour, overnight), USD.", "extra"),
+    _c("fare_amount", "float", "Time-and-distance fare calculated by the meter, USD.", "fare_amount", "Fare_Amt"),
+    _c("extra", "float", "Miscellaneous extras and surcharges (rush hour, overnight), USD.", "extra", "surcharge"),
     _c("mta_tax", "float", "MTA tax triggered by the metered rate in use, USD.", "mta_tax"),
-    _c("tip_amount", "float", "Tip; credit card tips only, cash tips are not included, USD.", "tip_amount"),
-    _c("tolls_amount", "float", "Total of all tolls paid in the trip, USD.", "tolls_amount"),
+    _c("tip_amount", "float", "Tip; credit card tips only, cash tips are not included, USD.", "tip_amount", "Tip_Amt"),
+    _c("tolls_amount", "float", "Total of all tolls paid in the trip, USD.", "tolls_amount", "Tolls_Amt"),
 ]
 _IMPROVEMENT = _c(
-    "improvement_surcharge", "float", "Improvement surcharge assessed at the flag drop, USD.", "improvement_surcharge"
+    "improvement_surcharge",
+    "float",
+    "Improvement surcharge assessed at the flag drop, from 2015, USD; null in older files.",
+    "improvement_surcharge",
+    optional=True,
 )
-_TOTAL = _c("total_amount", "float", "Total amount charged to passengers, cash tips excluded, USD.", "total_amount")
+_TOTAL = _c(
+    "total_amount", "float", "Total amount charged to passengers, cash tips excluded, USD.", "total_amount", "Total_Amt"
+)
 _CONGESTION = _c(
     "congestion_surcharge",
     "float",
@@ -94,22 +66,46 @@ _CBD = _c(
     optional=True,
 )
 _PASSENGERS = _c(
-    "passenger_count", "int", "Number of passengers in the vehicle, entered by the driver.", "passenger_count"
+    "passenger_count",
+    "int",
+    "Number of passengers in the vehicle, entered by the driver.",
+    "passenger_count",
+    "Passenger_Count",
 )
-_DISTANCE = _c("trip_distance", "float", "Elapsed trip distance in miles reported by the taximeter.", "trip_distance")
-_DATE_COL = _c("pickup_date", "date", PICKUP_DATE)
+_DISTANCE = _c(
+    "trip_distance",
+    "float",
+    "Elapsed trip distance in miles reported by the taximeter.",
+    "trip_distance",
+    "Trip_Distance",
+)
+_COORDINATES = "WGS84, as the taximeter's GPS recorded it; 0 in the source is null here. Only in TLC's 2009-2010 files"
+
+
+def _coordinate(name: str, what: str, *sources: str) -> Column:
+    return _c(name, "float", f"{what} ({_COORDINATES}; location ids are null then).", *sources, optional=True)
+
+
+_DATE_COL = PICKUP_DATE_COLUMN
 
 YELLOW = (
-    _c("vendor_id", "int", VENDOR, "VendorID"),
-    _c("pickup_datetime", "timestamp", PICKUP, "tpep_pickup_datetime"),
-    _c("dropoff_datetime", "timestamp", DROPOFF, "tpep_dropoff_datetime"),
+    _c(
+        "vendor_id",
+        "int",
+        VENDOR + " 2009-2010 files name it (CMT 1, VTS 2, DDS 3).",
+        "VendorID",
+        "vendor_name",
+        "vendor_id",
+    ),
+    _c("pickup_datetime", "timestamp", PICKUP, "tpep_pickup_datetime", "Trip_Pickup_DateTime", "pickup_datetime"),
+    _c("dropoff_datetime", "timestamp", DROPOFF, "tpep_dropoff_datetime", "Trip_Dropoff_DateTime", "dropoff_datetime"),
     _PASSENGERS,
     _DISTANCE,
-    _c("ratecode_id", "int", RATECODE, "RatecodeID"),
-    _c("store_and_fwd_flag", "string", STORE_FWD, "store_and_fwd_flag"),
-    _c("pu_location_id", "int", PU_LOC, "PULocationID"),
-    _c("do_location_id", "int", DO_LOC, "DOLocationID"),
-    _c("payment_type", "int", PAYMENT, "payment_type"),
+    _c("ratecode_id", "int", RATECODE, "RatecodeID", "Rate_Code"),
+    _c("store_and_fwd_flag", "string", STORE_FWD + " 2009 files write 1/0.", "store_and_fwd_flag", "store_and_forward"),
+    _c("pu_location_id", "int", PU_LOC + " Null in 2009-2010 (coordinates instead).", "PULocationID", optional=True),
+    _c("do_location_id", "int", DO_LOC + " Null in 2009-2010 (coordinates instead).", "DOLocationID", optional=True),
+    _c("payment_type", "int", PAYMENT + " 2009-2010 files write words (CASH, Credit...).", "payment_type"),
     *_MONEY,
     _IMPROVEMENT,
     _TOTAL,
@@ -122,6 +118,10 @@ YELLOW = (
         optional=True,
     ),
     _CBD,
+    _coordinate("pickup_longitude", "Longitude where the meter was engaged", "pickup_longitude", "Start_Lon"),
+    _coordinate("pickup_latitude", "Latitude where the meter was engaged", "pickup_latitude", "Start_Lat"),
+    _coordinate("dropoff_longitude", "Longitude where the meter was disengaged", "dropoff_longitude", "End_Lon"),
+    _coordinate("dropoff_latitude", "Latitude where the meter was disengaged", "dropoff_latitude", "End_Lat"),
     _DATE_COL,
 )
 
@@ -175,7 +175,7 @@ FHV = (
     _DATE_COL,
 )
 
-SCHEMAS: dict[str, tuple[Column, ...]] = {"yellow": YELLOW, "green": GREEN, "fhv": FHV}
+SCHEMAS: dict[str, tuple[Column, ...]] = {"yellow": YELLOW, "green": GREEN, "fhv": FHV, "fhvhv": FHVHV}
 SERVICES = tuple(SCHEMAS)
 
 # Columns of the reject objects: the clean columns plus why the row was kept out.

@@ -100,7 +100,7 @@ class Settings:
 
     # ingest
     source_url_template: str = _setting(
-        "SOURCE_URL_TEMPLATE", _url_template, DEFAULT_SOURCE_URL_TEMPLATE, INGEST, STATUS
+        "SOURCE_URL_TEMPLATE", _url_template, DEFAULT_SOURCE_URL_TEMPLATE, INGEST, STATUS, BACKFILL
     )
     ingest_lag_days: int = _setting("INGEST_LAG_DAYS", _int_range(0, 3660), 1, INGEST)
     # A 404 for a month that ended fewer than this many days ago is `awaiting_source` (not published

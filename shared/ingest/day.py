@@ -52,7 +52,7 @@ def ingest(bucket: Any, request: IngestRequest, settings: Settings) -> dict[str,
                 **reannounce.repair_if_lost(bucket, request.service, request.date, current),
             }
     try:
-        month = staging.ensure_month(bucket, request, settings, rules, timings)
+        month = staging.ensure_month(bucket, request, settings, rules, timings, known=source)
     except SourceError as exc:
         if exc.reason != "source_not_found":
             raise

@@ -10,6 +10,7 @@ month parses the month once, not 31 times.
 from __future__ import annotations
 
 import datetime as dt
+import itertools
 from collections import deque
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
@@ -23,12 +24,14 @@ from shared.core.errors import SourceError
 from shared.core.schemas import arrow_schema, reject_schema
 from shared.ingest.cleaning import MAX_BAD_FLOOR, MAX_BAD_SHARE, MONTH_LEVEL_REASONS, Rules, clean_batch, reason_counts
 from shared.ingest.lake_write import COMPRESSION
+from shared.ingest.legacy_values import normalise
 from shared.ingest.month_file import CORRUPT_SOURCE, Lent, Malformed, TypedReadFailed, corrupt, open_batches
 from shared.ingest.split_output import Key, MemoryOutput, SplitOutput
 
 # Memory bound, measured with `python -m bench` on a full month: a larger flush threshold buys
-# no speed but costs RSS (with 16 MiB CSV blocks, 400k rows: ~470 MB peak).
-FLUSH_ROWS = 100_000  # rows buffered before the oldest date is written out as a row group
+# no speed but costs RSS (with 16 MiB CSV blocks, 400k rows: ~470 MB peak). A 20 M-row, 24-column
+# fhvhv month (`--service fhvhv --rows 20000000`): 100k rows peaked at 421 MB, 50k at 337 MB.
+FLUSH_ROWS = 50_000  # rows buffered before the oldest date is written out as a row group
 WRITE_AHEAD = 2  # flushed tables queued for the parquet writer thread
 
 
@@ -84,7 +87,7 @@ class _DayWriters:
     def __init__(self, service: str, output: SplitOutput) -> None:
         self.trips_schema, self.rejects_schema = arrow_schema(service), reject_schema(service)
         self.output = output
-        self.pending: dict[dt.date, list[pa.Table]] = {}
+        self.pending: dict[dt.date, dict[str, list[pa.Table]]] = {}
         self.rows = 0
         self.files: dict[Key, tuple[pq.ParquetWriter, Any]] = {}
         self.counts: dict[dt.date, list[int]] = {}
@@ -96,17 +99,39 @@ class _DayWriters:
         self._writing: deque[Future] = deque()
 
     def add(self, table: pa.Table) -> None:
+        """Sets the batch's rows aside by (date, trips or rejects) as slices: a batch of one date
+        (most of a TLC file) is kept as it is or split by one filter; any other is reordered once.
+        Before, every row was copied three times here (sort, concatenation, filters)."""
         if not table.num_rows:
             return
-        table = table.take(pc.sort_indices(table["pickup_date"]))
-        offset = 0
-        for item in pc.value_counts(table["pickup_date"]):
-            day, count = item["values"].as_py(), item["counts"].as_py()
-            self.pending.setdefault(day, []).append(table.slice(offset, count))
-            offset += count
+        rejected = pc.is_valid(table["reject_reason"])
+        bounds = pc.min_max(table["pickup_date"])
+        if bounds["min"] == bounds["max"]:  # one date: the rows as they are, or split by one filter each
+            day = bounds["min"].as_py()
+            if not pc.any(rejected).as_py():
+                self._set_aside(day, "trips", table)
+            else:
+                self._set_aside(day, "trips", table.filter(pc.invert(rejected)))
+                self._set_aside(day, "rejects", table.filter(rejected))
+        else:
+            keys = pa.table({"day": table["pickup_date"], "rejected": rejected})
+            order = pc.sort_indices(keys, sort_keys=[("day", "ascending"), ("rejected", "ascending")])
+            table, keys = table.take(order), keys.take(order)
+            days, flags = keys["day"].combine_chunks(), keys["rejected"].combine_chunks()
+            n = len(days)
+            changed = pc.or_(
+                pc.not_equal(days.slice(1), days.slice(0, n - 1)), pc.not_equal(flags.slice(1), flags.slice(0, n - 1))
+            )
+            starts = [0, *(i + 1 for i in pc.indices_nonzero(changed).to_pylist()), n]
+            for start, end in itertools.pairwise(starts):
+                kind = "rejects" if flags[start].as_py() else "trips"
+                self._set_aside(days[start].as_py(), kind, table.slice(start, end - start))
         self.rows += table.num_rows
         while self.rows > FLUSH_ROWS:
             self.flush(min(self.pending))
+
+    def _set_aside(self, day: dt.date, kind: str, rows: pa.Table) -> None:
+        self.pending.setdefault(day, {"trips": [], "rejects": []})[kind].append(rows)
 
     def add_month_rejects(self, table: pa.Table) -> None:
         """Rows that belong to no date of this month (another month's pickups)."""
@@ -136,17 +161,19 @@ class _DayWriters:
             reasons[reason] = reasons.get(reason, 0) + count
 
     def flush(self, day: dt.date) -> None:
-        group = pa.concat_tables(self.pending.pop(day)).combine_chunks()
-        self.rows -= group.num_rows
-        rejected = pc.is_valid(group["reject_reason"])
-        trips = group.filter(pc.invert(rejected)).drop_columns(["reject_reason"])
-        rejects = group.filter(rejected)
+        """Writes the date's pending rows as one row group per file, from the slices as they are
+        (the parquet writer reads chunked columns; no concatenated copy)."""
+        parts = self.pending.pop(day)
+        trips = pa.concat_tables(parts["trips"]).drop_columns(["reject_reason"]) if parts["trips"] else None
+        rejects = pa.concat_tables(parts["rejects"]) if parts["rejects"] else None
         counts = self.counts.setdefault(day, [0, 0])
-        counts[0] += trips.num_rows
-        counts[1] += rejects.num_rows
-        if trips.num_rows:
+        for index, rows in enumerate((trips, rejects)):
+            if rows is not None:
+                self.rows -= rows.num_rows
+                counts[index] += rows.num_rows
+        if trips is not None and trips.num_rows:
             self._submit((day, "trips"), trips)
-        if rejects.num_rows:
+        if rejects is not None and rejects.num_rows:
             self._submit((day, "rejects"), rejects)
             self._count_reasons(day, rejects)
 
@@ -248,6 +275,7 @@ def _split_month(
     try:
         mapping, batches = open_batches(source, fmt, service, as_text, malformed)
         for batch in batches:
+            batch = normalise(batch, mapping)  # 2009-2010 words -> codes (shared/ingest/legacy_values.py)
             clean = clean_batch(batch, service, mapping, year, month, rules, split.bad_values)
             split.source_rows += batch.num_rows
             month_level = pc.fill_null(pc.is_in(clean["reject_reason"], pa.array(MONTH_LEVEL_REASONS)), False)

@@ -10,6 +10,7 @@ and its length against Content-Length (a cut connection is retried, not kept).
 
 from __future__ import annotations
 
+import datetime as dt
 import io
 import time
 from collections.abc import Iterator
@@ -193,3 +194,20 @@ def download_to_blob(
     if isinstance(last, SourceError):
         raise last
     raise TransientError(f"download of {url} failed after {attempts} attempts: {last}", reason="download_failed")
+
+
+UPLOAD_CHUNK = 8 << 20  # resumable upload chunk: bounds memory while streaming the download
+
+
+def download_raw(bucket: Any, name: str, url: str, timeout: int, attempts: int) -> Any:
+    """The month file downloaded to its raw copy `name` (create-only: of two instances racing on
+    one month, one copy is kept and reused); returns the raw copy's blob."""
+    from google.api_core.exceptions import PreconditionFailed
+
+    new = bucket.blob(name, chunk_size=UPLOAD_CHUNK)
+    new.metadata = {"source_url": url, "downloaded_at": dt.datetime.now(dt.UTC).isoformat()}
+    try:
+        download_to_blob(url, new, timeout=timeout, attempts=attempts, if_generation_match=0)
+    except PreconditionFailed:
+        logs.info("raw copy written concurrently by another instance; reusing it", object=name)
+    return bucket.get_blob(name)

@@ -23,8 +23,6 @@ import time
 from dataclasses import dataclass
 from typing import Any
 
-from google.api_core.exceptions import PreconditionFailed
-
 from shared.core import logs, paths
 from shared.core.errors import SourceError, TransientError
 from shared.core.messages import IngestRequest
@@ -36,10 +34,9 @@ from shared.ingest.lake import split_month
 from shared.ingest.lake_cleanup import delete_if_exists, delete_other_splits, quarantine_raw
 from shared.ingest.lake_write import upload_bytes
 from shared.ingest.month_file import CORRUPT_SOURCE
-from shared.ingest.source import download_to_blob, source_format, source_url
+from shared.ingest.source import download_raw, source_format, source_url
 from shared.ingest.split_output import BucketOutput, Key
 
-UPLOAD_CHUNK = 8 << 20  # resumable upload chunk: bounds memory while streaming the download
 READ_CHUNK = 2 << 20
 
 
@@ -83,15 +80,19 @@ def ensure_month(
     rules: Rules,
     timings: dict[str, float],
     stale_split: str | None = None,
+    known: Source | None = None,
 ) -> Month:
     """The month's raw copy and split, made by this instance or waited for (bounded by
-    SPLIT_WAIT_SECONDS) while another makes them. `stale_split` names a split that lost files."""
+    SPLIT_WAIT_SECONDS) while another makes them. `stale_split` names a split that lost files;
+    `known`: the raw copy as the caller just read it, used for the first look (one request less
+    for each of a month's dates)."""
     year, month = request.date.year, request.date.month
     manifest_name = paths.staging_manifest(request.service, year, month)
     claim_name = paths.staging_claim(request.service, year, month)
+    first_look = [known] if known is not None and known.raw is not None else []
 
     def current() -> Month | None:  # the month ready, or None; its recorded failure is raised
-        source = source_of(bucket, request, settings)
+        source = first_look.pop() if first_look else source_of(bucket, request, settings)
         if source.raw is not None:
             manifest = _current_manifest(bucket, manifest_name, derived_from(source, rules), stale_split)
             if manifest is not None:
@@ -137,11 +138,22 @@ def ensure_month(
     return found
 
 
+# Manifests this instance has read or written, by object name: (generation, manifest). A name and
+# generation name one content for good, so a warm instance publishing a month's dates reads the
+# manifest's metadata for each date but downloads it once (or never, if it wrote it).
+_manifests: dict[str, tuple[int, dict[str, Any]]] = {}
+
+
 def _current_manifest(bucket: Any, name: str, wanted: dict[str, str], stale_split: str | None) -> dict[str, Any] | None:
     blob = bucket.get_blob(name)
     if blob is None:
         return None
-    manifest = json.loads(blob.download_as_bytes())
+    cached = _manifests.get(name)
+    if cached is not None and cached[0] == blob.generation:
+        manifest = cached[1]
+    else:
+        manifest = json.loads(blob.download_as_bytes())
+        _manifests[name] = (blob.generation, manifest)
     if not manifest.get("split_id") or manifest["split_id"] == stale_split:
         return None
     return manifest if all(manifest.get(k) == v for k, v in wanted.items()) else None
@@ -168,7 +180,10 @@ def _prepare(
     for attempt in (1, 2):
         source = source_of(bucket, request, settings)
         if source.raw is None:
-            source = _download(bucket, request, source, settings, timings)
+            name, timeout = paths.raw_object(request.service, source.url), settings.download_timeout_seconds
+            with logs.timed(timings, "download_seconds"):
+                raw = download_raw(bucket, name, source.url, timeout, settings.download_max_attempts)
+            source = Source(source.url, source.fmt, raw)
         try:
             return Month(source, _split_and_stage(bucket, request, source, rules, timings, split_id))
         except SourceError as exc:
@@ -183,26 +198,6 @@ def _prepare(
                 error=exc.message[:300],
             )
     raise AssertionError("unreachable")
-
-
-def _download(
-    bucket: Any, request: IngestRequest, source: Source, settings: Settings, timings: dict[str, float]
-) -> Source:
-    name = paths.raw_object(request.service, source.url)
-    new = bucket.blob(name, chunk_size=UPLOAD_CHUNK)
-    new.metadata = {"source_url": source.url, "downloaded_at": dt.datetime.now(dt.UTC).isoformat()}
-    with logs.timed(timings, "download_seconds"):
-        try:  # create-only: of two instances racing on one month, one copy is kept
-            download_to_blob(
-                source.url,
-                new,
-                timeout=settings.download_timeout_seconds,
-                attempts=settings.download_max_attempts,
-                if_generation_match=0,
-            )
-        except PreconditionFailed:
-            logs.info("raw copy written concurrently by another instance; reusing it", object=name)
-    return Source(source.url, source.fmt, bucket.get_blob(name))
 
 
 def _split_and_stage(
@@ -265,9 +260,10 @@ def _split_and_stage(
             "bad_values": split.bad_values,
             "days": {day.isoformat(): part.counts() for day, part in split.days.items()},
         }
-        bucket.blob(paths.staging_manifest(service, year, month)).upload_from_string(
-            json.dumps(manifest), content_type="application/json"
-        )
+        written = bucket.blob(paths.staging_manifest(service, year, month))
+        written.upload_from_string(json.dumps(manifest), content_type="application/json")
+        if written.generation is not None:
+            _manifests[written.name] = (written.generation, json.loads(json.dumps(manifest)))
         superseded = delete_other_splits(bucket, service, year, month, split_id)
     # Unreadable values and malformed lines are worth a person's look: say where they are.
     log, message = (

@@ -30,6 +30,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from shared.core import logs
+from shared.core.coverage import first_unserved, refusal
 from shared.core.errors import TransientError
 from shared.core.messages import BackfillRequest, IngestRequest, expand, parse_backfill
 from shared.core.settings import Settings
@@ -99,9 +100,12 @@ def make_plan(request: BackfillRequest, settings: Settings, status_reader: Statu
     skipped = 0
     reports = {service: reader(service, request.start, request.end, settings) for service in request.services}
     by_key = {(day.service, day.date): day for r in reports.values() for day in r.days}
+    template = settings.source_url_template
+    unserved = {(d.service, d.date) for r in reports.values() for d in r.days if refusal(d.service, *_ym(d), template)}
     if request.catch_up and not request.dry_run:
         for service, found in reports.items():
-            fields = freshness.judge(service, found.days)
+            fields = freshness.judge(service, [d for d in found.days if (service, d.date) not in unserved])
+            fields["dates_source_cannot_serve"] = sum(1 for s, _ in unserved if s == service) or None
             logs.log(fields.pop("severity"), fields.pop("message"), function="backfill", **fields)
     left: dict[str, dict[str, str]] = {}
     for wanted in expand(request):  # date order then service order, like a plain backfill
@@ -111,13 +115,17 @@ def make_plan(request: BackfillRequest, settings: Settings, status_reader: Statu
             continue
         if request.repair and (day is None or day.lake_rows is None or day.state not in REPAIRABLE):
             continue
-        if request.catch_up and day is not None and not _caught_up(day, left):
+        if request.catch_up and (day is None or (day.service, day.date) in unserved or not _caught_up(day, left)):
             continue
         state = day.state if day is not None else "unknown"
         states.setdefault(wanted.service, {})[wanted.date.isoformat()] = state
         lake_has_it = day is not None and day.lake_rows is not None
         messages.append(IngestRequest(wanted.service, wanted.date, request.force or lake_has_it))
     return Plan(request, messages, skipped, states, left_to_person=left)
+
+
+def _ym(day: Any) -> tuple[int, int]:
+    return day.date.year, day.date.month
 
 
 def _caught_up(day: Any, left: dict[str, dict[str, str]]) -> bool:
@@ -185,8 +193,17 @@ def run(
     world) only when `record_queued` is given too.
     """
     request = parse_backfill(fields, settings.backfill_max_dates, now)
-    if request.from_ledger:
+    if request.from_ledger:  # only dates the ledger saw, each already judged by ingest
         return _repair_from_ledger(request, settings, publisher)
+    # A repair republishes only dates the lake holds, which the source did serve.
+    refused = (  # the daily catch-up skips such months instead (make_plan): its window is the calendar's
+        None
+        if request.repair or request.catch_up
+        else first_unserved(request.services, request.start, request.end, settings.source_url_template)
+    )
+    if refused is not None:  # before anything is published: a month the source can never serve
+        service, day, why = refused
+        raise why.error("start" if "start" in fields else "last_days", f"{service} {day.isoformat()}")
     plan = make_plan(request, settings, status_reader)
     if request.dry_run or not plan.messages:
         return plan, 0

@@ -11,6 +11,7 @@ import subprocess
 import sys
 from pathlib import Path
 
+from bench.contenders_stages import STAGES
 from bench.run import ALL, FULL_ROWS, QUICK_DIVISOR
 
 REPO = Path(__file__).resolve().parents[2]
@@ -50,15 +51,19 @@ def test_quick_benchmark_runs_every_contender_on_comparable_work(tmp_path):
         "Postgres day load wall / psql \\copy",
     }
     assert "| target | measured | limit |" in proc.stdout
+    # The split's stage breakdown: every stage measured, each pass at least as long as the one before it.
+    assert run["stages"]["rows_in"] == rows
+    assert set(data["summary"]["stages"]["stages"]) == set(STAGES)
+    assert "Where the month split's time goes" in proc.stdout
 
 
-def test_quick_stack_benchmark_backfills_through_a_throwaway_stack(tmp_path):
-    """`--stack` brings up a second stack (its own state directory and ports) beside the test
-    stack, backfills the month through it, checks a second backfill rewrites nothing, and
-    takes the stack down again."""
+def test_quick_stack_benchmark_backfills_through_a_throwaway_stack_and_prices_it(tmp_path):
+    """`--cost` (the `--stack` run, then the cost model) brings up a second stack (its own state
+    directory and ports) beside the test stack, backfills the month through it, checks a second
+    backfill rewrites nothing, takes the stack down again, and prices what it measured."""
     results = tmp_path / "stack.json"
     proc = subprocess.run(
-        [sys.executable, "-m", "bench", "--stack", "--quick", "--port-base", "27500", "--json", str(results)],
+        [sys.executable, "-m", "bench", "--cost", "--quick", "--port-base", "27500", "--json", str(results)],
         cwd=REPO,
         capture_output=True,
         text=True,
@@ -76,3 +81,19 @@ def test_quick_stack_benchmark_backfills_through_a_throwaway_stack(tmp_path):
     assert set(backfill["timeline"]) == {"ingest", "load_bigquery", "load_postgres"}
     assert all(t["runs"] == 31 for t in backfill["timeline"].values())
     assert "31-date backfill wall / floor" in proc.stdout
+    # The cost model's inputs were measured, and it printed every service for a month and a year.
+    data = json.loads(results.read_text())["stack"]
+    inputs = data["cost_inputs"]
+    assert {name: f["requests"] for name, f in inputs["functions"].items()} == {
+        "backfill": 1,
+        "ingest": 31,
+        "load_bigquery": 31,
+        "load_postgres": 31,
+    }
+    assert all(f["cpu_seconds"] > 0 for f in inputs["functions"].values())
+    assert inputs["lake_bytes"] > 0 and inputs["bq_bytes"] > 0 and inputs["pg_bytes"] > 0
+    assert inputs["status_bytes"] == 8 * backfill["rows"]
+    labels = [e["label"] for e in data["cost"]["estimates"]]
+    assert labels == [f"{s}, {p}" for s in ("yellow", "green", "fhv", "fhvhv") for p in ("one month", "one year")]
+    assert data["cost"]["check"]["measured"] == backfill["wall"] and data["cost"]["check"]["predicted"] > 0
+    assert "wall time at the defaults" in proc.stdout

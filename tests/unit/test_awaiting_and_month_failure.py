@@ -101,7 +101,13 @@ def test_an_ingest_dead_letter_naming_its_month_failure_clears_it_when_replayed(
 
 # --- the daily catch-up (a `catch_up` backfill) and its freshness judgement ------------------------------
 
-ENV = {"GCP_PROJECT": "p", "LAKE_BUCKET": "lake", "DEAD_LETTER_TOPIC": "dead", "INGEST_TOPIC": "ingest"}
+ENV = {
+    "GCP_PROJECT": "p",
+    "LAKE_BUCKET": "lake",
+    "DEAD_LETTER_TOPIC": "dead",
+    "INGEST_TOPIC": "ingest",
+    "SOURCE_URL_TEMPLATE": "https://tlc.example/{service}_tripdata_{year}-{month:02d}.parquet",  # holdings unknown
+}
 
 
 class Publisher:
@@ -224,3 +230,31 @@ def test_the_scheduler_jobs_message_is_a_valid_catch_up():
 
     request = parse_backfill({"services": ["yellow", "green", "fhv"], "last_days": 124, "catch_up": True}, 3660)
     assert request.catch_up and request.only_missing and (request.end - request.start).days + 1 == 124
+
+
+def test_with_the_default_mirror_the_catch_up_skips_months_it_can_never_serve_without_an_error(capsys):
+    """The default SOURCE_URL_TEMPLATE (DataTalksClub's mirror) stops at 2021-07: the catch-up's
+    window is refused by no one and publishes nothing there (issue 18: unsupported_month is for a
+    message that names such a month), and its freshness line says how many dates it cannot serve."""
+    from shared.core.settings import Settings
+    from shared.operate import backfill
+    from shared.operate.status import StatusReport
+
+    now = dt.datetime(2026, 12, 8, 12, 0, tzinfo=dt.UTC)
+    env = {k: v for k, v in ENV.items() if k != "SOURCE_URL_TEMPLATE"}
+
+    def reader(service, start, end, settings):
+        days = [day_status(service, start + dt.timedelta(days=i), MISSING) for i in range((end - start).days + 1)]
+        return StatusReport(service, start, end, days)
+
+    publisher = Publisher()
+    plan, published = backfill.run(
+        {"services": ["green"], "last_days": 7, "catch_up": True},
+        Settings.from_env(env, "backfill"),
+        publisher=publisher,
+        status_reader=reader,
+        now=now,
+    )
+    assert (published, publisher.bodies) == (0, [])
+    (line,) = [json.loads(x) for x in capsys.readouterr().out.splitlines() if "source freshness" in x]
+    assert (line["verdict"], line["dates_source_cannot_serve"], line["dates_behind"]) == ("up_to_date", 7, 0)
