@@ -12,6 +12,8 @@ columns, an HTML error page, 404, a transient 500, a hung server) must be reprod
         404 too while a marker file `.unpublished/{service}/{file name}` exists under --data-dir: a
         month the host has not published yet (or lost); remove the marker and it is served. The
         replay test uses it: a date dead-lettered for its 404, replayed once the month appears.
+        And 404 for a service's months after the `YYYY-MM` in `.published_through/{service}`: TLC's
+        publication delay, moved on by rewriting it (tests/integration/test_awaiting_source.py).
     GET|HEAD /faults/{kind}/{service}/{service}_tripdata_{YYYY}-{MM}.{ext}
         truncated-gzip  the month file cut in the middle (Content-Length says the cut size)
         wrong-header    the month with a header no era of any service has (column_1, column_2, ...)
@@ -43,6 +45,7 @@ from local.tlc_eras import write_era_month
 from local.tlc_files import write_month
 
 UNPUBLISHED = ".unpublished"  # marker directory under data_dir (hidden: never served itself)
+PUBLISHED_THROUGH = ".published_through"  # {service} files holding the newest month published, YYYY-MM
 FAULTS = ("truncated-gzip", "wrong-header", "html", "404", "500-once", "slow")
 MAX_SLOW_SECONDS = 30.0
 FIRST_MONTH = {"yellow": (2009, 1), "green": (2013, 8), "fhv": (2015, 1), "fhvhv": (2019, 2)}  # first files
@@ -105,9 +108,11 @@ class TLCServer(ThreadingHTTPServer):
         latest = self.latest_month or (dt.date.today().year, dt.date.today().month)
         return 1 <= month <= 12 and FIRST_MONTH[service] <= (year, month) <= latest
 
-    def withheld(self, rel: str) -> bool:
-        """A `.unpublished/{rel}` marker under data_dir: this month answers 404 until it is removed."""
-        return (self.data_dir / UNPUBLISHED / rel).exists()
+    def withheld(self, rel: str, service: str, year: int, month: int) -> bool:
+        """404 for now: a `.unpublished/{rel}` marker, or a month after `.published_through/{service}`."""
+        through = self.data_dir / PUBLISHED_THROUGH / service
+        late = through.is_file() and f"{year:04d}-{month:02d}" > through.read_text().strip()
+        return late or (self.data_dir / UNPUBLISHED / rel).exists()
 
     def existing(self, url_path: str) -> Path | None:
         """A file under data_dir at that path; hidden names (temp files, fault cache) never match."""
@@ -164,19 +169,14 @@ class _Handler(BaseHTTPRequestHandler):
         url_path = unquote(urlsplit(self.path).path)
         match = _MONTH_PATH.match(url_path)
         fault = match["fault"] if match else None
-        if match and self.server.withheld(match["rel"]):
+        if match and self.server.withheld(match["rel"], match["service"], int(match["year"]), int(match["month"])):
             return self._reply(404, b"Not Found\n", "text/plain", body)
         if fault is None and (found := self.server.existing(url_path)):
             return self._send_file(found, body)
         if not match or (fault is not None and fault not in FAULTS) or fault == "404":
             return self._reply(404, b"Not Found\n", "text/plain", body)
-        service, year, month, ext, rel = (
-            match["service"],
-            int(match["year"]),
-            int(match["month"]),
-            match["ext"],
-            match["rel"],
-        )
+        service, ext, rel = match["service"], match["ext"], match["rel"]
+        year, month = int(match["year"]), int(match["month"])
         if fault == "500-once" and self.server.count_hit(url_path) == 1:
             return self._reply(500, b"Internal Server Error\n", "text/plain", body)
         if fault == "slow" and self.server.stopping.wait(self.server.slow_seconds):

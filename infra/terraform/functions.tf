@@ -62,6 +62,7 @@ locals {
     }
     ingest = {
       INGEST_LAG_DAYS            = tostring(var.ingest_lag_days)
+      SOURCE_GRACE_DAYS          = tostring(var.source_grace_days)
       KEEP_EMPTY_PASSENGER_COUNT = tostring(var.keep_empty_passenger_count)
       SCHEMA_CONTRACT            = var.schema_contract
       DOWNLOAD_TIMEOUT_SECONDS   = tostring(var.download_timeout_seconds)

@@ -42,6 +42,14 @@ locals {
       "severity=ERROR",
       "jsonPayload.message=~\"^[a-z_]+ rejected the event: \"",
     ])
+    # The daily catch-up's judgement of each service against what the source has published
+    # (shared/operate/freshness.py): `source freshness: up to date with the source` (INFO) or
+    # `source freshness: behind the source` (WARNING), with jsonPayload.verdict.
+    source_freshness = join(" AND ", [
+      local.function_logs,
+      "jsonPayload.function=\"backfill\"",
+      "jsonPayload.message=~\"^source freshness: \"",
+    ])
     # A transient failure: `<function> failed, will be retried: ...` at WARNING.
     retried = join(" AND ", [
       local.function_logs,
@@ -53,12 +61,13 @@ locals {
   # Log-based metric names; in PromQL a metric is logging_googleapis_com:user_<name, with every
   # character other than letters, digits and _ as _>.
   metric_names = {
-    lake_rows     = "${local.p}_lake_rows_written"
-    rejected_rows = "${local.p}_rows_rejected"
-    loaded_rows   = "${local.p}_rows_loaded"
-    days_loaded   = "${local.p}_days_loaded"
-    dead_lettered = "${local.p}_dead_lettered"
-    retried       = "${local.p}_retried_failures"
+    lake_rows        = "${local.p}_lake_rows_written"
+    rejected_rows    = "${local.p}_rows_rejected"
+    loaded_rows      = "${local.p}_rows_loaded"
+    days_loaded      = "${local.p}_days_loaded"
+    dead_lettered    = "${local.p}_dead_lettered"
+    retried          = "${local.p}_retried_failures"
+    source_freshness = "${local.p}_source_freshness"
   }
   promql = { for k, name in local.metric_names : k => "logging_googleapis_com:user_${replace(name, "/[^A-Za-z0-9_]/", "_")}" }
 
@@ -89,9 +98,9 @@ locals {
   sql_max_connections       = var.sql_max_connections != null ? var.sql_max_connections : local.sql_default_max_connections
   sql_connections_threshold = local.sql_max_connections == null ? null : floor(local.sql_max_connections * var.sql_connections_alert_ratio)
 
-  # Freshness: one alert policy per (loader, service); a PromQL policy holds one condition.
-  freshness = var.freshness_deadline_hour_utc == null ? {} : {
-    for pair in setproduct(local.loaders, var.services) : "${pair[0]}/${pair[1]}" => { function = pair[0], service = pair[1] }
+  # Freshness: one alert policy per service, while the daily catch-up runs (not paused).
+  freshness = var.freshness_deadline_hour_utc == null || var.schedule_paused ? {} : {
+    for service in var.services : service => { service = service }
   }
 }
 
@@ -272,6 +281,35 @@ resource "google_logging_metric" "dead_lettered" {
   depends_on = [google_project_service.apis]
 }
 
+resource "google_logging_metric" "source_freshness" {
+  name        = local.metric_names.source_freshness
+  description = "The daily catch-up's judgement of each service against what the source has published ('source freshness: ...' lines of backfill), per service and verdict (up_to_date, behind): the freshness alerts count these."
+  filter      = local.log_filters.source_freshness
+
+  metric_descriptor {
+    metric_kind  = "DELTA"
+    value_type   = "INT64"
+    unit         = "1"
+    display_name = "Freshness judgements"
+    labels {
+      key         = "service"
+      value_type  = "STRING"
+      description = "TLC service: yellow, green, fhv"
+    }
+    labels {
+      key         = "verdict"
+      value_type  = "STRING"
+      description = "up_to_date: every date the source has published is loaded; behind: some are not"
+    }
+  }
+  label_extractors = {
+    service = "EXTRACT(jsonPayload.service)"
+    verdict = "EXTRACT(jsonPayload.verdict)"
+  }
+
+  depends_on = [google_project_service.apis]
+}
+
 resource "google_logging_metric" "retried" {
   name        = local.metric_names.retried
   description = "Transient failures a function raised for the platform to retry (WARNING '<function> failed, will be retried: ...'), per function and reason."
@@ -409,30 +447,32 @@ resource "google_monitoring_alert_policy" "function_errors" {
   depends_on = [google_project_service.apis, time_sleep.log_metrics]
 }
 
-# (c) Freshness: from freshness_deadline_hour_utc until midnight UTC, a loader that has replaced no
-# day of a service in the last 24 hours. The daily schedule loads one date per service (today in
-# New York minus INGEST_LAG_DAYS), so in normal operation that is the scheduled date; the metric
-# cannot tell which date was loaded (README.md, Monitoring: the limits).
+# (c) Freshness, against what the source has published, not the calendar: TLC publishes a month about
+# two months after it ends, so weeks without a new day are normal. The daily catch-up judges each
+# service before it publishes (shared/operate/freshness.py): a date asked for before and still not
+# loaded (dead-lettered, quarantined, partial...) is behind the source; a date whose month the source
+# has not published yet (awaiting_source) is not. From freshness_deadline_hour_utc until midnight UTC,
+# a service fires if the last 25 hours hold a `behind` judgement, or the last 26 hours none at all
+# (the catch-up did not run or failed).
 resource "google_monitoring_alert_policy" "freshness" {
   for_each = local.freshness
 
-  display_name          = "${local.p}: ${each.value.service} not loaded by ${each.value.function} by ${format("%02d", var.freshness_deadline_hour_utc)}:00 UTC"
+  display_name          = "${local.p}: ${each.value.service} behind what the source has published"
   combiner              = "OR"
   severity              = "WARNING"
   notification_channels = local.notification_channels
   user_labels           = var.labels
 
   conditions {
-    display_name = "no day of ${each.value.service} replaced by ${each.value.function} in the 24 h before ${format("%02d", var.freshness_deadline_hour_utc)}:00 UTC"
+    display_name = "the daily catch-up found ${each.value.service} dates the source has published not loaded, or did not run"
     condition_prometheus_query_language {
-      # `or vector(0)`: a log-based counter writes no point when nothing matched, so "no load" is
+      # `or vector(0)`: a log-based counter writes no point when nothing matched, so "no judgement" is
       # an empty result, not 0. `hour()` is the evaluation time's UTC hour.
       query               = <<-EOT
         (
-          (
-            sum(increase(${local.promql.days_loaded}{monitored_resource="cloud_run_revision",function="${each.value.function}",service="${each.value.service}"}[24h]))
-            or vector(0)
-          ) < 0.5
+          (sum(increase(${local.promql.source_freshness}{monitored_resource="cloud_run_revision",service="${each.value.service}",verdict="behind"}[25h])) > 0)
+          or
+          ((sum(increase(${local.promql.source_freshness}{monitored_resource="cloud_run_revision",service="${each.value.service}"}[26h])) or vector(0)) < 0.5)
         )
         and on() (hour() >= ${var.freshness_deadline_hour_utc})
       EOT
@@ -444,18 +484,19 @@ resource "google_monitoring_alert_policy" "freshness" {
 
   documentation {
     mime_type = "text/markdown"
-    subject   = "${local.p}: ${each.value.service} trips not loaded by ${each.value.function}"
+    subject   = "${local.p}: ${each.value.service} trips behind the source"
     content   = <<-EOT
-      `${each.value.function}` replaced no day of `${each.value.service}` in the 24 hours before
-      ${format("%02d", var.freshness_deadline_hour_utc)}:00 UTC: the date the schedule ingests (New York date minus
-      INGEST_LAG_DAYS) is probably not `complete`. Check it with the `status` function (README.md,
-      Status): `missing` (never asked: the scheduler job), `dead_lettered (reason)` (e.g. the TLC
-      month is not published yet), `retrying`, `partial`. The incident closes when a load arrives
-      or at midnight UTC.
+      The daily catch-up found dates of `${each.value.service}` that the source has published (or should
+      have: a 404 more than source_grace_days after the month's end) and that are not loaded, or it did
+      not judge `${each.value.service}` in the last 26 hours (the scheduler job or the backfill function).
+      Its log line names them: `gcloud logging read 'jsonPayload.message=~"^source freshness: " AND
+      jsonPayload.service="${each.value.service}"' --limit=1`. Then the `status` function (README.md,
+      Status) tells each date's state and the command that heals it. Dates `awaiting_source` (the month
+      is not published yet) never count.
     EOT
   }
 
-  depends_on = [google_project_service.apis, google_logging_metric.days_loaded, time_sleep.log_metrics]
+  depends_on = [google_project_service.apis, google_logging_metric.source_freshness, time_sleep.log_metrics]
 }
 
 # (d) Cloud SQL near its limits: the disk, and the connections against max_connections.
@@ -598,7 +639,7 @@ locals {
       }
     },
     {
-      title = "Days loaded per day, by destination and service (the freshness alerts' metric)"
+      title = "Days loaded per day, by destination and service"
       xyChart = {
         chartOptions = { mode = "COLOR" }
         dataSets = [{

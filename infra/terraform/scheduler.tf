@@ -1,11 +1,14 @@
-# Daily ingest: one job per service publishes {"service": "<service>"} to the ingest topic; with no
-# date in the message, ingest takes today minus INGEST_LAG_DAYS.
-
-resource "google_cloud_scheduler_job" "daily_ingest" {
-  for_each = toset(var.services)
-
-  name        = "${local.p}-daily-${each.value}"
-  description = "Publish the daily ingest message for ${each.value} trips."
+# The daily catch-up: one message to the backfill topic asks again, for every service, for each date
+# of the last catch_up_days that is not complete: never asked for, awaiting its source (TLC publishes a
+# month about two months after it ends: a 404 within source_grace_days is awaiting_source, not an
+# error), or one the repair would republish. So each month is loaded the day TLC publishes it, and
+# dates in flight or left to a person (a permanent dead letter) are left alone. Before it publishes, it
+# logs each service's freshness against what the source has published (shared/operate/freshness.py),
+# which the freshness alert reads (monitoring.tf). catch_up_days must exceed source_grace_days, so a
+# month that never appears is still asked for once its 404 became an error (source_not_found).
+resource "google_cloud_scheduler_job" "daily_catch_up" {
+  name        = "${local.p}-daily-catch-up"
+  description = "Ask again for every date of the last ${var.catch_up_days} days not loaded yet (months TLC publishes late)."
   region      = var.region
   schedule    = var.schedule_cron
   time_zone   = var.schedule_time_zone
@@ -18,8 +21,19 @@ resource "google_cloud_scheduler_job" "daily_ingest" {
   }
 
   pubsub_target {
-    topic_name = google_pubsub_topic.ingest.id
-    data       = base64encode(jsonencode({ service = each.value }))
+    topic_name = google_pubsub_topic.backfill.id
+    data = base64encode(jsonencode({
+      services  = var.services
+      last_days = var.catch_up_days
+      catch_up  = true
+    }))
+  }
+
+  lifecycle {
+    precondition {
+      condition     = var.catch_up_days > var.source_grace_days
+      error_message = "catch_up_days must exceed source_grace_days: a month that never appears must still be asked for once its 404 is an error."
+    }
   }
 
   depends_on = [google_project_service.apis]

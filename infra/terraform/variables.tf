@@ -184,13 +184,24 @@ variable "services" {
 }
 
 variable "schedule_cron" {
-  description = "Cron of the daily ingest (Cloud Scheduler syntax)."
+  description = "Cron of the daily catch-up (Cloud Scheduler syntax): the backfill of every date of the last catch_up_days not loaded yet."
   type        = string
   default     = "0 5 * * *"
 
   validation {
     condition     = length(split(" ", trimspace(var.schedule_cron))) == 5
     error_message = "schedule_cron must have five fields (minute hour day month weekday)."
+  }
+}
+
+variable "catch_up_days" {
+  description = "The daily catch-up asks again for every date of this many days before today (New York) that is not complete: enough to cover TLC's publication delay (about two months) and more than source_grace_days."
+  type        = number
+  default     = 124
+
+  validation {
+    condition     = var.catch_up_days >= 1 && var.catch_up_days <= 366 && floor(var.catch_up_days) == var.catch_up_days
+    error_message = "catch_up_days must be a whole number of days from 1 to 366 (the backfill's last_days)."
   }
 }
 
@@ -312,6 +323,17 @@ variable "ingest_lag_days" {
   validation {
     condition     = var.ingest_lag_days >= 0 && var.ingest_lag_days <= 3660
     error_message = "ingest_lag_days must be between 0 and 3660."
+  }
+}
+
+variable "source_grace_days" {
+  description = "SOURCE_GRACE_DAYS: a 404 for a month that ended fewer than this many days ago is awaiting_source (not published yet: TLC publishes about two months late), not a dead letter; from then on it is source_not_found. Keep it below catch_up_days, so the catch-up still asks for a month once its 404 became an error."
+  type        = number
+  default     = 92
+
+  validation {
+    condition     = var.source_grace_days >= 0 && var.source_grace_days <= 3660 && floor(var.source_grace_days) == var.source_grace_days
+    error_message = "source_grace_days must be a whole number of days between 0 and 3660."
   }
 }
 
@@ -550,7 +572,7 @@ variable "function_error_ratio_threshold" {
 }
 
 variable "freshness_deadline_hour_utc" {
-  description = "Hour (UTC, 0-23) by which the day the schedule ingests must have been loaded into BigQuery and Postgres, per service in var.services; from then until midnight UTC an alert fires for each destination and service with no successful load in the last 24 hours. Set it after schedule_cron plus the time a load takes. null: no freshness alert (e.g. with a source that publishes months weeks late: README.md)."
+  description = "Hour (UTC, 0-23) from which, until midnight UTC, the freshness alert of each service in var.services fires if the daily catch-up found dates the source has published not loaded (a 'behind' freshness line in the last 25 hours) or did not judge the service at all in the last 26 hours. Set it after schedule_cron. null, or schedule_paused: no freshness alert."
   type        = number
   default     = 10
 

@@ -37,6 +37,7 @@ resource "time_sleep" "log_metrics" {
       google_logging_metric.days_loaded.id,
       google_logging_metric.dead_lettered.id,
       google_logging_metric.retried.id,
+      google_logging_metric.source_freshness.id,
     ])
   }
 
@@ -47,5 +48,6 @@ resource "time_sleep" "log_metrics" {
     google_logging_metric.days_loaded,
     google_logging_metric.dead_lettered,
     google_logging_metric.retried,
+    google_logging_metric.source_freshness,
   ]
 }

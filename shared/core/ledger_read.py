@@ -18,6 +18,7 @@ from typing import Any
 from shared.core import paths
 from shared.core.events import parse_timestamp
 from shared.core.ledger_record import (
+    AWAITING_SOURCE,
     DEAD_LETTERED,
     LOST_AFTER_SECONDS,
     OUTCOMES,
@@ -148,15 +149,15 @@ def effective(record: RunRecord, now: dt.datetime) -> RunRecord:
     )
 
 
-_PRIORITY = {RUNNING: 0, RETRYING: 1, QUEUED: 2, UNDELIVERED: 3, DEAD_LETTERED: 4}
+_PRIORITY = {RUNNING: 0, RETRYING: 1, QUEUED: 2, UNDELIVERED: 3, DEAD_LETTERED: 4, AWAITING_SOURCE: 5}
 
 
 def in_flight(records: Iterable[RunRecord], now: dt.datetime) -> RunRecord | None:
     """What the ledger says beyond the counts: the record of a date that is running, retrying,
-    queued or dead-lettered (in that order of precedence: work under way matters more than a past
-    failure), from each function's latest record; None when every function's latest attempt
-    succeeded. A `queued` record is superseded by any ingest record at or after it (the message
-    it queued was delivered)."""
+    queued, dead-lettered or awaiting its source (in that order of precedence: work under way
+    matters more than a past failure or a month not published yet), from each function's latest
+    record; None when every function's latest attempt succeeded. A `queued` record is superseded
+    by any ingest record at or after it (the message it queued was delivered)."""
     records = list(records)
     oldest = dt.datetime.min.replace(tzinfo=dt.UTC)
     ingest_seen = max(((r.updated_at or oldest) for r in records if r.function == QUEUED_FOR), default=None)

@@ -19,7 +19,10 @@ from shared.core import paths
 RUNNING, SUCCEEDED, SKIPPED = "running", "succeeded", "skipped_up_to_date"
 RETRYING, DEAD_LETTERED = "retrying", "dead_lettered"
 QUEUED = "queued"  # written by backfill for each ingest message it published (see `queued`)
-OUTCOMES = (QUEUED, RUNNING, SUCCEEDED, SKIPPED, RETRYING, DEAD_LETTERED)
+# ingest found the month not published at the source yet (a 404 within SOURCE_GRACE_DAYS of the
+# month's end): not an error, acknowledged, no dead letter (shared/ingest/publication.py)
+AWAITING_SOURCE = "awaiting_source"
+OUTCOMES = (QUEUED, RUNNING, SUCCEEDED, SKIPPED, RETRYING, DEAD_LETTERED, AWAITING_SOURCE)
 QUEUED_FOR = "ingest"  # the function whose first record supersedes a queued one
 # Read, never written: a `queued` record older than the longest possible delivery of its message.
 UNDELIVERED = "undelivered"

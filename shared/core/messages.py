@@ -7,6 +7,7 @@ dead-letters. No key of a message can influence which URL is downloaded.
 
 from __future__ import annotations
 
+import dataclasses
 import datetime as dt
 import re
 from collections.abc import Mapping
@@ -25,7 +26,7 @@ FIRST_DAY = {service: dt.date(year, month, 1) for service, (year, month) in FIRS
 
 INGEST_KEYS = frozenset({"date", "service", "force"})
 BACKFILL_KEYS = frozenset(
-    {"start", "end", "last_days", "service", "services", "force", "only_missing", "repair", "dry_run"}
+    {"start", "end", "last_days", "service", "services", "force", "only_missing", "repair", "dry_run", "catch_up"}
     | {"from_ledger", "schedule", "time_zone"}
 )
 MAX_LAST_DAYS = 366
@@ -63,6 +64,7 @@ class BackfillRequest:
     from_ledger: bool = False  # repair every date the run ledger touched, whatever its calendar date
     schedule: str | None = None  # the scheduler's own schedule (shared/core/schedule.py), kept by repair
     time_zone: str = "Etc/UTC"
+    catch_up: bool = False  # the daily schedule: only_missing over last_days, leaving what a person must fix
 
 
 def today_in_new_york(now: dt.datetime | None = None) -> dt.date:
@@ -212,6 +214,12 @@ def parse_backfill(fields: Mapping[str, Any], max_dates: int, now: dt.datetime |
     )
     if request.repair and request.only_missing:
         raise ValidationError("give only_missing or repair, not both", field="repair", value=fields["repair"])
+    if parse_bool(fields.get("catch_up", False), "catch_up"):
+        if "last_days" not in fields or request.repair or request.force:
+            raise ValidationError(
+                "catch_up goes with last_days, without repair or force", field="catch_up", value=fields["catch_up"]
+            )
+        request = dataclasses.replace(request, only_missing=True, catch_up=True)
     return request
 
 

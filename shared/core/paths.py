@@ -4,6 +4,7 @@ raw/{service}/{source file name}                         exact copy of the month
 staging/{service}/month=YYYY-MM/_manifest.json           the month split: its source, counts, split id
 staging/{service}/month=YYYY-MM/split=ID/pickup_date=D/{trips,rejects}.parquet  each date, cleaned once
 staging/{service}/month=YYYY-MM/split=ID/month_rejects.parquet  rows of the file from other months
+staging/{service}/month=YYYY-MM/_failed.json             the month's permanent failure, recorded once
 trips/{service}/pickup_date=YYYY-MM-DD/data.parquet      the daily partition (loaders' trigger)
 rejects/{service}/pickup_date=YYYY-MM-DD/data.parquet    rows of that date failing a rule
 rejects/{service}/source_month=YYYY-MM/data.parquet      rows of a month file not of that month
@@ -58,6 +59,11 @@ def staging_manifest(service: str, year: int, month: int) -> str:
 def staging_claim(service: str, year: int, month: int) -> str:
     """Held while one instance splits the month (see shared/ingest/day.py)."""
     return f"staging/{service}/month={year:04d}-{month:02d}/_claim"
+
+
+def staging_failure(service: str, year: int, month: int) -> str:
+    """The month's permanent failure, recorded once (shared/ingest/month_failure.py)."""
+    return f"staging/{service}/month={year:04d}-{month:02d}/_failed.json"
 
 
 def staging_split(service: str, year: int, month: int, split_id: str) -> str:

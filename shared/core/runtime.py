@@ -134,10 +134,18 @@ def event_function(function: str) -> Callable[[Handler], Callable[[Any], None]]:
 
 
 def _record_success(outcome: Mapping[str, Any]) -> None:
-    """succeeded, or skipped_up_to_date (ingest: partition current; loaders: a stale event)."""
+    """succeeded, skipped_up_to_date (ingest: partition current; loaders: a stale event), or
+    awaiting_source (ingest: the month is not published at the source yet; not an error)."""
     skipped = outcome.get("skipped")
     rows = outcome.get("rows_written", outcome.get("rows"))
-    if skipped:
+    if outcome.get("awaiting_source"):
+        ledger.finish(
+            ledger.current(),
+            ledger_record.AWAITING_SOURCE,
+            reason=str(outcome.get("reason") or ledger_record.AWAITING_SOURCE),
+            error=f"{outcome.get('source_url')} is not published yet; a 404 is an error from {outcome.get('due_by')}",
+        )
+    elif skipped:
         ledger.finish(
             ledger.current(), ledger_record.SKIPPED, reason="up_to_date" if skipped is True else str(skipped), rows=rows
         )

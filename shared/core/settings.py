@@ -103,6 +103,9 @@ class Settings:
         "SOURCE_URL_TEMPLATE", _url_template, DEFAULT_SOURCE_URL_TEMPLATE, INGEST, STATUS, BACKFILL
     )
     ingest_lag_days: int = _setting("INGEST_LAG_DAYS", _int_range(0, 3660), 1, INGEST)
+    # A 404 for a month that ended fewer than this many days ago is `awaiting_source` (not published
+    # yet: TLC publishes about two months late), not an error (shared/ingest/publication.py).
+    source_grace_days: int = _setting("SOURCE_GRACE_DAYS", _int_range(0, 3660), 92, INGEST)
     keep_empty_passenger_count: bool = _setting("KEEP_EMPTY_PASSENGER_COUNT", _bool, False, INGEST)
     # What a column TLC adds does (shared/ingest/schema_contract.py, like dlt's schema contracts):
     # evolve = a new nullable column everywhere; discard_value / discard_row = dropped, recorded;

@@ -20,10 +20,10 @@ import pyarrow.parquet as pq
 from google.api_core.exceptions import NotFound
 
 from shared.core import logs, paths
-from shared.core.errors import QualityCheckError
-from shared.core.messages import IngestRequest
+from shared.core.errors import QualityCheckError, SourceError
+from shared.core.messages import IngestRequest, today_in_new_york
 from shared.core.settings import Settings
-from shared.ingest import lake_cleanup, reannounce, staging
+from shared.ingest import lake_cleanup, publication, reannounce, staging
 from shared.ingest.cleaning import CHECKED_COLUMNS, Rules, check_partition
 from shared.ingest.lake_write import upload_bytes
 
@@ -53,7 +53,12 @@ def ingest(bucket: Any, request: IngestRequest, settings: Settings) -> dict[str,
                 "rows_written": int(current.metadata.get("rows_written", 0)),
                 **reannounce.repair_if_lost(bucket, request.service, request.date, current),
             }
-    month = staging.ensure_month(bucket, request, settings, rules, timings, known=source)
+    try:
+        month = staging.ensure_month(bucket, request, settings, rules, timings, known=source)
+    except SourceError as exc:
+        if exc.reason != "source_not_found":
+            raise
+        return _not_found(request, settings, outcome, exc)
     try:
         trips_bytes = month.staged(bucket, request.date, "trips").download_as_bytes()
     except NotFound:  # a newer split superseded this one (its manifest is used), or the cache lost a file (split again)
@@ -105,4 +110,28 @@ def ingest(bucket: Any, request: IngestRequest, settings: Settings) -> dict[str,
         "generation": written.generation,
         "severity": "INFO" if trips.num_rows else "WARNING",
         "rejected_by_reason": json.dumps(counts["rejected_by_reason"]),
+    }
+
+
+def _not_found(request: IngestRequest, settings: Settings, outcome: dict[str, Any], exc: SourceError) -> dict[str, Any]:
+    """A 404: within SOURCE_GRACE_DAYS of the month's end the month is not published yet, which is
+    the normal state of recent dates (shared/ingest/publication.py): acknowledged and recorded as
+    `awaiting_source`, logged at INFO. Later, the same 404 is an error (the SourceError, dead-lettered)."""
+    year, month = request.date.year, request.date.month
+    due = publication.due_by(year, month, settings.source_grace_days)
+    if not publication.awaiting(year, month, today_in_new_york(), settings.source_grace_days):
+        exc.message = (
+            f"{exc.value} does not exist (404), and its month ended {publication.month_end(year, month).isoformat()}, "
+            f"SOURCE_GRACE_DAYS ({settings.source_grace_days}) or more days ago: the source should have it"
+        )
+        exc.args = (exc.message,)
+        exc.details["due_by"] = due.isoformat()
+        raise exc
+    return {
+        **outcome,
+        "message": "the source has not published this month yet: awaiting it (not an error)",
+        "awaiting_source": True,
+        "reason": publication.AWAITING_REASON,
+        "source_month": f"{year:04d}-{month:02d}",
+        "due_by": due.isoformat(),
     }

@@ -10,9 +10,11 @@ and its length against Content-Length (a cut connection is retried, not kept).
 
 from __future__ import annotations
 
+import datetime as dt
 import io
 import time
 from collections.abc import Iterator
+from typing import Any
 
 import requests
 
@@ -24,6 +26,31 @@ FORMATS = {".csv.gz": "csv.gz", ".csv": "csv", ".parquet": "parquet"}
 _MAGIC = {"csv.gz": b"\x1f\x8b", "parquet": b"PAR1"}
 _RETRY_STATUS = {408, 425, 429, 500, 502, 503, 504}
 NOT_A_PREFIX = "not_a_"  # the reasons of a body that is not the promised format
+
+
+# What identifies one version of a month file at the source, from its HTTP headers: a failed month
+# is remembered until the source serves another version (shared/ingest/month_failure.py).
+IDENTITY_HEADERS = {"ETag": "source_etag", "Last-Modified": "source_last_modified", "Content-Length": "source_size"}
+
+
+def identity(headers: Any) -> dict[str, str]:
+    """The source file's identity (ETag, Last-Modified, size) from a response's headers; absent ones left out."""
+    return {key: str(headers[name]) for name, key in IDENTITY_HEADERS.items() if headers.get(name)}
+
+
+def head_identity(url: str, timeout: int, session: requests.Session | None = None) -> dict[str, str] | None:
+    """The source file's identity now, by one HEAD (no download): {} when it is gone (404), None
+    when the source will not tell (HEAD refused: the caller keeps what it knew). A network error
+    or a 5xx is transient: the date is retried rather than judged on a guess."""
+    try:
+        response = (session or requests.Session()).head(url, allow_redirects=True, timeout=timeout)
+    except requests.RequestException as exc:
+        raise TransientError(f"HEAD {url} failed: {exc}", reason="source_unavailable") from exc
+    if response.status_code in _RETRY_STATUS:
+        raise TransientError(f"HEAD {url} answered {response.status_code}", reason="source_unavailable")
+    if response.status_code == 404:
+        return {}
+    return identity(response.headers) if response.status_code == 200 else None
 
 
 def source_url(template: str, service: str, year: int, month: int) -> str:
@@ -145,6 +172,7 @@ def download_to_blob(
                         status=response.status_code,
                     )
                 body = _VerifiedBody(response, fmt, url)
+                blob.metadata = {**(blob.metadata or {}), **identity(response.headers)}
                 blob.upload_from_file(
                     io.BufferedReader(body, CHUNK),
                     content_type="application/octet-stream",
@@ -166,3 +194,20 @@ def download_to_blob(
     if isinstance(last, SourceError):
         raise last
     raise TransientError(f"download of {url} failed after {attempts} attempts: {last}", reason="download_failed")
+
+
+UPLOAD_CHUNK = 8 << 20  # resumable upload chunk: bounds memory while streaming the download
+
+
+def download_raw(bucket: Any, name: str, url: str, timeout: int, attempts: int) -> Any:
+    """The month file downloaded to its raw copy `name` (create-only: of two instances racing on
+    one month, one copy is kept and reused); returns the raw copy's blob."""
+    from google.api_core.exceptions import PreconditionFailed
+
+    new = bucket.blob(name, chunk_size=UPLOAD_CHUNK)
+    new.metadata = {"source_url": url, "downloaded_at": dt.datetime.now(dt.UTC).isoformat()}
+    try:
+        download_to_blob(url, new, timeout=timeout, attempts=attempts, if_generation_match=0)
+    except PreconditionFailed:
+        logs.info("raw copy written concurrently by another instance; reusing it", object=name)
+    return bucket.get_blob(name)

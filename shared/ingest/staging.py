@@ -17,28 +17,24 @@ parses the month once and every delivery succeeds the first time.
 
 from __future__ import annotations
 
-import datetime as dt
 import json
 import time
 from typing import Any
-
-from google.api_core.exceptions import PreconditionFailed
 
 from shared.core import logs, paths
 from shared.core.errors import SourceError, TransientError
 from shared.core.messages import IngestRequest
 from shared.core.settings import Settings
-from shared.ingest import month_claim
+from shared.ingest import month_claim, month_failure
 from shared.ingest.cleaning import Rules
 from shared.ingest.lake import split_month
 from shared.ingest.lake_cleanup import delete_if_exists, delete_other_splits, quarantine_raw
 from shared.ingest.lake_write import upload_bytes
 from shared.ingest.month_file import CORRUPT_SOURCE
 from shared.ingest.month_source import Month, Source, derived_from, source_of
-from shared.ingest.source import download_to_blob
+from shared.ingest.source import download_raw, source_url
 from shared.ingest.split_output import BucketOutput, Key
 
-UPLOAD_CHUNK = 8 << 20  # resumable upload chunk: bounds memory while streaming the download
 READ_CHUNK = 2 << 20
 
 
@@ -60,12 +56,16 @@ def ensure_month(
     claim_name = paths.staging_claim(request.service, year, month)
     first_look = [known] if known is not None and known.raw is not None else []
 
-    def current() -> Month | None:
+    def current() -> Month | None:  # the month ready, or None; its recorded failure is raised
         source = first_look.pop() if first_look else source_of(bucket, request, settings)
-        if source.raw is None:
-            return None
-        manifest = _current_manifest(bucket, manifest_name, derived_from(source, rules), stale_split)
-        return Month(source, manifest) if manifest is not None else None
+        if source.raw is not None:
+            manifest = _current_manifest(bucket, manifest_name, derived_from(source, rules), stale_split)
+            if manifest is not None:
+                return Month(source, manifest)
+        month_failure.raise_if_recorded(
+            bucket, request.service, request.date, source.url, settings.download_timeout_seconds
+        )
+        return None
 
     started = time.monotonic()
     deadline = started + settings.split_wait_seconds
@@ -132,11 +132,23 @@ def _make_month(
     A raw copy whose gzip or parquet turns out corrupt is quarantined by the split, and the
     month is downloaded and split once more in the same call: a file cut short by a proxy (the
     HTTP transfer complete, the gzip stream not) is usually whole the next time, and found by
-    `python -m chaos` dead-lettering a date. Corrupt twice, the SourceError is raised (permanent)."""
+    `python -m chaos` dead-lettering a date. Corrupt twice, the SourceError is raised (permanent).
+    A permanent failure is recorded next to the month (shared/ingest/month_failure.py)."""
+    url = source_url(settings.source_url_template, request.service, request.date.year, request.date.month)
+    with month_failure.recorded(bucket, request.service, request.date, url, settings.download_timeout_seconds):
+        return _prepare(bucket, request, settings, rules, timings, split_id)
+
+
+def _prepare(
+    bucket: Any, request: IngestRequest, settings: Settings, rules: Rules, timings: dict[str, float], split_id: str
+) -> Month:
     for attempt in (1, 2):
         source = source_of(bucket, request, settings)
         if source.raw is None:
-            source = _download(bucket, request, source, settings, timings)
+            name, timeout = paths.raw_object(request.service, source.url), settings.download_timeout_seconds
+            with logs.timed(timings, "download_seconds"):
+                raw = download_raw(bucket, name, source.url, timeout, settings.download_max_attempts)
+            source = Source(source.url, source.fmt, raw)
         try:
             return Month(source, _split_and_stage(bucket, request, source, rules, timings, split_id))
         except SourceError as exc:
@@ -151,26 +163,6 @@ def _make_month(
                 error=exc.message[:300],
             )
     raise AssertionError("unreachable")
-
-
-def _download(
-    bucket: Any, request: IngestRequest, source: Source, settings: Settings, timings: dict[str, float]
-) -> Source:
-    name = paths.raw_object(request.service, source.url)
-    new = bucket.blob(name, chunk_size=UPLOAD_CHUNK)
-    new.metadata = {"source_url": source.url, "downloaded_at": dt.datetime.now(dt.UTC).isoformat()}
-    with logs.timed(timings, "download_seconds"):
-        try:  # create-only: of two instances racing on one month, one copy is kept
-            download_to_blob(
-                source.url,
-                new,
-                timeout=settings.download_timeout_seconds,
-                attempts=settings.download_max_attempts,
-                if_generation_match=0,
-            )
-        except PreconditionFailed:
-            logs.info("raw copy written concurrently by another instance; reusing it", object=name)
-    return Source(source.url, source.fmt, bucket.get_blob(name))
 
 
 def _split_and_stage(

@@ -30,11 +30,12 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from shared.core import logs
-from shared.core.coverage import first_unserved
+from shared.core.coverage import first_unserved, refusal
 from shared.core.errors import TransientError
 from shared.core.messages import BackfillRequest, IngestRequest, expand, parse_backfill
 from shared.core.settings import Settings
-from shared.operate.status import COMPLETE, DEAD_LETTERED, MISMATCH, PARTIAL, StatusReport
+from shared.operate import freshness, heal
+from shared.operate.status import AWAITING_SOURCE, COMPLETE, DEAD_LETTERED, MISMATCH, MISSING, PARTIAL, StatusReport
 
 PUBLISH_TIMEOUT_SECONDS = 120
 REPAIRABLE = (PARTIAL, MISMATCH, DEAD_LETTERED)
@@ -74,6 +75,8 @@ class Plan:
         if request.only_missing or request.repair:
             body["states"] = self.states
             body["repair"] = request.repair
+        if request.catch_up:
+            body.update(catch_up=True, left_to_person=self.left_to_person)
         if request.from_ledger:
             body.update(from_ledger=True, waiting=self.waiting, left_to_person=self.left_to_person)
             del body["start"], body["end"], body["dates"]
@@ -97,6 +100,14 @@ def make_plan(request: BackfillRequest, settings: Settings, status_reader: Statu
     skipped = 0
     reports = {service: reader(service, request.start, request.end, settings) for service in request.services}
     by_key = {(day.service, day.date): day for r in reports.values() for day in r.days}
+    template = settings.source_url_template
+    unserved = {(d.service, d.date) for r in reports.values() for d in r.days if refusal(d.service, *_ym(d), template)}
+    if request.catch_up and not request.dry_run:
+        for service, found in reports.items():
+            fields = freshness.judge(service, [d for d in found.days if (service, d.date) not in unserved])
+            fields["dates_source_cannot_serve"] = sum(1 for s, _ in unserved if s == service) or None
+            logs.log(fields.pop("severity"), fields.pop("message"), function="backfill", **fields)
+    left: dict[str, dict[str, str]] = {}
     for wanted in expand(request):  # date order then service order, like a plain backfill
         day = by_key.get((wanted.service, wanted.date))
         if day is not None and day.state == COMPLETE:
@@ -104,11 +115,30 @@ def make_plan(request: BackfillRequest, settings: Settings, status_reader: Statu
             continue
         if request.repair and (day is None or day.lake_rows is None or day.state not in REPAIRABLE):
             continue
+        if request.catch_up and (day is None or (day.service, day.date) in unserved or not _caught_up(day, left)):
+            continue
         state = day.state if day is not None else "unknown"
         states.setdefault(wanted.service, {})[wanted.date.isoformat()] = state
         lake_has_it = day is not None and day.lake_rows is not None
         messages.append(IngestRequest(wanted.service, wanted.date, request.force or lake_has_it))
-    return Plan(request, messages, skipped, states)
+    return Plan(request, messages, skipped, states, left_to_person=left)
+
+
+def _ym(day: Any) -> tuple[int, int]:
+    return day.date.year, day.date.month
+
+
+def _caught_up(day: Any, left: dict[str, dict[str, str]]) -> bool:
+    """The daily catch-up asks again for a date never asked for, one whose month the source had
+    not published yet, and one the scheduled repair would republish; not one in flight (it is on
+    its way) nor one left to a person (a permanent dead letter would only be dead-lettered again
+    every day: it waits for a replay)."""
+    if day.state in (MISSING, AWAITING_SOURCE):
+        return True
+    v = heal.verdict(day.state, day.lake_rows, day.run, day.runs)
+    if v.action == heal.PERSON:
+        left.setdefault(day.service, {})[day.date.isoformat()] = v.why
+    return v.action == heal.REPAIR
 
 
 def publish(
@@ -166,9 +196,9 @@ def run(
     if request.from_ledger:  # only dates the ledger saw, each already judged by ingest
         return _repair_from_ledger(request, settings, publisher)
     # A repair republishes only dates the lake holds, which the source did serve.
-    refused = (
+    refused = (  # the daily catch-up skips such months instead (make_plan): its window is the calendar's
         None
-        if request.repair
+        if request.repair or request.catch_up
         else first_unserved(request.services, request.start, request.end, settings.source_url_template)
     )
     if refused is not None:  # before anything is published: a month the source can never serve
@@ -263,6 +293,7 @@ def outcome(plan: Plan, published: int) -> dict[str, Any]:
         "only_missing": request.only_missing,
         "repair": request.repair,
         "from_ledger": request.from_ledger,
+        "catch_up": request.catch_up,
         "waiting": plan.waiting,
         "left_to_person": sum(map(len, plan.left_to_person.values())),
         "dry_run": request.dry_run,

@@ -7,6 +7,8 @@ lake rows, the run ledger's deciding record and each function's latest record).
 
 The rules:
 - in flight (`queued`, `running`, `retrying`): the platform is still delivering; wait;
+- `awaiting_source` (its month is not published at the source yet, within SOURCE_GRACE_DAYS of
+  the month's end): wait; the daily catch-up asks for it again until the source has it;
 - repairable: the partition is in the lake and a destination lacks it or gave up (`partial`,
   `mismatch`, `dead_lettered`), an ingest message that can no longer arrive (`undelivered`), or
   a function that gave up for want of time or attempts (EXHAUSTED reasons: an outage outlived
@@ -31,6 +33,7 @@ from shared.core.ledger_read import RunRecord
 COMPLETE, PARTIAL, MISMATCH, FAILED, MISSING = "complete", "partial", "mismatch", "failed", "missing"
 QUEUED, RUNNING, RETRYING = ledger_record.QUEUED, ledger_record.RUNNING, ledger_record.RETRYING
 DEAD_LETTERED, UNDELIVERED = ledger_record.DEAD_LETTERED, ledger_record.UNDELIVERED
+AWAITING_SOURCE = ledger_record.AWAITING_SOURCE
 IN_FLIGHT = (QUEUED, RUNNING, RETRYING)
 MAX_REPAIRS = 5  # scheduled repairs of one date for the same trouble before a person is asked
 # A function gave up for want of time or attempts, not because of what the input says.
@@ -65,6 +68,8 @@ def verdict(state: str, lake_rows: int | None, run: RunRecord | None, runs: Iter
         return Verdict(NOTHING, "complete")
     if state in IN_FLIGHT:
         return Verdict(WAIT, "the platform is still delivering or retrying it")
+    if state == AWAITING_SOURCE:
+        return Verdict(WAIT, "the source has not published its month yet; the daily catch-up loads it the day it does")
     if state == FAILED:
         return Verdict(PERSON, "the latest ingest failed a data-quality check: the same data fails again")
     if state == MISSING:

@@ -90,6 +90,18 @@ def read_stored_event(uri: str) -> Any:
     return json.loads(client.bucket(bucket).blob(name).download_as_bytes(timeout=60))
 
 
+def delete_stored_object(uri: str) -> None:
+    """A month's failure record (`gs://bucket/staging/.../_failed.json`, shared/ingest/month_failure.py),
+    deleted with the caller's credentials; already gone is fine."""
+    from google.api_core.exceptions import NotFound
+
+    bucket, _, name = uri.removeprefix("gs://").partition("/")
+    try:
+        clients.storage_client(os.environ.get("GCP_PROJECT")).bucket(bucket).blob(name).delete(timeout=60)
+    except NotFound:
+        pass
+
+
 def run(
     subscriber: Any,
     publisher: Any,
@@ -103,12 +115,14 @@ def run(
     pull_timeout: float = 5.0,
     load_event: Callable[[str], Any] = read_stored_event,
     sleep: Callable[[float], None] = time.sleep,
+    clear_record: Callable[[str], None] = delete_stored_object,
 ) -> Summary:
     """Pull the dead-letter subscription until it has nothing new; replay what matches.
 
     Pulls in batches; a message seen before in this run (a lease that expired) is only held.
     Replayed messages are acked one by one after their publish is confirmed; all others are
-    nacked in the end, also when the run is interrupted.
+    nacked in the end, also when the run is interrupted. A letter naming its month's failure
+    record has the record deleted (`clear_record`) before its republish: the replay clears it.
     """
     from google.api_core.exceptions import DeadlineExceeded, ResourceExhausted
 
@@ -160,6 +174,7 @@ def run(
                     topic_of,
                     load_event,
                     replayed,
+                    clear_record,
                 ):
                     held.append(item.ack_id)
             if not new:
@@ -212,6 +227,7 @@ def _one(
     topic_of: Callable[[str], str],
     load_event: Callable[[str], Any],
     replayed: set[tuple[str, bytes, tuple[tuple[str, str], ...]]],
+    clear_record: Callable[[str], None],
 ) -> bool:
     """Replay one pulled dead letter; True when it was acked (replayed), False to keep it.
 
@@ -251,6 +267,8 @@ def _one(
         out(f"would replay {replay.describe()} (dead letter {message.message_id})")
         return False
     try:
+        if replay.clears:  # before the publish: the replayed date must not find the failure again
+            clear_record(replay.clears)
         new_id = publisher.publish(replay.topic, replay.data, **replay.attributes).result(
             timeout=PUBLISH_TIMEOUT_SECONDS
         )

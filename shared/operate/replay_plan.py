@@ -11,6 +11,7 @@ from __future__ import annotations
 import base64
 import binascii
 import json
+import re
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field, replace
 from typing import Any
@@ -23,6 +24,8 @@ LOADERS = ("load_bigquery", "load_postgres")
 # message stays invalid. Replayed only when asked for by name (--reason), e.g. after the
 # contract itself was widened.
 SAME_INPUT_REASONS = frozenset({"invalid_input"})
+# The only object a replay deletes: a month's failure record (shared/ingest/month_failure.py).
+MONTH_FAILURE = re.compile(r"gs://[a-z0-9][a-z0-9._-]{1,221}/staging/[a-z]+/month=\d{4}-\d{2}/_failed\.json")
 PLATFORM_PREFIX = "CloudPubSubDeadLetter"
 SOURCE_SUBSCRIPTION = "CloudPubSubDeadLetterSourceSubscription"
 SOURCE_PROJECT = "CloudPubSubDeadLetterSourceSubscriptionProject"
@@ -42,6 +45,7 @@ class Replay:
     attributes: Mapping[str, str] = field(default_factory=dict)
     problem: str | None = None  # set: this dead letter cannot be replayed (it is kept)
     subscription: str | None = None  # platform kind: the source subscription's id
+    clears: str | None = None  # gs:// URI of the month's failure record to delete before the republish
 
     def describe(self) -> str:
         return (
@@ -130,6 +134,8 @@ def plan_structured(
         return replace(base, problem="the original message's attributes are not a map")
     attrs = {str(k): str(v) for k, v in original_attributes.items()}
     fields = _fields(data) or attrs
+    error = body.get("error")
+    recorded = _text(error.get("month_failure")) if isinstance(error, Mapping) else None
     return replace(
         base,
         service=service or _text(fields.get("service")),
@@ -137,6 +143,7 @@ def plan_structured(
         topic=topics[function],
         data=data,
         attributes=attrs,
+        clears=recorded if function == INGEST and recorded and MONTH_FAILURE.fullmatch(recorded) else None,
     )
 
 

@@ -10,7 +10,8 @@ inclusive date range, shared/operate/status_reads.py reads:
   the newest `loads` ledger entry per date (which generation was loaded);
 - the run ledger (`runs/`, shared/core/ledger_read.py), one listing: where the counts say
   `missing` or `partial`, a date whose work is in flight or was given up on is
-  `queued`, `running`, `retrying` or `dead_lettered` instead, so a date being processed is
+  `queued`, `running`, `retrying` or `dead_lettered` instead, and one whose month the source has
+  not published yet is `awaiting_source`, so a date being processed is
   never reported as never asked for. The counts still decide `complete`.
 A table or ledger that does not exist yet means 0 rows, not an error: a fresh
 project is simply all `missing`. This module is the model: the classification (`classify`,
@@ -28,6 +29,7 @@ from shared.core import ledger_read
 from shared.ingest.source import source_url
 from shared.operate import heal
 from shared.operate.heal import (
+    AWAITING_SOURCE,
     COMPLETE,
     DEAD_LETTERED,
     FAILED,
@@ -40,10 +42,23 @@ from shared.operate.heal import (
     UNDELIVERED,
 )
 
-STATES = (COMPLETE, QUEUED, RUNNING, RETRYING, PARTIAL, MISMATCH, FAILED, UNDELIVERED, DEAD_LETTERED, MISSING)
-LEDGER_STATES = (QUEUED, RUNNING, RETRYING, UNDELIVERED, DEAD_LETTERED)
+STATES = (
+    COMPLETE,
+    AWAITING_SOURCE,
+    QUEUED,
+    RUNNING,
+    RETRYING,
+    PARTIAL,
+    MISMATCH,
+    FAILED,
+    UNDELIVERED,
+    DEAD_LETTERED,
+    MISSING,
+)
+LEDGER_STATES = (QUEUED, RUNNING, RETRYING, UNDELIVERED, DEAD_LETTERED, AWAITING_SOURCE)
 STATE_MEANING = {
     COMPLETE: "same rows in the lake, BigQuery and Postgres",
+    AWAITING_SOURCE: "not loaded: the source has not published its month yet (not an error; loaded the day it does)",
     QUEUED: "not everywhere yet: a backfill published its ingest message, not delivered yet",
     UNDELIVERED: "not everywhere: its ingest message was published but can no longer be delivered",
     RUNNING: "not everywhere yet: a function is working on it now",
@@ -135,6 +150,8 @@ class DayStatus:
             return self.state
         if self.state in (QUEUED, UNDELIVERED):
             return f"{self.state} ({self.run.function})"
+        if self.state == AWAITING_SOURCE:
+            return self.state
         if self.state == DEAD_LETTERED:
             return f"{self.state} ({self.run.reason or 'unknown'})"
         why = f", {self.run.reason}" if self.run.reason else ""

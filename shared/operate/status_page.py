@@ -19,6 +19,7 @@ from shared.operate.status import STATE_MEANING, STATES, DayStatus, StatusReport
 
 COLOURS = {  # background, text: readable, and distinguishable without relying on red/green alone
     "complete": ("#2e7d32", "#ffffff"),
+    "awaiting_source": ("#e0f2f1", "#004d40"),
     "queued": ("#90caf9", "#000000"),
     "running": ("#1565c0", "#ffffff"),
     "retrying": ("#ef6c00", "#000000"),

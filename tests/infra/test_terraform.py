@@ -451,18 +451,25 @@ def test_dead_letters_are_retained_for_inspection(config):
     assert any(attr(s.body, "message_retention_duration") for s in subs)
 
 
-def test_scheduler_publishes_a_service_message_to_the_ingest_topic(config):
-    jobs = [job for job in config.of_type("google_cloud_scheduler_job") if job.name == "daily_ingest"]
-    assert jobs, "a Cloud Scheduler job must publish the daily ingest"
-    for job in jobs:
-        assert attr(job.body, "schedule") == "${var.schedule_cron}"
-        assert attr(job.body, "time_zone") == "${var.schedule_time_zone}"
-        (target,) = blocks(job.body, "pubsub_target")
-        assert references(attr(target, "topic_name"), "google_pubsub_topic") == ["ingest"]
-        assert "service" in str(attr(target, "data")).replace(" ", "")
+def test_the_daily_catch_up_asks_the_backfill_for_every_date_not_loaded_yet(config):
+    """Issue 18, part 5: TLC publishes a month about two months late, so the schedule is a daily
+    catch-up over the last catch_up_days (a `catch_up` backfill) rather than yesterday's date
+    (tests/unit/test_awaiting_and_month_failure.py parses this message with the backfill contract)."""
+    (job,) = [job for job in config.of_type("google_cloud_scheduler_job") if job.name == "daily_catch_up"]
+    assert not [job for job in config.of_type("google_cloud_scheduler_job") if job.name == "daily_ingest"]
+    assert attr(job.body, "schedule") == "${var.schedule_cron}"
+    assert attr(job.body, "time_zone") == "${var.schedule_time_zone}"
+    (target,) = blocks(job.body, "pubsub_target")
+    assert references(attr(target, "topic_name"), "google_pubsub_topic") == ["backfill"]
+    data = re.sub(r"[\s${}]+", "", _flat(attr(target, "data"))).replace(":", "=").lower()  # hcl2 versions differ
+    for fragment in ("services=var.services", "last_days=var.catch_up_days", "catch_up=true"):
+        assert fragment in data, f"the catch-up message must carry {fragment!r}: {data}"
+    assert "var.catch_up_days>var.source_grace_days" in re.sub(r"\s+", "", _flat(job.body.get("lifecycle")))
     defaults = {name: attr(body, "default") for name, body in config.variables.items()}
     assert defaults.get("schedule_cron") == "0 5 * * *"
     assert defaults.get("schedule_time_zone") == "Etc/UTC"
+    assert defaults["catch_up_days"] > defaults["source_grace_days"]
+    assert '"catch_up"' in _source("core/messages.py"), "the backfill contract takes catch_up (tests/unit)"
 
 
 def test_the_repair_job_sends_a_ledger_repair_with_its_schedule_to_the_backfill_topic(config):
@@ -1057,24 +1064,29 @@ def test_function_error_alert_reads_dead_letters_and_5xx(config):
     assert "var.function_error_ratio_threshold" in conditions and "denominator_filter" in conditions
 
 
-def test_freshness_alerts_cover_each_loader_and_service(config):
+def test_freshness_alerts_judge_each_service_against_the_source_not_the_calendar(config):
     alert = config.get(ALERT_TYPE, "freshness")
     assert attr(alert.body, "for_each") == "${local.freshness}"
-    freshness = _flat(_local(config, "freshness"))
-    assert (
-        "var.freshness_deadline_hour_utc == None" in freshness or "var.freshness_deadline_hour_utc == null" in freshness
-    )
-    assert "setproduct(local.loaders,var.services)" in re.sub(r"\s+", "", freshness)
+    freshness = re.sub(r"\s+", "", _flat(_local(config, "freshness")))
+    assert "var.freshness_deadline_hour_utc==None" in freshness or "var.freshness_deadline_hour_utc==null" in freshness
+    assert "var.schedule_paused" in freshness and "forserviceinvar.services" in freshness
     (condition,) = _conditions(alert)
     for fragment in (
-        "local.promql.days_loaded",
-        "each.value.function",
+        "local.promql.source_freshness",
         "each.value.service",
-        "[24h]",
+        'verdict="behind"'.replace('"', ""),
+        "[25h]",
+        "[26h]",
         "orvector(0)",
         "hour()>=${var.freshness_deadline_hour_utc}",
     ):
         assert fragment in re.sub(r"\s+", "", condition), f"freshness query must contain {fragment!r}"
+    assert "days_loaded" not in condition, "freshness no longer counts days loaded against the calendar"
+    metric = config.get(LOG_METRIC_TYPE, "source_freshness")
+    filters = _flat(_local(config, "log_filters"))
+    assert "^source freshness: " in filters, "the metric reads shared/operate/freshness.py's lines"
+    assert "verdict" in _flat(attr(metric.body, "label_extractors"))
+    assert '"source freshness: up to date with the source"' in _source("operate/freshness.py")
 
 
 def test_cloud_sql_alerts_watch_this_instance(config):

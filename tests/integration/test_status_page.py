@@ -150,6 +150,7 @@ def test_dom_has_every_date_in_its_state_with_counts_on_hover(page):
     assert "dead_lettered (source_not_found)" in cells.days["2021-02-09"]["title"]
     assert cells.legend == {
         "complete": "10",
+        "awaiting_source": "0",
         "queued": "0",
         "running": "1",
         "retrying": "1",

@@ -14,6 +14,7 @@ from shared.core import messages
 from shared.core.errors import ValidationError
 from shared.operate import status_reads, status_request
 from shared.operate.status import (
+    AWAITING_SOURCE,
     COMPLETE,
     DEAD_LETTERED,
     FAILED,
@@ -95,6 +96,7 @@ def test_build_report_from_plain_data():
     assert "quarantined: row count fell" in report.days[2].notes
     assert report.summary() == {
         COMPLETE: 1,
+        AWAITING_SOURCE: 0,
         QUEUED: 0,
         RUNNING: 0,
         RETRYING: 0,
