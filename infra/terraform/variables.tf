@@ -307,7 +307,7 @@ variable "max_event_age_seconds" {
 variable "source_url_template" {
   description = "SOURCE_URL_TEMPLATE of the TLC month files; fields {service}, {year}, {month:02d}."
   type        = string
-  default     = "https://github.com/DataTalksClub/nyc-tlc-data/releases/download/{service}/{service}_tripdata_{year}-{month:02d}.csv.gz"
+  default     = "https://d37ci6vzurychx.cloudfront.net/trip-data/{service}_tripdata_{year}-{month:02d}.parquet"
 
   validation {
     condition     = can(regex("^https?://", var.source_url_template)) && length(regexall("\\{(service|year|month(:02d)?)\\}", var.source_url_template)) >= 2

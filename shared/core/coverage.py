@@ -18,11 +18,10 @@ import datetime as dt
 from dataclasses import dataclass
 from urllib.parse import urlsplit
 
-from shared.core.eras import FIRST_MONTH, MIRROR, MIRROR_LAST, TLC, era
+from shared.core.eras import FIRST_MONTH, MIRROR, MIRROR_LAST, TLC, TLC_PARQUET_TEMPLATE, era
 from shared.core.errors import ValidationError
 
 UNSUPPORTED = "unsupported_month"
-TLC_PARQUET_TEMPLATE = "https://d37ci6vzurychx.cloudfront.net/trip-data/{service}_tripdata_{year}-{month:02d}.parquet"
 _HOSTS = {"d37ci6vzurychx.cloudfront.net": TLC}
 _MIRROR_PATH = "/DataTalksClub/nyc-tlc-data/"
 

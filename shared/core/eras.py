@@ -28,8 +28,10 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-MIRROR = "mirror"  # DataTalksClub's CSV.gz copies (DEFAULT_SOURCE_URL_TEMPLATE)
-TLC = "tlc"  # TLC's own parquet files, reissued in 2022 for every month
+MIRROR = "mirror"  # DataTalksClub's CSV.gz copies (MIRROR_TEMPLATE)
+TLC = "tlc"  # TLC's own parquet files, reissued in 2022 for every month (the default source)
+TLC_PARQUET_TEMPLATE = "https://d37ci6vzurychx.cloudfront.net/trip-data/{service}_tripdata_{year}-{month:02d}.parquet"
+MIRROR_TEMPLATE = "https://github.com/DataTalksClub/nyc-tlc-data/releases/download/{service}/{service}_tripdata_{year}-{month:02d}.csv.gz"
 
 # First month TLC published per service (its trip record page; fhvhv split from fhv in Feb 2019).
 FIRST_MONTH = {"yellow": (2009, 1), "green": (2013, 8), "fhv": (2015, 1), "fhvhv": (2019, 2)}

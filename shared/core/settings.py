@@ -16,6 +16,7 @@ from dataclasses import dataclass, field
 from functools import cache
 from typing import Any
 
+from shared.core.eras import TLC_PARQUET_TEMPLATE
 from shared.core.errors import ConfigError
 
 INGEST = "ingest"
@@ -25,10 +26,9 @@ LOAD_POSTGRES = "load_postgres"
 STATUS = "status"
 ALL_FUNCTIONS = (INGEST, BACKFILL, LOAD_BIGQUERY, LOAD_POSTGRES, STATUS)
 
-DEFAULT_SOURCE_URL_TEMPLATE = (
-    "https://github.com/DataTalksClub/nyc-tlc-data/releases/download/"
-    "{service}/{service}_tripdata_{year}-{month:02d}.csv.gz"
-)
+# TLC's own files: the only source that serves every month since each service began and each new
+# month the day TLC publishes it (DataTalksClub's CSV.gz mirror, eras.MIRROR_TEMPLATE, stops at 2021-07).
+DEFAULT_SOURCE_URL_TEMPLATE = TLC_PARQUET_TEMPLATE
 
 
 def _str(value: str) -> str:

@@ -92,10 +92,10 @@ def test_a_month_the_mirror_never_held_is_dead_lettered_at_the_message_without_a
     from functions import ingest as ingest_function
     from shared.core import ledger_read, ledger_record
     from shared.core.coverage import TLC_PARQUET_TEMPLATE
-    from shared.core.settings import DEFAULT_SOURCE_URL_TEMPLATE
+    from shared.core.eras import MIRROR_TEMPLATE
     from tests.gcs_events import message_published_event
 
-    settings_env(SOURCE_URL_TEMPLATE=DEFAULT_SOURCE_URL_TEMPLATE)
+    settings_env(SOURCE_URL_TEMPLATE=MIRROR_TEMPLATE)
     ingest_function.handle(message_published_event({"date": date, "service": service}))
     (letter,) = dead_letters(expected=1)
     assert (letter["reason"], letter["error"]["field"], letter["error"]["value"]) == ("unsupported_month", "date", date)

@@ -17,16 +17,15 @@ import pytest
 
 from local.tlc_eras import era_table, file_bytes
 from shared.core.coverage import TLC_PARQUET_TEMPLATE, UNSUPPORTED, check_served
-from shared.core.eras import MIRROR, TLC, era, months
+from shared.core.eras import MIRROR, MIRROR_TEMPLATE, TLC, era, months
 from shared.core.errors import ValidationError
 from shared.core.schemas import SERVICES, source_columns
-from shared.core.settings import DEFAULT_SOURCE_URL_TEMPLATE
 from shared.ingest.cleaning import Rules
 from shared.ingest.lake import split_month
 
 LAST = (2025, 12)
 ROWS = 12
-TEMPLATES = {TLC: TLC_PARQUET_TEMPLATE, MIRROR: DEFAULT_SOURCE_URL_TEMPLATE}
+TEMPLATES = {TLC: TLC_PARQUET_TEMPLATE, MIRROR: MIRROR_TEMPLATE}
 
 
 def _walk(service: str, source: str) -> dict[str, int]:

@@ -232,16 +232,17 @@ def test_the_scheduler_jobs_message_is_a_valid_catch_up():
     assert request.catch_up and request.only_missing and (request.end - request.start).days + 1 == 124
 
 
-def test_with_the_default_mirror_the_catch_up_skips_months_it_can_never_serve_without_an_error(capsys):
-    """The default SOURCE_URL_TEMPLATE (DataTalksClub's mirror) stops at 2021-07: the catch-up's
+def test_with_the_mirror_the_catch_up_skips_months_it_can_never_serve_without_an_error(capsys):
+    """DataTalksClub's mirror (SOURCE_URL_TEMPLATE set to it) stops at 2021-07: the catch-up's
     window is refused by no one and publishes nothing there (issue 18: unsupported_month is for a
     message that names such a month), and its freshness line says how many dates it cannot serve."""
+    from shared.core.eras import MIRROR_TEMPLATE
     from shared.core.settings import Settings
     from shared.operate import backfill
     from shared.operate.status import StatusReport
 
     now = dt.datetime(2026, 12, 8, 12, 0, tzinfo=dt.UTC)
-    env = {k: v for k, v in ENV.items() if k != "SOURCE_URL_TEMPLATE"}
+    env = {**ENV, "SOURCE_URL_TEMPLATE": MIRROR_TEMPLATE}
 
     def reader(service, start, end, settings):
         days = [day_status(service, start + dt.timedelta(days=i), MISSING) for i in range((end - start).days + 1)]

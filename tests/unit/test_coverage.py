@@ -7,10 +7,10 @@ import datetime as dt
 import pytest
 
 from shared.core.coverage import TLC_PARQUET_TEMPLATE, UNSUPPORTED, check_served, refusal, source_kind
-from shared.core.eras import ERAS, FIRST_MONTH, MIRROR, MIRROR_LAST, TLC, era, months
+from shared.core.eras import ERAS, FIRST_MONTH, MIRROR, MIRROR_LAST, MIRROR_TEMPLATE, TLC, era, months
 from shared.core.errors import ValidationError
 from shared.core.schemas import SERVICES, columns
-from shared.core.settings import DEFAULT_SOURCE_URL_TEMPLATE, Settings
+from shared.core.settings import Settings
 from shared.ingest.cleaning import map_columns
 from shared.operate import backfill
 from tests.unit.test_backfill import NOW, SETTINGS, FakePublisher
@@ -20,7 +20,7 @@ TLC_CSV = TLC_PARQUET_TEMPLATE.replace(".parquet", ".csv.gz")
 
 
 def test_templates_are_told_apart_by_host():
-    assert source_kind(DEFAULT_SOURCE_URL_TEMPLATE) == MIRROR
+    assert source_kind(MIRROR_TEMPLATE) == MIRROR
     assert source_kind(TLC_PARQUET_TEMPLATE) == TLC
     assert source_kind(LOCAL) is None
     assert source_kind("https://github.com/someone/else/{service}_{year}-{month:02d}.csv.gz") is None
@@ -43,7 +43,7 @@ def test_templates_are_told_apart_by_host():
     ],
 )
 def test_the_mirror_serves_2019_to_2021_07_only(service, month, served):
-    found = refusal(service, *month, DEFAULT_SOURCE_URL_TEMPLATE)
+    found = refusal(service, *month, MIRROR_TEMPLATE)
     assert (found is None) == served
     if not served:
         assert found is not None and found.serves == TLC_PARQUET_TEMPLATE
@@ -64,7 +64,7 @@ def test_a_source_of_unknown_holdings_is_never_refused_but_months_before_tlc_beg
 
 def test_the_refusal_names_reason_field_value_and_what_would_serve_it():
     with pytest.raises(ValidationError) as caught:
-        check_served("yellow", dt.date(2009, 1, 15), DEFAULT_SOURCE_URL_TEMPLATE)
+        check_served("yellow", dt.date(2009, 1, 15), MIRROR_TEMPLATE)
     error = caught.value.as_dict()
     assert (error["reason"], error["field"], error["value"]) == (UNSUPPORTED, "date", "2009-01-15")
     assert error["serves"] == TLC_PARQUET_TEMPLATE
@@ -73,7 +73,7 @@ def test_the_refusal_names_reason_field_value_and_what_would_serve_it():
 
 def test_backfill_refuses_a_range_the_mirror_cannot_serve_before_publishing_anything():
     publisher = FakePublisher()
-    mirror = Settings(**{**SETTINGS.__dict__, "source_url_template": DEFAULT_SOURCE_URL_TEMPLATE})
+    mirror = Settings(**{**SETTINGS.__dict__, "source_url_template": MIRROR_TEMPLATE})
     with pytest.raises(ValidationError) as caught:
         backfill.run(
             {"start": "2021-07-30", "end": "2021-08-02", "service": "yellow"}, mirror, publisher=publisher, now=NOW
