@@ -98,6 +98,14 @@ def ensure_table(client: Any, settings: Settings, service: str) -> None:
         if current.time_partitioning is not None and current.time_partitioning.expiration_ms != want_ms:
             current.time_partitioning = wanted.time_partitioning
             changed.append("time_partitioning")
+        have = {f.name for f in current.schema}
+        missing = [f for f in wanted.schema if f.name not in have]
+        if missing:  # a declared column a table from an older release lacks (yellow's 2009-2010 coordinates)
+            current.schema = [
+                *current.schema,
+                *(bq.SchemaField(f.name, f.field_type, mode="NULLABLE") for f in missing),
+            ]
+            changed.append("schema")
         described = {f.name: f.description for f in wanted.schema}
         if any(f.description != described.get(f.name, f.description) for f in current.schema):
             current.schema = [
@@ -106,7 +114,8 @@ def ensure_table(client: Any, settings: Settings, service: str) -> None:
                 else bq.SchemaField(f.name, f.field_type, mode=f.mode, description=described[f.name])
                 for f in current.schema
             ]
-            changed.append("schema")
+            if "schema" not in changed:
+                changed.append("schema")
         if changed:
             client.update_table(current, changed)
             logs.info("bigquery table definition updated", table=table_id(settings, service), fields=changed)
@@ -170,7 +179,8 @@ def add_columns(client: Any, settings: Settings, service: str, added: list[Any])
                 )
         new = [c for c in wanted if c.name not in have]
         if not new:
-            return list(table.schema) if len(table.schema) > len(columns(service)) else None
+            # the table's own order when it differs from the declared one (columns added later)
+            return list(table.schema) if [f.name for f in table.schema] != [c.name for c in columns(service)] else None
         table.schema = [
             *table.schema,
             *(bq.SchemaField(c.name, c.bq_type, mode="NULLABLE", description=c.description) for c in new),

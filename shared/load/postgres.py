@@ -47,6 +47,7 @@ from shared.load.postgres_ddl import (  # noqa: F401  (ident, table_ref: this mo
     comment_sql,
     copy_sql,
     create_table_sql,
+    declared_columns_sql,
     ident,
     ledger_sql,
     partition_ref,
@@ -79,7 +80,11 @@ def _partition_by_month(schema: str, service: str) -> Callable[[Any], Any]:
 def migrations(schema: str) -> list[tuple[str, list[Step]]]:
     """Ordered (id, steps); each step is idempotent, each id is applied once."""
     trips: list[Step] = [sql for service in SERVICES for sql in create_table_sql(schema, service)]
-    comments: list[Step] = [sql for service in SERVICES for sql in comment_sql(schema, service)]
+    # Re-applied whenever a column or its description changes (the fingerprint): a declared column
+    # a table from an older release lacks is added first, so its COMMENT and the COPYs find it.
+    comments: list[Step] = [
+        sql for service in SERVICES for sql in [*declared_columns_sql(schema, service), *comment_sql(schema, service)]
+    ]
     return [
         ("0001_ledger", list(ledger_sql(schema))),
         ("0002_trips_tables", trips),

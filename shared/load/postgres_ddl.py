@@ -88,6 +88,14 @@ def create_partition_sql(schema: str, service: str, day: dt.date) -> list[str]:
     ]
 
 
+def declared_columns_sql(schema: str, service: str) -> list[str]:
+    """Every declared column, added where a table made by an older release lacks it (issue 18 gave
+    yellow its 2009-2010 coordinates): without them that table's COMMENTs and COPYs fail. Nullable,
+    as every column here; a no-op on a table that has them."""
+    table = table_ref(schema, service)
+    return [f"ALTER TABLE {table} ADD COLUMN IF NOT EXISTS {ident(c.name)} {c.pg_type}" for c in columns(service)]
+
+
 def comment_sql(schema: str, service: str) -> list[str]:
     table = table_ref(schema, service)
     statements = [

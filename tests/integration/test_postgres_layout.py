@@ -105,9 +105,11 @@ def test_binary_copy_round_trips_nulls_empty_strings_unicode_and_special_floats(
 # ---- the migration of an unpartitioned table ---------------------------------------------------
 
 
-def make_legacy(schema: str, tables: list[pa.Table]) -> None:
-    """The layout before issue 19, as its migrations 0001-0003 left it, with rows."""
-    names = ", ".join(f'"{c.name}"' for c in columns("yellow"))
+def make_legacy(schema: str, tables: list[pa.Table], omit: tuple[str, ...] = (), comments_id: str = "") -> None:
+    """The layout before issue 19, as its migrations 0001-0003 left it, with rows. `omit`: declared
+    columns that release's tables lacked; `comments_id`: its 0003 id (another column fingerprint)."""
+    kept = {service: [c for c in columns(service) if c.name not in omit] for service in SERVICES}
+    names = ", ".join(f'"{c.name}"' for c in kept["yellow"])
     with connect() as conn:
         cursor = conn.cursor()
         cursor.execute(f'CREATE SCHEMA "{schema}"')
@@ -115,13 +117,15 @@ def make_legacy(schema: str, tables: list[pa.Table]) -> None:
             cursor.execute(sql)
         cursor.execute(f'CREATE TABLE "{schema}".schema_migrations (id text PRIMARY KEY, applied_at timestamptz)')
         for migration_id, _ in postgres_load.migrations(schema)[:3]:
+            migration_id = comments_id if comments_id and migration_id.startswith("0003_") else migration_id
             cursor.execute(f'INSERT INTO "{schema}".schema_migrations VALUES (%s, now())', (migration_id,))
         for service in SERVICES:
-            service_cols = ",\n  ".join(f'"{c.name}" {c.pg_type}' for c in columns(service))
+            service_cols = ",\n  ".join(f'"{c.name}" {c.pg_type}' for c in kept[service])
             cursor.execute(f'CREATE TABLE "{schema}".{service}_trips (\n  {service_cols}\n)')
             cursor.execute(f'CREATE INDEX {service}_trips_pickup_date_idx ON "{schema}".{service}_trips (pickup_date)')
         for table in tables:
-            stream = pg_binary.copy_chunks(table, list(columns("yellow")), 8192)
+            table = table.select([c.name for c in kept["yellow"]])
+            stream = pg_binary.copy_chunks(table, kept["yellow"], 8192)
             cursor.execute(f'COPY "{schema}".yellow_trips ({names}) FROM STDIN WITH (FORMAT binary)', stream=stream)
         conn.commit()
 
@@ -161,6 +165,33 @@ def test_an_unpartitioned_table_with_rows_is_moved_into_month_partitions_once(fr
     deliver(upload(fresh_bucket, on_day(real_day, dt.date(2021, 3, 5)), dt.date(2021, 3, 5)))
     after = {r[0]: r[1] for r in fingerprint(pg_schema)}
     assert after == {DAYS[0]: 96, DAYS[1]: 9, DAYS[2]: 96, dt.date(2021, 3, 5): 96}
+
+
+COORDINATES = ("pickup_longitude", "pickup_latitude", "dropoff_longitude", "dropoff_latitude")
+
+
+def test_tables_of_a_release_before_the_2009_coordinates_get_them_and_keep_loading(fresh_bucket, pg_schema, real_day):
+    """Issue 18 declared yellow's 2009-2010 coordinates: a deployment's yellow_trips made before
+    lacks them, and the re-applied comments (a new column fingerprint) and every COPY named them.
+    Before the fix: migrate failed 'column "pickup_longitude" ... does not exist' (42703)."""
+    make_legacy(pg_schema, [on_day(real_day, DAYS[0])], omit=COORDINATES, comments_id="0003_comments_0123456789ab")
+    before = fingerprint(pg_schema)
+
+    applied = migrate_now()
+    assert applied[0].startswith("0003_comments_") and applied[1:] == ["0004_partition_by_month"]
+    got = {
+        r[0]
+        for r in query(
+            "SELECT column_name FROM information_schema.columns "
+            "WHERE table_schema = %s AND table_name = 'yellow_trips'",
+            pg_schema,
+        )
+    }
+    assert set(COORDINATES) <= got
+    assert fingerprint(pg_schema) == before, "the rows are all there, coordinates null"
+    assert query(f'SELECT count(pickup_longitude) FROM "{pg_schema}".yellow_trips') == [[0]]
+    deliver(upload(fresh_bucket, on_day(real_day, DAYS[1]), DAYS[1]))
+    assert {r[0]: r[1] for r in fingerprint(pg_schema)} == {DAYS[0]: 96, DAYS[1]: 96}
 
 
 def test_two_loaders_migrating_at_once_move_the_table_once(fresh_bucket, pg_schema, real_day):
