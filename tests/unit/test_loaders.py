@@ -456,7 +456,10 @@ def test_migrations_are_ordered_and_idempotent_and_comments_follow_descriptions(
             if migration_id == "0004_partition_by_month":  # functions of the cursor: checked against PostgreSQL
                 assert callable(sql)
                 continue
-            assert sql.startswith(("CREATE TABLE IF NOT EXISTS", "CREATE INDEX IF NOT EXISTS", "COMMENT ON"))
+            assert sql.startswith(
+                ("CREATE TABLE IF NOT EXISTS", "CREATE INDEX IF NOT EXISTS", "COMMENT ON", "ALTER TABLE")
+            )
+            assert not sql.startswith("ALTER TABLE") or " ADD COLUMN IF NOT EXISTS " in sql
     from shared.core import schemas
 
     edited = tuple(
