@@ -141,9 +141,9 @@ def _replace(upstream: Any, reference: dict[str, Any], load: dict[str, Any]) -> 
         raise JobFailed("invalid", f"Invalid writeDisposition {disposition}")
     kind = {f["name"]: f.get("type", "").upper() for f in table["schema"]["fields"]}[field]
     in_day = f"`{field}` = DATE '{day}'" if kind == "DATE" else f"DATE(`{field}`) = DATE '{day}'"
-    # Parquet is matched by name: a NULLABLE column of the schema that the file lacks loads as NULL.
     in_file = _file_columns(load.get("sourceUris") or [])
-    fields = [f for f in (load.get("schema") or table["schema"])["fields"] if in_file is None or f["name"] in in_file]
+    given = {f["name"]: f for f in (load.get("schema") or table["schema"])["fields"]}
+    fields = list(given.values()) if in_file is None else [given[n] for n in in_file if n in given]
     columns = ", ".join(f"`{f['name']}`" for f in fields)
     staging = f"_staging_bridge_{base}_{stamp}_{uuid.uuid4().hex[:8]}"
     staged = f"{project}.{dataset}.{staging}"
@@ -226,18 +226,18 @@ def _add_fields(
     return _get_table(upstream, project, dataset, base)
 
 
-def _file_columns(uris: list[str]) -> set[str] | None:
-    """The columns of the parquet files (read from fake-gcs-server), or None if unknown."""
+def _file_columns(uris: list[str]) -> list[str] | None:
+    """The parquet files' columns in order (fake-gcs-server), or None; Google reads by name, the emulator by place."""
     host = os.environ.get("STORAGE_EMULATOR_HOST", "").rstrip("/")
     if not host or not uris or not all(u.startswith("gs://") for u in uris):
         return None
-    names: set[str] = set()
+    names: list[str] = []
     for uri in uris:
         bucket, _, name = uri[len("gs://") :].partition("/")
         url = f"{host}/storage/v1/b/{quote(bucket, safe='')}/o/{quote(name, safe='')}?alt=media"
         try:
             with urllib.request.urlopen(url, timeout=60) as response:
-                names |= set(pq.read_schema(pa.BufferReader(response.read())).names)
+                names += [n for n in pq.read_schema(pa.BufferReader(response.read())).names if n not in names]
         except (OSError, pa.ArrowException):
             return None  # the staged load reports what is wrong with the file
     return names
