@@ -66,27 +66,14 @@ wait_gcs() { wait_ready gcs "fake-gcs-server on 127.0.0.1:$PORT_GCS" http_ok "ht
 # ---- BigQuery: bqemulator (DuckDB) in .state/venv-bq ---------------------------
 
 # gs://bucket/object in a load job reads GCS_ROOT/bucket/object: fake-gcs-server's files.
-# Time travel off (retention 0): the emulator copies the whole table after every write and kept
-# each copy 7 days; at full size a month's 31 day loads left 31 copies of the month (1 GB seen).
-# DuckDB (inside the emulator) imports optional modules lazily, from its own threads too; the
-# emulator hung for good, both threads in importlib's _ModuleLock.acquire for "pandas" (py-spy
-# dump, a chaos soak's clean run), which venv-bq does not install. So, before it serves: what is
-# installed of DuckDB's import cache is imported, what is not is marked absent (a None entry in
-# sys.modules fails the import at once, without the module lock).
-BQ_PRELOAD='import importlib, importlib.util, sys
-for name in ("numpy", "pyarrow", "pyarrow.dataset", "pandas", "polars", "IPython", "fsspec"):
-    if importlib.util.find_spec(name.split(".")[0]) is None:
-        sys.modules[name] = None
-    else:
-        importlib.import_module(name)
-from bqemulator.cli import main
-sys.argv[0] = "bqemulator"
-sys.exit(main())'
-
+# Time travel off (retention 0): the emulator kept a copy of the whole table for 7 days after every
+# write (1 GB after a few full-size backfills). local/stack/bq_emulator.py starts it: it settles
+# DuckDB's optional imports first (a hang seen) and skips the copies a 0-day retention can never
+# read (they made each day's load cost grow with the whole table).
 start_bigquery() {
   mkdir -p "$STATE_DIR/bigquery/data" "$GCS_ROOT"
   start_service bigquery env HOME="$BQ_HOME" BQEMU_GCS_LOCAL_ROOT="$GCS_ROOT" BQEMU_TIME_TRAVEL_RETENTION_DAYS=0 \
-    "$BQ_VENV/bin/python" -c "$BQ_PRELOAD" start --rest-host 127.0.0.1 --rest-port "$PORT_BQ_EMULATOR" \
+    "$BQ_VENV/bin/python" "$REPO_ROOT/local/stack/bq_emulator.py" start --rest-host 127.0.0.1 --rest-port "$PORT_BQ_EMULATOR" \
     --grpc-host 127.0.0.1 --grpc-port "$PORT_BQ_GRPC" --project "$PROJECT" \
     --persistent --data-dir "$STATE_DIR/bigquery/data" --log-format console
 }
