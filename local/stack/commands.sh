@@ -302,8 +302,13 @@ cmd_test() {
     bash "$REPO_ROOT/infra/check.sh" || infra_rc=$?
   fi
   rm -rf "$STATE_DIR/iam"  # the record of this run's calls (local/stack/iam_enforce.py)
-  say "running: .venv/bin/pytest tests $*"
-  "$VENV/bin/pytest" tests "$@" || rc=$?
+  # `test tests/unit/test_x.py -k y` runs that file; bare options (`test -x -k y`) run them on tests/.
+  local where=(tests) arg
+  for arg in "$@"; do
+    [[ "$arg" != -* && -e "${arg%%::*}" ]] && where=() && break
+  done
+  say "running: .venv/bin/pytest ${where[*]} $*"
+  "$VENV/bin/pytest" "${where[@]}" "$@" || rc=$?
   "$PY" -m local.stack.iam_report --record "$STATE_DIR/iam" >"$STATE_DIR/iam-report.txt" 2>&1 &&
     say "IAM: $(head -1 "$STATE_DIR/iam-report.txt") (.state/iam-report.txt)"
   if ((rc == 0 && lint_rc != 0)); then
