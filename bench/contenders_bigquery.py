@@ -20,6 +20,7 @@ from typing import Any
 
 from bench.contenders_postgres import _load
 from bench.measure import Clock
+from bench.warehouse import day_republisher
 
 BIG_DATASET = "bench_bq_big"
 
@@ -56,21 +57,13 @@ def bq_big(spec: dict[str, Any], clock: Clock) -> dict[str, Any]:
     from google.cloud import bigquery as bq
 
     from functions import load_bigquery  # first: `shared` picks Arrow's allocator before pyarrow loads
-    from shared.core import clients, paths
+    from shared.core import clients
     from shared.core.settings import LOAD_BIGQUERY, get_settings
-    from shared.ingest.lake_write import upload_bytes
     from shared.load.bigquery import ensure_table, table_id
-    from tests.gcs_events import pubsub_notification_event
 
     day, service = dt.date.fromisoformat(spec["day"]), spec["service"]
-    name = paths.trips_object(service, day)
-    bucket = clients.storage().bucket(spec["bucket"])
-    blob = bucket.get_blob(name)
-    data = blob.download_as_bytes()
-
-    def new_version() -> Any:
-        fresh = upload_bytes(bucket, name, data, blob.metadata)
-        return pubsub_notification_event(spec["bucket"], name, fresh.generation)
+    new_version = day_republisher(spec)
+    bucket = clients.storage().bucket(spec["bucket"])  # the fill file goes beside the day
 
     def use(dataset: str) -> Any:
         os.environ["BQ_DATASET"] = dataset

@@ -26,6 +26,7 @@ from typing import Any
 
 from bench.contenders_postgres import _connect, _load
 from bench.measure import Clock
+from bench.warehouse import day_republisher
 
 BIG_SCHEMA = "bench_pg_big"
 
@@ -124,22 +125,13 @@ def pg_big(spec: dict[str, Any], clock: Clock) -> dict[str, Any]:
     import os
 
     from functions import load_postgres  # first: `shared` picks Arrow's allocator before pyarrow loads
-    from shared.core import clients, paths, pg
-    from shared.ingest.lake_write import upload_bytes
+    from shared.core import pg
     from shared.load.postgres import table_ref
-    from tests.gcs_events import pubsub_notification_event
 
     os.environ["PG_SCHEMA"] = BIG_SCHEMA  # one filled table for every round of the run
     spec = {**spec, "env": {**spec["env"], "PG_SCHEMA": BIG_SCHEMA}}
     day, service = dt.date.fromisoformat(spec["day"]), spec["service"]
-    name = paths.trips_object(service, day)
-    bucket = clients.storage().bucket(spec["bucket"])
-    blob = bucket.get_blob(name)
-    data = blob.download_as_bytes()
-
-    def new_version() -> Any:
-        fresh = upload_bytes(bucket, name, data, blob.metadata)
-        return pubsub_notification_event(spec["bucket"], name, fresh.generation)
+    new_version = day_republisher(spec)
 
     table = table_ref(BIG_SCHEMA, service)
     conn = _connect(spec)

@@ -6,7 +6,10 @@ from __future__ import annotations
 
 import argparse
 import contextlib
+import datetime as dt
+from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 BIG_ROWS = 50_000_000  # pg_big: rows already in the table (about 3 years of full-size yellow days)
 MIGRATE_ROWS = 5_000_000  # pg_migrate: rows of the unpartitioned table it moves
@@ -54,3 +57,23 @@ def bigquery(args: argparse.Namespace, gcs_root: Path) -> contextlib.AbstractCon
     from bench import servers_warehouse
 
     return servers_warehouse.bigquery(gcs_root, "bench")
+
+
+def day_republisher(spec: dict[str, Any]) -> Callable[[], Any]:
+    """A function that writes the round's day partition to the lake again, as a new generation
+    with the same bytes and metadata, and returns its finalize notification: what a loader
+    receives when the day is re-ingested. The warehouse contenders time loads of such events."""
+    from shared.core import clients, paths
+    from shared.ingest.lake_write import upload_bytes
+    from tests.gcs_events import pubsub_notification_event
+
+    name = paths.trips_object(spec["service"], dt.date.fromisoformat(spec["day"]))
+    bucket = clients.storage().bucket(spec["bucket"])
+    blob = bucket.get_blob(name)
+    data = blob.download_as_bytes()
+
+    def new_version() -> Any:
+        fresh = upload_bytes(bucket, name, data, blob.metadata)
+        return pubsub_notification_event(spec["bucket"], name, fresh.generation)
+
+    return new_version

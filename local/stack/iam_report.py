@@ -8,8 +8,10 @@ call needed, which are either to be removed or kept for a stated reason (`KEPT`)
 
     .venv/bin/python -m local.stack.iam_report [--record DIR] [--json] [--write-observed]
 
-`--write-observed` stores the distinct calls in local/stack/iam_data/observed_calls.json, which
-tests/unit/test_iam.py replays against iam.tf with each grant removed in turn.
+`--write-observed` adds the distinct calls to local/stack/iam_data/observed_calls.json, which
+tests/unit/test_iam.py replays against iam.tf with each grant removed in turn. It merges: a record
+of a few tests adds their calls and keeps the rest. `--replace` writes only this record's calls,
+which drops calls the code no longer makes; use it after a whole-suite run only.
 """
 
 from __future__ import annotations
@@ -105,6 +107,20 @@ def observed(entries: list[dict[str, Any]]) -> list[dict[str, Any]]:
     return [seen[key] for key in sorted(seen)]
 
 
+def _key(call: dict[str, Any]) -> tuple[Any, ...]:
+    return (call["function"], call["method"], tuple(tuple(c) for c in call["checks"]))
+
+
+def merged(stored: list[dict[str, Any]], new: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """The union of two lists of observed calls, in one order (a partial run never deletes calls)."""
+    union = {_key(call): call for call in [*stored, *new]}
+    return [union[key] for key in sorted(union)]
+
+
+def _stored() -> list[dict[str, Any]]:
+    return list(json.loads(OBSERVED.read_text())) if OBSERVED.exists() else []
+
+
 def render(summary: dict[str, Any]) -> str:
     lines = [f"distinct (function, API method) pairs exercised: {len(summary['pairs'])}, all checked"]
     lines += [f"  {pair}: {', '.join(outcomes)}" for pair, outcomes in summary["pairs"].items()]
@@ -129,6 +145,7 @@ def main(argv: list[str]) -> int:
     parser.add_argument("--record", type=Path, default=default)
     parser.add_argument("--json", action="store_true")
     parser.add_argument("--write-observed", action="store_true")
+    parser.add_argument("--replace", action="store_true", help="with --write-observed: this record's calls only")
     args = parser.parse_args(argv)
     entries = read(args.record)
     if not entries:
@@ -137,7 +154,8 @@ def main(argv: list[str]) -> int:
     summary = summarise(entries)
     print(json.dumps(summary, indent=1) if args.json else render(summary))
     if args.write_observed:
-        OBSERVED.write_text(json.dumps(observed(entries), indent=1) + "\n")
+        calls = observed(entries) if args.replace else merged(_stored(), observed(entries))
+        OBSERVED.write_text(json.dumps(calls, indent=1) + "\n")
     return 0
 
 

@@ -233,3 +233,12 @@ def test_each_function_may_store_large_events_under_its_own_quarantine_prefix_on
     )
     trips = iam_enforce.decide("backfill", call_for("POST", upload.format("trips/a"), None, never))
     assert not other.allowed and not trips.allowed and other.allowlisted is None
+
+
+def test_writing_the_calls_of_a_few_tests_keeps_the_stored_ones():
+    stored = json.loads(iam_report.OBSERVED.read_text())
+    one_new = {"function": "ingest", "method": "storage.objects.get", "checks": [["storage.objects.get", "b/x"]]}
+    merged = iam_report.merged(stored, [one_new, stored[0]])
+    assert len(merged) == len(stored) + 1 and one_new in merged
+    assert all(call in merged for call in stored)
+    assert iam_report.merged(stored, []) == stored  # the stored order is the order written
