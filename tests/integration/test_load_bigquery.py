@@ -260,3 +260,31 @@ def test_a_staging_table_left_by_a_load_the_emulator_died_under_is_dropped_by_th
     deliver(upload(fresh_bucket, real_day))
     assert day_count(dataset) == 96
     assert staging_tables(dataset) == [other_table]
+
+
+COORDINATES = ("pickup_longitude", "pickup_latitude", "dropoff_longitude", "dropoff_latitude")
+
+
+def test_a_table_of_an_older_release_gets_the_columns_declared_since_and_loads(fresh_bucket, dataset, real_day):
+    """Upgrade: yellow_trips as the release before issue 18 made it (no 2009-2010 coordinates, with a
+    day loaded). The new loader appends the declared columns it lacks (NULLABLE, described, at the
+    end) and loads a day into it; the old day keeps its rows, its new columns null."""
+    settings = get_settings_for(dataset)
+    old = bigquery_load.table_definition(settings, "yellow")
+    old.schema = [f for f in old.schema if f.name not in COORDINATES]
+    client = clients.bigquery()
+    client.create_table(old)
+    names = [f.name for f in old.schema]
+    earlier = real_day.select(names).set_column(
+        names.index("pickup_date"), "pickup_date", pa.array([DAY - dt.timedelta(days=1)] * len(real_day))
+    )
+    earlier_rows = [dict(r) for r in earlier.to_pylist()]
+    client.insert_rows(client.get_table(old.reference), earlier_rows)  # the old release's day
+    deliver(upload(fresh_bucket, real_day))
+    table = client.get_table(f"{dataset}.yellow_trips")
+    fields = [f.name for f in table.schema]
+    assert fields == [*names, *COORDINATES], fields
+    assert all(f.description and f.mode == "NULLABLE" for f in table.schema if f.name in COORDINATES)
+    assert day_count(dataset) == len(real_day) == 96
+    earlier_day = rows(dataset, f"pickup_date = DATE '{DAY - dt.timedelta(days=1)}'")
+    assert len(earlier_day) == 96 and all(r["pickup_longitude"] is None for r in earlier_day)
