@@ -23,11 +23,13 @@ import sys
 import tempfile
 import time
 from pathlib import Path
+from typing import Any
 
 if __package__ in (None, ""):  # run as a script (python bench/run.py): the repository is the root
     sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from bench import report, report_stages, servers, spawn, warehouse  # noqa: E402
+from bench.month import fmt, make_month  # noqa: E402
 from local.tlc_data import DEFAULT_SEED  # noqa: E402
 
 FULL_ROWS = 1_369_765  # yellow, January 2021, as published
@@ -88,6 +90,12 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
         help="the --stack backfill, then the cost model fed by its figures (bench/cost_model.py): dollars "
         "and wall time for a month and a year of each service at the Terraform defaults",
     )
+    parser.add_argument(
+        "--all",
+        action="store_true",
+        help="every contender (bq_big too), then the --cost backfill through the stack: every target of "
+        "issues 11 and 19 in one run, in one closing table",
+    )
     parser.add_argument("--year", type=int, help="with --stack: also backfill YEAR (12 months, default size)")
     parser.add_argument("--port-base", type=int, default=27000, help="with --stack: its TAXI_PORT_BASE (27000)")
     parser.add_argument(
@@ -98,8 +106,11 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     )
     args = parser.parse_args(argv)
     any_service = ("gunzip", "split", "ingest_31", "stages")
+    if args.all and (args.only is not None or args.stack or args.cost or args.service != "yellow"):
+        parser.error("--all: every contender, then the --cost backfill of yellow (no --only/--stack/--cost/--service)")
     if args.only is None:
         args.only = list(ALL) if args.service == "yellow" else list(any_service)
+        args.only += ["bq_big"] if args.all else []
     elif args.service != "yellow" and set(args.only) - set(any_service):
         parser.error(f"--service {args.service} runs only {', '.join(any_service)} (the others read yellow's columns)")
     args.rows = args.rows or (FULL_ROWS // QUICK_DIVISOR if args.quick else FULL_ROWS)
@@ -120,26 +131,6 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
 def _git_commit() -> str | None:
     proc = subprocess.run(["git", "rev-parse", "--short", "HEAD"], cwd=spawn.REPO, capture_output=True, text=True)
     return proc.stdout.strip() or None
-
-
-def make_month(tlc_root: Path, service: str, rows: int, seed: int) -> Path:
-    from local.tlc_data import generate_month
-    from local.tlc_files import write_month
-
-    if service == "fhvhv":  # TLC's own 24-column parquet (the mirror's fhvhv CSVs have 7 columns), day by day
-        from local.tlc_eras import write_parquet_month
-        from shared.core.eras import TLC, era
-
-        hv = era(service, TLC, 2021, 1)
-        assert hv is not None
-        return write_parquet_month(tlc_root / service / f"{service}_tripdata_2021-01.parquet", hv, 2021, 1, rows)
-    path = tlc_root / service / f"{service}_tripdata_2021-01.csv.gz"
-    write_month(path, generate_month(service, 2021, 1, rows=rows, seed=seed))
-    return path
-
-
-def _fmt(source: Path) -> str:
-    return "parquet" if source.suffix == ".parquet" else "csv.gz"
 
 
 def day_files(split_out: Path, day: dt.date, work: Path) -> tuple[Path, Path]:
@@ -173,7 +164,7 @@ def run_round(
     rnd: report.Round = {}
     out = work / f"out-{index}"
     out.mkdir()
-    base = {"source": str(source), "fmt": _fmt(source), "service": args.service, "year": 2021, "month": 1}
+    base = {"source": str(source), "fmt": fmt(source), "service": args.service, "year": 2021, "month": 1}
     for name in (n for n in MONTH_CONTENDERS if n in args.only):
         spec = {**base, "out": str(out / name)}
         if name in ("ingest_31", "stages"):
@@ -206,13 +197,14 @@ def _meta(args: argparse.Namespace, source: Path, started: float) -> dict[str, o
         "service": args.service,
         "month": "2021-01",
         "rows": args.rows,
-        "fmt": _fmt(source),
+        "fmt": fmt(source),
         "seed": args.seed,
         "source_mb": source.stat().st_size / 1e6,
         "runs": args.runs,
         "quick": args.quick,
         "day": args.day.isoformat(),
         "big_rows": args.big_rows,
+        "bq_days": args.bq_days,
         "commit": _git_commit(),
         "python": platform.python_version(),
         "cpus": os.cpu_count(),
@@ -221,9 +213,10 @@ def _meta(args: argparse.Namespace, source: Path, started: float) -> dict[str, o
     }
 
 
-def run_stack(args: argparse.Namespace, source: Path, work: Path, started: float) -> int:
+def run_stack(args: argparse.Namespace, source: Path, work: Path, started: float) -> dict[str, Any]:
     from bench import stack
 
+    args.cost = args.cost or args.all
     with servers.tlc_host(source.parents[1]) as tlc_url:
         result = stack.run(source, args.service, work, tlc_url, args.port_base, args.year, cost=args.cost)
     meta = _meta(args, source, started)
@@ -233,11 +226,13 @@ def run_stack(args: argparse.Namespace, source: Path, work: Path, started: float
 
         text, result["cost"] = report_cost.markdown(result, args.rows)
         print("\n" + text)
-    path = args.json.with_name("stack.json") if args.json.name == "results.json" else args.json
+    path = args.json  # --all: beside the contenders' figures, not over them
+    if args.json.name == "results.json" or args.all:
+        path = args.json.with_name("stack.json" if args.json.name == "results.json" else f"{args.json.stem}-stack.json")
     path.parent.mkdir(parents=True, exist_ok=True)
     path.write_text(json.dumps({"meta": meta, "stack": result}, indent=1, default=str))
     print(f"\nraw figures: {path} ({meta['seconds']:.0f} s in all)", file=sys.stderr)
-    return 0
+    return result
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -248,7 +243,7 @@ def main(argv: list[str] | None = None) -> int:
         tlc_root = work / "tlc"
         source = make_month(tlc_root, args.service, args.rows, args.seed)
         print(
-            f"generated {args.rows:,} rows ({source.stat().st_size / 1e6:.1f} MB {_fmt(source)}) in "
+            f"generated {args.rows:,} rows ({source.stat().st_size / 1e6:.1f} MB {fmt(source)}) in "
             f"{time.monotonic() - started:.0f} s; "
             + (
                 "the backfill through a throwaway stack"
@@ -259,7 +254,8 @@ def main(argv: list[str] | None = None) -> int:
             flush=True,
         )
         if args.stack:
-            return run_stack(args, source, work, started)
+            run_stack(args, source, work, started)
+            return 0
         with (
             servers.tlc_host(tlc_root) as tlc_url,
             servers.fake_gcs(work / "gcs") as gcs,
@@ -271,7 +267,7 @@ def main(argv: list[str] | None = None) -> int:
                 "STORAGE_EMULATOR_HOST": gcs,
                 "GCP_PROJECT": "bench",
                 "DEAD_LETTER_TOPIC": "bench-dead-letter",
-                "SOURCE_URL_TEMPLATE": tlc_url + "/{service}/{service}_tripdata_{year}-{month:02d}." + _fmt(source),
+                "SOURCE_URL_TEMPLATE": tlc_url + "/{service}/{service}_tripdata_{year}-{month:02d}." + fmt(source),
                 "LOG_LEVEL": "INFO",
             }
             rounds = [run_round(i, args, source, work, env, pg) for i in range(args.runs)]
@@ -284,6 +280,8 @@ def main(argv: list[str] | None = None) -> int:
         args.json.parent.mkdir(parents=True, exist_ok=True)
         args.json.write_text(json.dumps({"meta": meta, "summary": summary, "runs": rounds}, indent=1))
         print(f"\nraw figures: {args.json} ({meta['seconds']:.0f} s in all)", file=sys.stderr)
+        if args.all:  # the same month through the stack, then every target of this run in one table
+            print("\n" + report.all_targets_markdown(summary, run_stack(args, source, work, started)))
         return 0
     finally:
         shutil.rmtree(work, ignore_errors=True)
