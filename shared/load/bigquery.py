@@ -93,33 +93,49 @@ def ensure_table(client: Any, settings: Settings, service: str) -> None:
     wanted = table_definition(settings, service)
     with _ensured_lock:
         current = client.create_table(wanted, exists_ok=True)
-        changed = []
-        want_ms = wanted.time_partitioning.expiration_ms
-        if current.time_partitioning is not None and current.time_partitioning.expiration_ms != want_ms:
-            current.time_partitioning = wanted.time_partitioning
-            changed.append("time_partitioning")
-        have = {f.name for f in current.schema}
-        missing = [f for f in wanted.schema if f.name not in have]
-        if missing:  # a declared column a table from an older release lacks (yellow's 2009-2010 coordinates)
-            current.schema = [
-                *current.schema,
-                *(bq.SchemaField(f.name, f.field_type, mode="NULLABLE") for f in missing),
-            ]
-            changed.append("schema")
-        described = {f.name: f.description for f in wanted.schema}
-        if any(f.description != described.get(f.name, f.description) for f in current.schema):
-            current.schema = [
-                f
-                if f.name not in described
-                else bq.SchemaField(f.name, f.field_type, mode=f.mode, description=described[f.name])
-                for f in current.schema
-            ]
-            if "schema" not in changed:
-                changed.append("schema")
-        if changed:
-            client.update_table(current, changed)
+        for _ in range(5):
+            changed = _align(current, wanted)
+            if not changed:
+                break
+            try:  # the update carries the table's etag (If-Match): a concurrent change is a 412
+                client.update_table(current, changed)
+            except gexc.PreconditionFailed:  # another loader aligned or evolved it since: read it again
+                current = client.get_table(wanted.reference)
+                continue
             logs.info("bigquery table definition updated", table=table_id(settings, service), fields=changed)
+            break
+        else:
+            raise TransientError(
+                f"the definition of {table_id(settings, service)} kept changing", reason="bigquery_schema_busy"
+            )
         _ensured.add(table_id(settings, service))
+
+
+def _align(current: bq.Table, wanted: bq.Table) -> list[str]:
+    """Bring `current` (the table as read) to `wanted` in place: expiration, declared columns a table
+    of an older release lacks (NULLABLE, at the end: yellow's 2009-2010 coordinates), descriptions.
+    Columns added by schema evolution are kept. Returns the fields to update (none: nothing to do)."""
+    changed = []
+    want_ms = wanted.time_partitioning.expiration_ms
+    if current.time_partitioning is not None and current.time_partitioning.expiration_ms != want_ms:
+        current.time_partitioning = wanted.time_partitioning
+        changed.append("time_partitioning")
+    have = {f.name for f in current.schema}
+    missing = [f for f in wanted.schema if f.name not in have]
+    if missing:
+        current.schema = [*current.schema, *(bq.SchemaField(f.name, f.field_type, mode="NULLABLE") for f in missing)]
+        changed.append("schema")
+    described = {f.name: f.description for f in wanted.schema}
+    if any(f.description != described.get(f.name, f.description) for f in current.schema):
+        current.schema = [
+            f
+            if f.name not in described
+            else bq.SchemaField(f.name, f.field_type, mode=f.mode, description=described[f.name])
+            for f in current.schema
+        ]
+        if "schema" not in changed:
+            changed.append("schema")
+    return changed
 
 
 def job_id(kind: str, table: str, day: dt.date, generation: int, suffix: str = "") -> str:
