@@ -31,9 +31,9 @@ def _ready(url: str) -> bool:
 @contextlib.contextmanager
 def bigquery(gcs_root: Path, project: str) -> Iterator[str]:
     """bqemulator + bridge; yields BIGQUERY_EMULATOR_HOST (the bridge's address)."""
-    emulator_bin = REPO / ".state" / "venv-bq" / "bin" / "bqemulator"
-    if not emulator_bin.exists():
-        raise ServerError(f"{emulator_bin} missing: run ./local_emulator.sh up once (it builds .state/venv-bq)")
+    emulator_python = REPO / ".state" / "venv-bq" / "bin" / "python"
+    if not emulator_python.exists():
+        raise ServerError(f"{emulator_python} missing: run ./local_emulator.sh up once (it builds .state/venv-bq)")
     root = Path(tempfile.mkdtemp(prefix="bench-bigquery-"))
     emulator_port, grpc_port, bridge_port = free_port(), free_port(), free_port()
     env = {
@@ -48,7 +48,9 @@ def bigquery(gcs_root: Path, project: str) -> Iterator[str]:
         with open(log, "wb") as out:
             procs.append(
                 subprocess.Popen(
-                    [str(emulator_bin), "start", "--rest-host", "127.0.0.1", "--rest-port", str(emulator_port)]
+                    # started as the stack starts it (local/stack/bq_emulator.py: no unreadable table copies)
+                    [str(emulator_python), str(REPO / "local" / "stack" / "bq_emulator.py"), "start"]
+                    + ["--rest-host", "127.0.0.1", "--rest-port", str(emulator_port)]
                     + ["--grpc-host", "127.0.0.1", "--grpc-port", str(grpc_port), "--project", project]
                     + ["--persistent", "--data-dir", str(root / "data"), "--log-format", "console"],
                     env=env,
