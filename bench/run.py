@@ -123,7 +123,7 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
         parser.error("--rows and --runs must be positive")
     if args.day.strftime("%Y-%m") != "2021-01":
         parser.error(f"--day must be in the benchmark's month, 2021-01 (got {args.day})")
-    if any(name.startswith("pg_") for name in args.only):  # their day comes from these two
+    if any(name in PG_CONTENDERS for name in args.only):  # their day (pg_*, bq_big) comes from these two
         args.only += [name for name in ("split", "ingest_31") if name not in args.only]
     return args
 
