@@ -59,13 +59,6 @@ TARGETS = (
         "x",
         ("pg_big", "pg_ours"),
     ),
-    Target(  # issue 19 §1, the BigQuery path the stack can measure: the emulator behind the bridge
-        "BigQuery day into a 90-day table / into an empty one",
-        lambda r: r["bq_big"]["wall"] / r["bq_big"]["empty_wall"],
-        1.2,
-        "x",
-        ("bq_big",),
-    ),
 )
 
 

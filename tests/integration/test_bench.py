@@ -64,7 +64,6 @@ def test_quick_benchmark_runs_every_contender_on_comparable_work(quick_all):
         "Postgres day load wall / psql \\copy",
         "Postgres new day into the big table / into an empty one",
         "Postgres day replace in the big table / in an empty one",
-        "BigQuery day into a 90-day table / into an empty one",
     }
     assert run["bq_big"]["rows_out"] == day_rows and run["bq_big"]["partitions"] == data["meta"]["bq_days"] + 1
     assert "| target | measured | limit |" in proc_stdout
