@@ -50,10 +50,14 @@ fake_gcs_bin() {
 # The finalize notifications go to taxi-lake-events, which must exist before it starts. Only objects
 # under trips/, as the deployed GCS notification (infra/terraform/pubsub.tf, object_name_prefix): a
 # runs/, raw/ or staging/ write wakes no loader, locally as in Google Cloud.
+# An object file with no metadata (fake-gcs-server killed mid-upload) makes every listing over it
+# answer 404: local/stack/gcs_fsck.py sets such files aside before the server starts.
 start_gcs() {
   local bin
   bin="$(fake_gcs_bin)"
-  mkdir -p "$GCS_ROOT"
+  mkdir -p "$GCS_ROOT" "$LOG_DIR"
+  "$PY" -m local.stack.gcs_fsck "$GCS_ROOT" "$STATE_DIR/gcs-uncommitted" >>"$LOG_DIR/gcs.log" 2>&1 ||
+    die "local/stack/gcs_fsck.py failed on $GCS_ROOT (see $LOG_DIR/gcs.log)"
   start_service gcs env PUBSUB_EMULATOR_HOST="127.0.0.1:$PORT_PUBSUB" "$bin" \
     -scheme http -host 127.0.0.1 -port "$PORT_GCS" -external-url "http://127.0.0.1:$PORT_GCS" \
     -backend filesystem -filesystem-root "$GCS_ROOT" \
