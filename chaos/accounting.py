@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import datetime as dt
 import json
+from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
@@ -29,20 +30,27 @@ def accounting(
     dead: observe.DeadLetters,
     log_counts: dict[str, Any],
     ledger_kills: list[dt.datetime] | None = None,
+    published_at: Mapping[tuple[str, str, int], dt.datetime] | None = None,
 ) -> dict[str, Any]:
     """Outcomes by kind; records still in flight after the last Pub/Sub restart are stuck, unless
-    a `running` one was written just before the ledger's store was killed (`ledger_kills`)."""
+    a `running` one was written just before the ledger's store was killed (`ledger_kills`), or its
+    message was published before a restart that came before its attempt (`published_at`, from the
+    relay's log: the relay held it across the restart, so the emulator that could redeliver it
+    was gone; the harness renotified its object)."""
     last_restart = max(pubsub_restarts, default=None)
     by_outcome: dict[str, int] = {}
     for _, _, record in records:
         by_outcome[record.outcome] = by_outcome.get(record.outcome, 0) + 1
     superseded = superseded_queued(records)
-    stuck, lost, outcome_lost = [], 0, []
+    stuck, lost, held, outcome_lost = [], 0, 0, []
     for service, day, record in observe.in_flight(records):
         if (service, day, record.event_id) in superseded:
             continue
         if last_restart is not None and record.updated_at is not None and record.updated_at <= last_restart:
             lost += 1  # its message died with the emulator; republished by the harness
+            continue
+        if _held_across_a_restart(record, pubsub_restarts, published_at or {}):
+            held += 1
             continue
         entry = {"service": service, "date": day.isoformat(), **record.as_dict()}
         if record.outcome == "running" and _before_a_kill(record.updated_at, ledger_kills or []):
@@ -61,6 +69,7 @@ def accounting(
         "records_by_outcome": dict(sorted(by_outcome.items())),
         "stuck": stuck,
         "in_flight_lost_with_pubsub": lost,
+        "in_flight_held_across_a_pubsub_restart": held,
         "outcome_lost_with_the_ledger_store": outcome_lost,
         "dead_letters": len(dead.letters),
         "dead_letters_by_reason": dead.by_reason(),
@@ -102,6 +111,39 @@ def repair_runs(logs: Path) -> list[dict[str, Any]]:
         if isinstance(body, dict) and body.get("from_ledger") is True and "published" in body:
             runs.append({k: body.get(k) for k in ("published", "planned", "waiting", "left_to_person")})
     return runs
+
+
+def relay_publish_times(logs: Path) -> dict[tuple[str, str, int], dt.datetime]:
+    """(function, message id, attempt) -> when the message was published, from the relay's
+    delivery lines (local/stack/push_relay.py)."""
+    from local.stack.resources import PUSH_SUBSCRIPTIONS
+
+    functions = {name: target.lower() for name, (_topic, target) in PUSH_SUBSCRIPTIONS.items()}
+    try:
+        text = (logs / "relay.log").read_text(errors="replace")
+    except OSError:
+        return {}
+    found: dict[tuple[str, str, int], dt.datetime] = {}
+    for line in text.splitlines():
+        if '"published_at"' not in line:
+            continue
+        try:
+            body = json.loads(line)
+            function = functions[str(body["subscription"]).rsplit("/", 1)[-1]]
+            found[(function, str(body["message_id"]), int(body["attempt"]))] = dt.datetime.fromisoformat(
+                body["published_at"]
+            )
+        except (ValueError, KeyError, TypeError):
+            continue
+    return found
+
+
+def _held_across_a_restart(
+    record: Any, restarts: list[dt.datetime], published_at: Mapping[tuple[str, str, int], dt.datetime]
+) -> bool:
+    published = published_at.get((record.function, record.event_id, record.attempt))
+    updated = record.updated_at
+    return published is not None and updated is not None and any(published < restart <= updated for restart in restarts)
 
 
 def _before_a_kill(updated: dt.datetime | None, kills: list[dt.datetime]) -> bool:

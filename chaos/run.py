@@ -154,7 +154,8 @@ def execute(
             logs = Path(env["TAXI_STATE_DIR"])
             counts = {**throwaway.log_counts(logs), "repair_runs": accounting.repair_runs(logs / "logs")}
             store_kills = [dt.datetime.fromisoformat(f["at"]) for f in run.faults if f["kind"] in ("gcs", "gcs_outage")]
-            account = accounting.accounting(run.pubsub_restarts, records, dead, counts, store_kills)
+            published_at = accounting.relay_publish_times(logs / "logs")
+            account = accounting.accounting(run.pubsub_restarts, records, dead, counts, store_kills, published_at)
     finally:
         source.shutdown()
     return {

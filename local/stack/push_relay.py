@@ -132,6 +132,9 @@ class PushRelay:
     def _deliver(self, route: Route, message: Any) -> None:
         attempt = message.delivery_attempt or self._count_locally(message.message_id)
         status, error = self._post(route, push_body(message, route.subscription, message.delivery_attempt))
+        # When it was published: a message older than the emulator's last start was pulled before
+        # a restart and can no longer be nacked or redelivered (chaos/accounting.py reads it).
+        published = message.publish_time.isoformat() if message.publish_time else None
         if status in ACK_STATUSES:
             message.ack()
             with self._lock:
@@ -142,6 +145,7 @@ class PushRelay:
                 message_id=message.message_id,
                 attempt=attempt,
                 status=status,
+                published_at=published,
             )
             return
         fields = {
@@ -151,6 +155,7 @@ class PushRelay:
             "attempt": attempt,
             "status": status,
             "error": error,
+            "published_at": published,
         }
         if route.max_delivery_attempts and attempt >= route.max_delivery_attempts:
             # The emulator forwards it to the dead-letter topic on this nack, as Google would.

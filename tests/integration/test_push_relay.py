@@ -9,6 +9,7 @@ answering as the test says, and a relay started in this process with short backo
 from __future__ import annotations
 
 import base64
+import datetime as dt
 import json
 import threading
 import time
@@ -169,6 +170,8 @@ def test_a_failing_endpoint_gets_the_message_again_until_it_succeeds(relayed, pu
         ("delivered", 3),
     ]
     assert all(fields["message_id"] == message_id for _, fields in run.events)
+    published = {fields["published_at"] for _, fields in run.events}  # what chaos/accounting.py reads
+    assert len(published) == 1 and dt.datetime.fromisoformat(published.pop()) <= dt.datetime.now(dt.UTC)
     run.stop()
     assert pubsub.drain(run.subscription) == [], "acked: nothing left on the subscription"
 

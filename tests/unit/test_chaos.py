@@ -7,6 +7,7 @@ from __future__ import annotations
 import copy
 import datetime as dt
 import gzip
+import json
 import urllib.error
 import urllib.request
 from pathlib import Path
@@ -247,3 +248,30 @@ def test_a_running_record_whose_outcome_met_a_dead_ledger_store_is_counted_apart
     assert [r["event_id"] for r in result["outcome_lost_with_the_ledger_store"]] == ["50"]
     assert sorted(r["event_id"] for r in result["stuck"]) == ["51", "52"]
     assert len(accounting.accounting([], records, dead, {})["stuck"]) == 3, "no kill, no excuse"
+
+
+def test_a_record_whose_message_the_relay_held_across_a_pubsub_restart_is_counted_apart(tmp_path):
+    """Seed 2's rerun: the relay pulled 8 notifications before a Pub/Sub restart, pushed them after it
+    (attempt 3), the loader was killed; the new emulator never knew them. Not stuck: lost with Pub/Sub.
+    A message published after the restart, or another attempt's record, is still stuck."""
+    restart = dt.datetime(2026, 12, 6, 11, 26, 27, tzinfo=dt.UTC)
+    d = dt.date(2019, 1, 6)
+    lines = [
+        {"subscription": "projects/p/subscriptions/taxi-lake-bigquery-push", "message_id": "667", "attempt": 3,
+         "published_at": (restart - dt.timedelta(seconds=20)).isoformat(), "event": "delivery_failed"},
+        {"subscription": "projects/p/subscriptions/taxi-lake-bigquery-push", "message_id": "12", "attempt": 1,
+         "published_at": (restart + dt.timedelta(seconds=2)).isoformat(), "event": "delivery_failed"},
+    ]  # fmt: skip
+    (tmp_path / "relay.log").write_text("\n".join(json.dumps(line) for line in lines) + "\nnot json\n")
+    published = accounting.relay_publish_times(tmp_path)
+    assert published[("load_bigquery", "667", 3)] == restart - dt.timedelta(seconds=20)
+    after = restart + dt.timedelta(seconds=9)
+    held = RunRecord("load_bigquery", "667", "running", 3, updated_at=after)
+    new = RunRecord("load_bigquery", "12", "running", 1, updated_at=after)
+    other_attempt = RunRecord("load_bigquery", "667", "running", 4, updated_at=after)
+    records = [("yellow", d, held), ("yellow", d, new), ("yellow", d, other_attempt)]
+    dead = observe.DeadLetters({"GCP_PROJECT": "p"})
+    result = accounting.accounting([restart], records, dead, {}, [], published)
+    assert result["in_flight_held_across_a_pubsub_restart"] == 1
+    assert sorted((r["event_id"], r["attempt"]) for r in result["stuck"]) == [("12", 1), ("667", 4)]
+    assert len(accounting.accounting([restart], records, dead, {})["stuck"]) == 3, "no relay log, no excuse"
