@@ -110,6 +110,12 @@ class PushRelay:
                     max_messages=self.max_messages,
                     # held while queued for a worker, a full-length request and its backoff
                     max_lease_duration=max(3600.0, route.ack_deadline + route.max_backoff + 600),
+                    # Each lease extension is the subscription's ack deadline, as Google gives a pushed
+                    # message. The client's default (its 10-60 s ack-latency estimate) let a relay
+                    # starved of CPU for under a minute lose every lease it held: the emulator
+                    # redelivered them while their pushes ran, each copy pushed again, and the
+                    # duplicates made more load (issue 21: chaos clean runs in a redelivery storm).
+                    min_duration_per_lease_extension=int(route.ack_deadline),  # the client caps it at 600 s
                 ),
                 scheduler=ThreadScheduler(executor=executor),
                 await_callbacks_on_shutdown=False,
