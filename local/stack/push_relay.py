@@ -36,7 +36,7 @@ from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
 from local.stack.delayer import Delayer, json_log
-from local.stack.push_protocol import ACK_STATUSES, Route, backoff_seconds, push_body
+from local.stack.push_protocol import ACK_STATUSES, ACKED, PUSH, Copies, Route, backoff_seconds, push_body
 from shared.core.pubsub_clients import subscriber_client
 
 RESUBSCRIBE_PAUSE_SECONDS = 2.0
@@ -66,6 +66,7 @@ class PushRelay:
         self._lock = threading.Lock()
         self._futures: dict[str, Any] = {}
         self._local_attempts: dict[str, int] = {}  # only for subscriptions without delivery_attempt
+        self._copies = Copies()  # a message handed out again while pushed or once acked: not pushed again
         self._supervisors: list[threading.Thread] = []
         self._subscriber: Any = None
 
@@ -136,13 +137,22 @@ class PushRelay:
     # ---- one delivery ----------------------------------------------------------------
 
     def _deliver(self, route: Route, message: Any) -> None:
+        key = (route.subscription, message.message_id)
+        seen = self._copies.claim(key, message)
+        if seen != PUSH:  # a copy of a message being pushed (answered with it) or acked: not pushed again
+            if seen == ACKED:
+                message.ack()
+            self.log(f"copy_{seen}", subscription=route.subscription, message_id=message.message_id,
+                     attempt=message.delivery_attempt)  # fmt: skip
+            return
         attempt = message.delivery_attempt or self._count_locally(message.message_id)
         status, error = self._post(route, push_body(message, route.subscription, message.delivery_attempt))
         # When it was published: a message older than the emulator's last start was pulled before
         # a restart and can no longer be nacked or redelivered (chaos/accounting.py reads it).
         published = message.publish_time.isoformat() if message.publish_time else None
         if status in ACK_STATUSES:
-            message.ack()
+            for handle in (message, *self._copies.release(key, acked=True)):
+                handle.ack()
             with self._lock:
                 self._local_attempts.pop(message.message_id, None)
             self.log(
@@ -166,11 +176,16 @@ class PushRelay:
         if route.max_delivery_attempts and attempt >= route.max_delivery_attempts:
             # The emulator forwards it to the dead-letter topic on this nack, as Google would.
             self.log("dead_lettered", **fields, max_delivery_attempts=route.max_delivery_attempts)
-            message.nack()
+            self._nack(key, message)
             return
         delay = backoff_seconds(attempt, route.min_backoff, route.max_backoff)
         self.log("delivery_failed", **fields, retry_in_s=round(delay, 3))
-        self._delayer.call_later(delay, message.nack)
+        self._delayer.call_later(delay, lambda: self._nack(key, message))
+
+    def _nack(self, key: tuple[str, str], message: Any) -> None:
+        """The message and the copies that joined it, back to the emulator (the newest handle counts)."""
+        for handle in (message, *self._copies.release(key)):
+            handle.nack()
 
     def _post(self, route: Route, body: dict[str, Any]) -> tuple[int | None, str | None]:
         import requests

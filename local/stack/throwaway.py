@@ -74,6 +74,8 @@ def log_counts(state: Path) -> dict[str, int]:
         "function_retries": sum(t.count("will be retried") for n, t in text.items() if n.startswith("fn-")),
         "failed_pushes": relay.count('"event": "delivery_failed"'),  # the relay's json.dumps lines
         "relay_dead_letters": relay.count('"event": "dead_lettered"'),
+        # copies of a message the emulator handed out again while it was pushed or once acked (not pushed)
+        "relay_copies": relay.count('"event": "copy_joined"') + relay.count('"event": "copy_acked"'),
         "dead_letters": sum(t.count("rejected the event") for n, t in text.items() if n.startswith("fn-")),
         "ingest_outcomes": text.get("fn-ingest.log", "").count('"function":"ingest"'),
     }

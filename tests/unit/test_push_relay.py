@@ -12,7 +12,7 @@ import pytest
 
 from local.stack import resources
 from local.stack.delayer import Delayer
-from local.stack.push_protocol import ACK_STATUSES, Route, backoff_seconds, push_body
+from local.stack.push_protocol import ACK_STATUSES, ACKED, JOINED, PUSH, Copies, Route, backoff_seconds, push_body
 
 
 @pytest.mark.parametrize(("attempt", "expected"), [(1, 1), (2, 2), (3, 4), (4, 8), (5, 10), (60, 10), (0, 1)])
@@ -129,3 +129,70 @@ def test_the_ledger_delivery_budget_is_the_relays_policy():
     assert ledger_record.PUSH_ATTEMPTS == resources.TERRAFORM_MAX_DELIVERY_ATTEMPTS
     assert ledger_record.PUSH_MAX_BACKOFF_SECONDS == resources.MAX_BACKOFF_SECONDS
     assert ledger_record.PUSH_ACK_DEADLINE_SECONDS == resources.ACK_DEADLINE_SECONDS
+
+
+def test_a_message_is_pushed_once_at_a_time_and_not_again_once_acked():
+    now = [100.0]
+    copies = Copies(remember_seconds=600, clock=lambda: now[0])
+    key = ("projects/p/subscriptions/s", "7")
+    assert copies.claim(key, "first") == PUSH
+    assert copies.claim(key, "copy") == JOINED  # handed out again while its push runs
+    assert copies.release(key, acked=True) == ["copy"]
+    assert copies.claim(key, "late copy") == ACKED  # handed out again after the ack
+    now[0] += 601
+    assert copies.claim(key, "much later") == PUSH  # beyond the ack deadline: a redelivery Google makes too
+    assert copies.release(key) == [] and copies.claim(key, "after a failure") == PUSH
+
+
+def test_the_relay_answers_a_copy_with_its_message_and_pushes_once():
+    """A real HTTP endpoint holds the first push; a copy handed out meanwhile is not pushed, and
+    is acked with the message; a copy after the ack is acked without a push."""
+    from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+
+    from local.stack.push_relay import PushRelay
+
+    pushes, release = [], threading.Event()
+
+    class Handler(BaseHTTPRequestHandler):
+        def do_POST(self) -> None:  # noqa: N802
+            self.rfile.read(int(self.headers["Content-Length"]))
+            pushes.append(time.monotonic())
+            release.wait(10)
+            self.send_response(204)
+            self.end_headers()
+
+        def log_message(self, *args) -> None:
+            pass
+
+    server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    events: list[tuple[str, dict]] = []
+    relay = PushRelay([], log=lambda event, **fields: events.append((event, fields)))
+    route = Route("projects/p/subscriptions/s", f"http://127.0.0.1:{server.server_port}/", ack_deadline=30)
+
+    def handle(attempt: int) -> SimpleNamespace:
+        done: list[str] = []
+        return SimpleNamespace(
+            **vars(message(delivery_attempt=attempt)), done=done,
+            ack=lambda: done.append("ack"), nack=lambda: done.append("nack"),
+        )  # fmt: skip
+
+    try:
+        first, copy, late = handle(1), handle(2), handle(3)
+        pushing = threading.Thread(target=relay._deliver, args=(route, first))
+        pushing.start()
+        deadline = time.monotonic() + 10
+        while not pushes and time.monotonic() < deadline:
+            time.sleep(0.01)
+        relay._deliver(route, copy)  # returns at once: joined
+        assert copy.done == [] and len(pushes) == 1
+        release.set()
+        pushing.join(10)
+        assert first.done == ["ack"] and copy.done == ["ack"]
+        relay._deliver(route, late)
+        assert late.done == ["ack"] and len(pushes) == 1
+        assert [e for e, _ in events] == ["copy_joined", "delivered", "copy_acked"]
+    finally:
+        release.set()
+        server.shutdown()
+        server.server_close()
