@@ -86,10 +86,10 @@ class Copies:
         self._remember = remember_seconds
         self._clock = clock or time.monotonic
         self._lock = threading.Lock()
-        self._pushing: dict[tuple[str, str], list[Any]] = {}
-        self._acked: dict[tuple[str, str], float] = {}
+        self._pushing: dict[tuple[str, ...], list[Any]] = {}
+        self._acked: dict[tuple[str, ...], float] = {}
 
-    def claim(self, key: tuple[str, str], handle: Any) -> str:
+    def claim(self, key: tuple[str, ...], handle: Any) -> str:
         """PUSH (the caller pushes it), JOINED (held with the push under way) or ACKED."""
         with self._lock:
             now = self._clock()
@@ -103,7 +103,7 @@ class Copies:
             self._pushing[key] = []
             return PUSH
 
-    def release(self, key: tuple[str, str], acked: bool = False) -> list[Any]:
+    def release(self, key: tuple[str, ...], acked: bool = False) -> list[Any]:
         """The copies that joined the push of `key`; `acked`: remember the message as acked."""
         with self._lock:
             if acked:

@@ -137,7 +137,8 @@ class PushRelay:
     # ---- one delivery ----------------------------------------------------------------
 
     def _deliver(self, route: Route, message: Any) -> None:
-        key = (route.subscription, message.message_id)
+        # The publish time too: a restarted emulator numbers its messages from 1 again.
+        key = (route.subscription, message.message_id, str(message.publish_time))
         seen = self._copies.claim(key, message)
         if seen != PUSH:  # a copy of a message being pushed (answered with it) or acked: not pushed again
             if seen == ACKED:
@@ -182,7 +183,7 @@ class PushRelay:
         self.log("delivery_failed", **fields, retry_in_s=round(delay, 3))
         self._delayer.call_later(delay, lambda: self._nack(key, message))
 
-    def _nack(self, key: tuple[str, str], message: Any) -> None:
+    def _nack(self, key: tuple[str, str, str], message: Any) -> None:
         """The message and the copies that joined it, back to the emulator (the newest handle counts)."""
         for handle in (message, *self._copies.release(key)):
             handle.nack()

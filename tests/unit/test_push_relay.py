@@ -146,7 +146,8 @@ def test_a_message_is_pushed_once_at_a_time_and_not_again_once_acked():
 
 def test_the_relay_answers_a_copy_with_its_message_and_pushes_once():
     """A real HTTP endpoint holds the first push; a copy handed out meanwhile is not pushed, and
-    is acked with the message; a copy after the ack is acked without a push."""
+    is acked with the message; a copy after the ack is acked without a push; a message of a
+    restarted emulator with the same id is pushed."""
     from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
     from local.stack.push_relay import PushRelay
@@ -170,10 +171,10 @@ def test_the_relay_answers_a_copy_with_its_message_and_pushes_once():
     relay = PushRelay([], log=lambda event, **fields: events.append((event, fields)))
     route = Route("projects/p/subscriptions/s", f"http://127.0.0.1:{server.server_port}/", ack_deadline=30)
 
-    def handle(attempt: int) -> SimpleNamespace:
+    def handle(attempt: int, **fields) -> SimpleNamespace:
         done: list[str] = []
         return SimpleNamespace(
-            **vars(message(delivery_attempt=attempt)), done=done,
+            **vars(message(delivery_attempt=attempt, **fields)), done=done,
             ack=lambda: done.append("ack"), nack=lambda: done.append("nack"),
         )  # fmt: skip
 
@@ -191,7 +192,11 @@ def test_the_relay_answers_a_copy_with_its_message_and_pushes_once():
         assert first.done == ["ack"] and copy.done == ["ack"]
         relay._deliver(route, late)
         assert late.done == ["ack"] and len(pushes) == 1
-        assert [e for e, _ in events] == ["copy_joined", "delivered", "copy_acked"]
+        # A restarted emulator numbers its messages from 1 again: the same id, another message.
+        renumbered = handle(1, publish_time=dt.datetime(2021, 1, 17, tzinfo=dt.UTC))
+        relay._deliver(route, renumbered)
+        assert renumbered.done == ["ack"] and len(pushes) == 2
+        assert [e for e, _ in events] == ["copy_joined", "delivered", "copy_acked", "delivered"]
     finally:
         release.set()
         server.shutdown()
