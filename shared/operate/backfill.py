@@ -115,7 +115,8 @@ def make_plan(request: BackfillRequest, settings: Settings, status_reader: Statu
             continue
         if request.repair and (day is None or day.lake_rows is None or day.state not in REPAIRABLE):
             continue
-        if request.catch_up and (day is None or (day.service, day.date) in unserved or not _caught_up(day, left)):
+        out_of_reach = day is None or (day.service, day.date) in unserved
+        if request.catch_up and (out_of_reach or not _caught_up(day, left, reports[wanted.service].last_repair)):
             continue
         state = day.state if day is not None else "unknown"
         states.setdefault(wanted.service, {})[wanted.date.isoformat()] = state
@@ -128,14 +129,13 @@ def _ym(day: Any) -> tuple[int, int]:
     return day.date.year, day.date.month
 
 
-def _caught_up(day: Any, left: dict[str, dict[str, str]]) -> bool:
-    """The daily catch-up asks again for a date never asked for, one whose month the source had
-    not published yet, and one the scheduled repair would republish; not one in flight (it is on
-    its way) nor one left to a person (a permanent dead letter would only be dead-lettered again
-    every day: it waits for a replay)."""
+def _caught_up(day: Any, left: dict[str, dict[str, str]], last_repair: dt.datetime | None) -> bool:
+    """The daily catch-up asks again for a date never asked for, one whose month the source had not
+    published yet, and one the scheduled repair would republish; not one in flight or waited for (it
+    is on its way) nor one left to a person (a permanent dead letter waits for a replay)."""
     if day.state in (MISSING, AWAITING_SOURCE):
         return True
-    v = heal.verdict(day.state, day.lake_rows, day.run, day.runs)
+    v = heal.judge(day, last_repair)
     if v.action == heal.PERSON:
         left.setdefault(day.service, {})[day.date.isoformat()] = v.why
     return v.action == heal.REPAIR

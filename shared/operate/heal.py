@@ -9,6 +9,13 @@ The rules:
 - in flight (`queued`, `running`, `retrying`): the platform is still delivering; wait;
 - `awaiting_source` (its month is not published at the source yet, within SOURCE_GRACE_DAYS of
   the month's end): wait; the daily catch-up asks for it again until the source has it;
+- loads on their way: the partition is in the lake, a destination lacks it (`partial`, or a stale
+  `mismatch`) and no loader has recorded anything yet, but the partition was written after the
+  scheduled repair last ran: its finalize notification may sit in the loaders' backlog (a long
+  backfill queues hours of loads in Google Cloud). Wait one full repair interval: republishing it
+  now only writes a new generation behind the same backlog and spends a repair attempt, which
+  left dates to a person in clean runs (issue 21). A notification really lost is repaired by the
+  next run but one;
 - repairable: the partition is in the lake and a destination lacks it or gave up (`partial`,
   `mismatch`, `dead_lettered`), an ingest message that can no longer arrive (`undelivered`), or
   a function that gave up for want of time or attempts (EXHAUSTED reasons: an outage outlived
@@ -62,8 +69,17 @@ def repair_record(runs: Iterable[RunRecord]) -> RunRecord | None:
     return next((r for r in runs if r.function == ledger_record.REPAIR), None)
 
 
-def verdict(state: str, lake_rows: int | None, run: RunRecord | None, runs: Iterable[RunRecord]) -> Verdict:
-    """What heals this date (pure)."""
+def verdict(
+    state: str,
+    lake_rows: int | None,
+    run: RunRecord | None,
+    runs: Iterable[RunRecord],
+    *,
+    written_at: dt.datetime | None = None,
+    last_repair: dt.datetime | None = None,
+) -> Verdict:
+    """What heals this date (pure). `written_at`: when the lake's partition was written;
+    `last_repair`: when the scheduled repair last ran (None: never, so no load is waited for)."""
     if state == COMPLETE:
         return Verdict(NOTHING, "complete")
     if state in IN_FLIGHT:
@@ -74,6 +90,14 @@ def verdict(state: str, lake_rows: int | None, run: RunRecord | None, runs: Iter
         return Verdict(PERSON, "the latest ingest failed a data-quality check: the same data fails again")
     if state == MISSING:
         return Verdict(PERSON, "nothing ever ran for it: nobody asked for it")
+    if _loads_on_their_way(state, lake_rows, run, written_at, last_repair):
+        return Verdict(
+            WAIT,
+            f"its partition was written at {written_at:%Y-%m-%d %H:%M:%S} UTC, after the scheduled repair last ran "
+            f"({last_repair:%H:%M:%S} UTC): its loads may still be on their way; if it is still {state} at the "
+            "repair after next, that one republishes it",
+            state,
+        )
     trouble = trouble_of(state, run)
     in_lake = lake_rows is not None
     reason = run.reason if run is not None else None
@@ -87,6 +111,23 @@ def verdict(state: str, lake_rows: int | None, run: RunRecord | None, runs: Iter
     return Verdict(
         REPAIR, f"the scheduled repair republishes it (attempt {made + 1} of {MAX_REPAIRS})", trouble, made + 1
     )
+
+
+def judge(day: Any, last_repair: dt.datetime | None) -> Verdict:
+    """`verdict` of a status date (shared/operate/status.py's DayStatus)."""
+    return verdict(day.state, day.lake_rows, day.run, day.runs, written_at=day.lake_written_at, last_repair=last_repair)
+
+
+def _loads_on_their_way(
+    state: str,
+    lake_rows: int | None,
+    run: RunRecord | None,
+    written_at: dt.datetime | None,
+    last_repair: dt.datetime | None,
+) -> bool:
+    if state not in (PARTIAL, MISMATCH) or lake_rows is None or run is not None:
+        return False
+    return written_at is not None and last_repair is not None and written_at >= last_repair
 
 
 def _commands(v: Verdict, state: str, run: RunRecord | None, service: str, day: dt.date) -> dict[str, str] | None:
@@ -124,10 +165,13 @@ def explain(
     service: str,
     day: dt.date,
     next_repair: dt.datetime | None,
+    written_at: dt.datetime | None = None,
+    last_repair: dt.datetime | None = None,
 ) -> dict[str, Any] | None:
     """For a date that is not complete: what happened, what will repair it and when, or which
-    command a person runs once the cause is fixed (pure; None for a complete date)."""
-    v = verdict(state, lake_rows, run, runs)
+    command a person runs once the cause is fixed (pure; None for a complete date). `written_at`,
+    `last_repair`: as for `verdict`."""
+    v = verdict(state, lake_rows, run, runs, written_at=written_at, last_repair=last_repair)
     if v.action == NOTHING:
         return None
     happened = f"{run.describe()}" + (f": {run.error}" if run and run.error else "") if run else state

@@ -84,12 +84,12 @@ def plan(request: BackfillRequest, settings: Settings, bucket: Any, reader: Span
             for day in report.days:
                 if day.date not in runs:
                     continue
-                _judge(result, service, day, settings.backfill_max_dates)
+                _judge(result, service, day, settings.backfill_max_dates, report.last_repair)
     return result
 
 
-def _judge(result: LedgerPlan, service: str, day: Any, limit: int) -> None:
-    v = heal.verdict(day.state, day.lake_rows, day.run, day.runs)
+def _judge(result: LedgerPlan, service: str, day: Any, limit: int, last_repair: dt.datetime | None) -> None:
+    v = heal.judge(day, last_repair)
     if v.action == heal.NOTHING:
         result.complete += 1
         held = heal.repair_record(day.runs)

@@ -28,15 +28,30 @@ def write(bucket: Any, body: Mapping[str, Any]) -> None:
     )
 
 
-def next_repair(bucket: Any, now: dt.datetime) -> dt.datetime | None:
-    """The scheduled repair's next run, from what its last run recorded; None when unknown."""
+def read(bucket: Any) -> Any:
+    """What the last run recorded (None when it never ran, or its record is unreadable)."""
     from google.api_core.exceptions import NotFound
 
     try:
-        body = json.loads(bucket.blob(MARKER).download_as_bytes(timeout=ledger_record.WRITE_TIMEOUT_SECONDS))
+        return json.loads(bucket.blob(MARKER).download_as_bytes(timeout=ledger_record.WRITE_TIMEOUT_SECONDS))
     except (NotFound, ValueError):
         return None
-    return next_from_marker(body, now)
+
+
+def next_repair(bucket: Any, now: dt.datetime) -> dt.datetime | None:
+    """The scheduled repair's next run, from what its last run recorded; None when unknown."""
+    return next_from_marker(read(bucket), now)
+
+
+def ran_at(body: Any) -> dt.datetime | None:
+    """Pure: when the marker's run ran (None if it says nothing readable)."""
+    if not isinstance(body, Mapping) or not body.get("ran_at"):
+        return None
+    try:
+        when = dt.datetime.fromisoformat(str(body["ran_at"]))
+    except ValueError:
+        return None
+    return when if when.tzinfo else when.replace(tzinfo=dt.UTC)
 
 
 def next_from_marker(body: Any, now: dt.datetime) -> dt.datetime | None:
@@ -45,7 +60,7 @@ def next_from_marker(body: Any, now: dt.datetime) -> dt.datetime | None:
         return None
     try:
         schedule = parse_schedule(body["schedule"], body.get("time_zone") or "Etc/UTC")
-        ran_at = dt.datetime.fromisoformat(str(body.get("ran_at")))
     except ValueError:
         return None
-    return schedule.next_run(now, ran_at if ran_at.tzinfo else ran_at.replace(tzinfo=dt.UTC))
+    last = ran_at(body)
+    return schedule.next_run(now, last) if last is not None else None

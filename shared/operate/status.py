@@ -1,21 +1,20 @@
 """Which dates are loaded where: the truth read from the lake, BigQuery and Postgres.
 
-Nothing here trusts a log or a bookkeeping table alone. For one service and an
-inclusive date range, shared/operate/status_reads.py reads:
-- the lake: `trips/` objects and their `rows_written` metadata, `rejects/`
-  objects' `rows_rejected`, and `quarantine/` objects (a quarantine newer than the
-  trips object means the latest ingest of that date failed its checks);
+Nothing here trusts a log or a bookkeeping table alone. For one service and an inclusive date
+range, shared/operate/status_reads.py reads:
+- the lake: `trips/` objects and their `rows_written` metadata, `rejects/` objects'
+  `rows_rejected`, and `quarantine/` objects (a quarantine newer than the trips object means the
+  latest ingest of that date failed its checks);
 - BigQuery: a grouped COUNT(*) per `pickup_date` of `{service}_trips`;
 - Postgres: a grouped count per `pickup_date` of `{schema}.{service}_trips` and
   the newest `loads` ledger entry per date (which generation was loaded);
-- the run ledger (`runs/`, shared/core/ledger_read.py), one listing: where the counts say
-  `missing` or `partial`, a date whose work is in flight or was given up on is
-  `queued`, `running`, `retrying` or `dead_lettered` instead, and one whose month the source has
-  not published yet is `awaiting_source`, so a date being processed is
-  never reported as never asked for. The counts still decide `complete`.
-A table or ledger that does not exist yet means 0 rows, not an error: a fresh
-project is simply all `missing`. This module is the model: the classification (`classify`,
-`build_report`) is a pure function of what the readers return, so it is unit-tested from plain data.
+- the run ledger (`runs/`, shared/core/ledger_read.py), one listing: where the counts say `missing`
+  or `partial`, a date whose work is in flight or was given up on is `queued`, `running`, `retrying`
+  or `dead_lettered` instead, one whose month the source has not published yet `awaiting_source`:
+  a date being processed never reads as never asked for. The counts still decide `complete`.
+A table or ledger that does not exist yet means 0 rows, not an error: a fresh project is simply all
+`missing`. This module is the model: the classification (`classify`, `build_report`) is a pure
+function of what the readers return, so it is unit-tested from plain data.
 """
 
 from __future__ import annotations
@@ -142,6 +141,7 @@ class DayStatus:
     runs: list[ledger_read.RunRecord] = field(default_factory=list)  # each function's latest attempt
     run: ledger_read.RunRecord | None = None  # the one behind running / retrying / dead_lettered
     explanation: dict[str, Any] | None = None  # not complete: what happened, what repairs it, when (heal.explain)
+    lake_written_at: dt.datetime | None = None  # when the lake's partition was written (heal waits for its loads)
 
     @property
     def label(self) -> str:
@@ -168,6 +168,7 @@ class DayStatus:
             "bigquery_rows": self.bigquery_rows,
             "postgres_rows": self.postgres_rows,
             "lake_generation": self.lake_generation,
+            "lake_written_at": self.lake_written_at.isoformat() if self.lake_written_at else None,
             "postgres_loaded": None
             if ledger is None
             else {
@@ -192,6 +193,7 @@ class StatusReport:
     source_urls: dict[str, str] = field(default_factory=dict)
     generated_at: dt.datetime = field(default_factory=lambda: dt.datetime.now(dt.UTC))
     next_repair: dt.datetime | None = None  # the scheduled repair's next run, from its schedule
+    last_repair: dt.datetime | None = None  # when it last ran (a partition written since waits for its loads)
 
     def summary(self) -> dict[str, int]:
         counts = {state: 0 for state in STATES}
@@ -209,6 +211,7 @@ class StatusReport:
             "end": self.end.isoformat(),
             "generated_at": self.generated_at.isoformat(),
             "next_repair": self.next_repair.isoformat() if self.next_repair else None,
+            "last_repair": self.last_repair.isoformat() if self.last_repair else None,
             "summary": self.summary(),
             "states": dict(STATE_MEANING),
             "source_urls": dict(self.source_urls),
@@ -233,10 +236,11 @@ def build_report(
     runs: Mapping[dt.date, list[ledger_read.RunRecord]] | None = None,
     now: dt.datetime | None = None,
     next_repair: dt.datetime | None = None,
+    last_repair: dt.datetime | None = None,
 ) -> StatusReport:
     """Combine what each place holds into one status per date (pure: plain data in, report out);
     each date not complete says what heals it and when (`next_repair`: the scheduled repair's
-    next run), or the command a person runs (shared/operate/heal.py)."""
+    next run; `last_repair`: its last), or the command a person runs (shared/operate/heal.py)."""
     now = now or dt.datetime.now(dt.UTC)
     days = []
     for day in date_range(start, end):
@@ -259,7 +263,9 @@ def build_report(
             state = run.outcome
             notes.insert(0, f"{run.describe()}" + (f": {run.error}" if run.error else ""))
         latest = ledger_read.latest_by_function(attempts)
-        explanation = heal.explain(state, held.rows, run, latest, service, day, next_repair)
+        explanation = heal.explain(
+            state, held.rows, run, latest, service, day, next_repair, held.written_at, last_repair
+        )
         days.append(
             DayStatus(
                 service,
@@ -275,13 +281,14 @@ def build_report(
                 latest,
                 run,
                 explanation,
+                held.written_at,
             )
         )
     urls: dict[str, str] = {}
     if source_template:
         for day in date_range(start, end):
             urls.setdefault(f"{day:%Y-%m}", source_url(source_template, service, day.year, day.month))
-    return StatusReport(service, start, end, days, urls, now, next_repair)
+    return StatusReport(service, start, end, days, urls, now, next_repair, last_repair)
 
 
 def _differences(lake_rows: int | None, bq: int, pg: int) -> list[str]:

@@ -159,10 +159,10 @@ def report(
 
     Postgres is reached through `shared.core.pg` (Cloud SQL connector or direct, pooled). `runs`:
     the range's run records when the caller listed them already (the repair lists them all once).
-    The scheduled repair's next run comes from what its last run recorded (shared/operate/repair.py).
+    The scheduled repair's last and next run come from what its last run recorded (shared/operate/repair.py).
     """
     from shared.core import clients, pg
-    from shared.operate.repair_schedule import next_repair
+    from shared.operate import repair_schedule
 
     bucket = bucket if bucket is not None else clients.storage().bucket(settings.lake_bucket)
     lake = read_lake(bucket, service, start, end)
@@ -177,6 +177,7 @@ def report(
     with (connection or pg.connection)(settings) as conn:
         postgres, loads = read_postgres(conn, settings.pg_schema, service, start, end)
     now = dt.datetime.now(dt.UTC)
+    marker = repair_schedule.read(bucket)
     return build_report(
         service,
         start,
@@ -188,5 +189,6 @@ def report(
         settings.source_url_template,
         runs,
         now,
-        next_repair(bucket, now),
+        repair_schedule.next_from_marker(marker, now),
+        repair_schedule.ran_at(marker),
     )

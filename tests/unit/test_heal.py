@@ -138,6 +138,28 @@ def test_verdicts(state, lake, run, action):
     assert heal.verdict(state, lake, run, [run] if run else []).action == action
 
 
+@pytest.mark.parametrize("state", ["partial", "mismatch"])
+def test_a_partition_written_since_the_last_repair_waits_for_its_loads(state):
+    """Before: a partial date was republished (with force) by the first repair after its write while
+    its finalize notification still sat in the loaders' backlog; clean chaos runs republished up to
+    154 dates at once that way, and left 24-31 to a person after MAX_REPAIRS (issue 21)."""
+    last_repair = NOW - dt.timedelta(minutes=5)
+    fresh = heal.verdict(state, 100, None, [], written_at=NOW - dt.timedelta(minutes=1), last_repair=last_repair)
+    assert fresh.action == "wait" and "repair after next" in fresh.why
+    old = heal.verdict(state, 100, None, [], written_at=NOW - dt.timedelta(minutes=9), last_repair=last_repair)
+    assert (old.action, old.attempt) == ("repair", 1)
+    never = heal.verdict(state, 100, None, [], written_at=NOW - dt.timedelta(minutes=1), last_repair=None)
+    assert never.action == "repair", "with no repair run on record, nothing is waited for"
+    held = rec("repair", "queued", state, attempt=heal.MAX_REPAIRS)
+    assert heal.verdict(state, 100, None, [held], written_at=NOW, last_repair=last_repair).action == "wait"
+
+
+def test_the_wait_for_loads_is_not_a_wait_for_an_exhausted_loader():
+    load = exhausted_load()
+    v = heal.verdict("dead_lettered", 100, load, [load], written_at=NOW, last_repair=NOW - dt.timedelta(minutes=5))
+    assert v.action == "repair"
+
+
 def test_a_person_gets_the_replay_command_for_a_permanent_dead_letter():
     run = rec("ingest", "dead_lettered", "source_not_found")
     told = heal.explain("dead_lettered", None, run, [run], "yellow", DAY, NOW)
@@ -162,6 +184,29 @@ def test_status_says_what_repairs_a_partial_date_and_when():
     assert day.explanation["action"] == "repair" and day.explanation["when"] == next_run.isoformat()
     assert "attempt 1 of" in day.explanation["remedy"]
     assert report.as_dict()["next_repair"] == next_run.isoformat()
+
+
+def test_status_says_a_partition_written_since_the_last_repair_is_waited_for():
+    last_repair, next_run = NOW - dt.timedelta(minutes=10), NOW + dt.timedelta(minutes=50)
+    written = NOW - dt.timedelta(minutes=2)
+    lake = {DAY: LakeDay(100, 0, 7, written)}
+    runs = {DAY: [rec("ingest", "succeeded")]}
+    report = build_report(
+        "yellow", DAY, DAY, lake, {}, {}, {}, runs=runs, now=NOW, next_repair=next_run, last_repair=last_repair
+    )
+    (day,) = report.days
+    assert day.state == "partial" and day.explanation["action"] == "wait"
+    assert "may still be on their way" in day.explanation["remedy"]
+    body = report.as_dict()
+    assert body["last_repair"] == last_repair.isoformat()
+    assert body["dates"][0]["lake_written_at"] == written.isoformat()
+
+
+def test_the_repair_marker_says_when_it_ran():
+    assert repair_schedule.ran_at({"ran_at": "2026-12-06T10:15:00"}) == NOW - dt.timedelta(minutes=5)
+    assert repair_schedule.ran_at({"ran_at": "2026-12-06T10:15:00+00:00"}) == NOW - dt.timedelta(minutes=5)
+    assert repair_schedule.ran_at({"ran_at": "soon"}) is None
+    assert repair_schedule.ran_at(None) is None and repair_schedule.ran_at({}) is None
 
 
 def test_a_queued_record_older_than_the_longest_delivery_reads_undelivered():
@@ -274,3 +319,33 @@ def test_the_ledger_repair_plans_every_touched_date_whatever_its_calendar_date_a
     assert found.complete == 1 and found.cleared == [
         f"runs/yellow/pickup_date={days[2].isoformat()}/repair/attempts.json"
     ]
+
+
+def test_the_ledger_repair_waits_for_partitions_written_since_its_last_run():
+    from shared.core.settings import Settings
+
+    days = [dt.date(2021, 8, 10), dt.date(2021, 8, 11)]
+    when = (NOW - dt.timedelta(minutes=30)).isoformat()
+    listing = Listing(
+        {
+            f"runs/yellow/pickup_date={d.isoformat()}/ingest/ingest-1.json": {
+                "outcome": "succeeded",
+                "updated_at": when,
+            }
+            for d in days
+        }
+    )
+    last_repair = NOW - dt.timedelta(minutes=10)
+    written = {days[0]: NOW - dt.timedelta(minutes=20), days[1]: NOW - dt.timedelta(minutes=3)}
+
+    def reader(service, start, end, settings, runs):
+        lake = {d: LakeDay(100, 0, 7, written[d]) for d in days}
+        return build_report(service, start, end, lake, {}, {}, {}, runs=runs, now=NOW, last_repair=last_repair)
+
+    request = parse_backfill({"repair": True, "from_ledger": True}, 3660, NOW)
+    settings = Settings.from_env(
+        {"GCP_PROJECT": "p", "DEAD_LETTER_TOPIC": "d", "INGEST_TOPIC": "i", "LAKE_BUCKET": "b"}
+    )
+    found = repair.plan(request, settings, listing, reader)
+    assert [m.date for m in found.messages] == [days[0]], "only the partition older than the last run"
+    assert found.waiting == 1

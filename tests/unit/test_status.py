@@ -118,6 +118,7 @@ def test_build_report_from_plain_data():
         "bigquery_rows": 10,
         "postgres_rows": 10,
         "lake_generation": 111,
+        "lake_written_at": T0.isoformat(),
         "postgres_loaded": {
             "generation": "111",
             "rows": 10,
