@@ -57,6 +57,14 @@ class Schedule:
             local = dt.datetime.combine(day, dt.time())
         return None
 
+    def period(self, at: dt.datetime) -> dt.timedelta | None:
+        """The gap between the runs that follow `at` (an hourly cron: one hour), None if none come."""
+        if self.every_seconds is not None:
+            return dt.timedelta(seconds=self.every_seconds)
+        first = self.next_run(at)
+        second = self.next_run(first) if first is not None else None
+        return second - first if first is not None and second is not None else None
+
     def _day_matches(self, day: dt.date, days: frozenset[int], weekdays: frozenset[int]) -> bool:
         weekday = (day.weekday() + 1) % 7  # cron: 0 = Sunday
         by_day, by_weekday = day.day in days, weekday in weekdays or (weekday == 0 and 7 in weekdays)

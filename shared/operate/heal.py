@@ -15,7 +15,8 @@ The rules:
   backfill queues hours of loads in Google Cloud). Wait one full repair interval: republishing it
   now only writes a new generation behind the same backlog and spends a repair attempt, which
   left dates to a person in clean runs (issue 21). A notification really lost is repaired by the
-  next run but one;
+  next run but one. (A first repair run, with no run before it, waits one period of its schedule:
+  shared/operate/repair.py);
 - repairable: the partition is in the lake and a destination lacks it or gave up (`partial`,
   `mismatch`, `dead_lettered`), an ingest message that can no longer arrive (`undelivered`), or
   a function that gave up for want of time or attempts (EXHAUSTED reasons: an outage outlived

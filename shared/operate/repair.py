@@ -29,6 +29,7 @@ from typing import Any
 from shared.core import ledger_read, ledger_record, logs, paths
 from shared.core.ledger_read import RunRecord
 from shared.core.messages import BackfillRequest, IngestRequest
+from shared.core.schedule import parse_schedule
 from shared.core.settings import Settings
 from shared.operate import heal, repair_schedule
 from shared.operate.status import StatusReport
@@ -73,10 +74,17 @@ class LedgerPlan:
         self.clear_generations: list[int | None] = []
 
 
-def plan(request: BackfillRequest, settings: Settings, bucket: Any, reader: SpanReader | None = None) -> LedgerPlan:
+def plan(
+    request: BackfillRequest,
+    settings: Settings,
+    bucket: Any,
+    reader: SpanReader | None = None,
+    now: dt.datetime | None = None,
+) -> LedgerPlan:
     """Every date the ledger touched, judged by heal.verdict; at most BACKFILL_MAX_DATES republished."""
     reader = reader or _read_span
     result = LedgerPlan()
+    first_run = _one_period_ago(request, now or dt.datetime.now(dt.UTC))
     for service in request.services:
         runs = ledger_read.read_all_runs(bucket, service)
         for start, end in spans(list(runs)):
@@ -84,8 +92,18 @@ def plan(request: BackfillRequest, settings: Settings, bucket: Any, reader: Span
             for day in report.days:
                 if day.date not in runs:
                     continue
-                _judge(result, service, day, settings.backfill_max_dates, report.last_repair)
+                _judge(result, service, day, settings.backfill_max_dates, report.last_repair or first_run)
     return result
+
+
+def _one_period_ago(request: BackfillRequest, now: dt.datetime) -> dt.datetime | None:
+    """For a first run (no previous run on record): a partition written within one period of the
+    schedule the message carries waits for its loads, as it would after a previous run. Without
+    this, the first run of a fresh deployment republished every date of a backfill under way."""
+    if not request.schedule:
+        return None
+    period = parse_schedule(request.schedule, request.time_zone).period(now)
+    return now - period if period is not None else None
 
 
 def _judge(result: LedgerPlan, service: str, day: Any, limit: int, last_repair: dt.datetime | None) -> None:

@@ -13,11 +13,13 @@ from shared.core.errors import ValidationError
 from shared.core.ledger_read import RunRecord
 from shared.core.messages import parse_backfill
 from shared.core.schedule import parse_schedule
+from shared.core.settings import Settings
 from shared.operate import heal, repair, repair_schedule
 from shared.operate.status import LakeDay, build_report
 
 NOW = dt.datetime(2026, 12, 6, 10, 20, tzinfo=dt.UTC)
 DAY = dt.date(2021, 8, 10)
+SETTINGS = Settings.from_env({"GCP_PROJECT": "p", "DEAD_LETTER_TOPIC": "d", "INGEST_TOPIC": "i", "LAKE_BUCKET": "b"})
 
 
 def rec(function, outcome, reason=None, attempt=1, minutes_ago=5, generation=None):
@@ -322,8 +324,6 @@ def test_the_ledger_repair_plans_every_touched_date_whatever_its_calendar_date_a
 
 
 def test_the_ledger_repair_waits_for_partitions_written_since_its_last_run():
-    from shared.core.settings import Settings
-
     days = [dt.date(2021, 8, 10), dt.date(2021, 8, 11)]
     when = (NOW - dt.timedelta(minutes=30)).isoformat()
     listing = Listing(
@@ -343,9 +343,45 @@ def test_the_ledger_repair_waits_for_partitions_written_since_its_last_run():
         return build_report(service, start, end, lake, {}, {}, {}, runs=runs, now=NOW, last_repair=last_repair)
 
     request = parse_backfill({"repair": True, "from_ledger": True}, 3660, NOW)
-    settings = Settings.from_env(
-        {"GCP_PROJECT": "p", "DEAD_LETTER_TOPIC": "d", "INGEST_TOPIC": "i", "LAKE_BUCKET": "b"}
-    )
-    found = repair.plan(request, settings, listing, reader)
+    found = repair.plan(request, SETTINGS, listing, reader)
     assert [m.date for m in found.messages] == [days[0]], "only the partition older than the last run"
     assert found.waiting == 1
+
+
+def test_a_first_repair_run_waits_one_period_of_its_schedule():
+    """Before: with no previous run on record nothing was waited for, and the first repair of a
+    fresh stack republished 165 dates of a clean chaos run whose loads were only queued."""
+    days = [dt.date(2021, 8, 10), dt.date(2021, 8, 11)]
+    when = (NOW - dt.timedelta(minutes=30)).isoformat()
+    listing = Listing(
+        {
+            f"runs/yellow/pickup_date={d.isoformat()}/ingest/ingest-1.json": {
+                "outcome": "succeeded",
+                "updated_at": when,
+            }
+            for d in days
+        }
+    )
+    written = {days[0]: NOW - dt.timedelta(minutes=5), days[1]: NOW - dt.timedelta(seconds=30)}
+
+    def reader(service, start, end, settings, runs):
+        lake = {d: LakeDay(100, 0, 7, written[d]) for d in days}
+        return build_report(service, start, end, lake, {}, {}, {}, runs=runs, now=NOW)  # no run on record
+
+    scheduled = parse_backfill({"repair": True, "from_ledger": True, "schedule": "@every 60s"}, 3660, NOW)
+    found = repair.plan(scheduled, SETTINGS, listing, reader, now=NOW)
+    assert [m.date for m in found.messages] == [days[0]] and found.waiting == 1
+    by_hand = parse_backfill({"repair": True, "from_ledger": True}, 3660, NOW)  # no schedule: nothing to wait by
+    assert [m.date for m in repair.plan(by_hand, SETTINGS, listing, reader, now=NOW).messages] == days
+
+
+@pytest.mark.parametrize(
+    ("text", "period"),
+    [
+        ("@every 60s", dt.timedelta(seconds=60)),
+        ("17 * * * *", dt.timedelta(hours=1)),
+        ("0 5 * * *", dt.timedelta(days=1)),
+    ],
+)
+def test_a_schedule_s_period(text, period):
+    assert parse_schedule(text).period(NOW) == period
