@@ -10,7 +10,7 @@ The rules:
 - `awaiting_source` (its month is not published at the source yet, within SOURCE_GRACE_DAYS of
   the month's end): wait; the daily catch-up asks for it again until the source has it;
 - loads on their way: the partition is in the lake, a destination lacks it (`partial`, or a stale
-  `mismatch`) and no loader has recorded anything yet, but the partition was written after the
+  `mismatch`), no attempt is in flight or given up on, and the partition was written after the
   scheduled repair last ran: its finalize notification may sit in the loaders' backlog (a long
   backfill queues hours of loads in Google Cloud). Wait one full repair interval: republishing it
   now only writes a new generation behind the same backlog and spends a repair attempt, which
