@@ -323,56 +323,44 @@ def test_the_ledger_repair_plans_every_touched_date_whatever_its_calendar_date_a
     ]
 
 
-def test_the_ledger_repair_waits_for_partitions_written_since_its_last_run():
-    days = [dt.date(2021, 8, 10), dt.date(2021, 8, 11)]
+TWO_DAYS = [dt.date(2021, 8, 10), dt.date(2021, 8, 11)]
+
+
+def _ingested_partitions(written: dict[dt.date, dt.datetime], last_repair: dt.datetime | None):
+    """A ledger where ingest succeeded for each date, and a span reader whose lake holds each
+    date's partition written at `written[date]`, in no destination yet (plain data)."""
     when = (NOW - dt.timedelta(minutes=30)).isoformat()
-    listing = Listing(
-        {
-            f"runs/yellow/pickup_date={d.isoformat()}/ingest/ingest-1.json": {
-                "outcome": "succeeded",
-                "updated_at": when,
-            }
-            for d in days
-        }
-    )
-    last_repair = NOW - dt.timedelta(minutes=10)
-    written = {days[0]: NOW - dt.timedelta(minutes=20), days[1]: NOW - dt.timedelta(minutes=3)}
+    name = "runs/yellow/pickup_date={}/ingest/ingest-1.json"
+    listing = Listing({name.format(d.isoformat()): {"outcome": "succeeded", "updated_at": when} for d in written})
 
     def reader(service, start, end, settings, runs):
-        lake = {d: LakeDay(100, 0, 7, written[d]) for d in days}
+        lake = {d: LakeDay(100, 0, 7, at) for d, at in written.items()}
         return build_report(service, start, end, lake, {}, {}, {}, runs=runs, now=NOW, last_repair=last_repair)
 
+    return listing, reader
+
+
+def test_the_ledger_repair_waits_for_partitions_written_since_its_last_run():
+    old, fresh = TWO_DAYS
+    written = {old: NOW - dt.timedelta(minutes=20), fresh: NOW - dt.timedelta(minutes=3)}
+    listing, reader = _ingested_partitions(written, last_repair=NOW - dt.timedelta(minutes=10))
     request = parse_backfill({"repair": True, "from_ledger": True}, 3660, NOW)
     found = repair.plan(request, SETTINGS, listing, reader)
-    assert [m.date for m in found.messages] == [days[0]], "only the partition older than the last run"
+    assert [m.date for m in found.messages] == [old], "only the partition older than the last run"
     assert found.waiting == 1
 
 
 def test_a_first_repair_run_waits_one_period_of_its_schedule():
     """Before: with no previous run on record nothing was waited for, and the first repair of a
     fresh stack republished 165 dates of a clean chaos run whose loads were only queued."""
-    days = [dt.date(2021, 8, 10), dt.date(2021, 8, 11)]
-    when = (NOW - dt.timedelta(minutes=30)).isoformat()
-    listing = Listing(
-        {
-            f"runs/yellow/pickup_date={d.isoformat()}/ingest/ingest-1.json": {
-                "outcome": "succeeded",
-                "updated_at": when,
-            }
-            for d in days
-        }
-    )
-    written = {days[0]: NOW - dt.timedelta(minutes=5), days[1]: NOW - dt.timedelta(seconds=30)}
-
-    def reader(service, start, end, settings, runs):
-        lake = {d: LakeDay(100, 0, 7, written[d]) for d in days}
-        return build_report(service, start, end, lake, {}, {}, {}, runs=runs, now=NOW)  # no run on record
-
+    old, fresh = TWO_DAYS
+    written = {old: NOW - dt.timedelta(minutes=5), fresh: NOW - dt.timedelta(seconds=30)}
+    listing, reader = _ingested_partitions(written, last_repair=None)  # no run on record
     scheduled = parse_backfill({"repair": True, "from_ledger": True, "schedule": "@every 60s"}, 3660, NOW)
     found = repair.plan(scheduled, SETTINGS, listing, reader, now=NOW)
-    assert [m.date for m in found.messages] == [days[0]] and found.waiting == 1
+    assert [m.date for m in found.messages] == [old] and found.waiting == 1
     by_hand = parse_backfill({"repair": True, "from_ledger": True}, 3660, NOW)  # no schedule: nothing to wait by
-    assert [m.date for m in repair.plan(by_hand, SETTINGS, listing, reader, now=NOW).messages] == days
+    assert [m.date for m in repair.plan(by_hand, SETTINGS, listing, reader, now=NOW).messages] == TWO_DAYS
 
 
 @pytest.mark.parametrize(
