@@ -146,6 +146,16 @@ class PushRelay:
             self.log(f"copy_{seen}", subscription=route.subscription, message_id=message.message_id,
                      attempt=message.delivery_attempt)  # fmt: skip
             return
+        try:
+            self._push(route, message, key)
+        except Exception:
+            # Not left claimed: every later copy would join a push that no longer runs and never be
+            # answered. The copies go back; the message's own lease lapses and it comes again.
+            for handle in self._copies.release(key):
+                handle.nack()
+            raise
+
+    def _push(self, route: Route, message: Any, key: tuple[str, str, str]) -> None:
         attempt = message.delivery_attempt or self._count_locally(message.message_id)
         status, error = self._post(route, push_body(message, route.subscription, message.delivery_attempt))
         # When it was published: a message older than the emulator's last start was pulled before

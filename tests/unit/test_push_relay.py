@@ -201,3 +201,28 @@ def test_the_relay_answers_a_copy_with_its_message_and_pushes_once():
         release.set()
         server.shutdown()
         server.server_close()
+
+
+def test_a_push_that_raises_does_not_leave_its_message_claimed():
+    """Before: an unexpected error after the claim left the key claimed for good, so every later
+    copy of the message joined a push that no longer ran and was never answered."""
+    from local.stack.push_relay import PushRelay
+
+    calls = []
+
+    def post(route, body):
+        calls.append(body)
+        if len(calls) == 1:
+            raise RuntimeError("not a requests error")
+        return 204, None
+
+    relay = PushRelay([], log=lambda event, **fields: None)
+    relay._post = post
+    route = Route("projects/p/subscriptions/s", "http://127.0.0.1:9/", ack_deadline=30)
+    first, copy = message(delivery_attempt=1), message(delivery_attempt=2)
+    done: list[str] = []
+    copy.ack, copy.nack = (lambda: done.append("ack")), (lambda: done.append("nack"))
+    with pytest.raises(RuntimeError):
+        relay._deliver(route, first)
+    relay._deliver(route, copy)
+    assert len(calls) == 2 and done == ["ack"], "the copy is pushed and acked, not joined to a dead push"
