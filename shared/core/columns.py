@@ -10,6 +10,8 @@ from dataclasses import dataclass
 
 import pyarrow as pa
 
+import shared.core.arrow_pandas  # noqa: F401 - before any conversion: pyarrow never imports pandas
+
 # kind -> (arrow type, BigQuery type, PostgreSQL type)
 _TYPES = {
     "int": (pa.int64(), "INT64", "bigint"),
