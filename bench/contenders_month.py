@@ -119,9 +119,13 @@ def split(spec: dict[str, Any], clock: Clock) -> dict[str, Any]:
 
 def ingest_31(spec: dict[str, Any], clock: Clock) -> dict[str, Any]:
     """Every date of the month through the ingest entry point, in order, in one warm process."""
-    with clock:
-        from functions import ingest  # first: `shared` picks Arrow's allocator before pyarrow loads
+    import os
+
+    os.environ["FUNCTION_TARGET"] = "ingest"  # as functions-framework sets it before it imports main.py
+    with clock:  # what an instance imports: main.py, which imports the ingest module only
+        import main
         from shared.core import clients
+    ingest = main._function("ingest")
     from shared.ingest.lake import month_days
     from tests.gcs_events import message_published_event
 
