@@ -30,7 +30,7 @@ import uuid
 from collections.abc import Callable, Mapping
 from typing import Any
 
-from shared.core import clients, ledger, ledger_record, logs
+from shared.core import clients, heap, ledger, ledger_record, logs
 from shared.core.errors import ConfigError, PermanentError, PipelineError, TransientError, classify
 from shared.core.events import delivery_attempt, event_time
 from shared.core.settings import Settings, get_settings
@@ -100,6 +100,13 @@ def event_function(function: str) -> Callable[[Handler], Callable[[Any], None]]:
     def decorate(handler: Handler) -> Callable[[Any], None]:
         @functools.wraps(handler)
         def entry_point(cloud_event: Any) -> None:
+            heap.before_delivery()
+            try:
+                _deliver(cloud_event)
+            finally:
+                heap.after_delivery()  # the delivery's garbage, freed before the next (shared/core/heap.py)
+
+        def _deliver(cloud_event: Any) -> None:
             started = time.perf_counter()
             try:
                 settings = get_settings(function)

@@ -200,6 +200,48 @@ def test_a_failing_ledger_never_changes_the_outcome(lake, capsys):
         entry(lambda: (_ for _ in ()).throw(TransientError("x")))(event())
 
 
+class Payload:
+    """Stands for a delivery's large locals (a date's partition bytes); weak-referenceable."""
+
+
+@pytest.mark.parametrize("raises", [False, True])
+def test_the_garbage_of_a_delivery_is_freed_when_it_ends(lake, raises):
+    """A caught exception's traceback holds the frame that caught it, and that frame its locals:
+    a cycle only a collection frees. The boundary collects after every delivery (shared/core/heap.py),
+    so nothing of a delivery outlives it. Automatic collection is off here, so only the boundary's runs."""
+    import gc
+    import sys
+    import weakref
+
+    seen = {}
+
+    def work():
+        payload = Payload()
+        seen["payload"] = weakref.ref(payload)
+        try:
+            raise NotFound("absent")  # as get_blob says "absent": raised and caught
+        except NotFound as exc:
+            caught = exc  # kept in a local, as the client's retry helper does: a cycle through this frame
+        assert caught.__traceback__.tb_frame is sys._getframe()
+        if raises:
+            raise TransientError("retry me")
+        return {"rows_written": 1}
+
+    enabled = gc.isenabled()
+    gc.disable()
+    try:
+        if raises:  # what a failed delivery leaves is freed by the end of the next one
+            with pytest.raises(TransientError):
+                entry(work)(event())
+            entry(lambda: {"rows_written": 1})(event())
+        else:
+            entry(work)(event())
+        assert seen["payload"]() is None
+    finally:
+        if enabled:
+            gc.enable()
+
+
 def test_a_failure_before_started_is_recorded_under_the_context_date(lake):
     @event_function("ingest")
     def handle(cloud_event, settings):
