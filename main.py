@@ -14,7 +14,7 @@ python -c "import main"`, measured in the commit that made this change, with sha
 
 import importlib
 import os
-from types import ModuleType
+import types
 
 import functions_framework
 
@@ -30,7 +30,7 @@ _MODULES = {
 }
 
 
-def _function(entry_point: str) -> ModuleType:
+def _function(entry_point: str) -> types.ModuleType:
     """The module behind an entry point, imported on first use (then a dictionary lookup)."""
     return importlib.import_module(_MODULES[entry_point])
 
