@@ -19,15 +19,21 @@ collection of everything takes about 15 ms, one after a later date 0.4 ms (30 da
 from __future__ import annotations
 
 import gc
+import threading
 
-_deliveries = 0
+_lock = threading.Lock()  # functions-framework serves requests on threads (gunicorn gthread, 4 a CPU)
+_started = False
+_finished = 0
 
 
 def before_delivery() -> None:
     """Before the first delivery: what the instance imported is long-lived; out of every collection."""
-    if _deliveries == 0:
-        gc.collect()
-        gc.freeze()
+    global _started
+    with _lock:
+        if not _started:
+            _started = True
+            gc.collect()
+            gc.freeze()
 
 
 def after_delivery() -> int:
@@ -37,10 +43,11 @@ def after_delivery() -> int:
     the clients it created live as long as the instance (a collection after each of ingest's later
     dates took about 4 ms without this, 0.4 ms with it). Frozen objects are never collected, so this
     happens once: a frozen object that later dies inside a cycle is kept, but only those of
-    the first delivery, never a growing number."""
-    global _deliveries
+    the first delivery (and of one served beside it), never a growing number."""
+    global _finished
     collected = gc.collect()
-    _deliveries += 1
-    if _deliveries == 1:
-        gc.freeze()
+    with _lock:
+        _finished += 1
+        if _finished == 1:
+            gc.freeze()
     return collected
