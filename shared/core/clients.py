@@ -49,9 +49,10 @@ def _no_bucket_lookups(client: Any) -> None:
     """google-cloud-storage (3.17) looks the bucket up (`buckets.get`, on a background thread)
     on a client's first request, to label trace spans, and again after every 404 once it knows
     the bucket, even with tracing off. The functions' service accounts hold object roles only
-    (infra/terraform/iam.tf), so in Google Cloud each lookup is refused and leaves a "policy
-    denied" audit log entry: one or two for every date ingest publishes (a 404 is how `get_blob`
-    says "absent"). Nothing here reads those labels. (Checked against a local server by
+    (infra/terraform/iam.tf: no storage.buckets.get), so in Google Cloud each lookup is a request
+    refused with 403, one or two for every date ingest publishes (a 404 is how `get_blob` says
+    "absent"), and a permission-denied entry wherever Data Access audit logs are on for Cloud
+    Storage (off by default). Nothing here reads those labels. (Checked against a local server by
     tests/unit/test_clients_storage.py, which fails if the library starts looking again.)"""
     if getattr(client, "_bucket_metadata_cache", None) is not None:
         client._bucket_metadata_cache = None

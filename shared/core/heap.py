@@ -5,10 +5,10 @@ object not written yet; the run ledger's first read of a date). The caught excep
 reference cycle (its traceback holds a frame whose locals hold the exception), and a frame holds
 its callers' frames, so the cycle keeps every local of the delivery alive after it returned: a
 date's partition bytes, its decoded columns. CPython frees cycles only in a full collection,
-which comes rarely in a process holding the ~76k objects of its imports. Measured with `python -m
-bench --service fhvhv --rows 20000000 --only ingest_31` (about 15 MB a date): the ingest
-instance grew by about 15 MB with every date it published, to a 433 MB peak against its split's
-334 MB; with a collection after each date it stayed at 186-230 MB between dates.
+which comes rarely in a process holding the ~76k objects of its imports. Measured in the process
+of `python -m bench --service fhvhv --rows 20000000 --only ingest_31`, its RSS printed after each
+date: the ingest instance grew by about 15 MB with every date it published, to a 433 MB peak
+against its split's 334 MB; with a collection after each date it stayed at 186-230 MB between dates.
 
 So the function boundary (shared/core/runtime.py) collects after every delivery. What the
 instance imported, and what its first delivery left (clients, lazily imported modules), is frozen

@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import http.server
 import threading
-import time
 from collections.abc import Iterator
 
 import pytest
@@ -46,8 +45,10 @@ def storage_server(monkeypatch) -> Iterator[list[str]]:
 def test_absent_objects_cost_one_request_each_and_no_bucket_lookup(storage_server):
     """The library would also look the bucket up (buckets.get) on its first request and after
     every 404: requests the functions' object-only roles refuse in Google Cloud (shared/core/clients.py)."""
+    before = set(threading.enumerate())
     bucket = storage_client("p").bucket("lake")
     assert bucket.get_blob("trips/a.parquet") is None
     assert bucket.get_blob("runs/b.json") is None
-    time.sleep(0.5)  # the library's lookups run on background threads
+    for thread in set(threading.enumerate()) - before:  # the library's lookups run on threads of their own
+        thread.join(timeout=10)
     assert storage_server == ["/storage/v1/b/lake/o/trips%2Fa.parquet", "/storage/v1/b/lake/o/runs%2Fb.json"]
